@@ -1,0 +1,240 @@
+"""One normalized view of an alert, whatever survey sent it.
+
+An :class:`Alert` carries the triggering detection as plain attributes (ids, position, time as MJD,
+band, magnitude *and* flux, reliability) and keeps the original decoded record untouched in
+``record``. The history (earlier detections, upper limits, forced photometry) and the cutouts are
+derived from the record on first access and then cached: most stages need only a few scalar
+fields, and building per-epoch objects for every alert would cost more than decoding it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Survey = Literal["ztf", "rubin"]
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One detection of the object: difference-image photometry at one epoch.
+
+    ``mag`` is None when the difference flux is not positive (a negative detection has a flux but
+    no magnitude); ``flux`` is in nJy and keeps its sign.
+    """
+
+    detection_id: int
+    mjd: float
+    band: str
+    ra: float | None
+    dec: float | None
+    mag: float | None
+    mag_err: float | None
+    flux: float | None
+    flux_err: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class UpperLimit:
+    """A non-detection: the survey looked and saw nothing brighter than ``limiting_mag``."""
+
+    mjd: float
+    band: str
+    limiting_mag: float | None
+    limiting_flux: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ForcedPoint:
+    """Forced photometry at the object's position on one epoch (flux in nJy, may be negative)."""
+
+    mjd: float
+    band: str
+    flux: float | None
+    flux_err: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """An object's light curve as known at the time of the alert, oldest first.
+
+    ``detections`` includes the triggering detection, so ``len(detections)`` is the number of
+    detections the alert carries.
+    """
+
+    detections: tuple[Detection, ...]
+    upper_limits: tuple[UpperLimit, ...]
+    forced: tuple[ForcedPoint, ...]
+
+
+class Cutout:
+    """An image stamp, kept as the bytes the survey sent until someone asks for pixels."""
+
+    __slots__ = ("data", "name")
+
+    def __init__(self, name: str, data: bytes) -> None:
+        self.name = name
+        self.data = data
+
+    @property
+    def fits_bytes(self) -> bytes:
+        """The FITS file, decompressed if it came gzipped (ZTF sends .fits.gz, Rubin plain FITS)."""
+        if self.data[:2] == b"\x1f\x8b":
+            return gzip.decompress(self.data)
+        return self.data
+
+    def to_array(self) -> npt.NDArray[np.float32]:
+        """Decode the stamp into a 2-D array (the first HDU that holds an image)."""
+        from astropy.io import fits  # imported here: astropy costs ~0.5 s to import
+        from astropy.io.fits.verify import VerifyWarning
+
+        # Real ZTF stamps carry a SIMPLE card astropy calls non-standard; the pixels are fine.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", VerifyWarning)
+            with fits.open(io.BytesIO(self.fits_bytes), memmap=False) as hdus:
+                for hdu in hdus:
+                    if hdu.data is not None and hdu.data.ndim == 2:
+                        return np.asarray(hdu.data, dtype=np.float32)
+        raise ValueError(f"cutout {self.name!r} holds no 2-D image")
+
+    def __repr__(self) -> str:
+        return f"Cutout({self.name!r}, {len(self.data)} bytes)"
+
+
+class Alert:
+    """The normalized alert. Build one through a survey codec, not by hand.
+
+    Attributes of the triggering detection are eager; ``history`` and ``cutouts`` are lazy and
+    cached. ``annotations`` maps an annotator's name to what it wrote.
+    """
+
+    __slots__ = (
+        "_cutouts",
+        "_history",
+        "_history_builder",
+        "alert_id",
+        "annotations",
+        "band",
+        "dec",
+        "flux",
+        "flux_err",
+        "mag",
+        "mag_err",
+        "mjd",
+        "object_id",
+        "origin",
+        "ra",
+        "record",
+        "reliability",
+        "schema_version",
+        "survey",
+    )
+
+    def __init__(
+        self,
+        *,
+        survey: Survey,
+        alert_id: int,
+        object_id: str,
+        ra: float,
+        dec: float,
+        mjd: float,
+        band: str,
+        mag: float | None,
+        mag_err: float | None,
+        flux: float | None,
+        flux_err: float | None,
+        reliability: float | None,
+        schema_version: str,
+        record: Record,
+        history_builder: Callable[[Record], History],
+        origin: str = "",
+    ) -> None:
+        self.survey: Survey = survey
+        self.alert_id = alert_id
+        self.object_id = object_id
+        self.ra = ra
+        self.dec = dec
+        self.mjd = mjd
+        self.band = band
+        self.mag = mag
+        self.mag_err = mag_err
+        self.flux = flux
+        self.flux_err = flux_err
+        self.reliability = reliability
+        self.schema_version = schema_version
+        self.record = record
+        self.origin = origin
+        self.annotations: dict[str, dict[str, Any]] = {}
+        self._history_builder = history_builder
+        self._history: History | None = None
+        self._cutouts: dict[str, Cutout] | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """The alert's identity across the whole system: (survey, alert id)."""
+        return (self.survey, self.alert_id)
+
+    @property
+    def history(self) -> History:
+        if self._history is None:
+            self._history = self._history_builder(self.record)
+        return self._history
+
+    @property
+    def cutouts(self) -> dict[str, Cutout]:
+        """Cutouts by role: ``science``, ``template``, ``difference`` (only those the alert carries)."""
+        if self._cutouts is None:
+            self._cutouts = _extract_cutouts(self.record)
+        return self._cutouts
+
+    def summary(self) -> dict[str, Any]:
+        """The survey-neutral scalar fields, as a JSON-ready dict (no record, no cutouts)."""
+        return {
+            "survey": self.survey,
+            "alert_id": self.alert_id,
+            "object_id": self.object_id,
+            "ra": self.ra,
+            "dec": self.dec,
+            "mjd": self.mjd,
+            "band": self.band,
+            "mag": self.mag,
+            "mag_err": self.mag_err,
+            "flux": self.flux,
+            "flux_err": self.flux_err,
+            "reliability": self.reliability,
+            "schema_version": self.schema_version,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"Alert({self.survey} {self.alert_id} object={self.object_id} "
+            f"ra={self.ra:.6f} dec={self.dec:.6f} mjd={self.mjd:.5f} band={self.band})"
+        )
+
+
+_CUTOUT_ROLES = {"cutoutScience": "science", "cutoutTemplate": "template", "cutoutDifference": "difference"}
+
+
+def _extract_cutouts(record: Record) -> dict[str, Cutout]:
+    cutouts: dict[str, Cutout] = {}
+    for field, role in _CUTOUT_ROLES.items():
+        value = record.get(field)
+        if value is None:
+            continue
+        if isinstance(value, dict):  # ZTF: {"fileName": ..., "stampData": bytes}
+            data = value.get("stampData")
+            name = str(value.get("fileName") or role)
+        else:  # Rubin: the bytes themselves
+            data, name = value, role
+        if isinstance(data, bytes) and data:
+            cutouts[role] = Cutout(name, data)
+    return cutouts

@@ -1,0 +1,130 @@
+"""Rubin (LSST) alerts, schema lsst.v3 to lsst.v11, to the normalized :class:`Alert`.
+
+The Rubin schema renamed fields over its versions (``midPointTai`` -> ``midpointMjdTai``,
+``filterName`` -> ``band``, ``decl`` -> ``dec``, ``psFlux`` -> ``psfFlux``, ``alertId`` ->
+``diaSourceId``); each name below is tried newest first, so one normalizer reads every version.
+Fluxes are in nJy; magnitudes are derived (AB) where the flux is positive.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starling.alert.model import Alert, Detection, ForcedPoint, History, Record, UpperLimit
+from starling.alert.photometry import flux_err_to_mag_err, flux_njy_to_mag
+from starling.errors import AlertDecodeError
+
+_TIME = ("midpointMjdTai", "midPointTai")
+_BAND = ("band", "filterName")
+_DEC = ("dec", "decl")
+_FLUX = ("psfFlux", "psFlux")
+_FLUX_ERR = ("psfFluxErr", "psFluxErr")
+# Rubin's non-detection limits give the noise; a 5-sigma limit is the convention for "not seen".
+_UPPER_LIMIT_SIGMA = 5.0
+
+_VERSION_IN_NAME = re.compile(r"\.v(\d+)_(\d+)\.")
+
+
+def schema_version_from_name(full_name: str) -> str:
+    """``lsst.v7_1.alert`` -> ``7.1``; the name itself for schemas outside that pattern (e.g. ELAsTiCC)."""
+    match = _VERSION_IN_NAME.search(full_name + ".")
+    return f"{match.group(1)}.{match.group(2)}" if match else full_name
+
+
+def _first(row: Record, names: tuple[str, ...]) -> Any:
+    for name in names:
+        if name in row:
+            return row[name]
+    return None
+
+
+def _detection(row: Record) -> Detection:
+    flux, flux_err = _first(row, _FLUX), _first(row, _FLUX_ERR)
+    return Detection(
+        detection_id=int(row["diaSourceId"]),
+        mjd=float(_first(row, _TIME)),
+        band=str(_first(row, _BAND) or ""),
+        ra=row.get("ra"),
+        dec=_first(row, _DEC),
+        mag=flux_njy_to_mag(flux) if flux is not None else None,
+        mag_err=flux_err_to_mag_err(flux, flux_err) if flux is not None and flux_err is not None else None,
+        flux=flux,
+        flux_err=flux_err,
+    )
+
+
+def _forced_point(row: Record) -> ForcedPoint:
+    return ForcedPoint(
+        mjd=float(_first(row, _TIME)),
+        band=str(_first(row, _BAND) or ""),
+        flux=_first(row, _FLUX),
+        flux_err=_first(row, _FLUX_ERR),
+    )
+
+
+def _upper_limit(row: Record) -> UpperLimit:
+    noise = row.get("diaNoise")
+    limiting_flux = _UPPER_LIMIT_SIGMA * noise if noise is not None else None
+    return UpperLimit(
+        mjd=float(_first(row, _TIME)),
+        band=str(_first(row, _BAND) or ""),
+        limiting_mag=flux_njy_to_mag(limiting_flux) if limiting_flux is not None else None,
+        limiting_flux=limiting_flux,
+    )
+
+
+def build_rubin_history(record: Record) -> History:
+    detections = [_detection(record["diaSource"])]
+    detections.extend(_detection(row) for row in record.get("prvDiaSources") or ())
+    upper_limits = [_upper_limit(row) for row in record.get("prvDiaNondetectionLimits") or ()]
+    forced = [_forced_point(row) for row in record.get("prvDiaForcedSources") or ()]
+    detections.sort(key=lambda d: d.mjd)
+    upper_limits.sort(key=lambda u: u.mjd)
+    forced.sort(key=lambda f: f.mjd)
+    return History(tuple(detections), tuple(upper_limits), tuple(forced))
+
+
+def _object_id(record: Record, source: Record) -> str:
+    """The DiaObject's id; a solar-system source with no DiaObject is named after its SSObject."""
+    dia_object = record.get("diaObject")
+    if dia_object and dia_object.get("diaObjectId") is not None:
+        return str(dia_object["diaObjectId"])
+    if source.get("diaObjectId") is not None:
+        return str(source["diaObjectId"])
+    if source.get("ssObjectId") is not None:
+        return f"sso-{source['ssObjectId']}"
+    return f"source-{source['diaSourceId']}"
+
+
+def normalize_rubin(record: Record, schema_name: str, origin: str = "") -> Alert:
+    """Turn a decoded Rubin record into an Alert; ``schema_name`` is the writer schema's full name."""
+    try:
+        source = record["diaSource"]
+        flux, flux_err = _first(source, _FLUX), _first(source, _FLUX_ERR)
+        alert_id = record.get("diaSourceId", record.get("alertId"))
+        if alert_id is None:
+            alert_id = source["diaSourceId"]
+        reliability = source.get("reliability")
+        if reliability is None and source.get("spuriousness") is not None:
+            reliability = 1.0 - source["spuriousness"]
+        return Alert(
+            survey="rubin",
+            alert_id=int(alert_id),
+            object_id=_object_id(record, source),
+            ra=float(source["ra"]),
+            dec=float(_first(source, _DEC)),
+            mjd=float(_first(source, _TIME)),
+            band=str(_first(source, _BAND) or ""),
+            mag=flux_njy_to_mag(flux) if flux is not None else None,
+            mag_err=flux_err_to_mag_err(flux, flux_err) if flux is not None and flux_err is not None else None,
+            flux=flux,
+            flux_err=flux_err,
+            reliability=reliability,
+            schema_version=schema_version_from_name(schema_name),
+            record=record,
+            history_builder=build_rubin_history,
+            origin=origin,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AlertDecodeError(f"record does not fit the Rubin alert model: {type(exc).__name__}: {exc}") from exc

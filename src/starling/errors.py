@@ -1,0 +1,46 @@
+"""Every exception Starling raises on purpose, in one place.
+
+    StarlingError                 base of everything below
+    ├── AlertDecodeError          a message could not be turned into alerts (reason in .reason)
+    │   └── UnknownSchemaError    a Rubin schema id that neither the registry nor the package knows
+    ├── ConfigError               a pipeline or component configuration is invalid
+    ├── ComponentNotFoundError    no component of that name is installed (entry points)
+    └── StoreError                the store refused a write or a query
+
+An AlertDecodeError never stops a stream: the runtime turns it into a dead letter with its reason.
+"""
+
+from __future__ import annotations
+
+
+class StarlingError(Exception):
+    """Base class of Starling's own errors."""
+
+
+class AlertDecodeError(StarlingError):
+    """A message could not be decoded or normalized; ``reason`` says why, in words for a person."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnknownSchemaError(AlertDecodeError):
+    """The Confluent wire-format schema id is not known to any configured schema source."""
+
+    def __init__(self, schema_id: int, detail: str = "") -> None:
+        suffix = f" ({detail})" if detail else ""
+        super().__init__(f"unknown schema id {schema_id}{suffix}")
+        self.schema_id = schema_id
+
+
+class ConfigError(StarlingError):
+    """A configuration is invalid; the message names what is wrong and where."""
+
+
+class ComponentNotFoundError(ConfigError):
+    """No installed component has the requested name."""
+
+
+class StoreError(StarlingError):
+    """The store could not carry out an operation."""
