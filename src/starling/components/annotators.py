@@ -1,0 +1,44 @@
+"""Built-in annotators."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from starling.alert.model import Alert
+from starling.runtime.component import Annotator, ComponentConfig
+
+
+class HistorySummaryConfig(ComponentConfig):
+    pass
+
+
+class HistorySummary(Annotator[HistorySummaryConfig]):
+    """Summarises the light curve each alert carries: counts, time span, brightest magnitude, and
+    the change in magnitude since the previous detection in the same band (negative = brightening).
+    """
+
+    Config: ClassVar[type[ComponentConfig]] = HistorySummaryConfig
+
+    def annotate(self, alerts: Sequence[Alert]) -> None:
+        for alert in alerts:
+            history = alert.history
+            mags = [d.mag for d in history.detections if d.mag is not None]
+            same_band_before = [
+                d for d in history.detections if d.band == alert.band and d.mjd < alert.mjd and d.mag is not None
+            ]
+            delta = None
+            if same_band_before and alert.mag is not None:
+                previous = same_band_before[-1]
+                assert previous.mag is not None
+                delta = alert.mag - previous.mag
+            first = history.detections[0].mjd if history.detections else alert.mjd
+            alert.annotations[self.name] = {
+                "n_detections": len(history.detections),
+                "n_upper_limits": len(history.upper_limits),
+                "n_forced": len(history.forced),
+                "first_mjd": first,
+                "span_days": alert.mjd - first,
+                "peak_mag": min(mags) if mags else None,
+                "delta_mag_same_band": delta,
+            }

@@ -1,0 +1,113 @@
+"""Built-in sinks: the store, and files of matched alerts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any, ClassVar, Literal
+
+import fastavro
+from fastavro.write import Writer
+from pydantic import Field
+
+from starling.alert.export import OUTPUT_SCHEMA, output_record, to_json_ready
+from starling.runtime.component import Batch, ComponentConfig, RunContext, Sink
+from starling.store.base import AlertStore, open_store
+
+
+class StoreSinkConfig(ComponentConfig):
+    path: str = Field("starling.db", description="SQLite file (relative to the output directory) or URL")
+
+
+class StoreSink(Sink[StoreSinkConfig]):
+    """Writes every alert, its history, annotations and filter matches to the store, one transaction
+    per batch. Idempotent: replaying alerts leaves the same rows."""
+
+    Config: ClassVar[type[ComponentConfig]] = StoreSinkConfig
+    store: AlertStore
+
+    def setup(self, context: RunContext) -> None:
+        location = self.config.path
+        if "://" not in location and not Path(location).is_absolute():
+            location = str(context.output_dir / location)
+        self.location = location
+        self.store = open_store(location)
+
+    def write(self, batch: Batch) -> None:
+        self.store.write(batch.alerts, batch.matches)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def describe(self) -> dict[str, Any]:
+        store = open_store(self.location)
+        try:
+            return {"store": self.location, "rows": store.counts()}
+        finally:
+            store.close()
+
+
+class FileSinkConfig(ComponentConfig):
+    directory: str = Field("matches", description="folder for the files (relative to the output directory)")
+    formats: tuple[Literal["jsonl", "avro"], ...] = Field(("jsonl", "avro"), min_length=1)
+    filters: tuple[str, ...] | None = Field(None, description="filters whose matches to write (default: all)")
+    include_cutouts: bool = False
+
+
+class FileSink(Sink[FileSinkConfig]):
+    """Writes each filter's matches to ``<filter>.jsonl`` and/or ``<filter>.avro`` (Starling's
+    survey-neutral record, schema ``starling.v1.alert``)."""
+
+    Config: ClassVar[type[ComponentConfig]] = FileSinkConfig
+
+    def setup(self, context: RunContext) -> None:
+        self.directory = context.output_dir / self.config.directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._schema = fastavro.parse_schema(OUTPUT_SCHEMA)
+        self._json: dict[str, IO[str]] = {}
+        self._avro: dict[str, tuple[IO[bytes], Writer]] = {}
+        self.written: dict[str, int] = {}
+
+    def _json_file(self, filter_name: str) -> IO[str]:
+        if filter_name not in self._json:
+            self._json[filter_name] = (self.directory / f"{filter_name}.jsonl").open("a", encoding="utf-8")
+        return self._json[filter_name]
+
+    def _avro_writer(self, filter_name: str) -> Writer:
+        if filter_name not in self._avro:
+            path = self.directory / f"{filter_name}.avro"
+            # An existing container is appended to (its schema is the same); a new one gets a header.
+            handle = path.open("a+b")
+            handle.seek(0)
+            self._avro[filter_name] = (handle, Writer(handle, self._schema, codec="deflate"))
+        return self._avro[filter_name][1]
+
+    def write(self, batch: Batch) -> None:
+        wanted = self.config.filters
+        for filter_name, matched in batch.matches.items():
+            if wanted is not None and filter_name not in wanted:
+                continue
+            for alert in matched:
+                record = output_record(alert, filter_name, self.config.include_cutouts)
+                if "jsonl" in self.config.formats:
+                    self._json_file(filter_name).write(json.dumps(to_json_ready(record)) + "\n")
+                if "avro" in self.config.formats:
+                    self._avro_writer(filter_name).write(record)
+            self.written[filter_name] = self.written.get(filter_name, 0) + len(matched)
+
+    def flush(self) -> None:
+        for handle in self._json.values():
+            handle.flush()
+        for handle_bytes, writer in self._avro.values():
+            writer.flush()
+            handle_bytes.flush()
+
+    def close(self) -> None:
+        self.flush()
+        for handle in self._json.values():
+            handle.close()
+        for handle_bytes, _ in self._avro.values():
+            handle_bytes.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"directory": str(self.directory), "matches_written": dict(self.written)}

@@ -1,0 +1,54 @@
+"""Built-in sources: replay of files, and a synthetic night."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+
+from starling.components.inputs import check_paths, count_messages, iter_messages
+from starling.runtime.component import ComponentConfig, RawMessage, RunContext, Source
+from starling.synthetic.generator import SyntheticConfig, SyntheticNight, SyntheticSurvey
+
+
+class ReplayConfig(ComponentConfig):
+    paths: list[Path] = Field(min_length=1, description="files, directories or tar archives of alerts")
+
+
+class ReplaySource(Source[ReplayConfig]):
+    """Replays alerts from ``.avro`` files, directories of them, or ``.tar``/``.tar.gz`` archives."""
+
+    Config: ClassVar[type[ComponentConfig]] = ReplayConfig
+
+    def setup(self, context: RunContext) -> None:
+        check_paths(self.config.paths)
+
+    def expected_count(self) -> int | None:
+        return count_messages(self.config.paths)
+
+    def messages(self) -> Iterator[RawMessage]:
+        return iter_messages(self.config.paths)
+
+
+class SyntheticSourceConfig(ComponentConfig):
+    alerts: int = Field(5000, ge=1)
+    alerts_per_visit: int = Field(500, ge=1)
+    surveys: tuple[SyntheticSurvey, ...] = ("ztf", "rubin")
+    seed: int = 42
+    cutouts: bool = True
+
+
+class SyntheticSource(Source[SyntheticSourceConfig]):
+    """A synthetic night of ZTF and Rubin alerts in their real wire formats (nothing to download)."""
+
+    Config: ClassVar[type[ComponentConfig]] = SyntheticSourceConfig
+
+    def expected_count(self) -> int:
+        return self.config.alerts
+
+    def messages(self) -> Iterator[RawMessage]:
+        night = SyntheticNight(SyntheticConfig(**self.config.model_dump()))
+        for origin, payload in night:
+            yield RawMessage(payload, origin)

@@ -1,0 +1,76 @@
+"""Dead letters: what could not be processed, kept whole with the reason, and counted.
+
+Each dead letter is one JSON line: when, where it came from (origin), which stage and component
+refused it, the reason in words, and the original message bytes in base64, so that nothing is lost
+and it can be replayed once the cause is fixed (:func:`read_dead_letters` gives the bytes back).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    origin: str
+    stage: str
+    component: str
+    reason: str
+    payload: bytes
+
+
+class DeadLetterFile:
+    """Appends dead letters to a JSON-lines file (opened on the first letter) and counts reasons."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.by_reason: Counter[str] = Counter()
+        self._handle: IO[str] | None = None
+
+    def __len__(self) -> int:
+        return sum(self.by_reason.values())
+
+    def add(self, letter: DeadLetter) -> None:
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("a", encoding="utf-8")
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "origin": letter.origin,
+            "stage": letter.stage,
+            "component": letter.component,
+            "reason": letter.reason,
+            "payload_base64": base64.b64encode(letter.payload).decode("ascii"),
+        }
+        self._handle.write(json.dumps(entry) + "\n")
+        self.by_reason[f"{letter.stage}/{letter.component}: {letter.reason}"] += 1
+
+    def flush(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def read_dead_letters(path: Path) -> Iterator[DeadLetter]:
+    """The dead letters of a file, payloads decoded back to bytes."""
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            entry = json.loads(line)
+            yield DeadLetter(
+                origin=entry["origin"],
+                stage=entry["stage"],
+                component=entry["component"],
+                reason=entry["reason"],
+                payload=base64.b64decode(entry["payload_base64"]),
+            )
