@@ -7,6 +7,7 @@ A third-party package ships a component by declaring, in its own pyproject.toml:
 
 Only classes that subclass :class:`Component` are accepted; a dotted path typed into a config file
 is never imported (see DESIGN.md: no classes loaded from unchecked dotted strings).
+:func:`register_component` adds a class in-process, for a notebook or a plugin's own tests.
 """
 
 from __future__ import annotations
@@ -23,20 +24,38 @@ from starling.runtime.component import Component, ComponentKind
 ENTRY_POINT_GROUP = "starling.components"
 
 
+_registered: dict[str, type[Component[Any]]] = {}
+
+
 @cache
 def _entry_points() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
+def register_component(name: str, cls: type[Component[Any]]) -> None:
+    """Make ``cls`` available under ``name`` in this process (it wins over an entry point)."""
+    if not (isinstance(cls, type) and issubclass(cls, Component)):
+        raise TypeError(f"{cls!r} is not a Starling component class")
+    _registered[name] = cls
+
+
+def unregister_component(name: str) -> None:
+    _registered.pop(name, None)
+
+
 def available_components() -> dict[str, str]:
-    """Every installed component: name -> ``module:Class``."""
-    return {name: ep.value for name, ep in sorted(_entry_points().items())}
+    """Every available component: name -> ``module:Class``."""
+    found = {name: ep.value for name, ep in _entry_points().items()}
+    found.update({name: f"{cls.__module__}:{cls.__qualname__}" for name, cls in _registered.items()})
+    return dict(sorted(found.items()))
 
 
 def component_class(name: str) -> type[Component[Any]]:
+    if name in _registered:
+        return _registered[name]
     entry = _entry_points().get(name)
     if entry is None:
-        known = ", ".join(sorted(_entry_points())) or "none"
+        known = ", ".join(available_components()) or "none"
         raise ComponentNotFoundError(f"no component named {name!r} is installed (installed: {known})")
     loaded = entry.load()
     if not (isinstance(loaded, type) and issubclass(loaded, Component)):

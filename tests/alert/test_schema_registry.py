@@ -1,0 +1,89 @@
+"""Rubin schemas from a Confluent Schema Registry served over HTTP on 127.0.0.1 by the test."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from starling.alert.decoder import AlertDecoder
+from starling.alert.schemas import ChainedSchemas, ConfluentSchemaRegistry, PackagedRubinSchemas
+from starling.errors import UnknownSchemaError
+from tests.helpers import synthetic_messages
+
+
+class _Registry(ThreadingHTTPServer):
+    def __init__(self, schemas: dict[int, str]) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.schemas = schemas
+        self.requests: list[str] = []
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Registry
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.server.requests.append(self.path)
+        parts = self.path.strip("/").split("/")
+        if len(parts) == 3 and parts[:2] == ["schemas", "ids"] and parts[2].isdigit() and int(parts[2]) in self.server.schemas:
+            body = json.dumps({"schema": self.server.schemas[int(parts[2])]}).encode()
+            self.send_response(200)
+        else:
+            body = json.dumps({"error_code": 40403, "message": "Schema not found"}).encode()
+            self.send_response(404)
+        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def registry() -> Iterator[_Registry]:
+    from lsst.alert.packet import SchemaRegistry
+
+    packaged = SchemaRegistry.all_schemas_from_filesystem()
+    server = _Registry({1100: json.dumps(packaged.get_by_id(1100).definition)})
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_wire_messages_decode_with_schemas_from_the_registry(registry: _Registry) -> None:
+    url = f"http://127.0.0.1:{registry.server_address[1]}"
+    decoder = AlertDecoder(ConfluentSchemaRegistry(url))
+    rubin = [payload for origin, payload in synthetic_messages(30, surveys=("rubin",), cutouts=False)]
+    alerts = [alert for payload in rubin for alert in decoder.decode(payload, "kafka")]
+    assert len(alerts) == len(rubin)
+    assert {a.schema_version for a in alerts} == {"11.0"}
+    assert registry.requests == ["/schemas/ids/1100"]  # asked once, then cached by id
+
+
+def test_an_id_the_registry_lacks_is_a_clear_error(registry: _Registry) -> None:
+    url = f"http://127.0.0.1:{registry.server_address[1]}"
+    with pytest.raises(UnknownSchemaError, match="unknown schema id 705.*has no such id"):
+        ConfluentSchemaRegistry(url).get(705)
+
+
+def test_chained_sources_fall_back_to_the_package(registry: _Registry) -> None:
+    url = f"http://127.0.0.1:{registry.server_address[1]}"
+    chained = ChainedSchemas(ConfluentSchemaRegistry(url), PackagedRubinSchemas())
+    assert chained.get(701).full_name == "lsst.v7_1.alert"
+    assert chained.get(1100).full_name.endswith("v11_0.alert")
+
+
+def test_an_unreachable_registry_is_a_clear_error() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(UnknownSchemaError, match="unreachable"):
+        ConfluentSchemaRegistry(f"http://127.0.0.1:{port}", timeout_s=2).get(1100)

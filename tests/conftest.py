@@ -1,0 +1,48 @@
+"""Shared fixtures. The real survey samples are read in place from ../shared/data (or $STARLING_SAMPLES)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from starling.alert.decoder import AlertDecoder
+from starling.alert.schemas import PackagedRubinSchemas
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def samples_dir() -> Path | None:
+    configured = os.environ.get("STARLING_SAMPLES")
+    candidate = Path(configured) if configured else REPO.parent / "shared" / "data"
+    return candidate if candidate.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    """The shared sample data. In CI it must be there: missing data fails the run instead of skipping."""
+    found = samples_dir()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("shared sample data not found at ../shared/data nor $STARLING_SAMPLES")
+        pytest.skip("shared sample data not found (set STARLING_SAMPLES)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def packaged_schemas() -> PackagedRubinSchemas:
+    return PackagedRubinSchemas()
+
+
+@pytest.fixture
+def decoder(packaged_schemas: PackagedRubinSchemas) -> AlertDecoder:
+    return AlertDecoder(packaged_schemas)
+
+
+@pytest.fixture
+def output_dir(tmp_path: Path) -> Iterator[Path]:
+    out = tmp_path / "out"
+    out.mkdir()
+    yield out

@@ -1,0 +1,40 @@
+"""Helpers the tests share: a synthetic stream in memory, and running a pipeline over files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from starling.runtime.embedded import EmbeddedPipeline, RunSummary
+from starling.runtime.spec import ComponentSpec, PipelineSpec
+from starling.synthetic.generator import SyntheticConfig, SyntheticNight
+
+
+def synthetic_messages(alerts: int, **overrides: Any) -> list[tuple[str, bytes]]:
+    config = SyntheticConfig(alerts=alerts, alerts_per_visit=overrides.pop("alerts_per_visit", 50), **overrides)
+    return list(SyntheticNight(config))
+
+
+def write_messages(folder: Path, messages: list[tuple[str, bytes]]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, (origin, payload) in enumerate(messages):
+        suffix = "avro" if ":ztf:" in origin else "bin"
+        path = folder / f"good-{index:05d}.{suffix}"
+        path.write_bytes(payload)
+        paths.append(path)
+    return paths
+
+
+def replay_spec(paths: list[Path], **extra: Any) -> PipelineSpec:
+    return PipelineSpec(
+        batch_size=extra.pop("batch_size", 64),
+        source=ComponentSpec(use="replay", config={"paths": [str(p) for p in paths]}),
+        annotators=extra.pop("annotators", [ComponentSpec(use="history-summary")]),
+        filters=extra.pop("filters", [ComponentSpec(use="threshold", name="bright", config={"max_mag": 19.0})]),
+        sinks=extra.pop("sinks", [ComponentSpec(use="store")]),
+    )
+
+
+def run_replay(paths: list[Path], output: Path, **extra: Any) -> RunSummary:
+    return EmbeddedPipeline(replay_spec(paths, **extra), output).run()
