@@ -76,9 +76,9 @@ class FileSink(Sink[FileSinkConfig]):
     def _avro_writer(self, filter_name: str) -> Writer:
         if filter_name not in self._avro:
             path = self.directory / f"{filter_name}.avro"
-            # An existing container is appended to (its schema is the same); a new one gets a header.
+            # fastavro appends to an existing container (reusing its header and sync marker) when the
+            # file is opened a+b and is not empty; a new file gets a header.
             handle = path.open("a+b")
-            handle.seek(0)
             self._avro[filter_name] = (handle, Writer(handle, self._schema, codec="deflate"))
         return self._avro[filter_name][1]
 
