@@ -45,4 +45,4 @@ def decoder(packaged_schemas: PackagedRubinSchemas) -> AlertDecoder:
 def output_dir(tmp_path: Path) -> Iterator[Path]:
     out = tmp_path / "out"
     out.mkdir()
-    yield out
+    return out

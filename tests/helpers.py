@@ -11,7 +11,9 @@ from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 
 
 def synthetic_messages(alerts: int, **overrides: Any) -> list[tuple[str, bytes]]:
-    config = SyntheticConfig(alerts=alerts, alerts_per_visit=overrides.pop("alerts_per_visit", 50), **overrides)
+    config = SyntheticConfig(
+        alerts=alerts, alerts_per_visit=overrides.pop("alerts_per_visit", 50), **overrides
+    )
     return list(SyntheticNight(config))
 
 
@@ -31,7 +33,9 @@ def replay_spec(paths: list[Path], **extra: Any) -> PipelineSpec:
         batch_size=extra.pop("batch_size", 64),
         source=ComponentSpec(use="replay", config={"paths": [str(p) for p in paths]}),
         annotators=extra.pop("annotators", [ComponentSpec(use="history-summary")]),
-        filters=extra.pop("filters", [ComponentSpec(use="threshold", name="bright", config={"max_mag": 19.0})]),
+        filters=extra.pop(
+            "filters", [ComponentSpec(use="threshold", name="bright", config={"max_mag": 19.0})]
+        ),
         sinks=extra.pop("sinks", [ComponentSpec(use="store")]),
     )
 

@@ -9,7 +9,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from starling.errors import StarlingError
@@ -17,7 +24,9 @@ from starling.runtime.embedded import EmbeddedPipeline, RunStats, RunSummary
 from starling.runtime.registry import available_components
 from starling.runtime.spec import ComponentSpec, PipelineSpec
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Starling: an alert broker for ZTF and Rubin.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Starling: an alert broker for ZTF and Rubin."
+)
 console = Console()
 errors = Console(stderr=True)
 
@@ -35,7 +44,9 @@ def default_pipeline(inputs: list[Path], alerts: int, batch_size: int) -> Pipeli
         annotators=[ComponentSpec(use="history-summary")],
         filters=[
             ComponentSpec(use="threshold", name="bright", config={"max_mag": 18.5, "min_reliability": 0.5}),
-            ComponentSpec(use="threshold", name="confirmed", config={"min_detections": 3, "min_reliability": 0.7}),
+            ComponentSpec(
+                use="threshold", name="confirmed", config={"min_detections": 3, "min_reliability": 0.7}
+            ),
         ],
         sinks=[ComponentSpec(use="store"), ComponentSpec(use="files")],
     )
@@ -52,11 +63,15 @@ def _print_summary(summary: RunSummary, output: Path) -> None:
     for column in ("stage", "kind", "in", "out / matched", "failed"):
         table.add_column(column, justify="right" if column in ("in", "out / matched", "failed") else "left")
     for name, counts in stats.stages.items():
-        table.add_row(name, counts.kind, f"{counts.alerts_in:,}", f"{counts.alerts_out:,}", f"{counts.failed:,}")
+        table.add_row(
+            name, counts.kind, f"{counts.alerts_in:,}", f"{counts.alerts_out:,}", f"{counts.failed:,}"
+        )
     console.print(table)
     if summary.dead_letters:
-        rejected = Table(title=f"rejected ({sum(summary.dead_letters.values())}), in {summary.dead_letter_path}",
-                         title_justify="left")
+        rejected = Table(
+            title=f"rejected ({sum(summary.dead_letters.values())}), in {summary.dead_letter_path}",
+            title_justify="left",
+        )
         rejected.add_column("count", justify="right")
         rejected.add_column("reason")
         for reason, count in sorted(summary.dead_letters.items(), key=lambda item: -item[1])[:15]:
@@ -71,14 +86,18 @@ def _print_summary(summary: RunSummary, output: Path) -> None:
 
 @app.command()
 def run(
-    inputs: Annotated[list[Path] | None, typer.Argument(help=".avro files, directories or .tar(.gz) archives")] = None,
+    inputs: Annotated[
+        list[Path] | None, typer.Argument(help=".avro files, directories or .tar(.gz) archives")
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="where the store and files go")] = Path(
         "starling-output"
     ),
     pipeline: Annotated[Path | None, typer.Option(help="a pipeline description (TOML)")] = None,
     alerts: Annotated[int, typer.Option(help="alerts in the synthetic night (when no inputs)")] = 20_000,
     batch_size: Annotated[int, typer.Option(help="alerts per batch")] = 500,
-    schema_registry: Annotated[str | None, typer.Option(help="Confluent schema registry URL for Rubin")] = None,
+    schema_registry: Annotated[
+        str | None, typer.Option(help="Confluent schema registry URL for Rubin")
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
     """Run the whole pipeline in this process (the embedded default) and print a summary."""
@@ -86,7 +105,11 @@ def run(
     from starling.alert.schemas import default_schema_source
 
     try:
-        spec = PipelineSpec.from_toml(pipeline) if pipeline else default_pipeline(inputs or [], alerts, batch_size)
+        spec = (
+            PipelineSpec.from_toml(pipeline)
+            if pipeline
+            else default_pipeline(inputs or [], alerts, batch_size)
+        )
         runner = EmbeddedPipeline(spec, output, AlertDecoder(default_schema_source(schema_registry)))
         summary = _run_with_progress(runner, quiet)
     except StarlingError as exc:
@@ -98,8 +121,14 @@ def run(
 def _run_with_progress(runner: EmbeddedPipeline, quiet: bool) -> RunSummary:
     if quiet:
         return runner.run()
-    columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]
+    columns: list[Any] = [
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("alerts", total=runner.source.expected_count(), rate="")
 
@@ -121,21 +150,25 @@ def synth(
     from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 
     try:
-        config = SyntheticConfig(
-            alerts=alerts, alerts_per_visit=alerts_per_visit, seed=seed,
-            surveys=tuple(s.strip() for s in surveys.split(",")),  # type: ignore[arg-type]
+        config = SyntheticConfig.model_validate(
+            {
+                "alerts": alerts,
+                "alerts_per_visit": alerts_per_visit,
+                "seed": seed,
+                "surveys": [s.strip() for s in surveys.split(",")],
+            }
         )
     except ValueError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     night = SyntheticNight(config)
     written = 0
-    archive_mode = {".tar": "w", ".gz": "w:gz", ".tgz": "w:gz"}.get(output.suffix)
+    compression = {".tar": "", ".gz": "gz", ".tgz": "gz"}.get(output.suffix)
     with Progress(console=console) as progress:
         task = progress.add_task("writing", total=alerts)
-        if archive_mode:
+        if compression is not None:
             output.parent.mkdir(parents=True, exist_ok=True)
-            with tarfile.open(output, archive_mode) as archive:
+            with tarfile.open(output, "w:gz" if compression else "w") as archive:
                 for origin, payload in night:
                     info = tarfile.TarInfo(_synthetic_file_name(origin))
                     info.size = len(payload)

@@ -25,13 +25,18 @@ def _first(messages: list[tuple[str, bytes]], survey: str) -> bytes:
     return next(payload for origin, payload in messages if f":{survey}:" in origin)
 
 
-def _bad_messages(good: list[tuple[str, bytes]], schemas: PackagedRubinSchemas) -> dict[str, tuple[bytes, str]]:
+def _bad_messages(
+    good: list[tuple[str, bytes]], schemas: PackagedRubinSchemas
+) -> dict[str, tuple[bytes, str]]:
     """file name -> (payload, words its dead-letter reason must contain)."""
     rubin, ztf = _first(good, "rubin"), _first(good, "ztf")
     record = fastavro.schemaless_reader(io.BytesIO(rubin[5:]), schemas.get(1100).parsed)
     not_an_alert = io.BytesIO()
-    fastavro.writer(not_an_alert, {"type": "record", "name": "weather", "fields": [{"name": "t", "type": "int"}]},
-                    [{"t": 3}])
+    fastavro.writer(
+        not_an_alert,
+        {"type": "record", "name": "weather", "fields": [{"name": "t", "type": "int"}]},
+        [{"t": 3}],
+    )
     return {
         "wrong-magic.bin": (b"\x05" + rubin[1:], "wrong magic byte 0x05"),
         "truncated-wire.bin": (rubin[: len(rubin) // 2], "truncated"),
@@ -82,9 +87,17 @@ def test_a_record_missing_what_every_ztf_alert_has_is_refused(decoder: AlertDeco
     from starling.synthetic.ztf_schema import ztf_alert_schema
 
     schema = ztf_alert_schema()
-    record_without_candidate_position = {"schemavsn": "4.02", "publisher": "x", "objectId": "ZTF1", "candid": 1}
+    record_without_candidate_position = {
+        "schemavsn": "4.02",
+        "publisher": "x",
+        "objectId": "ZTF1",
+        "candid": 1,
+    }
     # A container whose schema has the ZTF name but whose records lack the candidate.
-    slim = {**schema, "fields": [f for f in schema["fields"] if f["name"] in record_without_candidate_position]}
+    slim = {
+        **schema,
+        "fields": [f for f in schema["fields"] if f["name"] in record_without_candidate_position],
+    }
     out = io.BytesIO()
     fastavro.writer(out, slim, [record_without_candidate_position])
     with pytest.raises(AlertDecodeError, match="does not fit the ZTF alert model"):

@@ -13,7 +13,22 @@ import pytest
 from starling.alert.decoder import AlertDecoder, encode_wire
 from starling.alert.schemas import PackagedRubinSchemas
 
-VERSIONS = ["3.0", "4.0", "5.0", "6.0", "6.1", "7.0", "7.1", "7.2", "7.3", "7.4", "8.0", "9.0", "10.0", "11.0"]
+VERSIONS = [
+    "3.0",
+    "4.0",
+    "5.0",
+    "6.0",
+    "6.1",
+    "7.0",
+    "7.1",
+    "7.2",
+    "7.3",
+    "7.4",
+    "8.0",
+    "9.0",
+    "10.0",
+    "11.0",
+]
 
 
 def _first(row: dict, *names: str) -> object:
@@ -56,7 +71,8 @@ def test_rubin_wire_format_decodes_like_the_container(
     major, minor = (int(part) for part in version.split("."))
     schema_id = major * 100 + minor
     wire = encode_wire(schema_id, packaged_schemas.get(schema_id).parsed, record)
-    assert wire[0] == 0 and int.from_bytes(wire[1:5], "big") == schema_id
+    assert wire[0] == 0
+    assert int.from_bytes(wire[1:5], "big") == schema_id
     [from_wire] = decoder.decode(wire, "wire")
     [from_container] = decoder.decode(payload, "container")
     assert from_wire.summary() == from_container.summary()

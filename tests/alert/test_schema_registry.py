@@ -25,10 +25,15 @@ class _Registry(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Registry
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.server.requests.append(self.path)
         parts = self.path.strip("/").split("/")
-        if len(parts) == 3 and parts[:2] == ["schemas", "ids"] and parts[2].isdigit() and int(parts[2]) in self.server.schemas:
+        if (
+            len(parts) == 3
+            and parts[:2] == ["schemas", "ids"]
+            and parts[2].isdigit()
+            and int(parts[2]) in self.server.schemas
+        ):
             body = json.dumps({"schema": self.server.schemas[int(parts[2])]}).encode()
             self.send_response(200)
         else:
@@ -68,7 +73,7 @@ def test_wire_messages_decode_with_schemas_from_the_registry(registry: _Registry
 
 def test_an_id_the_registry_lacks_is_a_clear_error(registry: _Registry) -> None:
     url = f"http://127.0.0.1:{registry.server_address[1]}"
-    with pytest.raises(UnknownSchemaError, match="unknown schema id 705.*has no such id"):
+    with pytest.raises(UnknownSchemaError, match=r"unknown schema id 705.*has no such id"):
         ConfluentSchemaRegistry(url).get(705)
 
 

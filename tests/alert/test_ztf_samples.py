@@ -15,16 +15,71 @@ from starling.alert.photometry import flux_njy_to_mag
 # What each file holds, read off the files (objectId, candid, schema, ra, dec, jd, magpsf, band,
 # rows of prv_candidates that are detections / upper limits / forced photometry).
 ZTF_SAMPLES = {
-    "1628364324215010017.avro": ("ZTF18abmmoot", 1628364324215010017, "3.3", 304.644564, 33.9876222,
-                                 2459382.8643287, 18.976173400878906, "r", 10, 14, 0),
-    "1661382530015060001.avro": ("ZTF18aaxjdyr", 1661382530015060001, "3.5", 296.8679389, 24.08881,
-                                 2459415.8825347, 15.553853034973145, "r", 0, 0, 23),
-    "2019_01_10_739260766315010006.avro": ("ZTF17aaacxxf", 739260766315010006, "3.2", 75.2007803, 35.3613954,
-                                           2458493.7607639, 15.371133804321289, "r", 22, 6, 0),
-    "472263571115115000.avro": ("ZTF17aaajnnn", 472263571115115000, "3.3", 179.6402013, 52.0297203,
-                                2458226.7635764, 18.36185646057129, "r", 0, 11, 0),
-    "template_schema_ZTF_3p3.avro": ("ZTF19abvhduf", 1048197683315015009, "3.3", 97.1396811, 56.0751695,
-                                     2458802.6976852, 17.9606876373291, "g", 20, 0, 0),
+    "1628364324215010017.avro": (
+        "ZTF18abmmoot",
+        1628364324215010017,
+        "3.3",
+        304.644564,
+        33.9876222,
+        2459382.8643287,
+        18.976173400878906,
+        "r",
+        10,
+        14,
+        0,
+    ),
+    "1661382530015060001.avro": (
+        "ZTF18aaxjdyr",
+        1661382530015060001,
+        "3.5",
+        296.8679389,
+        24.08881,
+        2459415.8825347,
+        15.553853034973145,
+        "r",
+        0,
+        0,
+        23,
+    ),
+    "2019_01_10_739260766315010006.avro": (
+        "ZTF17aaacxxf",
+        739260766315010006,
+        "3.2",
+        75.2007803,
+        35.3613954,
+        2458493.7607639,
+        15.371133804321289,
+        "r",
+        22,
+        6,
+        0,
+    ),
+    "472263571115115000.avro": (
+        "ZTF17aaajnnn",
+        472263571115115000,
+        "3.3",
+        179.6402013,
+        52.0297203,
+        2458226.7635764,
+        18.36185646057129,
+        "r",
+        0,
+        11,
+        0,
+    ),
+    "template_schema_ZTF_3p3.avro": (
+        "ZTF19abvhduf",
+        1048197683315015009,
+        "3.3",
+        97.1396811,
+        56.0751695,
+        2458802.6976852,
+        17.9606876373291,
+        "g",
+        20,
+        0,
+        0,
+    ),
 }
 
 
@@ -69,7 +124,9 @@ def test_ztf_sample_against_plain_fastavro(samples: Path, decoder: AlertDecoder,
     assert flux_njy_to_mag(abs(alert.flux)) == pytest.approx(candidate["magpsf"], abs=1e-9)
     upper_limit_jds = sorted(p["jd"] for p in reference["prv_candidates"] or [] if p.get("candid", 0) is None)
     assert [u.mjd + 2400000.5 for u in alert.history.upper_limits] == pytest.approx(upper_limit_jds)
-    limits = sorted((p["jd"], p["diffmaglim"]) for p in reference["prv_candidates"] or [] if p.get("candid", 0) is None)
+    limits = sorted(
+        (p["jd"], p["diffmaglim"]) for p in reference["prv_candidates"] or [] if p.get("candid", 0) is None
+    )
     assert [u.limiting_mag for u in alert.history.upper_limits] == [lim for _, lim in limits]
 
 
@@ -85,7 +142,9 @@ def test_ztf_cutouts_decode_to_63x63(samples: Path, decoder: AlertDecoder, name:
         assert np.isfinite(pixels).mean() > 0.5  # masked pixels may be NaN; most are not
 
 
-def test_forced_photometry_of_the_35_test_alert_is_on_the_njy_scale(samples: Path, decoder: AlertDecoder) -> None:
+def test_forced_photometry_of_the_35_test_alert_is_on_the_njy_scale(
+    samples: Path, decoder: AlertDecoder
+) -> None:
     payload = (samples / "ztf" / "alerts" / "1661382530015060001.avro").read_bytes()
     [alert] = decoder.decode(payload, "fp")
     first_row = min(alert.record["prv_candidates"], key=lambda row: row["jd"])

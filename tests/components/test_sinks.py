@@ -17,7 +17,9 @@ def test_matches_are_written_as_jsonl_and_avro(tmp_path: Path) -> None:
     summary = run_replay(paths, tmp_path / "out", sinks=[files])
     matched = summary.stats.stages["bright"].alerts_out
     assert matched > 0
-    lines = [json.loads(line) for line in (tmp_path / "out" / "matches" / "bright.jsonl").read_text().splitlines()]
+    lines = [
+        json.loads(line) for line in (tmp_path / "out" / "matches" / "bright.jsonl").read_text().splitlines()
+    ]
     with (tmp_path / "out" / "matches" / "bright.avro").open("rb") as handle:
         records = list(fastavro.reader(handle))
     assert len(lines) == len(records) == matched

@@ -13,7 +13,12 @@ from starling.errors import ComponentNotFoundError, ConfigError
 from starling.runtime.component import Annotator, Batch, ComponentConfig, Sink
 from starling.runtime.deadletter import read_dead_letters
 from starling.runtime.embedded import EmbeddedPipeline
-from starling.runtime.registry import available_components, build_component, register_component, unregister_component
+from starling.runtime.registry import (
+    available_components,
+    build_component,
+    register_component,
+    unregister_component,
+)
 from starling.runtime.spec import ComponentSpec, PipelineSpec
 from tests.helpers import replay_spec, synthetic_messages, write_messages
 
@@ -66,7 +71,9 @@ def test_builtin_components_are_found_through_entry_points() -> None:
 def test_a_failing_component_dead_letters_only_the_alerts_at_fault(tmp_path: Path, plugins: None) -> None:
     messages = synthetic_messages(200, seed=2)
     paths = write_messages(tmp_path / "in", messages)
-    spec = replay_spec(paths, annotators=[ComponentSpec(use="fail-on-rubin")], sinks=[ComponentSpec(use="collect")])
+    spec = replay_spec(
+        paths, annotators=[ComponentSpec(use="fail-on-rubin")], sinks=[ComponentSpec(use="collect")]
+    )
     summary = EmbeddedPipeline(spec, tmp_path / "out").run()
     rubin = sum(1 for origin, _ in messages if ":rubin:" in origin)
     assert 0 < rubin < len(messages)
@@ -76,7 +83,9 @@ def test_a_failing_component_dead_letters_only_the_alerts_at_fault(tmp_path: Pat
     assert summary.dead_letter_path is not None
     letters = list(read_dead_letters(summary.dead_letter_path))
     assert len(letters) == rubin
-    assert all(letter.stage == "annotator" and "ValueError: cannot handle" in letter.reason for letter in letters)
+    assert all(
+        letter.stage == "annotator" and "ValueError: cannot handle" in letter.reason for letter in letters
+    )
     assert all(letter.payload[:1] == b"\x00" for letter in letters)  # the original Rubin bytes are kept
 
 
@@ -88,7 +97,7 @@ def test_config_errors_name_the_field() -> None:
 
 
 def test_unknown_component_and_wrong_kind_are_refused() -> None:
-    with pytest.raises(ComponentNotFoundError, match="no component named 'nope'.*installed: .*threshold"):
+    with pytest.raises(ComponentNotFoundError, match=r"no component named 'nope'.*installed: .*threshold"):
         build_component("nope", {})
     with pytest.raises(ConfigError, match="'threshold' is a filter, but it is used as a sink"):
         build_component("threshold", {}, expected_kind="sink")
@@ -125,6 +134,8 @@ def test_bad_pipeline_files_are_explained(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nosource\.toml\.source: Field required"):
         PipelineSpec.from_toml(missing_source)
     twice = tmp_path / "twice.toml"
-    twice.write_text('[source]\nuse="synthetic"\n[[filters]]\nuse="threshold"\n[[filters]]\nuse="threshold"\n')
+    twice.write_text(
+        '[source]\nuse="synthetic"\n[[filters]]\nuse="threshold"\n[[filters]]\nuse="threshold"\n'
+    )
     with pytest.raises(ConfigError, match="repeated: threshold"):
         PipelineSpec.from_toml(twice)

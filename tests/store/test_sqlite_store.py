@@ -13,9 +13,13 @@ from starling.store.base import TABLES, open_store
 from tests.helpers import run_replay, synthetic_messages, write_messages
 
 _ORDER = {
-    "objects": "survey, object_id", "alerts": "survey, alert_id", "detections": "survey, detection_id",
-    "non_detections": "survey, object_id, mjd, band", "forced_photometry": "survey, object_id, mjd, band",
-    "annotations": "survey, alert_id, annotator", "filter_matches": "filter, survey, alert_id",
+    "objects": "survey, object_id",
+    "alerts": "survey, alert_id",
+    "detections": "survey, detection_id",
+    "non_detections": "survey, object_id, mjd, band",
+    "forced_photometry": "survey, object_id, mjd, band",
+    "annotations": "survey, alert_id, annotator",
+    "filter_matches": "filter, survey, alert_id",
 }
 
 
@@ -62,18 +66,24 @@ def test_rows_hold_what_the_alerts_say(tmp_path: Path, decoder: AlertDecoder) ->
     try:
         assert store.count("objects") == len(latest)
         for (survey, object_id), alert in list(latest.items())[:25]:
-            [row] = store.query("SELECT * FROM objects WHERE survey = ? AND object_id = ?", [survey, object_id])
+            [row] = store.query(
+                "SELECT * FROM objects WHERE survey = ? AND object_id = ?", [survey, object_id]
+            )
             assert row["last_alert_id"] == alert.alert_id
             assert row["ra"] == pytest.approx(alert.ra)
             assert row["n_detections"] == len(alert.history.detections)
             detection_ids = {
                 r["detection_id"]
-                for r in store.query("SELECT detection_id FROM detections WHERE survey = ? AND object_id = ?",
-                                     [survey, object_id])
+                for r in store.query(
+                    "SELECT detection_id FROM detections WHERE survey = ? AND object_id = ?",
+                    [survey, object_id],
+                )
             }
             assert {d.detection_id for d in alert.history.detections} <= detection_ids
         bright = {a.alert_id for a in alerts if a.mag is not None and a.mag < 19.0}
-        matched = {r["alert_id"] for r in store.query("SELECT alert_id FROM filter_matches WHERE filter = 'bright'")}
+        matched = {
+            r["alert_id"] for r in store.query("SELECT alert_id FROM filter_matches WHERE filter = 'bright'")
+        }
         assert matched == bright
         annotated = store.query("SELECT count(*) AS n FROM annotations WHERE annotator = 'history-summary'")
         assert annotated[0]["n"] == len(alerts)

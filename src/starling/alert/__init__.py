@@ -3,4 +3,13 @@
 from starling.alert.decoder import AlertDecoder, encode_wire
 from starling.alert.model import Alert, Cutout, Detection, ForcedPoint, History, UpperLimit
 
-__all__ = ["Alert", "AlertDecoder", "Cutout", "Detection", "ForcedPoint", "History", "UpperLimit", "encode_wire"]
+__all__ = [
+    "Alert",
+    "AlertDecoder",
+    "Cutout",
+    "Detection",
+    "ForcedPoint",
+    "History",
+    "UpperLimit",
+    "encode_wire",
+]

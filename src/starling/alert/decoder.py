@@ -36,6 +36,20 @@ _PARSED_HEADER_SCHEMA = fastavro.parse_schema(HEADER_SCHEMA)
 _MAX_CACHED_SCHEMAS = 64
 
 
+def _read_record(stream: io.BytesIO, parsed_schema: Any) -> Record:
+    record = fastavro.schemaless_reader(stream, parsed_schema)
+    if not isinstance(record, dict):
+        raise TypeError(f"decoded a {type(record).__name__}, not a record")
+    return record
+
+
+def _read_long(stream: io.BytesIO) -> int:
+    value = fastavro.schemaless_reader(stream, "long")
+    if not isinstance(value, int):
+        raise EOFError("no block header where one was expected")
+    return value
+
+
 def _describe_failure(exc: BaseException) -> str:
     """Name the usual ways a record fails to decode in words a person reads in a dead-letter file."""
     if isinstance(exc, EOFError | IndexError | StopIteration):
@@ -78,15 +92,19 @@ class AlertDecoder:
 
     def _read_wire(self, payload: bytes) -> tuple[str, list[Record]]:
         if len(payload) < _WIRE_HEADER_BYTES:
-            raise AlertDecodeError(f"truncated message: {len(payload)} bytes, shorter than the 5-byte wire header")
+            raise AlertDecodeError(
+                f"truncated message: {len(payload)} bytes, shorter than the 5-byte wire header"
+            )
         schema_id = int.from_bytes(payload[1:_WIRE_HEADER_BYTES], "big")
         schema: WriterSchema = self.schemas.get(schema_id)
         body = io.BytesIO(payload)
         body.seek(_WIRE_HEADER_BYTES)
         try:
-            record = fastavro.schemaless_reader(body, schema.parsed)
+            record = _read_record(body, schema.parsed)
         except Exception as exc:  # fastavro raises many types on bad bytes; all mean "cannot decode"
-            raise AlertDecodeError(f"cannot decode with schema id {schema_id}: {_describe_failure(exc)}") from exc
+            raise AlertDecodeError(
+                f"cannot decode with schema id {schema_id}: {_describe_failure(exc)}"
+            ) from exc
         left_over = len(payload) - body.tell()
         if left_over:
             raise AlertDecodeError(
@@ -98,6 +116,7 @@ class AlertDecoder:
     # -- Avro container files --------------------------------------------------------------------
 
     def _container_schema(self, schema_json: bytes) -> tuple[str, Any]:
+        """The parsed writer schema of a container header, parsed once per distinct schema text."""
         cached = self._container_schemas.get(schema_json)
         if cached is None:
             definition = json.loads(schema_json)
@@ -113,31 +132,33 @@ class AlertDecoder:
     def _read_container(self, payload: bytes) -> tuple[str, list[Record]]:
         stream = io.BytesIO(payload)
         try:
-            header = fastavro.schemaless_reader(stream, _PARSED_HEADER_SCHEMA)
-            meta = header["meta"]
+            header = _read_record(stream, _PARSED_HEADER_SCHEMA)
+            meta: dict[str, bytes] = header["meta"]
             schema_name, parsed = self._container_schema(meta["avro.schema"])
         except Exception as exc:
             raise AlertDecodeError(f"unreadable Avro container header: {_describe_failure(exc)}") from exc
         codec = meta.get("avro.codec", b"null")
         if codec not in (b"null", b"deflate"):
             return schema_name, self._read_container_slowly(payload)
-        sync = header["sync"]
+        sync: bytes = header["sync"]
         records: list[Record] = []
         try:
             while stream.tell() < len(payload):
-                count = fastavro.schemaless_reader(stream, "long")
-                size = fastavro.schemaless_reader(stream, "long")
+                count = _read_long(stream)
+                size = _read_long(stream)
                 block = stream.read(size)
                 if len(block) != size:
                     raise EOFError(f"block of {size} bytes has only {len(block)}")
                 if codec == b"deflate":
                     block = zlib.decompress(block, -15)
                 block_stream = io.BytesIO(block)
-                records.extend(fastavro.schemaless_reader(block_stream, parsed) for _ in range(count))
+                records.extend(_read_record(block_stream, parsed) for _ in range(count))
                 if stream.read(_SYNC_BYTES) != sync:
                     raise EOFError("missing or wrong sync marker after a block")
         except Exception as exc:
-            raise AlertDecodeError(f"cannot decode container ({schema_name}): {_describe_failure(exc)}") from exc
+            raise AlertDecodeError(
+                f"cannot decode container ({schema_name}): {_describe_failure(exc)}"
+            ) from exc
         if not records:
             raise AlertDecodeError(f"container file ({schema_name}) holds no records")
         return schema_name, records
@@ -146,7 +167,7 @@ class AlertDecoder:
     def _read_container_slowly(payload: bytes) -> list[Record]:
         """Codecs other than null/deflate (snappy, zstandard...): let fastavro do all of it."""
         try:
-            return list(fastavro.reader(io.BytesIO(payload)))
+            return [record for record in fastavro.reader(io.BytesIO(payload)) if isinstance(record, dict)]
         except Exception as exc:
             raise AlertDecodeError(f"cannot decode container: {_describe_failure(exc)}") from exc
 

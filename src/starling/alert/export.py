@@ -81,10 +81,19 @@ def output_record(alert: Alert, filter_name: str, include_cutouts: bool = False)
         "filter": filter_name,
         **alert.summary(),
         "detections": [
-            {"mjd": d.mjd, "band": d.band, "mag": d.mag, "mag_err": d.mag_err, "flux": d.flux, "flux_err": d.flux_err}
+            {
+                "mjd": d.mjd,
+                "band": d.band,
+                "mag": d.mag,
+                "mag_err": d.mag_err,
+                "flux": d.flux,
+                "flux_err": d.flux_err,
+            }
             for d in history.detections
         ],
-        "upper_limits": [{"mjd": u.mjd, "band": u.band, "limiting_mag": u.limiting_mag} for u in history.upper_limits],
+        "upper_limits": [
+            {"mjd": u.mjd, "band": u.band, "limiting_mag": u.limiting_mag} for u in history.upper_limits
+        ],
         "annotations_json": json.dumps(alert.annotations, default=str),
         "cutouts": {role: c.data for role, c in alert.cutouts.items()} if include_cutouts else {},
     }
@@ -94,5 +103,7 @@ def to_json_ready(record: dict[str, Any]) -> dict[str, Any]:
     """An output record for JSON: annotations as an object, cutout bytes as base64."""
     ready = dict(record)
     ready["annotations"] = json.loads(ready.pop("annotations_json"))
-    ready["cutouts"] = {role: base64.b64encode(data).decode("ascii") for role, data in record["cutouts"].items()}
+    ready["cutouts"] = {
+        role: base64.b64encode(data).decode("ascii") for role, data in record["cutouts"].items()
+    }
     return ready

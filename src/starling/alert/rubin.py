@@ -117,7 +117,9 @@ def normalize_rubin(record: Record, schema_name: str, origin: str = "") -> Alert
             mjd=float(_first(source, _TIME)),
             band=str(_first(source, _BAND) or ""),
             mag=flux_njy_to_mag(flux) if flux is not None else None,
-            mag_err=flux_err_to_mag_err(flux, flux_err) if flux is not None and flux_err is not None else None,
+            mag_err=flux_err_to_mag_err(flux, flux_err)
+            if flux is not None and flux_err is not None
+            else None,
             flux=flux,
             flux_err=flux_err,
             reliability=reliability,
@@ -127,4 +129,6 @@ def normalize_rubin(record: Record, schema_name: str, origin: str = "") -> Alert
             origin=origin,
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise AlertDecodeError(f"record does not fit the Rubin alert model: {type(exc).__name__}: {exc}") from exc
+        raise AlertDecodeError(
+            f"record does not fit the Rubin alert model: {type(exc).__name__}: {exc}"
+        ) from exc

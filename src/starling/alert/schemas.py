@@ -98,7 +98,9 @@ class ConfluentSchemaRegistry:
             definition = json.loads(response.json()["schema"])
             schema = parse_writer_schema(schema_id, definition)
         except (ValueError, KeyError, TypeError, fastavro.schema.SchemaParseException) as exc:
-            raise UnknownSchemaError(schema_id, f"registry {self.url} sent an unusable schema: {exc}") from exc
+            raise UnknownSchemaError(
+                schema_id, f"registry {self.url} sent an unusable schema: {exc}"
+            ) from exc
         self._cache[schema_id] = schema
         return schema
 

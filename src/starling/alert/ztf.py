@@ -28,7 +28,9 @@ def ztf_band(fid: Any) -> str:
     return ZTF_BANDS.get(fid, f"fid{fid}")
 
 
-def _signed_flux(mag: float | None, mag_err: float | None, isdiffpos: Any) -> tuple[float | None, float | None]:
+def _signed_flux(
+    mag: float | None, mag_err: float | None, isdiffpos: Any
+) -> tuple[float | None, float | None]:
     """Difference flux in nJy; ZTF gives |flux| as a magnitude and the sign in ``isdiffpos``."""
     if mag is None:
         return None, None
@@ -66,7 +68,11 @@ def _upper_limit(row: Record) -> UpperLimit:
 
 
 def _forced_point(row: Record) -> ForcedPoint:
-    flux_dn, flux_dn_err, zero_point = row.get("forcediffimflux"), row.get("forcediffimfluxunc"), row.get("magzpsci")
+    flux_dn, flux_dn_err, zero_point = (
+        row.get("forcediffimflux"),
+        row.get("forcediffimfluxunc"),
+        row.get("magzpsci"),
+    )
     flux = flux_err = None
     # Forced fluxes are in image counts; the image's zero point puts them on the AB nJy scale.
     if zero_point is not None and flux_dn is not None and flux_dn != _FORCED_MISSING:
@@ -122,4 +128,6 @@ def normalize_ztf(record: Record, origin: str = "") -> Alert:
             origin=origin,
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise AlertDecodeError(f"record does not fit the ZTF alert model: {type(exc).__name__}: {exc}") from exc
+        raise AlertDecodeError(
+            f"record does not fit the ZTF alert model: {type(exc).__name__}: {exc}"
+        ) from exc

@@ -25,7 +25,9 @@ class HistorySummary(Annotator[HistorySummaryConfig]):
             history = alert.history
             mags = [d.mag for d in history.detections if d.mag is not None]
             same_band_before = [
-                d for d in history.detections if d.band == alert.band and d.mjd < alert.mjd and d.mag is not None
+                d
+                for d in history.detections
+                if d.band == alert.band and d.mjd < alert.mjd and d.mag is not None
             ]
             delta = None
             if same_band_before and alert.mag is not None:

@@ -15,7 +15,9 @@ from starling.runtime.component import ComponentConfig, Filter
 class ThresholdConfig(ComponentConfig):
     max_mag: float | None = Field(None, description="keep alerts brighter than this (AB mag)")
     min_reliability: float | None = Field(None, ge=0.0, le=1.0, description="real/bogus score at least this")
-    min_detections: int | None = Field(None, ge=1, description="detections in the alert's history, this one included")
+    min_detections: int | None = Field(
+        None, ge=1, description="detections in the alert's history, this one included"
+    )
     surveys: tuple[str, ...] | None = Field(None, description="only these surveys (ztf, rubin)")
     bands: tuple[str, ...] | None = Field(None, description="only these bands")
 
@@ -36,7 +38,9 @@ class ThresholdFilter(Filter[ThresholdConfig]):
             mags = np.array([a.mag if a.mag is not None else np.nan for a in alerts], dtype=float)
             keep &= mags < cfg.max_mag  # NaN compares False: no magnitude, no pass
         if cfg.min_reliability is not None:
-            scores = np.array([a.reliability if a.reliability is not None else np.nan for a in alerts], dtype=float)
+            scores = np.array(
+                [a.reliability if a.reliability is not None else np.nan for a in alerts], dtype=float
+            )
             keep &= scores >= cfg.min_reliability
         if cfg.min_detections is not None:
             counts = np.array([len(a.history.detections) for a in alerts])

@@ -75,17 +75,17 @@ class Component(ABC, Generic[ConfigT]):
         self.config = config
         self.name = name
 
-    def setup(self, context: RunContext) -> None:  # noqa: B027 - optional hook
+    def setup(self, context: RunContext) -> None:
         """Open files, connections, indexes. Called once before the first batch."""
 
     @abstractmethod
     def process(self, batch: Batch) -> Batch:
         """Do this component's work on one batch and return the batch for the next component."""
 
-    def flush(self) -> None:  # noqa: B027 - optional hook
+    def flush(self) -> None:
         """Make everything written so far durable (called at commit points and at the end)."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release what ``setup`` acquired. Called once, after the last flush."""
 
     def describe(self) -> dict[str, Any]:
@@ -133,7 +133,9 @@ class Filter(Component[ConfigT]):
         verdicts = self.evaluate(batch.alerts)
         if len(verdicts) != len(batch.alerts):
             raise RuntimeError(f"filter {self.name} judged {len(verdicts)} alerts of {len(batch.alerts)}")
-        batch.matches[self.name] = [alert for alert, passed in zip(batch.alerts, verdicts, strict=True) if passed]
+        batch.matches[self.name] = [
+            alert for alert, passed in zip(batch.alerts, verdicts, strict=True) if passed
+        ]
         return batch
 
 

@@ -80,7 +80,9 @@ class EmbeddedPipeline:
         source = build_component(spec.source.use, spec.source.config, spec.source.instance_name, "source")
         assert isinstance(source, Source)
         self.source: Source[Any] = source
-        self.annotators = [build_component(c.use, c.config, c.instance_name, "annotator") for c in spec.annotators]
+        self.annotators = [
+            build_component(c.use, c.config, c.instance_name, "annotator") for c in spec.annotators
+        ]
         self.filters = [build_component(c.use, c.config, c.instance_name, "filter") for c in spec.filters]
         self.sinks = [build_component(c.use, c.config, c.instance_name, "sink") for c in spec.sinks]
         self.dead_letters = DeadLetterFile(output_dir / DEAD_LETTER_FILE)
@@ -132,7 +134,9 @@ class EmbeddedPipeline:
                 decoded = self.decoder.decode(message.payload, message.origin)
             except AlertDecodeError as exc:
                 decode.failed += 1
-                self.dead_letters.add(DeadLetter(message.origin, "decode", "decoder", exc.reason, message.payload))
+                self.dead_letters.add(
+                    DeadLetter(message.origin, "decode", "decoder", exc.reason, message.payload)
+                )
                 continue
             for alert in decoded:
                 payloads[id(alert)] = message
@@ -158,7 +162,9 @@ class EmbeddedPipeline:
         counts.alerts_out += len(matched) if matched is not None else len(result)
         return result
 
-    def _apply_one_by_one(self, component: Component[Any], batch: Batch, payloads: dict[int, RawMessage]) -> Batch:
+    def _apply_one_by_one(
+        self, component: Component[Any], batch: Batch, payloads: dict[int, RawMessage]
+    ) -> Batch:
         survivors: list[Alert] = []
         matches: dict[str, list[Alert]] = {name: [] for name in batch.matches}
         for alert in batch.alerts:
@@ -169,7 +175,9 @@ class EmbeddedPipeline:
                 self.stats.stages[component.name].failed += 1
                 message = payloads.get(id(alert), RawMessage(b"", alert.origin))
                 reason = f"{type(exc).__name__}: {exc}"
-                self.dead_letters.add(DeadLetter(message.origin, component.kind, component.name, reason, message.payload))
+                self.dead_letters.add(
+                    DeadLetter(message.origin, component.kind, component.name, reason, message.payload)
+                )
                 continue
             survivors.append(alert)
             for name, matched in out.matches.items():

@@ -59,7 +59,9 @@ def component_class(name: str) -> type[Component[Any]]:
         raise ComponentNotFoundError(f"no component named {name!r} is installed (installed: {known})")
     loaded = entry.load()
     if not (isinstance(loaded, type) and issubclass(loaded, Component)):
-        raise ComponentNotFoundError(f"entry point {name!r} ({entry.value}) is not a Starling component class")
+        raise ComponentNotFoundError(
+            f"entry point {name!r} ({entry.value}) is not a Starling component class"
+        )
     return loaded
 
 

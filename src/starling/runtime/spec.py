@@ -62,7 +62,9 @@ class PipelineSpec(BaseModel):
         names = [c.instance_name for c in (*self.annotators, *self.filters, *self.sinks)]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"component names must be unique; repeated: {', '.join(duplicates)} (set 'name')")
+            raise ValueError(
+                f"component names must be unique; repeated: {', '.join(duplicates)} (set 'name')"
+            )
         return self
 
     @classmethod

@@ -59,23 +59,26 @@ CREATE TABLE IF NOT EXISTS filter_matches (
 
 # The object row follows its latest alert (by time), whatever order alerts arrive in; first_mjd
 # only ever moves earlier. Both rules make a replay leave the rows as they were.
-_UPSERT_OBJECT = """
-INSERT INTO objects VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
-ON CONFLICT (survey, object_id) DO UPDATE SET
-    first_mjd = min(objects.first_mjd, excluded.first_mjd),
-    ra = CASE WHEN excluded.last_mjd >= objects.last_mjd THEN excluded.ra ELSE objects.ra END,
-    dec = CASE WHEN excluded.last_mjd >= objects.last_mjd THEN excluded.dec ELSE objects.dec END,
-    last_alert_id = CASE WHEN excluded.last_mjd >= objects.last_mjd
-        THEN excluded.last_alert_id ELSE objects.last_alert_id END,
-    last_band = CASE WHEN excluded.last_mjd >= objects.last_mjd THEN excluded.last_band ELSE objects.last_band END,
-    last_mag = CASE WHEN excluded.last_mjd >= objects.last_mjd THEN excluded.last_mag ELSE objects.last_mag END,
-    last_flux = CASE WHEN excluded.last_mjd >= objects.last_mjd THEN excluded.last_flux ELSE objects.last_flux END,
-    n_detections = CASE WHEN excluded.last_mjd >= objects.last_mjd
-        THEN excluded.n_detections ELSE objects.n_detections END,
-    n_upper_limits = CASE WHEN excluded.last_mjd >= objects.last_mjd
-        THEN excluded.n_upper_limits ELSE objects.n_upper_limits END,
-    last_mjd = max(objects.last_mjd, excluded.last_mjd)
-"""
+_FOLLOW_LATEST = (
+    "ra",
+    "dec",
+    "last_alert_id",
+    "last_band",
+    "last_mag",
+    "last_flux",
+    "n_detections",
+    "n_upper_limits",
+)
+_UPSERT_OBJECT = (
+    "INSERT INTO objects VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (survey, object_id) DO UPDATE SET "
+    + ", ".join(
+        f"{column} = CASE WHEN excluded.last_mjd >= objects.last_mjd "
+        f"THEN excluded.{column} ELSE objects.{column} END"
+        for column in _FOLLOW_LATEST
+    )
+    + ", first_mjd = min(objects.first_mjd, excluded.first_mjd)"
+    + ", last_mjd = max(objects.last_mjd, excluded.last_mjd)"
+)
 
 
 class SQLiteStore(AlertStore):
@@ -92,37 +95,89 @@ class SQLiteStore(AlertStore):
         self._lock = threading.Lock()
 
     def write(self, alerts: Sequence[Alert], matches: Mapping[str, Sequence[Alert]]) -> None:
-        objects, alert_rows, detections, limits, forced, annotations = [], [], [], [], [], []
+        objects: list[tuple[Any, ...]] = []
+        alert_rows: list[tuple[Any, ...]] = []
+        detections: list[tuple[Any, ...]] = []
+        limits: list[tuple[Any, ...]] = []
+        forced: list[tuple[Any, ...]] = []
+        annotations: list[tuple[Any, ...]] = []
         for a in alerts:
             history = a.history
             survey, object_id = a.survey, a.object_id
             first_mjd = history.detections[0].mjd if history.detections else a.mjd
-            objects.append((
-                survey, object_id, a.ra, a.dec, first_mjd, a.mjd, a.alert_id, a.band, a.mag, a.flux,
-                len(history.detections), len(history.upper_limits),
-            ))
-            alert_rows.append((
-                survey, a.alert_id, object_id, a.mjd, a.ra, a.dec, a.band,
-                a.mag, a.mag_err, a.flux, a.flux_err, a.reliability, a.schema_version,
-            ))
+            objects.append(
+                (
+                    survey,
+                    object_id,
+                    a.ra,
+                    a.dec,
+                    first_mjd,
+                    a.mjd,
+                    a.alert_id,
+                    a.band,
+                    a.mag,
+                    a.flux,
+                    len(history.detections),
+                    len(history.upper_limits),
+                )
+            )
+            alert_rows.append(
+                (
+                    survey,
+                    a.alert_id,
+                    object_id,
+                    a.mjd,
+                    a.ra,
+                    a.dec,
+                    a.band,
+                    a.mag,
+                    a.mag_err,
+                    a.flux,
+                    a.flux_err,
+                    a.reliability,
+                    a.schema_version,
+                )
+            )
             detections.extend(
-                (survey, d.detection_id, object_id, d.mjd, d.band, d.ra, d.dec, d.mag, d.mag_err, d.flux, d.flux_err)
+                (
+                    survey,
+                    d.detection_id,
+                    object_id,
+                    d.mjd,
+                    d.band,
+                    d.ra,
+                    d.dec,
+                    d.mag,
+                    d.mag_err,
+                    d.flux,
+                    d.flux_err,
+                )
                 for d in history.detections
             )
-            limits.extend((survey, object_id, u.mjd, u.band, u.limiting_mag, u.limiting_flux) for u in history.upper_limits)
+            limits.extend(
+                (survey, object_id, u.mjd, u.band, u.limiting_mag, u.limiting_flux)
+                for u in history.upper_limits
+            )
             forced.extend((survey, object_id, f.mjd, f.band, f.flux, f.flux_err) for f in history.forced)
             annotations.extend(
-                (survey, a.alert_id, name, json.dumps(payload, default=str)) for name, payload in a.annotations.items()
+                (survey, a.alert_id, name, json.dumps(payload, default=str))
+                for name, payload in a.annotations.items()
             )
         match_rows = [
-            (name, a.survey, a.alert_id, a.object_id, a.mjd) for name, matched in matches.items() for a in matched
+            (name, a.survey, a.alert_id, a.object_id, a.mjd)
+            for name, matched in matches.items()
+            for a in matched
         ]
         with self._lock:
             try:
                 self._db.execute("BEGIN")
                 self._db.executemany(_UPSERT_OBJECT, objects)
-                self._db.executemany("INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", alert_rows)
-                self._db.executemany("INSERT OR IGNORE INTO detections VALUES (?,?,?,?,?,?,?,?,?,?,?)", detections)
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", alert_rows
+                )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO detections VALUES (?,?,?,?,?,?,?,?,?,?,?)", detections
+                )
                 self._db.executemany("INSERT OR IGNORE INTO non_detections VALUES (?,?,?,?,?,?)", limits)
                 self._db.executemany("INSERT OR IGNORE INTO forced_photometry VALUES (?,?,?,?,?,?)", forced)
                 self._db.executemany("INSERT OR REPLACE INTO annotations VALUES (?,?,?,?)", annotations)
@@ -136,7 +191,7 @@ class SQLiteStore(AlertStore):
         if table not in TABLES:
             raise StoreError(f"no table {table!r}; tables are {', '.join(TABLES)}")
         with self._lock:
-            row = self._db.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 - checked name
+            row = self._db.execute(f"SELECT count(*) FROM {table}").fetchone()
         return int(row[0])
 
     def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:

@@ -104,8 +104,14 @@ def _default_value(avro_type: Any, named: dict[str, Any]) -> Any:
             return avro_type["symbols"][0]
         return _default_value(kind, named)
     zeros: dict[str, Any] = {
-        "null": None, "boolean": False, "int": 0, "long": 0, "float": 0.0, "double": 0.0,
-        "string": "", "bytes": b"",
+        "null": None,
+        "boolean": False,
+        "int": 0,
+        "long": 0,
+        "float": 0.0,
+        "double": 0.0,
+        "string": "",
+        "bytes": b"",
     }
     if avro_type in zeros:
         return zeros[avro_type]
@@ -171,7 +177,9 @@ class SyntheticNight:
         cfg, rng = self.config, self._rng
         count = cfg.objects or max(1, cfg.alerts // (3 * len(cfg.surveys)))
         # Uniform on the sphere: uniform in RA and in sin(dec), within the survey's declinations.
-        sin_lo, sin_hi = (np.sin(np.radians(-30.0)), 1.0) if survey == "ztf" else (-1.0, np.sin(np.radians(30.0)))
+        sin_lo, sin_hi = (
+            (np.sin(np.radians(-30.0)), 1.0) if survey == "ztf" else (-1.0, np.sin(np.radians(30.0)))
+        )
         ras = rng.uniform(0.0, 360.0, count)
         decs = np.degrees(np.arcsin(rng.uniform(sin_lo, sin_hi, count)))
         lo, hi = _PEAK_MAG_RANGE[survey]
@@ -231,7 +239,11 @@ class SyntheticNight:
                 epoch = self._observe(obj, mjd)
                 if epoch.mag is None:
                     continue
-                payload = self._ztf_message(obj, epoch, visit) if survey == "ztf" else self._rubin_message(obj, epoch, visit)
+                payload = (
+                    self._ztf_message(obj, epoch, visit)
+                    if survey == "ztf"
+                    else self._rubin_message(obj, epoch, visit)
+                )
                 produced += 1
                 yield f"synthetic:{survey}:visit{visit}:{produced}", payload
             visit += 1
@@ -241,28 +253,52 @@ class SyntheticNight:
         candidate = dict(t["candidate"])
         candidate.update(_ztf_detection_fields(epoch, obj))
         candidate.update(
-            pid=visit, programid=1, rb=float(self._rng.uniform(0.3, 1.0)), drb=float(self._rng.uniform(0.3, 1.0)),
-            ndethist=sum(1 for e in obj.history if e.mag is not None), ncovhist=len(obj.history),
-            jdstarthist=obj.history[0].mjd + JD_TO_MJD_OFFSET, jdendhist=epoch.mjd + JD_TO_MJD_OFFSET,
-            ssdistnr=-999.0, ssmagnr=-999.0, sgscore1=float(self._rng.uniform(0.0, 1.0)),
-            distpsnr1=float(self._rng.uniform(0.0, 20.0)), fwhm=2.0, elong=1.05, nbad=0,
+            pid=visit,
+            programid=1,
+            rb=float(self._rng.uniform(0.3, 1.0)),
+            drb=float(self._rng.uniform(0.3, 1.0)),
+            ndethist=sum(1 for e in obj.history if e.mag is not None),
+            ncovhist=len(obj.history),
+            jdstarthist=obj.history[0].mjd + JD_TO_MJD_OFFSET,
+            jdendhist=epoch.mjd + JD_TO_MJD_OFFSET,
+            ssdistnr=-999.0,
+            ssmagnr=-999.0,
+            sgscore1=float(self._rng.uniform(0.0, 1.0)),
+            distpsnr1=float(self._rng.uniform(0.0, 20.0)),
+            fwhm=2.0,
+            elong=1.05,
+            nbad=0,
         )
         previous = []
         for past in obj.history[:-1]:
             row = dict(t["prv"])
-            row.update(jd=past.mjd + JD_TO_MJD_OFFSET, fid=_ZTF_FID[past.band], pid=0, diffmaglim=past.limit, programid=1)
+            row.update(
+                jd=past.mjd + JD_TO_MJD_OFFSET,
+                fid=_ZTF_FID[past.band],
+                pid=0,
+                diffmaglim=past.limit,
+                programid=1,
+            )
             if past.mag is not None:
                 row.update(_ztf_detection_fields(past, obj))
             previous.append(row)
         record = dict(t["alert"])
         record.update(
-            schemavsn=ZTF_SCHEMA_VERSION, publisher="Starling synthetic", objectId=obj.object_id,
-            candid=epoch.source_id, candidate=candidate, prv_candidates=previous, fp_hists=None,
+            schemavsn=ZTF_SCHEMA_VERSION,
+            publisher="Starling synthetic",
+            objectId=obj.object_id,
+            candid=epoch.source_id,
+            candidate=candidate,
+            prv_candidates=previous,
+            fp_hists=None,
         )
         if self._pool is not None:
             pick = int(self._rng.integers(0, len(self._pool.ztf["science"])))
-            for role, field_name in (("science", "cutoutScience"), ("template", "cutoutTemplate"),
-                                     ("difference", "cutoutDifference")):
+            for role, field_name in (
+                ("science", "cutoutScience"),
+                ("template", "cutoutTemplate"),
+                ("difference", "cutoutDifference"),
+            ):
                 record[field_name] = {
                     "fileName": f"candid{epoch.source_id}_{role}.fits.gz",
                     "stampData": self._pool.ztf[role][pick],
@@ -276,10 +312,18 @@ class SyntheticNight:
         assert epoch.mag is not None
         flux = mag_to_flux_njy(epoch.mag)
         source.update(
-            diaSourceId=epoch.source_id, visit=visit, detector=int(obj.numeric_id % 189),
-            diaObjectId=int(obj.object_id), midpointMjdTai=epoch.mjd, band=epoch.band,
-            ra=obj.ra, dec=obj.dec, psfFlux=flux, psfFluxErr=mag_err_to_flux_err(flux, epoch.mag_err),
-            snr=float(1.0857 / max(epoch.mag_err, 1e-3)), reliability=float(self._rng.uniform(0.3, 1.0)),
+            diaSourceId=epoch.source_id,
+            visit=visit,
+            detector=int(obj.numeric_id % 189),
+            diaObjectId=int(obj.object_id),
+            midpointMjdTai=epoch.mjd,
+            band=epoch.band,
+            ra=obj.ra,
+            dec=obj.dec,
+            psfFlux=flux,
+            psfFluxErr=mag_err_to_flux_err(flux, epoch.mag_err),
+            snr=float(1.0857 / max(epoch.mag_err, 1e-3)),
+            reliability=float(self._rng.uniform(0.3, 1.0)),
             timeProcessedMjdTai=epoch.mjd + 30.0 / 86400.0,
         )
         return source
@@ -289,8 +333,13 @@ class SyntheticNight:
         detections = [e for e in obj.history if e.mag is not None]
         dia_object = copy.copy(t["object"])
         dia_object.update(
-            diaObjectId=int(obj.object_id), ra=obj.ra, dec=obj.dec, nDiaSources=len(detections),
-            firstDiaSourceMjdTai=detections[0].mjd, lastDiaSourceMjdTai=epoch.mjd, validityStartMjdTai=epoch.mjd,
+            diaObjectId=int(obj.object_id),
+            ra=obj.ra,
+            dec=obj.dec,
+            nDiaSources=len(detections),
+            firstDiaSourceMjdTai=detections[0].mjd,
+            lastDiaSourceMjdTai=epoch.mjd,
+            validityStartMjdTai=epoch.mjd,
         )
         record = dict(t["alert"])
         record.update(
@@ -309,9 +358,16 @@ class SyntheticNight:
 
 def _ztf_detection_fields(epoch: _Epoch, obj: _SkyObject) -> dict[str, Any]:
     return {
-        "jd": epoch.mjd + JD_TO_MJD_OFFSET, "fid": _ZTF_FID[epoch.band], "candid": epoch.source_id,
-        "isdiffpos": "t", "ra": obj.ra, "dec": obj.dec, "magpsf": epoch.mag, "sigmapsf": epoch.mag_err,
-        "diffmaglim": epoch.limit, "programid": 1,
+        "jd": epoch.mjd + JD_TO_MJD_OFFSET,
+        "fid": _ZTF_FID[epoch.band],
+        "candid": epoch.source_id,
+        "isdiffpos": "t",
+        "ra": obj.ra,
+        "dec": obj.dec,
+        "magpsf": epoch.mag,
+        "sigmapsf": epoch.mag_err,
+        "diffmaglim": epoch.limit,
+        "programid": 1,
     }
 
 
