@@ -1,0 +1,243 @@
+"""Starling's benchmarks, in one command: ``bash scripts/bench`` (``--quick`` for a short run).
+
+Every figure is a ratio against a baseline measured in the same run on the same messages, because
+this machine is shared and noisy and absolute times drift:
+
+1. decode + normalize      vs  plain fastavro decoding            (target >= 0.9x)
+2. whole embedded pipeline vs  plain fastavro decoding            (target >= 0.5x)
+   (decode, history-summary, two filters, SQLite store, match files)
+3. peak memory (RSS) of ``starling run`` at 10,000 and at 100,000 alerts   (target: growth < 50 MB)
+
+The messages are a synthetic night (ZTF Avro containers and Rubin wire-format messages, half each,
+with real-sized cutouts), made before any timing starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import fastavro
+from rich.console import Console
+from rich.table import Table
+
+from starling.alert.decoder import AlertDecoder
+from starling.alert.schemas import PackagedRubinSchemas
+from starling.runtime.component import ComponentConfig, RawMessage, Source
+from starling.runtime.embedded import EmbeddedPipeline
+from starling.runtime.registry import register_component
+from starling.runtime.spec import ComponentSpec, PipelineSpec
+from starling.synthetic.generator import SyntheticConfig, SyntheticNight
+
+console = Console(width=130)
+
+
+def make_messages(count: int) -> list[tuple[str, bytes]]:
+    return list(SyntheticNight(SyntheticConfig(alerts=count, alerts_per_visit=500, seed=2026)))
+
+
+def plain_fastavro(messages: list[tuple[str, bytes]]) -> Callable[[], int]:
+    """The baseline: what a client does with fastavro alone (container reader; schemaless for Rubin)."""
+    schemas = PackagedRubinSchemas()
+    parsed = {1100: schemas.get(1100).parsed}
+
+    def run() -> int:
+        decoded = 0
+        for _, payload in messages:
+            if payload[:4] == b"Obj\x01":
+                for _record in fastavro.reader(io.BytesIO(payload)):
+                    decoded += 1
+            else:
+                schema = parsed[int.from_bytes(payload[1:5], "big")]
+                fastavro.schemaless_reader(io.BytesIO(payload[5:]), schema)
+                decoded += 1
+        return decoded
+
+    return run
+
+
+def starling_decode(messages: list[tuple[str, bytes]], with_history: bool) -> Callable[[], int]:
+    decoder = AlertDecoder(PackagedRubinSchemas())
+
+    def run() -> int:
+        decoded = 0
+        for origin, payload in messages:
+            for alert in decoder.decode(payload, origin):
+                if with_history:
+                    _ = alert.history
+                decoded += 1
+        return decoded
+
+    return run
+
+
+class _MemoryConfig(ComponentConfig):
+    pass
+
+
+class MemorySource(Source[_MemoryConfig]):
+    """Replays messages held in memory, so the pipeline is timed without disk reads or generation."""
+
+    Config: ClassVar[type[ComponentConfig]] = _MemoryConfig
+    messages_to_replay: ClassVar[list[tuple[str, bytes]]] = []
+
+    def messages(self) -> Iterator[RawMessage]:
+        for origin, payload in self.messages_to_replay:
+            yield RawMessage(payload, origin)
+
+
+def embedded_pipeline(messages: list[tuple[str, bytes]]) -> Callable[[], int]:
+    register_component("bench-memory", MemorySource)
+    MemorySource.messages_to_replay = messages
+    spec = PipelineSpec(
+        batch_size=500,
+        source=ComponentSpec(use="bench-memory"),
+        annotators=[ComponentSpec(use="history-summary")],
+        filters=[
+            ComponentSpec(use="threshold", name="bright", config={"max_mag": 18.5, "min_reliability": 0.5}),
+            ComponentSpec(
+                use="threshold", name="confirmed", config={"min_detections": 3, "min_reliability": 0.7}
+            ),
+        ],
+        sinks=[ComponentSpec(use="store"), ComponentSpec(use="files")],
+    )
+
+    def run() -> int:
+        with tempfile.TemporaryDirectory() as scratch:
+            summary = EmbeddedPipeline(spec, Path(scratch)).run()
+        return summary.stats.alerts_decoded
+
+    return run
+
+
+def best_rate(work: Callable[[], int], repeats: int) -> float:
+    """Alerts per second: the best of ``repeats`` runs (the least disturbed by other load)."""
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        count = work()
+        rates.append(count / (time.perf_counter() - start))
+    return max(rates)
+
+
+def interleaved(pairs: dict[str, Callable[[], int]], repeats: int) -> dict[str, float]:
+    """Run the contenders in turn, ``repeats`` rounds, so drift in machine load hits them alike."""
+    rates: dict[str, list[float]] = {name: [] for name in pairs}
+    for round_number in range(repeats):
+        for name, work in pairs.items():
+            rates[name].append(best_rate(work, 1))
+        console.print(
+            f"  round {round_number + 1}/{repeats}: "
+            + ", ".join(f"{name} {rates[name][-1]:,.0f}/s" for name in pairs)
+        )
+    return {name: max(values) for name, values in rates.items()}
+
+
+_PEAK_RSS_SCRIPT = """
+import resource, sys, tempfile
+from pathlib import Path
+from starling.cli import default_pipeline
+from starling.runtime.embedded import EmbeddedPipeline
+with tempfile.TemporaryDirectory() as out:
+    summary = EmbeddedPipeline(default_pipeline([], int(sys.argv[1]), 500), Path(out)).run()
+print(summary.stats.alerts_decoded, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_rss_mb(alerts: int) -> tuple[int, float]:
+    """Run the embedded default on a synthetic night of ``alerts`` in a fresh process; its peak RSS."""
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS_SCRIPT, str(alerts)], capture_output=True, text=True, check=True
+    )
+    decoded, max_rss_kib = result.stdout.split()
+    return int(decoded), int(max_rss_kib) / 1024.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer messages and rounds (a smoke run)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    count, repeats = (2_000, 2) if args.quick else (10_000, 3)
+    memory_sizes = (2_000, 20_000) if args.quick else (10_000, 100_000)
+
+    console.print(f"making {count:,} synthetic messages (half ZTF, half Rubin, with cutouts)...")
+    messages = make_messages(count)
+    mean_kb = statistics.mean(len(p) for _, p in messages) / 1000
+    console.print(f"  {len(messages):,} messages, {mean_kb:.0f} kB on average")
+
+    console.print("1/3 decoding: plain fastavro vs Starling decode+normalize")
+    decode_rates = interleaved(
+        {
+            "plain fastavro": plain_fastavro(messages),
+            "decode+normalize": starling_decode(messages, with_history=False),
+            "decode+normalize+history": starling_decode(messages, with_history=True),
+        },
+        repeats,
+    )
+    console.print("2/3 the whole embedded pipeline with the store")
+    pipeline_rates = interleaved(
+        {"plain fastavro": plain_fastavro(messages), "embedded pipeline": embedded_pipeline(messages)},
+        repeats,
+    )
+    console.print(
+        f"3/3 peak memory of the embedded default at {memory_sizes[0]:,} and {memory_sizes[1]:,} alerts"
+    )
+    memory = {}
+    for size in memory_sizes:
+        decoded, peak = peak_rss_mb(size)
+        memory[size] = peak
+        console.print(f"  {decoded:,} alerts: peak RSS {peak:,.0f} MB")
+
+    base = decode_rates["plain fastavro"]
+    figures: list[tuple[str, str, str, str]] = [
+        (
+            "decode+normalize vs plain fastavro",
+            f"{decode_rates['decode+normalize'] / base:.2f}x",
+            ">= 0.90x",
+            f"{decode_rates['decode+normalize']:,.0f} vs {base:,.0f} alerts/s",
+        ),
+        (
+            "decode+normalize+history vs plain fastavro",
+            f"{decode_rates['decode+normalize+history'] / base:.2f}x",
+            "(info)",
+            f"{decode_rates['decode+normalize+history']:,.0f} alerts/s",
+        ),
+        (
+            "embedded pipeline + store vs plain fastavro",
+            f"{pipeline_rates['embedded pipeline'] / pipeline_rates['plain fastavro']:.2f}x",
+            ">= 0.50x",
+            f"{pipeline_rates['embedded pipeline']:,.0f} vs {pipeline_rates['plain fastavro']:,.0f} alerts/s",
+        ),
+        (
+            f"peak RSS {memory_sizes[1]:,} vs {memory_sizes[0]:,} alerts",
+            f"{memory[memory_sizes[1]] / memory[memory_sizes[0]]:.2f}x",
+            "growth < 50 MB",
+            f"{memory[memory_sizes[0]]:,.0f} -> {memory[memory_sizes[1]]:,.0f} MB "
+            f"(+{memory[memory_sizes[1]] - memory[memory_sizes[0]]:,.0f} MB)",
+        ),
+    ]
+    table = Table(title=f"Starling benchmarks ({len(messages):,} messages, best of {repeats} rounds)")
+    for column in ("figure", "ratio", "target", "measured"):
+        table.add_column(column)
+    for row in figures:
+        table.add_row(*row)
+    console.print(table)
+    if args.json:
+        results: dict[str, Any] = {"decode": decode_rates, "pipeline": pipeline_rates, "peak_rss_mb": memory}
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
