@@ -32,10 +32,11 @@ from rich.table import Table
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.schemas import PackagedRubinSchemas
+from starling.cli import default_pipeline
 from starling.runtime.component import ComponentConfig, RawMessage, Source
 from starling.runtime.embedded import EmbeddedPipeline
 from starling.runtime.registry import register_component
-from starling.runtime.spec import ComponentSpec, PipelineSpec
+from starling.runtime.spec import ComponentSpec
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 
 console = Console(width=130)
@@ -98,18 +99,7 @@ class MemorySource(Source[_MemoryConfig]):
 def embedded_pipeline(messages: list[tuple[str, bytes]]) -> Callable[[], int]:
     register_component("bench-memory", MemorySource)
     MemorySource.messages_to_replay = messages
-    spec = PipelineSpec(
-        batch_size=500,
-        source=ComponentSpec(use="bench-memory"),
-        annotators=[ComponentSpec(use="history-summary")],
-        filters=[
-            ComponentSpec(use="threshold", name="bright", config={"max_mag": 18.5, "min_reliability": 0.5}),
-            ComponentSpec(
-                use="threshold", name="confirmed", config={"min_detections": 3, "min_reliability": 0.7}
-            ),
-        ],
-        sinks=[ComponentSpec(use="store"), ComponentSpec(use="files")],
-    )
+    spec = default_pipeline(ComponentSpec(use="bench-memory"))
 
     def run() -> int:
         with tempfile.TemporaryDirectory() as scratch:
@@ -145,10 +135,10 @@ def interleaved(pairs: dict[str, Callable[[], int]], repeats: int) -> dict[str, 
 _PEAK_RSS_SCRIPT = """
 import resource, sys, tempfile
 from pathlib import Path
-from starling.cli import default_pipeline
+from starling.cli import default_pipeline, input_source
 from starling.runtime.embedded import EmbeddedPipeline
 with tempfile.TemporaryDirectory() as out:
-    summary = EmbeddedPipeline(default_pipeline([], int(sys.argv[1]), 500), Path(out)).run()
+    summary = EmbeddedPipeline(default_pipeline(input_source([], int(sys.argv[1]))), Path(out)).run()
 print(summary.stats.alerts_decoded, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 

@@ -31,13 +31,16 @@ console = Console()
 errors = Console(stderr=True)
 
 
-def default_pipeline(inputs: list[Path], alerts: int, batch_size: int) -> PipelineSpec:
-    """The embedded default: replay the inputs (or a synthetic night), summarise each light curve,
-    two example filters, and write everything to the SQLite store and the matches to files."""
+def input_source(inputs: list[Path], alerts: int) -> ComponentSpec:
+    """Replay the inputs, or with none, a synthetic night of ``alerts``."""
     if inputs:
-        source = ComponentSpec(use="replay", config={"paths": [str(p) for p in inputs]})
-    else:
-        source = ComponentSpec(use="synthetic", config={"alerts": alerts})
+        return ComponentSpec(use="replay", config={"paths": [str(p) for p in inputs]})
+    return ComponentSpec(use="synthetic", config={"alerts": alerts})
+
+
+def default_pipeline(source: ComponentSpec, batch_size: int = 500) -> PipelineSpec:
+    """The embedded default: summarise each light curve, two example filters, and write everything
+    to the SQLite store and the matches to files."""
     return PipelineSpec(
         batch_size=batch_size,
         source=source,
@@ -108,7 +111,7 @@ def run(
         spec = (
             PipelineSpec.from_toml(pipeline)
             if pipeline
-            else default_pipeline(inputs or [], alerts, batch_size)
+            else default_pipeline(input_source(inputs or [], alerts), batch_size)
         )
         runner = EmbeddedPipeline(spec, output, AlertDecoder(default_schema_source(schema_registry)))
         summary = _run_with_progress(runner, quiet)
