@@ -132,14 +132,20 @@ def interleaved(pairs: dict[str, Callable[[], int]], repeats: int) -> dict[str, 
     return {name: max(values) for name, values in rates.items()}
 
 
+# The child reads its own peak from /proc (VmHWM, reset at exec). getrusage's ru_maxrss would not
+# do: Linux carries it across fork and exec, so the child would report the parent's peak.
 _PEAK_RSS_SCRIPT = """
-import resource, sys, tempfile
+import sys, tempfile
 from pathlib import Path
-from starling.cli import default_pipeline, input_source
+from starling.cli import default_pipeline
 from starling.runtime.embedded import EmbeddedPipeline
+from starling.runtime.spec import ComponentSpec
+# The same simulated sky at every stream length: only the number of alerts changes.
+source = ComponentSpec(use="synthetic", config={"alerts": int(sys.argv[1]), "objects": 3000})
 with tempfile.TemporaryDirectory() as out:
-    summary = EmbeddedPipeline(default_pipeline(input_source([], int(sys.argv[1]))), Path(out)).run()
-print(summary.stats.alerts_decoded, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    summary = EmbeddedPipeline(default_pipeline(source), Path(out)).run()
+peak_kib = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(summary.stats.alerts_decoded, peak_kib)
 """
 
 

@@ -35,6 +35,7 @@ class ReplaySource(Source[ReplayConfig]):
 class SyntheticSourceConfig(ComponentConfig):
     alerts: int = Field(5000, ge=1)
     alerts_per_visit: int = Field(500, ge=1)
+    objects: int | None = Field(None, ge=1, description="distinct objects per survey; default alerts/6")
     surveys: tuple[SyntheticSurvey, ...] = ("ztf", "rubin")
     seed: int = 42
     cutouts: bool = True

@@ -17,11 +17,12 @@ import copy
 import io
 import string
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import fastavro
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from starling.alert.decoder import encode_wire
@@ -36,10 +37,15 @@ _LIMITING_MAG = {"ztf": 20.5, "rubin": 24.5}
 _PEAK_MAG_RANGE = {"ztf": (15.5, 19.5), "rubin": (18.0, 23.5)}
 _BANDS = {"ztf": ("g", "r", "i"), "rubin": ("u", "g", "r", "i", "z", "y")}
 _ZTF_FID = {"g": 1, "r": 2, "i": 3}
-# ZTF alerts carry 30 days of history; Rubin's carry 12 months. Both are capped in entries to keep
-# the generator's memory flat however long the night.
+# ZTF alerts carry 30 days of history; Rubin's carry 12 months. Both are capped in entries, and the
+# histories live in one preallocated array per survey, so the generator's memory is fixed at the
+# start of the night however many alerts it then writes.
 _HISTORY_DAYS = {"ztf": 30.0, "rubin": 365.0}
 _MAX_HISTORY_ROWS = 30
+_HISTORY_SLOTS = _MAX_HISTORY_ROWS + 1  # the earlier epochs and the current one
+_DEFAULT_MAX_OBJECTS = 5000
+# Columns of a history row: mjd, band index, mag (NaN for an upper limit), mag error, limit, source id.
+_MJD, _BAND, _MAG, _MAG_ERR, _LIMIT, _SOURCE = range(6)
 
 
 class SyntheticConfig(BaseModel):
@@ -50,7 +56,9 @@ class SyntheticConfig(BaseModel):
     alerts: int = Field(5000, ge=1, description="alerts to produce in all")
     alerts_per_visit: int = Field(500, ge=1, description="alerts one visit produces (cadence)")
     surveys: tuple[SyntheticSurvey, ...] = Field(("ztf", "rubin"), min_length=1)
-    objects: int | None = Field(None, ge=1, description="distinct objects; default alerts/3 per survey")
+    objects: int | None = Field(
+        None, ge=1, description="distinct objects per survey; default alerts/6, at most 5000"
+    )
     seed: int = 42
     start_mjd: float = 60800.0
     visit_interval_s: float = Field(39.0, gt=0)
@@ -79,7 +87,6 @@ class _SkyObject:
     peak_mag: float
     rise_per_day: float
     decline_per_day: float
-    history: list[_Epoch] = field(default_factory=list)
 
     def mag_at(self, mjd: float) -> float:
         if mjd < self.peak_mjd:
@@ -160,6 +167,8 @@ class SyntheticNight:
             "object": template_record(rubin_definition, "diaObject"),
         }
         self._next_source_id = 10**15
+        self._rows: dict[SyntheticSurvey, npt.NDArray[np.float64]] = {}
+        self._lengths: dict[SyntheticSurvey, npt.NDArray[np.int32]] = {}
         self._objects: dict[SyntheticSurvey, list[_SkyObject]] = {
             survey: self._make_objects(survey) for survey in self.config.surveys
         }
@@ -175,7 +184,9 @@ class SyntheticNight:
 
     def _make_objects(self, survey: SyntheticSurvey) -> list[_SkyObject]:
         cfg, rng = self.config, self._rng
-        count = cfg.objects or max(1, cfg.alerts // (3 * len(cfg.surveys)))
+        count = cfg.objects or min(_DEFAULT_MAX_OBJECTS, max(1, cfg.alerts // (3 * len(cfg.surveys))))
+        self._rows[survey] = np.full((count, _HISTORY_SLOTS, 6), np.nan)
+        self._lengths[survey] = np.zeros(count, dtype=np.int32)
         # Uniform on the sphere: uniform in RA and in sin(dec), within the survey's declinations.
         sin_lo, sin_hi = (
             (np.sin(np.radians(-30.0)), 1.0) if survey == "ztf" else (-1.0, np.sin(np.radians(30.0)))
@@ -215,11 +226,31 @@ class SyntheticNight:
         seen = true_mag < limit
         mag = true_mag + float(self._rng.normal(0.0, mag_err)) if seen else None
         epoch = _Epoch(mjd, band, mag, mag_err, limit, self._new_source_id())
-        obj.history.append(epoch)
-        cutoff = mjd - _HISTORY_DAYS[obj.survey]
-        while obj.history and (obj.history[0].mjd < cutoff or len(obj.history) > _MAX_HISTORY_ROWS + 1):
-            obj.history.pop(0)
+        rows, lengths, i = self._rows[obj.survey][obj.numeric_id], self._lengths[obj.survey], obj.numeric_id
+        if lengths[i] == _HISTORY_SLOTS:  # full: forget the oldest epoch
+            rows[:-1] = rows[1:]
+            lengths[i] -= 1
+        band_index = _BANDS[obj.survey].index(band)
+        rows[lengths[i]] = (mjd, band_index, np.nan if mag is None else mag, mag_err, limit, epoch.source_id)
+        lengths[i] += 1
         return epoch
+
+    def _history(self, obj: _SkyObject, now_mjd: float) -> list[_Epoch]:
+        """The object's epochs within the survey's history window, oldest first, the current one last."""
+        rows = self._rows[obj.survey][obj.numeric_id, : self._lengths[obj.survey][obj.numeric_id]]
+        bands = _BANDS[obj.survey]
+        return [
+            _Epoch(
+                mjd=float(row[_MJD]),
+                band=bands[int(row[_BAND])],
+                mag=None if np.isnan(row[_MAG]) else float(row[_MAG]),
+                mag_err=float(row[_MAG_ERR]),
+                limit=float(row[_LIMIT]),
+                source_id=int(row[_SOURCE]),
+            )
+            for row in rows
+            if row[_MJD] >= now_mjd - _HISTORY_DAYS[obj.survey]
+        ]
 
     # -- the stream ------------------------------------------------------------------------------
 
@@ -250,6 +281,7 @@ class SyntheticNight:
 
     def _ztf_message(self, obj: _SkyObject, epoch: _Epoch, visit: int) -> bytes:
         t = self._ztf_templates
+        history = self._history(obj, epoch.mjd)
         candidate = dict(t["candidate"])
         candidate.update(_ztf_detection_fields(epoch, obj))
         candidate.update(
@@ -257,9 +289,9 @@ class SyntheticNight:
             programid=1,
             rb=float(self._rng.uniform(0.3, 1.0)),
             drb=float(self._rng.uniform(0.3, 1.0)),
-            ndethist=sum(1 for e in obj.history if e.mag is not None),
-            ncovhist=len(obj.history),
-            jdstarthist=obj.history[0].mjd + JD_TO_MJD_OFFSET,
+            ndethist=sum(1 for e in history if e.mag is not None),
+            ncovhist=len(history),
+            jdstarthist=history[0].mjd + JD_TO_MJD_OFFSET,
             jdendhist=epoch.mjd + JD_TO_MJD_OFFSET,
             ssdistnr=-999.0,
             ssmagnr=-999.0,
@@ -270,7 +302,7 @@ class SyntheticNight:
             nbad=0,
         )
         previous = []
-        for past in obj.history[:-1]:
+        for past in history[:-1]:
             row = dict(t["prv"])
             row.update(
                 jd=past.mjd + JD_TO_MJD_OFFSET,
@@ -330,7 +362,7 @@ class SyntheticNight:
 
     def _rubin_message(self, obj: _SkyObject, epoch: _Epoch, visit: int) -> bytes:
         t = self._rubin_templates
-        detections = [e for e in obj.history if e.mag is not None]
+        detections = [e for e in self._history(obj, epoch.mjd) if e.mag is not None]
         dia_object = copy.copy(t["object"])
         dia_object.update(
             diaObjectId=int(obj.object_id),
