@@ -120,6 +120,8 @@ class Alert:
         "_cutouts",
         "_history",
         "_history_builder",
+        "_record",
+        "_record_loader",
         "alert_id",
         "annotations",
         "band",
@@ -132,7 +134,6 @@ class Alert:
         "object_id",
         "origin",
         "ra",
-        "record",
         "reliability",
         "schema_version",
         "survey",
@@ -154,9 +155,10 @@ class Alert:
         flux_err: float | None,
         reliability: float | None,
         schema_version: str,
-        record: Record,
+        record: Record | None,
         history_builder: Callable[[Record], History],
         origin: str = "",
+        record_loader: Callable[[], Record] | None = None,
     ) -> None:
         self.survey: Survey = survey
         self.alert_id = alert_id
@@ -171,7 +173,10 @@ class Alert:
         self.flux_err = flux_err
         self.reliability = reliability
         self.schema_version = schema_version
-        self.record = record
+        if record is None and record_loader is None:
+            raise ValueError("an Alert needs its record or a way to load it")
+        self._record = record
+        self._record_loader = record_loader
         self.origin = origin
         self.annotations: dict[str, dict[str, Any]] = {}
         self._history_builder = history_builder
@@ -182,6 +187,19 @@ class Alert:
     def key(self) -> tuple[str, int]:
         """The alert's identity across the whole system: (survey, alert id)."""
         return (self.survey, self.alert_id)
+
+    @property
+    def record(self) -> Record:
+        """The survey's original record, as decoded. An alert that crossed a stage boundary (see
+        ``starling.runtime.envelope``) decodes it from the original message on first use."""
+        if self._record is None:
+            assert self._record_loader is not None
+            self._record = self._record_loader()
+        return self._record
+
+    @property
+    def record_is_loaded(self) -> bool:
+        return self._record is not None
 
     @property
     def history(self) -> History:

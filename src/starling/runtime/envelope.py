@@ -1,0 +1,131 @@
+"""What travels between stages over Kafka: an envelope around the survey's own message.
+
+The envelope carries the survey-neutral scalars of the alert (ids, position, time, band, photometry,
+reliability), its annotations, the filters it matched so far, and the survey's original message
+bytes, untouched. A stage that needs only the scalars (most filters, the routing of matches) never
+decodes the survey record or its cutouts; a stage that needs the history or the cutouts decodes the
+original message once, on first use. Nothing is ever re-encoded in the survey's format.
+
+Framing: the two bytes ``b"S\\x01"`` (Starling envelope, version 1), then one schemaless Avro record
+of :data:`ENVELOPE_SCHEMA`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import fastavro
+
+from starling.alert.decoder import AlertDecoder
+from starling.alert.model import Alert, History, Record
+from starling.alert.rubin import build_rubin_history
+from starling.alert.ztf import build_ztf_history
+from starling.errors import AlertDecodeError
+
+ENVELOPE_MAGIC = b"S\x01"
+_NULLABLE_DOUBLE = ["null", "double"]
+
+ENVELOPE_SCHEMA: dict[str, Any] = {
+    "type": "record",
+    "name": "envelope",
+    "namespace": "starling.v1",
+    "fields": [
+        {"name": "survey", "type": "string"},
+        {"name": "alert_id", "type": "long"},
+        {"name": "object_id", "type": "string"},
+        {"name": "ra", "type": "double"},
+        {"name": "dec", "type": "double"},
+        {"name": "mjd", "type": "double"},
+        {"name": "band", "type": "string"},
+        {"name": "mag", "type": _NULLABLE_DOUBLE},
+        {"name": "mag_err", "type": _NULLABLE_DOUBLE},
+        {"name": "flux", "type": _NULLABLE_DOUBLE},
+        {"name": "flux_err", "type": _NULLABLE_DOUBLE},
+        {"name": "reliability", "type": _NULLABLE_DOUBLE},
+        {"name": "schema_version", "type": "string"},
+        {"name": "origin", "type": "string"},
+        {"name": "annotations_json", "type": "string"},
+        {"name": "matches", "type": {"type": "array", "items": "string"}},
+        {"name": "payload", "type": "bytes"},
+    ],
+}
+_PARSED = fastavro.parse_schema(ENVELOPE_SCHEMA)
+_HISTORY_BUILDERS = {"ztf": build_ztf_history, "rubin": build_rubin_history}
+
+
+def encode_envelope(alert: Alert, payload: bytes, matches: list[str]) -> bytes:
+    """Wrap an alert for the next stage; ``payload`` is the survey message it was decoded from."""
+    out = io.BytesIO()
+    out.write(ENVELOPE_MAGIC)
+    fastavro.schemaless_writer(
+        out,
+        _PARSED,
+        {
+            **alert.summary(),
+            "origin": alert.origin,
+            "annotations_json": json.dumps(alert.annotations, default=str),
+            "matches": matches,
+            "payload": payload,
+        },
+    )
+    return out.getvalue()
+
+
+class Envelope:
+    """A decoded envelope: the alert (its record loaded lazily), the original bytes, the matches."""
+
+    __slots__ = ("alert", "matches", "payload")
+
+    def __init__(self, alert: Alert, payload: bytes, matches: list[str]) -> None:
+        self.alert = alert
+        self.payload = payload
+        self.matches = matches
+
+
+def decode_envelope(data: bytes, decoder: AlertDecoder) -> Envelope:
+    """Unwrap an envelope; the survey record is decoded from the payload only if someone asks."""
+    if data[:2] != ENVELOPE_MAGIC:
+        raise AlertDecodeError(f"not a Starling envelope (starts {data[:2]!r}, expected {ENVELOPE_MAGIC!r})")
+    try:
+        fields = fastavro.schemaless_reader(io.BytesIO(data[2:]), _PARSED)
+        assert isinstance(fields, dict)
+        survey = fields["survey"]
+        history_builder = _HISTORY_BUILDERS[survey]
+        annotations = json.loads(fields["annotations_json"])
+    except Exception as exc:
+        raise AlertDecodeError(f"corrupt Starling envelope: {type(exc).__name__}: {exc}") from exc
+    payload: bytes = fields["payload"]
+    alert_id: int = fields["alert_id"]
+
+    def load_record() -> Record:
+        for candidate in decoder.decode(payload, fields["origin"]):
+            if candidate.alert_id == alert_id:
+                return candidate.record
+        raise AlertDecodeError(f"alert {alert_id} is not in its own payload")
+
+    def build_history(record: Record) -> History:
+        return history_builder(record)
+
+    alert = Alert(
+        survey=survey,
+        alert_id=alert_id,
+        object_id=fields["object_id"],
+        ra=fields["ra"],
+        dec=fields["dec"],
+        mjd=fields["mjd"],
+        band=fields["band"],
+        mag=fields["mag"],
+        mag_err=fields["mag_err"],
+        flux=fields["flux"],
+        flux_err=fields["flux_err"],
+        reliability=fields["reliability"],
+        schema_version=fields["schema_version"],
+        record=None,
+        history_builder=build_history,
+        origin=fields["origin"],
+        record_loader=load_record,
+    )
+    alert.annotations.update(annotations)
+    return Envelope(alert, payload, list(fields["matches"]))
