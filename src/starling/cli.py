@@ -20,7 +20,8 @@ from rich.progress import (
 from rich.table import Table
 
 from starling.errors import StarlingError
-from starling.runtime.embedded import EmbeddedPipeline, RunStats, RunSummary
+from starling.runtime.chain import RunStats
+from starling.runtime.embedded import EmbeddedPipeline, RunSummary
 from starling.runtime.registry import available_components
 from starling.runtime.spec import ComponentSpec, PipelineSpec
 

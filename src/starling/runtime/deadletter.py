@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,18 +27,46 @@ class DeadLetter:
     payload: bytes
 
 
-class DeadLetterFile:
-    """Appends dead letters to a JSON-lines file (opened on the first letter) and counts reasons."""
+class DeadLetterOutput(ABC):
+    """Where dead letters go; every output counts them by reason."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self) -> None:
         self.by_reason: Counter[str] = Counter()
-        self._handle: IO[str] | None = None
 
     def __len__(self) -> int:
         return sum(self.by_reason.values())
 
     def add(self, letter: DeadLetter) -> None:
+        self.write(letter)
+        self.by_reason[f"{letter.stage}/{letter.component}: {letter.reason}"] += 1
+
+    @abstractmethod
+    def write(self, letter: DeadLetter) -> None: ...
+
+    def flush(self) -> None:  # noqa: B027 - optional hook
+        """Make the letters written so far durable."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the output."""
+
+    @property
+    def location(self) -> str:
+        return ""
+
+
+class DeadLetterFile(DeadLetterOutput):
+    """Appends dead letters to a JSON-lines file (opened on the first letter)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self._handle: IO[str] | None = None
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def write(self, letter: DeadLetter) -> None:
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("a", encoding="utf-8")
@@ -50,7 +79,6 @@ class DeadLetterFile:
             "payload_base64": base64.b64encode(letter.payload).decode("ascii"),
         }
         self._handle.write(json.dumps(entry) + "\n")
-        self.by_reason[f"{letter.stage}/{letter.component}: {letter.reason}"] += 1
 
     def flush(self) -> None:
         if self._handle is not None:
