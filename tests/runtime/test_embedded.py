@@ -103,7 +103,7 @@ def test_unknown_component_and_wrong_kind_are_refused() -> None:
         build_component("threshold", {}, expected_kind="sink")
 
 
-def test_pipeline_from_toml(tmp_path: Path) -> None:
+def test_pipeline_from_file(tmp_path: Path) -> None:
     paths = write_messages(tmp_path / "in", synthetic_messages(50, seed=4))
     toml = tmp_path / "pipeline.toml"
     toml.write_text(
@@ -119,7 +119,7 @@ name = "everything"
 use = "store"
 """
     )
-    summary = EmbeddedPipeline(PipelineSpec.from_toml(toml), tmp_path / "out").run()
+    summary = EmbeddedPipeline(PipelineSpec.from_file(toml), tmp_path / "out").run()
     assert summary.stats.alerts_decoded == 50
     assert summary.stats.stages["everything"].alerts_out == 50
 
@@ -128,14 +128,14 @@ def test_bad_pipeline_files_are_explained(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("[source\nuse = 1")
     with pytest.raises(ConfigError, match="not valid TOML"):
-        PipelineSpec.from_toml(broken)
+        PipelineSpec.from_file(broken)
     missing_source = tmp_path / "nosource.toml"
     missing_source.write_text("batch_size = 10\n")
     with pytest.raises(ConfigError, match=r"nosource\.toml\.source: Field required"):
-        PipelineSpec.from_toml(missing_source)
+        PipelineSpec.from_file(missing_source)
     twice = tmp_path / "twice.toml"
     twice.write_text(
         '[source]\nuse="synthetic"\n[[filters]]\nuse="threshold"\n[[filters]]\nuse="threshold"\n'
     )
     with pytest.raises(ConfigError, match="repeated: threshold"):
-        PipelineSpec.from_toml(twice)
+        PipelineSpec.from_file(twice)

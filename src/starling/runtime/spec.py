@@ -20,10 +20,17 @@ stages; it names components, never transports. It is written in TOML::
     [[sinks]]
     use = "store"
     config = { path = "starling.db" }
+
+    [kafka]                       # used when the stages run as services over Kafka
+    bootstrap_servers = "127.0.0.1:39092"
+    input_topics = ["^ztf_20261122_programid1$"]
+
+A JSON file of the same structure is read too (``starling up`` hands its workers one).
 """
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -31,6 +38,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from starling.errors import ConfigError
+from starling.runtime.kafka import KafkaSettings
 from starling.runtime.registry import format_validation_error
 
 
@@ -56,6 +64,7 @@ class PipelineSpec(BaseModel):
     annotators: list[ComponentSpec] = Field(default_factory=list)
     filters: list[ComponentSpec] = Field(default_factory=list)
     sinks: list[ComponentSpec] = Field(default_factory=list)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     @model_validator(mode="after")
     def _names_are_unique(self) -> PipelineSpec:
@@ -68,13 +77,17 @@ class PipelineSpec(BaseModel):
         return self
 
     @classmethod
-    def from_toml(cls, path: Path) -> PipelineSpec:
+    def from_file(cls, path: Path) -> PipelineSpec:
+        """Read a pipeline description from TOML, or JSON when the name ends in ``.json``."""
         try:
-            data = tomllib.loads(path.read_text())
+            text = path.read_text()
         except OSError as exc:
             raise ConfigError(f"cannot read pipeline file {path}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        try:
+            data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            kind = "JSON" if path.suffix == ".json" else "TOML"
+            raise ConfigError(f"{path}: not valid {kind}: {exc}") from exc
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

@@ -89,6 +89,8 @@ class SQLiteStore(AlertStore):
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # Replicas of a sink stage may share one file: wait for the writer's lock, do not fail.
+            self._db.execute("PRAGMA busy_timeout=60000")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc

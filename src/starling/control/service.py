@@ -1,0 +1,106 @@
+"""The HTTP API every stage worker serves (the control-API work adds config, pause, drain, VOSI).
+
+``/health`` answers while the process lives; ``/ready`` once the worker consumes; ``/status`` gives
+state, counts, lag and partitions; ``/metrics`` is Prometheus text, read from the worker's own counts
+at scrape time (nothing is counted twice).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from starling.runtime.worker import StageWorker
+
+
+class _WorkerCollector(Collector):
+    def __init__(self, worker: StageWorker) -> None:
+        self.worker = worker
+
+    def collect(self) -> Iterator[Metric]:
+        w, stage = self.worker, self.worker.stage
+        messages = CounterMetricFamily("starling_messages_in", "Messages consumed", labels=["stage"])
+        messages.add_metric([stage], w.stats.messages_in)
+        yield messages
+        per_component = CounterMetricFamily(
+            "starling_component_alerts",
+            "Alerts per component and direction",
+            labels=["stage", "component", "direction"],
+        )
+        for name, counts in w.stats.stages.items():
+            per_component.add_metric([stage, name, "in"], counts.alerts_in)
+            per_component.add_metric([stage, name, "out"], counts.alerts_out)
+            per_component.add_metric([stage, name, "failed"], counts.failed)
+        yield per_component
+        dead = CounterMetricFamily("starling_dead_letters", "Dead letters written", labels=["stage"])
+        dead.add_metric([stage], len(w.dead_letters))
+        yield dead
+        lag = w.lag()
+        if lag is not None:
+            gauge = GaugeMetricFamily(
+                "starling_consumer_lag", "Messages behind the end of the input", labels=["stage"]
+            )
+            gauge.add_metric([stage], lag)
+            yield gauge
+        up = GaugeMetricFamily(
+            "starling_uptime_seconds", "Seconds since the worker started", labels=["stage"]
+        )
+        up.add_metric([stage], time.time() - w.started_at)
+        yield up
+
+
+def worker_app(worker: StageWorker) -> FastAPI:
+    app = FastAPI(title=f"Starling {worker.stage} worker", version="0.1.0")
+    registry = CollectorRegistry()
+    registry.register(_WorkerCollector(worker))
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "stage": worker.stage}
+
+    @app.get("/ready")
+    def ready() -> JSONResponse:
+        ok = worker.ready
+        return JSONResponse({"ready": ok, "state": worker.state}, status_code=200 if ok else 503)
+
+    @app.get("/status")
+    def status() -> dict[str, Any]:
+        return worker.status()
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+class BackgroundServer:
+    """Serves an ASGI app on 127.0.0.1 from a daemon thread; ``port`` 0 picks a free one."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self, timeout_s: float = 10.0) -> int:
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the HTTP server did not start")
+            time.sleep(0.02)
+        return int(self.server.servers[0].sockets[0].getsockname()[1])
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)

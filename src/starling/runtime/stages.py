@@ -1,0 +1,65 @@
+"""How a pipeline is cut into stages when Kafka runs between them.
+
+=============  =============================  ===================  ======================  ============
+stage          reads                          components           writes                  group
+=============  =============================  ===================  ======================  ============
+ingest         survey topics (or <p>.raw)     decode + annotators  <p>.ingested            <p>.ingest
+filter         <p>.ingested                   filters              <p>.filtered            <p>.filter
+distribute     <p>.filtered                   sinks                (the sinks' outputs)    <p>.distribute
+=============  =============================  ===================  ======================  ============
+
+The same pipeline description runs embedded (all of it in one process) with no change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from starling.runtime.component import Component
+from starling.runtime.registry import build_component
+from starling.runtime.spec import PipelineSpec
+
+StageName = Literal["ingest", "filter", "distribute"]
+STAGES: tuple[StageName, ...] = ("ingest", "filter", "distribute")
+
+
+@dataclass(frozen=True, slots=True)
+class StageLayout:
+    name: StageName
+    input_topics: list[str]
+    output_topic: str | None
+    decodes_survey_messages: bool
+
+    @property
+    def group(self) -> str:
+        return self.name
+
+
+def stage_layout(spec: PipelineSpec, name: StageName) -> StageLayout:
+    kafka = spec.kafka
+    if name == "ingest":
+        return StageLayout(name, kafka.input_topics or [kafka.raw_topic], kafka.topic("ingested"), True)
+    if name == "filter":
+        return StageLayout(name, [kafka.topic("ingested")], kafka.topic("filtered"), False)
+    return StageLayout(name, [kafka.topic("filtered")], None, False)
+
+
+def stage_components(spec: PipelineSpec, name: StageName) -> list[Component[Any]]:
+    if name == "ingest":
+        return [build_component(c.use, c.config, c.instance_name, "annotator") for c in spec.annotators]
+    if name == "filter":
+        return [build_component(c.use, c.config, c.instance_name, "filter") for c in spec.filters]
+    return [build_component(c.use, c.config, c.instance_name, "sink") for c in spec.sinks]
+
+
+def all_topics(spec: PipelineSpec) -> list[str]:
+    """Every topic the chain uses, survey inputs included."""
+    kafka = spec.kafka
+    topics = {kafka.dead_letter_topic}
+    for name in STAGES:
+        layout = stage_layout(spec, name)
+        topics.update(layout.input_topics)
+        if layout.output_topic:
+            topics.add(layout.output_topic)
+    return sorted(topics)

@@ -1,0 +1,304 @@
+"""A stage as a service: consume a batch, run the stage's components, produce, then commit.
+
+Delivery is at least once, end to end. An input offset is committed only after everything produced
+from that batch (envelopes for the next stage, dead letters) has been acknowledged by Kafka and the
+stage's sinks have flushed. A crash between the two replays the batch; downstream writes are
+idempotent (the store's keys; envelopes keyed by object), so a replay adds no duplicate rows.
+
+While the broker is away, the worker keeps trying: the producer retries until its message timeout,
+and commits are retried until they succeed or the group has moved on (then the batch is replayed).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from starling.alert.decoder import AlertDecoder
+from starling.alert.model import Alert
+from starling.errors import AlertDecodeError
+from starling.runtime.chain import Chain
+from starling.runtime.component import Batch, RawMessage, RunContext
+from starling.runtime.deadletter import DeadLetter
+from starling.runtime.envelope import decode_envelope, encode_envelope
+from starling.runtime.kafka import DeliveryTracker, KafkaDeadLetters, ensure_topics
+from starling.runtime.spec import PipelineSpec
+from starling.runtime.stages import StageName, all_topics, stage_components, stage_layout
+
+log = logging.getLogger("starling.worker")
+
+_COMMIT_RETRY_S = 1.0
+_RETRIABLE_COMMIT_ERRORS = {
+    KafkaError._TRANSPORT,
+    KafkaError._TIMED_OUT,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+}
+
+
+class StageWorker:
+    """One replica of one stage. ``run`` returns when ``stop()`` is called (after a clean commit)."""
+
+    def __init__(
+        self, spec: PipelineSpec, stage: StageName, output_dir: Path, decoder: AlertDecoder | None = None
+    ):
+        self.spec = spec
+        self.stage = stage
+        self.layout = stage_layout(spec, stage)
+        self.output_dir = output_dir
+        self.decoder = decoder or AlertDecoder()
+        self.settings = spec.kafka
+        self.tracker = DeliveryTracker()
+        self.producer = Producer(self.settings.producer_config())
+        self.dead_letters = KafkaDeadLetters(self.producer, self.settings.dead_letter_topic, self.tracker)
+        self.chain = Chain(stage_components(spec, stage), self.dead_letters)
+        self.stats = self.chain.stats
+        self.consumer: Consumer | None = None
+        self.started_at = time.time()
+        self.batches = 0
+        self.last_batch_at: float | None = None
+        self.assigned: list[tuple[str, int]] = []
+        self._lag: int | None = None
+        self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._ready = threading.Event()
+
+    # -- control -----------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def state(self) -> str:
+        if self._stop.is_set():
+            return "stopping"
+        if self._paused.is_set():
+            return "paused"
+        return "running" if self.ready else "starting"
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def pause(self) -> None:
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    def lag(self) -> int | None:
+        """Messages behind the end of the assigned partitions, as of the last poll (None before)."""
+        return self._lag
+
+    def _update_lag(self) -> None:
+        """Called on the consumer's own thread: librdkafka's position and cached watermarks, no I/O."""
+        consumer = self.consumer
+        if consumer is None or not self.assigned:
+            self._lag = None if consumer is None else 0
+            return
+        try:
+            total = 0
+            for tp in consumer.position([TopicPartition(t, p) for t, p in self.assigned]):
+                low, high = consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:
+                    continue  # no fetch from this partition yet: nothing known
+                total += max(0, high - (tp.offset if tp.offset >= 0 else low))
+            self._lag = total
+        except (KafkaException, RuntimeError):
+            return
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        start = self.settings.start_from
+        if isinstance(start, int):
+            # A new group starts at a point in time; a group that has committed resumes where it was.
+            committed = consumer.committed(partitions, timeout=10.0)
+            fresh = [
+                TopicPartition(tp.topic, tp.partition, start)
+                for tp in committed
+                if tp.offset == OFFSET_INVALID
+            ]
+            if fresh:
+                for tp in consumer.offsets_for_times(fresh, timeout=10.0):
+                    for original in partitions:
+                        if (original.topic, original.partition) == (tp.topic, tp.partition):
+                            original.offset = tp.offset
+        consumer.incremental_assign(partitions)
+        self.assigned.extend((tp.topic, tp.partition) for tp in partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        consumer.incremental_unassign(partitions)
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self.assigned = [tp for tp in self.assigned if tp not in gone]
+
+    def run(self, on_batch: Callable[[StageWorker], None] | None = None) -> None:
+        ensure_topics(self.settings, all_topics(self.spec))
+        for component in self.chain.components:
+            component.setup(RunContext(output_dir=self.output_dir))
+        self.consumer = Consumer(self.settings.consumer_config(self.stage))
+        self.consumer.subscribe(
+            self.layout.input_topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                if self._paused.is_set():
+                    self.consumer.pause([TopicPartition(t, p) for t, p in self.assigned])
+                    while self._paused.is_set() and not self._stop.is_set():
+                        self.consumer.poll(0.2)  # keep the group membership alive
+                    self.consumer.resume([TopicPartition(t, p) for t, p in self.assigned])
+                messages = self.consumer.consume(num_messages=self.spec.batch_size, timeout=0.2)
+                if messages:
+                    self.process(messages)
+                    if on_batch is not None:
+                        on_batch(self)
+                self._update_lag()
+        finally:
+            for component in self.chain.components:
+                component.flush()
+                component.close()
+            self.producer.flush(30)
+            self.consumer.close()
+
+    def process(self, messages: list[Message]) -> None:
+        """One batch: run the components, produce, wait for acknowledgements, then commit."""
+        assert self.consumer is not None
+        good = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                good.append(message)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consume error on %s: %s", self.stage, error.str())
+        batch, payloads = self._batch(good)
+        batch = self.chain.run(batch, payloads)
+        if self.layout.output_topic is not None:
+            self._produce(batch, payloads)
+        self._wait_for_acknowledgements()
+        self._commit(good)
+        self.batches += 1
+        self.last_batch_at = time.time()
+
+    def _batch(self, messages: list[Message]) -> tuple[Batch, dict[int, RawMessage]]:
+        raw = [RawMessage(m.value() or b"", f"{m.topic()}/{m.partition()}@{m.offset()}") for m in messages]
+        if self.layout.decodes_survey_messages:
+            decoded, from_messages = self.chain.decode(raw, self.decoder)
+            return Batch(decoded), from_messages
+        decode_counts = self.stats.stages["decode"]
+        alerts: list[Alert] = []
+        payloads: dict[int, RawMessage] = {}
+        matches: dict[str, list[Alert]] = {}
+        for message in raw:
+            self.stats.messages_in += 1
+            decode_counts.alerts_in += 1
+            try:
+                envelope = decode_envelope(message.payload, self.decoder)
+            except AlertDecodeError as exc:
+                decode_counts.failed += 1
+                self.dead_letters.add(
+                    DeadLetter(message.origin, "decode", "envelope", exc.reason, message.payload)
+                )
+                continue
+            alerts.append(envelope.alert)
+            payloads[id(envelope.alert)] = RawMessage(envelope.payload, envelope.alert.origin)
+            for name in envelope.matches:
+                matches.setdefault(name, []).append(envelope.alert)
+        decode_counts.alerts_out += len(alerts)
+        self.stats.alerts_decoded += len(alerts)
+        return Batch(alerts, matches), payloads
+
+    def _produce(self, batch: Batch, payloads: dict[int, RawMessage]) -> None:
+        assert self.layout.output_topic is not None
+        matched_by: dict[int, list[str]] = {}
+        for name, matched in batch.matches.items():
+            for alert in matched:
+                matched_by.setdefault(id(alert), []).append(name)
+        for alert in batch.alerts:
+            payload = payloads[id(alert)].payload
+            value = encode_envelope(alert, payload, matched_by.get(id(alert), []))
+            while True:
+                try:
+                    # Keyed by object: one object's alerts stay in order on one partition.
+                    self.producer.produce(
+                        self.layout.output_topic,
+                        key=alert.object_id.encode(),
+                        value=value,
+                        on_delivery=self.tracker.callback,
+                    )
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain, then retry
+                    self.producer.poll(0.5)
+            self.producer.poll(0)
+
+    def _wait_for_acknowledgements(self) -> None:
+        while self.producer.flush(1.0) > 0:
+            log.info("%s: waiting for Kafka to acknowledge %d messages", self.stage, len(self.producer))
+        self.tracker.raise_if_failed()
+
+    def _commit(self, messages: list[Message]) -> None:
+        assert self.consumer is not None
+        if not messages:
+            return
+        next_offsets: dict[tuple[str, int], int] = {}
+        for m in messages:
+            topic, partition, offset = m.topic(), m.partition(), m.offset()
+            assert topic is not None
+            assert partition is not None
+            assert offset is not None
+            next_offsets[topic, partition] = max(next_offsets.get((topic, partition), 0), offset + 1)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
+        while True:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if isinstance(error, KafkaError) and error.code() in _RETRIABLE_COMMIT_ERRORS:
+                    log.info("%s: commit failed (%s); retrying", self.stage, error.str())
+                    time.sleep(_COMMIT_RETRY_S)
+                    continue
+                # The group moved on (rebalance): these offsets are another member's now, and the
+                # batch will be replayed there. Idempotent writes make that harmless.
+                log.warning("%s: commit refused (%s); the batch will be replayed", self.stage, exc)
+                return
+
+    def status(self) -> dict[str, Any]:
+        stats = self.stats
+        return {
+            "stage": self.stage,
+            "state": self.state,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "messages_in": stats.messages_in,
+            "alerts_in": stats.alerts_decoded,
+            "failed": sum(c.failed for c in stats.stages.values()),
+            "dead_letters": len(self.dead_letters),
+            "batches": self.batches,
+            "lag": self.lag(),
+            "assigned_partitions": [f"{t}/{p}" for t, p in sorted(self.assigned)],
+            "components": {
+                name: {"kind": c.kind, "in": c.alerts_in, "out": c.alerts_out, "failed": c.failed}
+                for name, c in stats.stages.items()
+            },
+            "input_topics": self.layout.input_topics,
+            "output_topic": self.layout.output_topic,
+        }
