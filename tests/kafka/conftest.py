@@ -1,0 +1,67 @@
+"""A real Apache Kafka for the tests: started by scripts/kafka or $STARLING_KAFKA_BOOTSTRAP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from starling.runtime.kafka import KafkaSettings
+from starling.runtime.spec import ComponentSpec, PipelineSpec
+from tests.conftest import REPO
+
+SCRIPT = REPO / "scripts" / "kafka"
+
+
+def kafka_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    external = os.environ.get("STARLING_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    was_running = kafka_script("status").returncode == 0
+    started = kafka_script("start")
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield kafka_script("bootstrap").stdout.strip()
+    if not was_running:
+        kafka_script("stop")
+
+
+@pytest.fixture
+def prefix() -> str:
+    """Topics and consumer groups of their own for each test."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def chain_spec(bootstrap: str, prefix: str, alerts: int, **source: object) -> PipelineSpec:
+    return PipelineSpec(
+        batch_size=200,
+        source=ComponentSpec(use="synthetic", config={"alerts": alerts, "alerts_per_visit": 200, **source}),
+        annotators=[ComponentSpec(use="history-summary")],
+        filters=[ComponentSpec(use="threshold", name="bright", config={"max_mag": 19.0})],
+        sinks=[ComponentSpec(use="store")],
+        kafka=KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=4),
+    )
+
+
+def store_count(output: Path, table: str = "alerts") -> int:
+    import sqlite3
+
+    path = output / "starling.db"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=30) as db:
+        try:
+            return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
