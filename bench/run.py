@@ -39,6 +39,9 @@ from starling.runtime.registry import register_component
 from starling.runtime.spec import ComponentSpec
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kafka_bench import run_kafka_benchmarks
+
 console = Console(width=130)
 
 
@@ -158,12 +161,28 @@ def peak_rss_mb(alerts: int) -> tuple[int, float]:
     return int(decoded), int(max_rss_kib) / 1024.0
 
 
+def kafka_figures(quick: bool) -> list[tuple[str, str, str, str]]:
+    """Start the project's Kafka (or use $STARLING_KAFKA_BOOTSTRAP) and measure the Kafka figures."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "kafka"
+    started = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, check=False)
+    if started.returncode != 0:
+        console.print(f"[red]Kafka did not start; no Kafka figures:[/] {started.stderr.strip()[-300:]}")
+        return []
+    bootstrap = subprocess.run(["bash", str(script), "bootstrap"], capture_output=True, text=True, check=True)
+
+    def plain_rate(count: int) -> float:
+        return best_rate(plain_fastavro(make_messages(count)), 2)
+
+    return run_kafka_benchmarks(bootstrap.stdout.strip(), quick, plain_rate, console)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="fewer messages and rounds (a smoke run)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--no-kafka", action="store_true", help="skip the figures that need Kafka")
     args = parser.parse_args()
     count, repeats = (2_000, 2) if args.quick else (10_000, 3)
     memory_sizes = (2_000, 20_000) if args.quick else (10_000, 100_000)
@@ -224,6 +243,8 @@ def main() -> None:
             f"(+{memory[memory_sizes[1]] - memory[memory_sizes[0]]:,.0f} MB)",
         ),
     ]
+    if not args.no_kafka:
+        figures.extend(kafka_figures(args.quick))
     table = Table(title=f"Starling benchmarks ({len(messages):,} messages, best of {repeats} rounds)")
     for column in ("figure", "ratio", "target", "measured"):
         table.add_column(column)

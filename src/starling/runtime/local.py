@@ -75,7 +75,7 @@ class LocalChain:
         (self.output_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.spec_path.write_text(self.spec.model_dump_json(indent=2))
         ensure_topics(self.spec.kafka, all_topics(self.spec))
-        for stage in STAGES:
+        for stage in self.stages:
             for replica in range(self.replicas[stage]):
                 self.start_worker(stage, replica)
         self.wait_ready(ready_timeout_s)

@@ -1,0 +1,197 @@
+"""The Kafka figures of ``bench/run.py``: each measured against a baseline in the same run.
+
+1. ingest throughput over Kafka (consume, decode, envelope, produce, commit) vs plain fastavro;
+2. end-to-end latency, produce to the output topic, p50/p99 at 250 alerts/s (target p99 < 1 s);
+3. one Rubin-sized visit of 10,000 alerts through the whole chain (target < 15 s), vs plain decoding;
+4. the ingest stage with two replicas vs one, on a topic filled in advance (target: faster).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer
+from rich.console import Console
+
+from starling.cli import default_pipeline
+from starling.runtime.feed import feed
+from starling.runtime.kafka import KafkaSettings
+from starling.runtime.local import LocalChain
+from starling.runtime.spec import ComponentSpec, PipelineSpec
+from starling.runtime.worker import StageWorker
+
+
+def _spec(bootstrap: str, alerts: int, annotators: bool = True) -> PipelineSpec:
+    base = default_pipeline(ComponentSpec(use="synthetic", config={"alerts": alerts, "seed": 2026}))
+    return base.model_copy(
+        update={
+            "kafka": KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=f"bench{uuid.uuid4().hex[:8]}"),
+            "annotators": base.annotators if annotators else [],
+            "sinks": [ComponentSpec(use="store")],
+        }
+    )
+
+
+def ingest_rate(bootstrap: str, alerts: int) -> float:
+    """Alerts/s through one in-process ingest worker, from a topic filled in advance."""
+    spec = _spec(bootstrap, alerts, annotators=False)
+    feed(spec)
+    with tempfile.TemporaryDirectory() as out:
+        worker = StageWorker(spec, "ingest", Path(out))
+        first_batch: list[tuple[float, int]] = []
+        finished: list[float] = []
+
+        def on_batch(w: StageWorker) -> None:
+            if not first_batch:
+                first_batch.append((time.perf_counter(), w.stats.messages_in))
+            if w.stats.messages_in >= alerts and not finished:
+                finished.append(time.perf_counter())
+                w.stop()
+
+        thread = threading.Thread(target=worker.run, kwargs={"on_batch": on_batch})
+        thread.start()
+        thread.join(timeout=600)
+        if not finished:
+            raise RuntimeError("the ingest worker did not take every message")
+        # Counted from the end of the first batch: joining the consumer group is a one-off cost.
+        (t0, done0), t1 = first_batch[0], finished[0]
+        return (alerts - done0) / (t1 - t0)
+
+
+def _timestamps(bootstrap: str, topic: str, expected: int, timeout_s: float = 60) -> list[Any]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    while len(messages) < expected and time.monotonic() < deadline:
+        messages.extend(m for m in consumer.consume(500, 1.0) if m.error() is None)
+    consumer.close()
+    return messages
+
+
+def latency_ms(bootstrap: str, rate: float, seconds: float, console: Console) -> tuple[float, float, int]:
+    """p50 and p99 of (output-topic timestamp - raw-topic timestamp) for a stream fed at ``rate``."""
+    alerts = int(rate * seconds)
+    spec = _spec(bootstrap, alerts)
+    with tempfile.TemporaryDirectory() as out:
+        chain = LocalChain(spec, Path(out))
+        try:
+            chain.start()
+            feed(spec, rate_per_s=rate)
+            chain.wait_for(alerts, timeout_s=300)
+        finally:
+            chain.stop()
+    raw = {
+        f"{m.topic()}/{m.partition()}@{m.offset()}": m.timestamp()[1]
+        for m in _timestamps(bootstrap, spec.kafka.raw_topic, alerts)
+    }
+    from starling.alert.decoder import AlertDecoder
+    from starling.runtime.envelope import decode_envelope
+
+    decoder = AlertDecoder()
+    delays = []
+    for message in _timestamps(bootstrap, spec.kafka.topic("filtered"), alerts):
+        origin = decode_envelope(message.value(), decoder).alert.origin
+        delays.append(message.timestamp()[1] - raw[origin])
+    delays.sort()
+    console.print(f"  {len(delays):,} alerts at {rate:.0f}/s: p50 {statistics.median(delays):.0f} ms")
+    return statistics.median(delays), delays[int(0.99 * (len(delays) - 1))], len(delays)
+
+
+def visit_seconds(bootstrap: str, alerts: int) -> float:
+    """Seconds from the first alert of a visit produced to the last one stored (workers already up)."""
+    spec = _spec(bootstrap, alerts)
+    with tempfile.TemporaryDirectory() as out:
+        chain = LocalChain(spec, Path(out))
+        try:
+            chain.start()
+            begin = time.perf_counter()
+            feed(spec)
+            chain.wait_for(alerts, timeout_s=300)
+            return time.perf_counter() - begin
+        finally:
+            chain.stop()
+
+
+def replicas_seconds(bootstrap: str, alerts: int, replicas: int) -> float:
+    """Seconds for ``replicas`` ingest workers (processes) to take a topic filled in advance."""
+    spec = _spec(bootstrap, alerts)
+    feed(spec)
+    with tempfile.TemporaryDirectory() as out:
+        chain = LocalChain(spec, Path(out), replicas={"ingest": replicas}, stages=("ingest",))
+        try:
+            chain.start()
+            begin = time.perf_counter()
+            while sum(s["messages_in"] for s in chain.statuses("ingest")) < alerts:
+                if time.perf_counter() - begin > 600:
+                    raise RuntimeError("ingest did not finish")
+                time.sleep(0.05)
+            return time.perf_counter() - begin
+        finally:
+            chain.stop()
+
+
+def run_kafka_benchmarks(
+    bootstrap: str, quick: bool, plain_rate: Callable[[int], float], console: Console
+) -> list[tuple[str, str, str, str]]:
+    ingest_alerts = 3_000 if quick else 10_000
+    console.print(f"kafka 1/4 ingest throughput over Kafka, {ingest_alerts:,} alerts")
+    rounds = 1 if quick else 2
+    ingest = max(ingest_rate(bootstrap, ingest_alerts) for _ in range(rounds))
+    plain = plain_rate(ingest_alerts)
+    console.print(f"  ingest {ingest:,.0f}/s, plain fastavro {plain:,.0f}/s")
+
+    console.print("kafka 2/4 end-to-end latency at 250 alerts/s")
+    p50, p99, measured = latency_ms(bootstrap, 250.0, 12.0 if quick else 40.0, console)
+
+    console.print("kafka 3/4 one visit of 10,000 alerts through the whole chain")
+    visit = visit_seconds(bootstrap, 10_000)
+    plain_visit = 10_000 / plain_rate(10_000)
+    console.print(f"  {visit:.1f} s (plain decoding alone: {plain_visit:.1f} s)")
+
+    replica_alerts = 4_000 if quick else 10_000
+    console.print(f"kafka 4/4 ingest stage, one replica vs two, {replica_alerts:,} alerts")
+    one = replicas_seconds(bootstrap, replica_alerts, 1)
+    two = replicas_seconds(bootstrap, replica_alerts, 2)
+    console.print(f"  one replica {one:.1f} s, two replicas {two:.1f} s")
+
+    return [
+        (
+            "ingest over Kafka vs plain fastavro",
+            f"{ingest / plain:.2f}x",
+            "(info)",
+            f"{ingest:,.0f} vs {plain:,.0f} alerts/s",
+        ),
+        (
+            "latency p99 at 250 alerts/s vs 1 s",
+            f"{p99 / 1000:.2f}x",
+            "< 1.00x",
+            f"p50 {p50:.0f} ms, p99 {p99:.0f} ms over {measured:,} alerts",
+        ),
+        (
+            "10,000-alert visit through the chain vs 15 s",
+            f"{visit / 15:.2f}x",
+            "< 1.00x",
+            f"{visit:.1f} s; plain decoding alone {plain_visit:.1f} s ({visit / plain_visit:.1f}x that)",
+        ),
+        (
+            "ingest, two replicas vs one (speed-up)",
+            f"{one / two:.2f}x",
+            "> 1.00x",
+            f"{one:.1f} s -> {two:.1f} s for {replica_alerts:,} alerts",
+        ),
+    ]
