@@ -61,11 +61,16 @@ class LocalChain:
     """Starts, watches and stops the worker processes of a pipeline."""
 
     def __init__(
-        self, spec: PipelineSpec, output_dir: Path, replicas: dict[StageName, int] | None = None
+        self,
+        spec: PipelineSpec,
+        output_dir: Path,
+        replicas: dict[StageName, int] | None = None,
+        stages: tuple[StageName, ...] = STAGES,
     ) -> None:
         self.spec = spec
         self.output_dir = output_dir.resolve()
-        self.replicas = {stage: (replicas or {}).get(stage, 1) for stage in STAGES}
+        self.stages = stages
+        self.replicas = {stage: (replicas or {}).get(stage, 1) for stage in stages}
         self.run_dir = self.output_dir / "run"
         self.spec_path = self.run_dir / "pipeline.json"
         self.workers: list[WorkerProcess] = []
