@@ -128,14 +128,33 @@ def visit_seconds(bootstrap: str, alerts: int) -> float:
 
 
 def replicas_seconds(bootstrap: str, alerts: int, replicas: int) -> float:
-    """Seconds for ``replicas`` ingest workers (processes) to take a topic filled in advance."""
+    """Seconds for ``replicas`` ingest workers (processes) to take ``alerts`` waiting on their topic.
+
+    The workers join their group and pause; the topic is filled; once every partition has an owner
+    all resume at once and the clock runs until every message is taken. Timed is the stage's own
+    processing, not the group join nor the producer.
+    """
     spec = _spec(bootstrap, alerts)
-    feed(spec)
     with tempfile.TemporaryDirectory() as out:
         chain = LocalChain(spec, Path(out), replicas={"ingest": replicas}, stages=("ingest",))
         try:
             chain.start()
+            everything = {f"{spec.kafka.raw_topic}/{p}" for p in range(spec.kafka.partitions)}
+            deadline = time.perf_counter() + 120
+            while True:
+                for worker in chain.workers:
+                    worker.post("/pause")
+                statuses = chain.statuses("ingest")
+                owned = [set(s["assigned_partitions"]) for s in statuses]
+                if len(statuses) == replicas and all(owned) and set().union(*owned) == everything:
+                    break
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("the ingest group did not settle")
+                time.sleep(0.2)
+            feed(spec)
             begin = time.perf_counter()
+            for worker in chain.workers:
+                worker.post("/resume")
             while sum(s["messages_in"] for s in chain.statuses("ingest")) < alerts:
                 if time.perf_counter() - begin > 600:
                     raise RuntimeError("ingest did not finish")
@@ -163,10 +182,10 @@ def run_kafka_benchmarks(
     plain_visit = 10_000 / plain_rate(10_000)
     console.print(f"  {visit:.1f} s (plain decoding alone: {plain_visit:.1f} s)")
 
-    replica_alerts = 4_000 if quick else 10_000
+    replica_alerts = 6_000 if quick else 10_000
     console.print(f"kafka 4/4 ingest stage, one replica vs two, {replica_alerts:,} alerts")
-    one = replicas_seconds(bootstrap, replica_alerts, 1)
-    two = replicas_seconds(bootstrap, replica_alerts, 2)
+    one = min(replicas_seconds(bootstrap, replica_alerts, 1) for _ in range(2))
+    two = min(replicas_seconds(bootstrap, replica_alerts, 2) for _ in range(2))
     console.print(f"  one replica {one:.1f} s, two replicas {two:.1f} s")
 
     return [

@@ -174,3 +174,29 @@ def test_two_replicas_share_the_partitions(kafka_bootstrap: str, prefix: str, tm
         _assert_exactly_once(tmp_path, alerts)
     finally:
         chain.stop()
+
+
+def test_pause_holds_the_stream_and_resume_loses_nothing(
+    kafka_bootstrap: str, prefix: str, tmp_path: Path
+) -> None:
+    alerts = 1000
+    spec = chain_spec(kafka_bootstrap, prefix, alerts)
+    chain = LocalChain(spec, tmp_path)
+    try:
+        chain.start()
+        assert chain.worker("filter").post("/pause") == {"state": "paused"}
+        feed(spec)
+        _wait(
+            lambda: sum(s["messages_in"] for s in chain.statuses("ingest")) >= alerts,
+            120,
+            "ingest to take all",
+        )
+        time.sleep(2.0)
+        assert store_count(tmp_path) == 0, "nothing passes a paused stage"
+        [paused] = chain.statuses("filter")
+        assert paused["state"] == "paused"
+        assert chain.worker("filter").post("/resume") == {"state": "running"}
+        chain.wait_for(alerts, timeout_s=120)
+        _assert_exactly_once(tmp_path, alerts)
+    finally:
+        chain.stop()

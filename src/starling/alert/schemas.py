@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import fastavro
@@ -44,32 +45,29 @@ def parse_writer_schema(schema_id: int, definition: dict[str, Any]) -> WriterSch
 
 
 class PackagedRubinSchemas:
-    """The Rubin schemas shipped inside ``lsst-alert-packet``."""
+    """The Rubin schemas shipped inside ``lsst-alert-packet``, each loaded on first use by its id."""
 
     def __init__(self) -> None:
         self._cache: dict[int, WriterSchema] = {}
-        self._registry: Any = None
         self._lock = threading.Lock()
 
     def known_ids(self) -> set[int]:
-        return set(self._package_registry().known_ids)
+        from lsst.alert.packet import SchemaRegistry
 
-    def _package_registry(self) -> Any:
-        if self._registry is None:
-            from lsst.alert.packet import SchemaRegistry
-
-            self._registry = SchemaRegistry.all_schemas_from_filesystem()
-        return self._registry
+        return set(SchemaRegistry.all_schemas_from_filesystem().known_ids)
 
     def get(self, schema_id: int) -> WriterSchema:
         cached = self._cache.get(schema_id)
         if cached is not None:
             return cached
+        from lsst.alert.packet import Schema, get_schema_path
+
+        major, minor = divmod(schema_id, 100)
+        alert_file = Path(get_schema_path(major, minor)) / f"lsst.v{major}_{minor}.alert.avsc"
+        if not alert_file.is_file():
+            raise UnknownSchemaError(schema_id, "not among the schemas of lsst-alert-packet")
         with self._lock:
-            registry = self._package_registry()
-            if schema_id not in registry.known_ids:
-                raise UnknownSchemaError(schema_id, "not among the schemas of lsst-alert-packet")
-            schema = parse_writer_schema(schema_id, registry.get_by_id(schema_id).definition)
+            schema = parse_writer_schema(schema_id, Schema.from_file(str(alert_file)).definition)
             self._cache[schema_id] = schema
             return schema
 

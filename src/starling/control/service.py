@@ -1,8 +1,9 @@
-"""The HTTP API every stage worker serves (the control-API work adds config, pause, drain, VOSI).
+"""The HTTP API every stage worker serves (the control-API work adds config, drain, VOSI, tokens).
 
 ``/health`` answers while the process lives; ``/ready`` once the worker consumes; ``/status`` gives
 state, counts, lag and partitions; ``/metrics`` is Prometheus text, read from the worker's own counts
-at scrape time (nothing is counted twice).
+at scrape time (nothing is counted twice); ``POST /pause`` and ``/resume`` stop and restart the
+taking of messages without leaving the consumer group.
 """
 
 from __future__ import annotations
@@ -75,6 +76,17 @@ def worker_app(worker: StageWorker) -> FastAPI:
     @app.get("/status")
     def status() -> dict[str, Any]:
         return worker.status()
+
+    @app.post("/pause")
+    def pause() -> dict[str, str]:
+        """Stop taking new messages (the group membership and the assignment are kept)."""
+        worker.pause()
+        return {"state": worker.state}
+
+    @app.post("/resume")
+    def resume() -> dict[str, str]:
+        worker.resume()
+        return {"state": worker.state}
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -46,6 +46,13 @@ class WorkerProcess:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
+    def post(self, path: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
+        if self.port is None or not self.alive:
+            return None
+        response = httpx.post(self.url(path), timeout=timeout_s)
+        body: dict[str, Any] = response.json()
+        return body if response.status_code == 200 else None
+
     def get(self, path: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
         if self.port is None or not self.alive:
             return None

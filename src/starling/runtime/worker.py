@@ -141,6 +141,8 @@ class StageWorker:
                         if (original.topic, original.partition) == (tp.topic, tp.partition):
                             original.offset = tp.offset
         consumer.incremental_assign(partitions)
+        if self._paused.is_set():  # a partition given to a paused worker stays paused
+            consumer.pause(partitions)
         self.assigned.extend((tp.topic, tp.partition) for tp in partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -162,12 +164,17 @@ class StageWorker:
         self._ready.set()
         try:
             while not self._stop.is_set():
+                held: list[Message] = []
                 if self._paused.is_set():
                     self.consumer.pause([TopicPartition(t, p) for t, p in self.assigned])
                     while self._paused.is_set() and not self._stop.is_set():
-                        self.consumer.poll(0.2)  # keep the group membership alive
+                        # Polling keeps the group membership; a message it still hands over (fetched
+                        # before the pause) is held for after, never dropped.
+                        message = self.consumer.poll(0.2)
+                        if message is not None and message.error() is None:
+                            held.append(message)
                     self.consumer.resume([TopicPartition(t, p) for t, p in self.assigned])
-                messages = self.consumer.consume(num_messages=self.spec.batch_size, timeout=0.2)
+                messages = held + self.consumer.consume(num_messages=self.spec.batch_size, timeout=0.2)
                 if messages:
                     self.process(messages)
                     if on_batch is not None:
