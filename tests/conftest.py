@@ -46,3 +46,7 @@ def output_dir(tmp_path: Path) -> Iterator[Path]:
     out = tmp_path / "out"
     out.mkdir()
     return out
+
+
+# The Kafka fixtures (a real broker, started once per session) for tests/kafka and tests/control.
+from tests.kafka_support import kafka_bootstrap, prefix  # noqa: E402, F401

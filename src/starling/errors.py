@@ -35,7 +35,14 @@ class UnknownSchemaError(AlertDecodeError):
 
 
 class ConfigError(StarlingError):
-    """A configuration is invalid; the message names what is wrong and where."""
+    """A configuration is invalid; the message names what is wrong and where.
+
+    ``problems`` lists them one by one (``{"loc": [...], "msg": ...}``), for an API to return as 422.
+    """
+
+    def __init__(self, message: str, problems: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [{"loc": [], "msg": message}]
 
 
 class ComponentNotFoundError(ConfigError):

@@ -15,7 +15,7 @@ from starling.runtime.feed import feed
 from starling.runtime.local import LocalChain
 from starling.store.base import open_store
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
-from tests.kafka.conftest import chain_spec, kafka_script, store_count
+from tests.kafka_support import chain_spec, kafka_script, store_count
 
 pytestmark = pytest.mark.kafka
 

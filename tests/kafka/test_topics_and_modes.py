@@ -15,7 +15,7 @@ from starling.runtime.kafka import KafkaSettings, ensure_topics
 from starling.runtime.local import LocalChain
 from starling.store.base import TABLES, open_store
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
-from tests.kafka.conftest import chain_spec
+from tests.kafka_support import chain_spec
 
 pytestmark = pytest.mark.kafka
 

@@ -14,13 +14,37 @@ from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from pydantic import BaseModel, Field
 
+from starling.control.vosi import availability_xml, capabilities_xml
+from starling.errors import ConfigError
+from starling.runtime.spec import ComponentSpec
 from starling.runtime.worker import StageWorker
+
+
+class ConfigPatch(BaseModel):
+    """Change some fields of one component's config."""
+
+    component: str = Field(description="the component's instance name in this stage")
+    config: dict[str, Any] = Field(description="the fields to change, validated by the component's own model")
+
+
+class ConfigAccepted(BaseModel):
+    version: int = Field(description="the configuration version that carries the change")
+    applied: bool = Field(description="false until the worker reaches the next batch boundary")
+
+
+class Problem(BaseModel):
+    detail: list[dict[str, Any]] | str
+
+
+def _refused(exc: ConfigError) -> JSONResponse:
+    return JSONResponse({"detail": exc.problems}, status_code=422)
 
 
 class _WorkerCollector(Collector):
@@ -87,6 +111,66 @@ def worker_app(worker: StageWorker) -> FastAPI:
     def resume() -> dict[str, str]:
         worker.resume()
         return {"state": worker.state}
+
+    @app.get("/config")
+    def get_config() -> dict[str, Any]:
+        """The stage's components in order, with their configs, and the configuration version."""
+        return {
+            "stage": worker.stage,
+            "version": worker.config_version,
+            "pending_version": worker.pending_version,
+            "components": [c.model_dump() for c in worker.component_specs],
+        }
+
+    @app.patch(
+        "/config",
+        response_model=ConfigAccepted,
+        responses={404: {"model": Problem}, 422: {"model": Problem}},
+    )
+    def patch_config(change: ConfigPatch) -> ConfigAccepted | JSONResponse:
+        """Validate a config change and apply it live (next batch boundary), or refuse it with the reason."""
+        try:
+            version = worker.patch_component(change.component, change.config)
+        except KeyError:
+            names = [c.instance_name for c in worker.component_specs]
+            return JSONResponse(
+                {"detail": f"no component {change.component!r} in this stage; it has {names}"}, 404
+            )
+        except ConfigError as exc:
+            return _refused(exc)
+        return ConfigAccepted(version=version, applied=False)
+
+    @app.put("/components", response_model=ConfigAccepted, responses={422: {"model": Problem}})
+    def put_components(components: list[ComponentSpec]) -> ConfigAccepted | JSONResponse:
+        """Replace the stage's component list (add, remove, reorder) while it runs."""
+        try:
+            version = worker.propose_components(components)
+        except ConfigError as exc:
+            return _refused(exc)
+        return ConfigAccepted(version=version, applied=False)
+
+    @app.post("/drain", status_code=202)
+    def drain() -> dict[str, str]:
+        """Finish and commit the batch in hand, leave the consumer group, then stop."""
+        worker.drain()
+        return {"state": worker.state}
+
+    @app.get("/availability")
+    def availability() -> Response:
+        """IVOA VOSI availability."""
+        return Response(
+            availability_xml(
+                worker.ready and worker.state == "running",
+                worker.started_at,
+                f"{worker.stage}: {worker.state}",
+            ),
+            media_type="application/xml",
+        )
+
+    @app.get("/capabilities")
+    def capabilities(request: Request) -> Response:
+        """IVOA VOSI capabilities."""
+        return Response(capabilities_xml(str(request.base_url).rstrip("/")), media_type="application/xml")
 
     @app.get("/metrics")
     def metrics() -> Response:

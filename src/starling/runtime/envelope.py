@@ -48,6 +48,7 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
         {"name": "origin", "type": "string"},
         {"name": "annotations_json", "type": "string"},
         {"name": "matches", "type": {"type": "array", "items": "string"}},
+        {"name": "provenance", "type": {"type": "map", "values": "long"}, "default": {}},
         {"name": "payload", "type": "bytes"},
     ],
 }
@@ -55,8 +56,11 @@ _PARSED = fastavro.parse_schema(ENVELOPE_SCHEMA)
 _HISTORY_BUILDERS = {"ztf": build_ztf_history, "rubin": build_rubin_history}
 
 
-def encode_envelope(alert: Alert, payload: bytes, matches: list[str]) -> bytes:
-    """Wrap an alert for the next stage; ``payload`` is the survey message it was decoded from."""
+def encode_envelope(
+    alert: Alert, payload: bytes, matches: list[str], provenance: dict[str, int] | None = None
+) -> bytes:
+    """Wrap an alert for the next stage; ``payload`` is the survey message it was decoded from, and
+    ``provenance`` the configuration version of each stage it went through."""
     out = io.BytesIO()
     out.write(ENVELOPE_MAGIC)
     fastavro.schemaless_writer(
@@ -67,6 +71,7 @@ def encode_envelope(alert: Alert, payload: bytes, matches: list[str]) -> bytes:
             "origin": alert.origin,
             "annotations_json": json.dumps(alert.annotations, default=str),
             "matches": matches,
+            "provenance": provenance or {},
             "payload": payload,
         },
     )
@@ -76,12 +81,13 @@ def encode_envelope(alert: Alert, payload: bytes, matches: list[str]) -> bytes:
 class Envelope:
     """A decoded envelope: the alert (its record loaded lazily), the original bytes, the matches."""
 
-    __slots__ = ("alert", "matches", "payload")
+    __slots__ = ("alert", "matches", "payload", "provenance")
 
-    def __init__(self, alert: Alert, payload: bytes, matches: list[str]) -> None:
+    def __init__(self, alert: Alert, payload: bytes, matches: list[str], provenance: dict[str, int]) -> None:
         self.alert = alert
         self.payload = payload
         self.matches = matches
+        self.provenance = provenance
 
 
 def decode_envelope(data: bytes, decoder: AlertDecoder) -> Envelope:
@@ -128,4 +134,4 @@ def decode_envelope(data: bytes, decoder: AlertDecoder) -> Envelope:
         record_loader=load_record,
     )
     alert.annotations.update(annotations)
-    return Envelope(alert, payload, list(fields["matches"]))
+    return Envelope(alert, payload, list(fields["matches"]), dict(fields.get("provenance") or {}))

@@ -85,5 +85,8 @@ def build_component(
     try:
         validated = cls.Config.model_validate(config)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, instance_name)) from exc
+        problems: list[dict[str, object]] = [
+            {"loc": [instance_name, *error["loc"]], "msg": error["msg"]} for error in exc.errors()
+        ]
+        raise ConfigError(format_validation_error(exc, instance_name), problems) from exc
     return cls(validated, instance_name)

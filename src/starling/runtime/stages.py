@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from starling.runtime.component import Component
+from starling.runtime.component import Component, ComponentKind
 from starling.runtime.registry import build_component
-from starling.runtime.spec import PipelineSpec
+from starling.runtime.spec import ComponentSpec, PipelineSpec
 
 StageName = Literal["ingest", "filter", "distribute"]
 STAGES: tuple[StageName, ...] = ("ingest", "filter", "distribute")
@@ -45,12 +45,21 @@ def stage_layout(spec: PipelineSpec, name: StageName) -> StageLayout:
     return StageLayout(name, [kafka.topic("filtered")], None, False)
 
 
+def stage_kind(name: StageName) -> ComponentKind:
+    """The kind of component a stage runs."""
+    kinds: dict[StageName, ComponentKind] = {"ingest": "annotator", "filter": "filter", "distribute": "sink"}
+    return kinds[name]
+
+
+def stage_component_specs(spec: PipelineSpec, name: StageName) -> list[ComponentSpec]:
+    return list({"ingest": spec.annotators, "filter": spec.filters, "distribute": spec.sinks}[name])
+
+
 def stage_components(spec: PipelineSpec, name: StageName) -> list[Component[Any]]:
-    if name == "ingest":
-        return [build_component(c.use, c.config, c.instance_name, "annotator") for c in spec.annotators]
-    if name == "filter":
-        return [build_component(c.use, c.config, c.instance_name, "filter") for c in spec.filters]
-    return [build_component(c.use, c.config, c.instance_name, "sink") for c in spec.sinks]
+    kind = stage_kind(name)
+    return [
+        build_component(c.use, c.config, c.instance_name, kind) for c in stage_component_specs(spec, name)
+    ]
 
 
 def all_topics(spec: PipelineSpec) -> list[str]:

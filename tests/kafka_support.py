@@ -1,4 +1,4 @@
-"""A real Apache Kafka for the tests: started by scripts/kafka or $STARLING_KAFKA_BOOTSTRAP."""
+"""Kafka for the tests: a real broker started by scripts/kafka or $STARLING_KAFKA_BOOTSTRAP, and helpers."""
 
 from __future__ import annotations
 
