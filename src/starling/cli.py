@@ -33,6 +33,13 @@ console = Console()
 errors = Console(stderr=True)
 
 
+def _register_subcommands() -> None:
+    from starling.control.cli import ctl_app, token_app
+
+    app.add_typer(ctl_app, name="ctl")
+    app.add_typer(token_app, name="token")
+
+
 def input_source(inputs: list[Path], alerts: int) -> ComponentSpec:
     """Replay the inputs, or with none, a synthetic night of ``alerts``."""
     if inputs:
@@ -332,6 +339,26 @@ def up(
 
 
 @app.command()
+def controller(
+    pipeline: Annotated[Path | None, typer.Option(help="the pipeline to start with (first run only)")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="store, logs and run files")] = Path(
+        "starling-output"
+    ),
+    port: Annotated[int, typer.Option(help="API port on 127.0.0.1 (0: any free port)")] = 8765,
+    port_file: Annotated[Path | None, typer.Option(help="write the API's port here")] = None,
+) -> None:
+    """Run the controller: keeps the desired pipeline in the store, runs the workers (local backend),
+    and serves the API that changes the pipeline while it runs (see `starling ctl`)."""
+    from starling.control.cli import run_controller
+
+    try:
+        run_controller(pipeline, output, port, port_file)
+    except StarlingError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
 def components() -> None:
     """List the installed components (entry points ``starling.components``)."""
     table = Table()
@@ -340,6 +367,9 @@ def components() -> None:
     for name, target in available_components().items():
         table.add_row(name, target)
     console.print(table)
+
+
+_register_subcommands()
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -82,11 +82,20 @@ class LocalChain:
         self.spec_path = self.run_dir / "pipeline.json"
         self.workers: list[WorkerProcess] = []
 
-    def start(self, ready_timeout_s: float = 60.0) -> None:
+    def write_spec(self) -> None:
+        """The pipeline description every worker reads when it starts (rewritten on every change)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.output_dir / "logs").mkdir(parents=True, exist_ok=True)
-        self.spec_path.write_text(self.spec.model_dump_json(indent=2))
+        staged = self.spec_path.with_suffix(".json.tmp")
+        staged.write_text(self.spec.model_dump_json(indent=2))
+        staged.replace(self.spec_path)  # atomic: a starting worker never reads half a file
+
+    def start_topics(self) -> None:
         ensure_topics(self.spec.kafka, all_topics(self.spec))
+
+    def start(self, ready_timeout_s: float = 60.0) -> None:
+        self.write_spec()
+        self.start_topics()
         for stage in self.stages:
             for replica in range(self.replicas[stage]):
                 self.start_worker(stage, replica)
@@ -117,7 +126,7 @@ class LocalChain:
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
-        for worker in self.workers:
+        for worker in list(self.workers):
             while True:
                 if not worker.alive:
                     raise StarlingError(f"{worker.stage} worker exited; see {worker.log_path}")

@@ -1,0 +1,187 @@
+"""``starling controller``, ``starling token`` and ``starling ctl`` (the controller's client)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+errors = Console(stderr=True)
+ctl_app = typer.Typer(no_args_is_help=True, help="Ask the controller: see and change the running pipeline.")
+token_app = typer.Typer(no_args_is_help=True, help="Access tokens for the control API.")
+
+DEFAULT_CONTROLLER = "http://127.0.0.1:8765"
+
+
+def run_controller(pipeline: Path | None, output: Path, port: int, port_file: Path | None) -> None:
+    """Start the controller: desired pipeline from the store (or the file, the first time), workers
+    through the local backend, and the API on 127.0.0.1."""
+    import logging
+
+    from starling.cli import default_pipeline, input_source
+    from starling.control.controller import Controller, controller_app
+    from starling.control.local_backend import LocalBackend
+    from starling.control.service import BackgroundServer
+    from starling.control.state import ControllerState, DesiredPipeline
+    from starling.runtime.spec import PipelineSpec
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    state = ControllerState(output / "starling.db")
+    desired = state.load()
+    if desired is None:
+        spec = PipelineSpec.from_file(pipeline) if pipeline else default_pipeline(input_source([], 1))
+        desired = DesiredPipeline(spec=spec)
+        state.save(desired)
+        console.print(f"new pipeline, version {desired.version}")
+    else:
+        console.print(f"pipeline version {desired.version} restored from {output / 'starling.db'}")
+    if not state.tokens():
+        token = state.create_token("operator", "operator")
+        token_path = output / "run" / "operator.token"
+        token_path.parent.mkdir(parents=True, exist_ok=True)
+        token_path.write_text(token)
+        token_path.chmod(0o600)
+        console.print(f"operator token written to {token_path} (shown once)")
+    backend = LocalBackend(desired.spec, output)
+    controller = Controller(state, backend, desired)
+    server = BackgroundServer(controller_app(controller), port=port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        backend.start(desired.spec, desired.replicas)
+        bound = server.start()
+        if port_file is not None:
+            port_file.write_text(str(bound))
+        console.print(f"controller API on http://127.0.0.1:{bound}")
+        stop.wait()
+    finally:
+        # Whatever happens, the workers this controller started stop with it.
+        server.stop()
+        backend.stop()
+        state.close()
+
+
+@token_app.command("create")
+def create_token(
+    role: Annotated[str, typer.Option(help="operator or user")] = "user",
+    user: Annotated[str, typer.Option(help="who the token is for")] = "user",
+    output: Annotated[Path, typer.Option("--output", "-o", help="where the store is")] = Path(
+        "starling-output"
+    ),
+) -> None:
+    """Create a token (printed once; only its hash is kept)."""
+    from starling.control.state import ControllerState
+
+    if role not in ("operator", "user"):
+        errors.print("[red]error:[/] --role must be operator or user")
+        raise typer.Exit(2)
+    state = ControllerState(output / "starling.db")
+    console.print(state.create_token(role, user))  # type: ignore[arg-type]
+    state.close()
+
+
+def _call(
+    method: str, path: str, body: Any = None, controller: str | None = None, token: str | None = None
+) -> Any:
+    url = (controller or os.environ.get("STARLING_CONTROLLER") or DEFAULT_CONTROLLER).rstrip("/") + path
+    secret = token or os.environ.get("STARLING_TOKEN")
+    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+    try:
+        response = httpx.request(method, url, json=body, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        errors.print(f"[red]error:[/] cannot reach the controller at {url}: {exc}")
+        raise typer.Exit(2) from None
+    if response.status_code >= 400:
+        errors.print(f"[red]refused ({response.status_code}):[/] {response.json().get('detail')}")
+        raise typer.Exit(1)
+    return response.json()
+
+
+Controller = Annotated[str | None, typer.Option(help="controller URL (or $STARLING_CONTROLLER)")]
+Token = Annotated[str | None, typer.Option(help="access token (or $STARLING_TOKEN)")]
+
+
+@ctl_app.command("show")
+def show(controller: Controller = None, token: Token = None) -> None:
+    """The pipeline: stages, components in order, replicas, topics, throughput and lag."""
+    view = _call("GET", "/pipeline", controller=controller, token=token)
+    table = Table(title=f"pipeline version {view['version']}", title_justify="left")
+    for column in ("stage", "components", "replicas", "in", "alerts/s", "lag"):
+        table.add_column(column)
+    for stage in view["stages"]:
+        names = ", ".join(f"{c['name'] or c['use']} ({c['use']})" for c in stage["components"])
+        table.add_row(
+            stage["name"],
+            names,
+            str(stage["replicas"]),
+            str(stage["messages_in"]),
+            str(stage["alerts_per_s"]),
+            str(stage["lag"]),
+        )
+    console.print(table)
+
+
+@ctl_app.command("add")
+def add(
+    stage: str,
+    use: str,
+    name: Annotated[str | None, typer.Option()] = None,
+    config: Annotated[str, typer.Option(help="JSON object")] = "{}",
+    position: Annotated[int | None, typer.Option()] = None,
+    controller: Controller = None,
+    token: Token = None,
+) -> None:
+    """Add a component to a stage of the running pipeline."""
+    body = {"use": use, "name": name, "config": _json(config), "position": position}
+    console.print(_call("POST", f"/stages/{stage}/components", body, controller, token))
+
+
+@ctl_app.command("remove")
+def remove(stage: str, name: str, controller: Controller = None, token: Token = None) -> None:
+    """Remove a component from a stage."""
+    console.print(_call("DELETE", f"/stages/{stage}/components/{name}", None, controller, token))
+
+
+@ctl_app.command("config")
+def configure(stage: str, name: str, config: str, controller: Controller = None, token: Token = None) -> None:
+    """Change some config fields of a component (JSON object)."""
+    console.print(
+        _call("PATCH", f"/stages/{stage}/components/{name}", {"config": _json(config)}, controller, token)
+    )
+
+
+@ctl_app.command("order")
+def order(stage: str, names: list[str], controller: Controller = None, token: Token = None) -> None:
+    """Reorder the components of a stage."""
+    console.print(_call("PUT", f"/stages/{stage}/order", {"components": names}, controller, token))
+
+
+@ctl_app.command("replicas")
+def replicas(stage: str, count: int, controller: Controller = None, token: Token = None) -> None:
+    """Set how many workers run a stage."""
+    console.print(_call("PUT", f"/stages/{stage}/replicas", {"replicas": count}, controller, token))
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        errors.print(f"[red]error:[/] not JSON: {exc}")
+        raise typer.Exit(2) from None
+    if not isinstance(value, dict):
+        errors.print("[red]error:[/] the config must be a JSON object")
+        raise typer.Exit(2)
+    return value
+
+
+__all__ = ["ctl_app", "run_controller", "token_app"]

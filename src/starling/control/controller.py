@@ -1,0 +1,272 @@
+"""The controller: holds the desired pipeline, makes the running workers match it, and serves its API.
+
+Every change (add, remove, reorder, reconfigure a component; set a stage's replicas) is validated
+against the components' own config models first, then saved in the store with a new version, then
+written where new and restarted workers read it, then pushed to the running replicas of the stage
+(``PUT /components``), which apply it between two batches: no restart, no alert lost or doubled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from starling.control.local_backend import LocalBackend
+from starling.control.state import ControllerState, DesiredPipeline, Principal, Role
+from starling.control.vosi import availability_xml, capabilities_xml
+from starling.errors import ConfigError
+from starling.runtime.registry import build_component
+from starling.runtime.spec import ComponentSpec, PipelineSpec
+from starling.runtime.stages import STAGES, StageName, stage_component_specs, stage_kind, stage_layout
+
+MAX_REPLICAS = 16
+_STAGE_FIELD: dict[StageName, str] = {"ingest": "annotators", "filter": "filters", "distribute": "sinks"}
+
+
+def with_stage(spec: PipelineSpec, stage: StageName, components: list[ComponentSpec]) -> PipelineSpec:
+    return spec.model_copy(update={_STAGE_FIELD[stage]: components})
+
+
+class Controller:
+    def __init__(self, state: ControllerState, backend: LocalBackend, desired: DesiredPipeline) -> None:
+        self.state = state
+        self.backend = backend
+        self.desired = desired
+        self.started_at = time.time()
+        self._lock = threading.Lock()
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def view(self) -> dict[str, Any]:
+        stages = []
+        for stage in STAGES:
+            layout = stage_layout(self.desired.spec, stage)
+            workers = []
+            for worker in self.backend.workers(stage):
+                status = worker.get("/status", timeout_s=2.0) or {}
+                workers.append(
+                    {
+                        "replica": worker.replica,
+                        "alive": worker.alive,
+                        "port": worker.port,
+                        "state": status.get("state"),
+                        "messages_in": status.get("messages_in"),
+                        "lag": status.get("lag"),
+                        "config_version": status.get("config_version"),
+                        "uptime_s": status.get("uptime_s"),
+                    }
+                )
+            messages = sum(w["messages_in"] or 0 for w in workers)
+            uptime = max((w["uptime_s"] or 0 for w in workers), default=0)
+            stages.append(
+                {
+                    "name": stage,
+                    "components": [c.model_dump() for c in stage_component_specs(self.desired.spec, stage)],
+                    "replicas": self.desired.replicas.get(stage, 0),
+                    "input_topics": layout.input_topics,
+                    "output_topic": layout.output_topic,
+                    "messages_in": messages,
+                    "alerts_per_s": round(messages / uptime, 1) if uptime else 0.0,
+                    "lag": sum(w["lag"] or 0 for w in workers),
+                    "workers": workers,
+                }
+            )
+        return {"version": self.desired.version, "stages": stages}
+
+    # -- changing ----------------------------------------------------------------------------------
+
+    def _change(
+        self, stage: StageName, components: list[ComponentSpec] | None = None, replicas: int | None = None
+    ) -> DesiredPipeline:
+        with self._lock:
+            spec = self.desired.spec
+            if components is not None:
+                names = [c.instance_name for c in components]
+                if len(set(names)) != len(names):
+                    raise ConfigError(f"component names must be unique in a stage; got {names}")
+                kind = stage_kind(stage)
+                for component in components:  # validated against each component's own config model
+                    build_component(component.use, component.config, component.instance_name, kind)
+                spec = with_stage(spec, stage, components)
+            counts = dict(self.desired.replicas)
+            if replicas is not None:
+                counts[stage] = replicas
+            desired = DesiredPipeline(version=self.desired.version + 1, spec=spec, replicas=counts)
+            self.state.save(desired)
+            self.desired = desired
+            self.backend.write_spec(spec)
+            if components is not None:
+                payload = [c.model_dump() for c in components]
+                for worker in self.backend.workers(stage):
+                    # A worker that is down reads the new pipeline from its file when it restarts.
+                    with contextlib.suppress(httpx.HTTPError):
+                        httpx.put(worker.url("/components"), json=payload, timeout=10)
+            if replicas is not None:
+                self.backend.scale({stage: replicas})
+            return desired
+
+    def components(self, stage: StageName) -> list[ComponentSpec]:
+        return stage_component_specs(self.desired.spec, stage)
+
+    def add(self, stage: StageName, component: ComponentSpec, position: int | None) -> DesiredPipeline:
+        current = self.components(stage)
+        index = len(current) if position is None else max(0, min(position, len(current)))
+        return self._change(stage, [*current[:index], component, *current[index:]])
+
+    def remove(self, stage: StageName, name: str) -> DesiredPipeline:
+        current = self.components(stage)
+        if name not in [c.instance_name for c in current]:
+            raise KeyError(name)
+        return self._change(stage, [c for c in current if c.instance_name != name])
+
+    def reorder(self, stage: StageName, names: list[str]) -> DesiredPipeline:
+        current = {c.instance_name: c for c in self.components(stage)}
+        if sorted(names) != sorted(current):
+            raise ConfigError(f"the new order must name each component of {stage} once: {sorted(current)}")
+        return self._change(stage, [current[n] for n in names])
+
+    def patch(self, stage: StageName, name: str, changes: dict[str, Any]) -> DesiredPipeline:
+        current = self.components(stage)
+        for index, component in enumerate(current):
+            if component.instance_name == name:
+                updated = component.model_copy(update={"config": {**component.config, **changes}})
+                return self._change(stage, [*current[:index], updated, *current[index + 1 :]])
+        raise KeyError(name)
+
+    def set_replicas(self, stage: StageName, replicas: int) -> DesiredPipeline:
+        return self._change(stage, replicas=replicas)
+
+
+class NewComponent(BaseModel):
+    use: str = Field(min_length=1, description="an installed component (see /components)")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
+    config: dict[str, Any] = Field(default_factory=dict)
+    position: int | None = Field(None, ge=0, description="index in the stage; default: at the end")
+
+
+class ConfigChange(BaseModel):
+    config: dict[str, Any]
+
+
+class Replicas(BaseModel):
+    replicas: int = Field(ge=0, le=MAX_REPLICAS)
+
+
+class Order(BaseModel):
+    components: list[str]
+
+
+class Changed(BaseModel):
+    version: int
+
+
+def controller_app(controller: Controller) -> FastAPI:
+    app = FastAPI(title="Starling controller", version="0.1.0")
+
+    def principal(role: Role | None) -> Any:
+        def check(authorization: Annotated[str | None, Header()] = None) -> Principal:
+            if not authorization or not authorization.startswith("Bearer "):
+                raise HTTPException(401, "a token is required: 'Authorization: Bearer <token>'")
+            found = controller.state.principal(authorization.removeprefix("Bearer ").strip())
+            if found is None:
+                raise HTTPException(401, "unknown token")
+            if role == "operator" and found.role != "operator":
+                raise HTTPException(403, "this needs an operator token")
+            return found
+
+        return Depends(check)
+
+    anyone = principal(None)
+    operator = principal("operator")
+    refusals: dict[int | str, dict[str, Any]] = {
+        401: {"description": "no valid token"},
+        403: {"description": "not allowed for this token"},
+        404: {"description": "no such component"},
+        422: {"description": "refused, with the reason"},
+    }
+
+    def guarded(change: Any) -> Changed | JSONResponse:
+        try:
+            return Changed(version=change().version)
+        except ConfigError as exc:
+            return JSONResponse({"detail": exc.problems}, status_code=422)
+        except KeyError as exc:
+            return JSONResponse({"detail": f"no component {exc.args[0]!r} in that stage"}, status_code=404)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "service": "controller"}
+
+    @app.get("/ready")
+    def ready() -> dict[str, bool]:
+        return {"ready": True}
+
+    @app.get("/availability")
+    def availability() -> Response:
+        return Response(
+            availability_xml(True, controller.started_at, "controller running"), media_type="application/xml"
+        )
+
+    @app.get("/capabilities")
+    def capabilities(request: Request) -> Response:
+        return Response(capabilities_xml(str(request.base_url).rstrip("/")), media_type="application/xml")
+
+    @app.get("/status", dependencies=[anyone], responses=refusals)
+    def status() -> dict[str, Any]:
+        return {
+            "state": "running",
+            "uptime_s": round(time.time() - controller.started_at, 3),
+            "pipeline_version": controller.desired.version,
+            "restarts": controller.backend.restarts(),
+        }
+
+    @app.get("/pipeline", dependencies=[anyone], responses=refusals)
+    def pipeline() -> dict[str, Any]:
+        """The stages, their components in order, replicas, topics, throughput and lag."""
+        return controller.view()
+
+    @app.post(
+        "/stages/{stage}/components",
+        dependencies=[operator],
+        responses=refusals,
+        status_code=201,
+        response_model=Changed,
+    )
+    def add(stage: StageName, component: NewComponent) -> Changed | JSONResponse:
+        spec = ComponentSpec(use=component.use, name=component.name, config=component.config)
+        return guarded(lambda: controller.add(stage, spec, component.position))
+
+    @app.delete(
+        "/stages/{stage}/components/{name}",
+        dependencies=[operator],
+        responses=refusals,
+        response_model=Changed,
+    )
+    def remove(stage: StageName, name: str) -> Changed | JSONResponse:
+        return guarded(lambda: controller.remove(stage, name))
+
+    @app.patch(
+        "/stages/{stage}/components/{name}",
+        dependencies=[operator],
+        responses=refusals,
+        response_model=Changed,
+    )
+    def patch(stage: StageName, name: str, change: ConfigChange) -> Changed | JSONResponse:
+        return guarded(lambda: controller.patch(stage, name, change.config))
+
+    @app.put("/stages/{stage}/order", dependencies=[operator], responses=refusals, response_model=Changed)
+    def order(stage: StageName, body: Order) -> Changed | JSONResponse:
+        return guarded(lambda: controller.reorder(stage, body.components))
+
+    @app.put("/stages/{stage}/replicas", dependencies=[operator], responses=refusals, response_model=Changed)
+    def replicas(stage: StageName, body: Replicas) -> Changed | JSONResponse:
+        return guarded(lambda: controller.set_replicas(stage, body.replicas))
+
+    return app

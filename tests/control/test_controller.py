@@ -1,0 +1,196 @@
+"""The controller, as an operator uses it: over real HTTP, with tokens, real workers on a real Kafka."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from starling.runtime.feed import feed
+from tests.kafka_support import chain_spec, store_count
+
+pytestmark = pytest.mark.kafka
+
+
+def _wait(condition: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+class _Controller:
+    def __init__(self, pipeline: Path, output: Path) -> None:
+        self.port_file = output / "controller.port"
+        self.port_file.unlink(missing_ok=True)
+        self.log = (output / "controller.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "starling",
+                "controller",
+                "--pipeline",
+                str(pipeline),
+                "--output",
+                str(output),
+                "--port",
+                "0",
+                "--port-file",
+                str(self.port_file),
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ),
+        )
+        _wait(lambda: self.port_file.exists() and self.port_file.read_text(), 120, "the controller to start")
+        self.url = f"http://127.0.0.1:{self.port_file.read_text()}"
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=90)
+        self.log.close()
+
+
+def test_the_controller_reshapes_a_running_pipeline(
+    kafka_bootstrap: str, prefix: str, tmp_path: Path
+) -> None:
+    alerts = 3000
+    spec = chain_spec(kafka_bootstrap, prefix, alerts)
+    pipeline = tmp_path / "pipeline.json"
+    pipeline.write_text(spec.model_dump_json())
+    controller = _Controller(pipeline, tmp_path)
+    try:
+        operator = {"Authorization": f"Bearer {(tmp_path / 'run' / 'operator.token').read_text()}"}
+        url = controller.url
+
+        # Access: no token 401, a wrong one 401, a user token may read but not change.
+        assert httpx.get(f"{url}/pipeline").status_code == 401
+        assert httpx.get(f"{url}/pipeline", headers={"Authorization": "Bearer nope"}).status_code == 401
+        made = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "starling",
+                "token",
+                "create",
+                "--role",
+                "user",
+                "--user",
+                "ada",
+                "-o",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        user = {"Authorization": f"Bearer {made.stdout.strip()}"}
+        assert httpx.get(f"{url}/pipeline", headers=user).status_code == 200
+        forbidden = httpx.post(
+            f"{url}/stages/ingest/components", json={"use": "history-summary", "name": "B"}, headers=user
+        )
+        assert forbidden.status_code == 403
+        assert httpx.get(f"{url}/health").json()["status"] == "ok"  # probes need no token
+
+        view = httpx.get(f"{url}/pipeline", headers=operator).json()
+        assert [s["name"] for s in view["stages"]] == ["ingest", "filter", "distribute"]
+        assert [c["use"] for c in view["stages"][0]["components"]] == ["history-summary"]
+        assert all(s["replicas"] == 1 and len(s["workers"]) == 1 for s in view["stages"])
+
+        feeder = threading.Thread(target=feed, kwargs={"spec": spec, "rate_per_s": 600.0})
+        feeder.start()
+        _wait(lambda: store_count(tmp_path) > 300, 90, "the stream to flow")
+        added = httpx.post(
+            f"{url}/stages/ingest/components", json={"use": "history-summary", "name": "B"}, headers=operator
+        )
+        assert added.status_code == 201
+        refused = httpx.patch(
+            f"{url}/stages/filter/components/bright", json={"config": {"max_mag": "faint"}}, headers=operator
+        )
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == ["bright", "max_mag"]
+        assert (
+            httpx.patch(
+                f"{url}/stages/filter/components/bright", json={"config": {"max_mag": 18.0}}, headers=operator
+            ).status_code
+            == 200
+        )
+        assert httpx.delete(f"{url}/stages/ingest/components/nope", headers=operator).status_code == 404
+        assert (
+            httpx.delete(f"{url}/stages/ingest/components/history-summary", headers=operator).status_code
+            == 200
+        )
+
+        # Two filter replicas, then a worker killed: the supervisor brings it back.
+        assert (
+            httpx.put(f"{url}/stages/filter/replicas", json={"replicas": 2}, headers=operator).status_code
+            == 200
+        )
+        _wait(
+            lambda: (
+                len(
+                    [
+                        w
+                        for w in httpx.get(f"{url}/pipeline", headers=operator).json()["stages"][1]["workers"]
+                        if w["state"] == "running"
+                    ]
+                )
+                == 2
+            ),
+            90,
+            "a second filter replica",
+        )
+        ingest_port = httpx.get(f"{url}/pipeline", headers=operator).json()["stages"][0]["workers"][0]["port"]
+        pid = int(
+            subprocess.run(["pgrep", "-f", "ingest-0.port"], capture_output=True, text=True).stdout.split()[
+                0
+            ]
+        )
+        os.kill(pid, signal.SIGKILL)
+        _wait(
+            lambda: httpx.get(f"{url}/status", headers=operator).json()["restarts"].get("ingest#0", 0) >= 1,
+            60,
+            "the killed worker to be restarted",
+        )
+        _wait(
+            lambda: (
+                (w := httpx.get(f"{url}/pipeline", headers=operator).json()["stages"][0]["workers"][0])[
+                    "state"
+                ]
+                == "running"
+                and w["port"] != ingest_port
+            ),
+            90,
+            "the restarted worker to run",
+        )
+        assert (
+            httpx.put(f"{url}/stages/filter/replicas", json={"replicas": 1}, headers=operator).status_code
+            == 200
+        )
+        feeder.join()
+        _wait(lambda: store_count(tmp_path) >= alerts, 180, "every alert stored")
+        assert store_count(tmp_path) == alerts
+        version = httpx.get(f"{url}/pipeline", headers=operator).json()["version"]
+    finally:
+        controller.stop()
+
+    # The desired pipeline comes back after a controller restart.
+    controller = _Controller(pipeline, tmp_path)
+    try:
+        view = httpx.get(f"{controller.url}/pipeline", headers=operator).json()
+        assert view["version"] == version
+        assert [c["name"] for c in view["stages"][0]["components"]] == ["B"]
+        assert view["stages"][1]["components"][0]["config"]["max_mag"] == 18.0
+        assert view["stages"][1]["replicas"] == 1
+    finally:
+        controller.stop()
