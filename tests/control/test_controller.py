@@ -152,9 +152,7 @@ def test_the_controller_reshapes_a_running_pipeline(
         )
         ingest_port = httpx.get(f"{url}/pipeline", headers=operator).json()["stages"][0]["workers"][0]["port"]
         pid = int(
-            subprocess.run(["pgrep", "-f", "ingest-0.port"], capture_output=True, text=True).stdout.split()[
-                0
-            ]
+            subprocess.run(["pgrep", "-f", "ingest-0.port"], capture_output=True, text=True).stdout.split()[0]
         )
         os.kill(pid, signal.SIGKILL)
         _wait(

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from starling.control.local_backend import LocalBackend
+from starling.control.service import COMMON_RESPONSES, XML_RESPONSE, allow_every_method_of_the_path
 from starling.control.state import ControllerState, DesiredPipeline, Principal, Role
 from starling.control.vosi import availability_xml, capabilities_xml
 from starling.errors import ConfigError
@@ -168,7 +169,8 @@ class Changed(BaseModel):
 
 
 def controller_app(controller: Controller) -> FastAPI:
-    app = FastAPI(title="Starling controller", version="0.1.0")
+    app = FastAPI(title="Starling controller", version="0.1.0", responses=COMMON_RESPONSES)
+    allow_every_method_of_the_path(app)
 
     def principal(role: Role | None) -> Any:
         def check(authorization: Annotated[str | None, Header()] = None) -> Principal:
@@ -208,13 +210,13 @@ def controller_app(controller: Controller) -> FastAPI:
     def ready() -> dict[str, bool]:
         return {"ready": True}
 
-    @app.get("/availability")
+    @app.get("/availability", response_class=Response, responses=XML_RESPONSE)
     def availability() -> Response:
         return Response(
             availability_xml(True, controller.started_at, "controller running"), media_type="application/xml"
         )
 
-    @app.get("/capabilities")
+    @app.get("/capabilities", response_class=Response, responses=XML_RESPONSE)
     def capabilities(request: Request) -> Response:
         return Response(capabilities_xml(str(request.base_url).rstrip("/")), media_type="application/xml")
 

@@ -83,8 +83,50 @@ class _WorkerCollector(Collector):
         yield up
 
 
+# Every route may meet a body that is not JSON at all; FastAPI answers 400 then.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the request body is not valid JSON"}
+}
+
+
+XML_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "an IVOA VOSI document",
+        "content": {"application/xml": {"schema": {"type": "string"}}},
+    }
+}
+PROMETHEUS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Prometheus text exposition",
+        "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+    }
+}
+
+
+def allow_every_method_of_the_path(app: FastAPI) -> None:
+    """On a 405, list in ``Allow`` every method any route of that path serves (HTTP semantics).
+
+    Starlette answers with the methods of the first matching route only, so a path served by two
+    routes (``GET /config`` and ``PATCH /config``) would advertise half of what it accepts.
+    """
+
+    @app.middleware("http")
+    async def fix_allow(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        if response.status_code == 405:
+            methods: set[str] = set()
+            for route in app.routes:
+                matches = getattr(route, "path_regex", None)
+                if matches is not None and matches.match(request.url.path):
+                    methods |= set(getattr(route, "methods", None) or ())
+            if methods:
+                response.headers["Allow"] = ", ".join(sorted(methods))
+        return response
+
+
 def worker_app(worker: StageWorker) -> FastAPI:
-    app = FastAPI(title=f"Starling {worker.stage} worker", version="0.1.0")
+    app = FastAPI(title=f"Starling {worker.stage} worker", version="0.1.0", responses=COMMON_RESPONSES)
+    allow_every_method_of_the_path(app)
     registry = CollectorRegistry()
     registry.register(_WorkerCollector(worker))
 
@@ -92,7 +134,7 @@ def worker_app(worker: StageWorker) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "stage": worker.stage}
 
-    @app.get("/ready")
+    @app.get("/ready", responses={503: {"description": "not ready yet (starting, draining or stopped)"}})
     def ready() -> JSONResponse:
         ok = worker.ready
         return JSONResponse({"ready": ok, "state": worker.state}, status_code=200 if ok else 503)
@@ -155,7 +197,7 @@ def worker_app(worker: StageWorker) -> FastAPI:
         worker.drain()
         return {"state": worker.state}
 
-    @app.get("/availability")
+    @app.get("/availability", response_class=Response, responses=XML_RESPONSE)
     def availability() -> Response:
         """IVOA VOSI availability."""
         return Response(
@@ -167,12 +209,12 @@ def worker_app(worker: StageWorker) -> FastAPI:
             media_type="application/xml",
         )
 
-    @app.get("/capabilities")
+    @app.get("/capabilities", response_class=Response, responses=XML_RESPONSE)
     def capabilities(request: Request) -> Response:
         """IVOA VOSI capabilities."""
         return Response(capabilities_xml(str(request.base_url).rstrip("/")), media_type="application/xml")
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response, responses=PROMETHEUS_RESPONSE)
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
