@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 
 import schemathesis
-from schemathesis.checks import not_a_server_error, positive_data_acceptance
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error, positive_data_acceptance
 
 from starling.control.controller import Controller, controller_app
 from starling.control.local_backend import LocalBackend
