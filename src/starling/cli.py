@@ -111,6 +111,9 @@ def run(
         str | None, typer.Option(help="Confluent schema registry URL for Rubin")
     ] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    control_port: Annotated[
+        int | None, typer.Option(help="serve the control API on 127.0.0.1 at this port (0: any free port)")
+    ] = None,
 ) -> None:
     """Run the whole pipeline in this process (the embedded default) and print a summary."""
     from starling.alert.decoder import AlertDecoder
@@ -123,7 +126,17 @@ def run(
             else default_pipeline(input_source(inputs or [], alerts), batch_size)
         )
         runner = EmbeddedPipeline(spec, output, AlertDecoder(default_schema_source(schema_registry)))
-        summary = _run_with_progress(runner, quiet)
+        server = None
+        if control_port is not None:
+            from starling.control.service import BackgroundServer, worker_app
+
+            server = BackgroundServer(worker_app(runner), port=control_port)
+            console.print(f"control API on http://127.0.0.1:{server.start()}")
+        try:
+            summary = _run_with_progress(runner, quiet)
+        finally:
+            if server is not None:
+                server.stop()
     except StarlingError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None

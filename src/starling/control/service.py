@@ -1,9 +1,10 @@
-"""The HTTP API every stage worker serves (the control-API work adds config, drain, VOSI, tokens).
+"""The control API every runtime serves: a Kafka stage worker, or the embedded pipeline.
 
-``/health`` answers while the process lives; ``/ready`` once the worker consumes; ``/status`` gives
-state, counts, lag and partitions; ``/metrics`` is Prometheus text, read from the worker's own counts
-at scrape time (nothing is counted twice); ``POST /pause`` and ``/resume`` stop and restart the
-taking of messages without leaving the consumer group.
+``/health`` answers while the process lives; ``/ready`` once it consumes; ``/status`` gives state,
+counts, lag, partitions and the configuration version; ``/metrics`` is Prometheus text read from the
+runtime's own counts at scrape time; ``GET``/``PATCH /config`` and ``PUT /components`` change the
+components live (validated first; 422 naming the field); ``POST /pause``, ``/resume``, ``/drain``;
+and the IVOA VOSI ``/availability`` and ``/capabilities``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pydantic import BaseModel, Field
 
 from starling.control.vosi import availability_xml, capabilities_xml
 from starling.errors import ConfigError
+from starling.runtime.live import LiveRuntime
 from starling.runtime.spec import ComponentSpec
-from starling.runtime.worker import StageWorker
 
 
 class ConfigPatch(BaseModel):
@@ -48,7 +49,7 @@ def _refused(exc: ConfigError) -> JSONResponse:
 
 
 class _WorkerCollector(Collector):
-    def __init__(self, worker: StageWorker) -> None:
+    def __init__(self, worker: LiveRuntime) -> None:
         self.worker = worker
 
     def collect(self) -> Iterator[Metric]:
@@ -124,7 +125,7 @@ def allow_every_method_of_the_path(app: FastAPI) -> None:
         return response
 
 
-def worker_app(worker: StageWorker) -> FastAPI:
+def worker_app(worker: LiveRuntime) -> FastAPI:
     app = FastAPI(title=f"Starling {worker.stage} worker", version="0.1.0", responses=COMMON_RESPONSES)
     allow_every_method_of_the_path(app)
     registry = CollectorRegistry()

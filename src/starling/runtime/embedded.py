@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from starling.alert.decoder import AlertDecoder
+from starling.errors import ConfigError
 from starling.runtime.chain import Chain, RunStats
 from starling.runtime.component import Batch, Component, RawMessage, RunContext, Source
 from starling.runtime.deadletter import DeadLetterFile
+from starling.runtime.live import LiveRuntime
 from starling.runtime.registry import build_component
-from starling.runtime.spec import PipelineSpec
+from starling.runtime.spec import ComponentSpec, PipelineSpec
 
 DEAD_LETTER_FILE = "dead-letters.jsonl"
 
@@ -48,8 +50,15 @@ def build_chain_components(spec: PipelineSpec) -> list[Component[Any]]:
     ]
 
 
-class EmbeddedPipeline:
-    """Builds the components of a :class:`PipelineSpec` and runs them in this process."""
+class EmbeddedPipeline(LiveRuntime):
+    """Builds the components of a :class:`PipelineSpec` and runs them in this process.
+
+    It is a :class:`LiveRuntime`: served by the control API (``starling run --control-port``), its
+    components can be added, removed, reordered and reconfigured between batches, and it can be
+    paused, resumed and drained (the source stops being read after the batch in hand).
+    """
+
+    stage = "embedded"
 
     def __init__(self, spec: PipelineSpec, output_dir: Path, decoder: AlertDecoder | None = None) -> None:
         self.spec = spec
@@ -58,9 +67,36 @@ class EmbeddedPipeline:
         source = build_component(spec.source.use, spec.source.config, spec.source.instance_name, "source")
         assert isinstance(source, Source)
         self.source: Source[Any] = source
-        self.dead_letters = DeadLetterFile(output_dir / DEAD_LETTER_FILE)
+        self.dead_letters: DeadLetterFile = DeadLetterFile(output_dir / DEAD_LETTER_FILE)
         self.chain = Chain(build_chain_components(spec), self.dead_letters)
-        self.stats = self.chain.stats
+        self.init_live([*spec.annotators, *spec.filters, *spec.sinks])
+
+    def _build(self, specs: list[ComponentSpec]) -> list[Component[Any]]:
+        built = [build_component(c.use, c.config, c.instance_name) for c in specs]
+        sources = [c.name for c in built if c.kind == "source"]
+        if sources:
+            raise ConfigError(f"a source cannot run inside the chain: {sources}")
+        return built
+
+    def status(self) -> dict[str, Any]:
+        stats = self.stats
+        return {
+            "stage": self.stage,
+            "state": self.state,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "messages_in": stats.messages_in,
+            "alerts_in": stats.alerts_decoded,
+            "failed": sum(c.failed for c in stats.stages.values()),
+            "dead_letters": len(self.dead_letters),
+            "lag": None,
+            "components": {
+                name: {"kind": c.kind, "in": c.alerts_in, "out": c.alerts_out, "failed": c.failed}
+                for name, c in stats.stages.items()
+            },
+            "config_version": self.config_version,
+            "pending_config_version": self.pending_version,
+            "config": [c.model_dump() for c in self.component_specs],
+        }
 
     def run(self, on_batch: Callable[[RunStats], None] | None = None) -> RunSummary:
         context = RunContext(output_dir=self.output_dir)
@@ -69,11 +105,17 @@ class EmbeddedPipeline:
         for component in components:
             component.setup(context)
         self.stats.expected_messages = self.source.expected_count()
+        self._ready.set()
         try:
             for chunk in chunks(self.source.messages(), self.spec.batch_size):
+                self._apply_pending()
+                while self._paused.is_set() and not self._stop.is_set() and not self._draining.is_set():
+                    time.sleep(0.05)
                 self.process_messages(chunk)
                 if on_batch is not None:
                     on_batch(self.stats)
+                if self._stop.is_set() or self._draining.is_set():
+                    break
         finally:
             for component in components:
                 component.flush()
@@ -81,6 +123,8 @@ class EmbeddedPipeline:
                 component.close()
             self.dead_letters.close()
             self.stats.finished = time.perf_counter()
+            if self._draining.is_set():
+                self._drained.set()
         return RunSummary(
             stats=self.stats,
             dead_letters=dict(self.dead_letters.by_reason),

@@ -1,0 +1,112 @@
+"""The same control API on the embedded runtime: every route, live changes, pause, drain. Real HTTP."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from starling.control.service import BackgroundServer, worker_app
+from starling.runtime.embedded import EmbeddedPipeline
+from starling.runtime.spec import ComponentSpec, PipelineSpec
+from starling.store.base import open_store
+
+
+def _wait(condition: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_embedded_runtime_under_the_control_api(tmp_path: Path) -> None:
+    spec = PipelineSpec(
+        batch_size=100,
+        source=ComponentSpec(
+            use="synthetic", config={"alerts": 30_000, "alerts_per_visit": 300, "cutouts": False}
+        ),
+        annotators=[ComponentSpec(use="history-summary", name="A")],
+        filters=[ComponentSpec(use="threshold", name="bright", config={"max_mag": 19.0})],
+        sinks=[ComponentSpec(use="store")],
+    )
+    pipeline = EmbeddedPipeline(spec, tmp_path)
+    server = BackgroundServer(worker_app(pipeline))
+    base = f"http://127.0.0.1:{server.start()}"
+    runner = threading.Thread(target=pipeline.run)
+    runner.start()
+    try:
+        _wait(lambda: httpx.get(f"{base}/ready").status_code == 200, 30, "ready")
+        assert httpx.post(f"{base}/pause").json() == {"state": "paused"}
+        time.sleep(0.3)
+        held = httpx.get(f"{base}/status").json()["messages_in"]
+        time.sleep(0.5)
+        assert httpx.get(f"{base}/status").json()["messages_in"] == held, "a paused runtime takes nothing"
+
+        assert httpx.get(f"{base}/health").json()["status"] == "ok"
+        assert httpx.get(f"{base}/status").json()["stage"] == "embedded"
+        assert "starling_messages_in_total" in httpx.get(f"{base}/metrics").text
+        assert "<vosi:available>false</vosi:available>" in httpx.get(f"{base}/availability").text  # paused
+        assert "VOSI#capabilities" in httpx.get(f"{base}/capabilities").text
+        config = httpx.get(f"{base}/config").json()
+        assert [c["name"] for c in config["components"]] == ["A", "bright", None]
+
+        refused = httpx.patch(f"{base}/config", json={"component": "bright", "config": {"max_mag": "faint"}})
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == ["bright", "max_mag"]
+        no_source = httpx.put(f"{base}/components", json=[{"use": "synthetic"}])
+        assert no_source.status_code == 422
+        assert (
+            httpx.patch(f"{base}/config", json={"component": "bright", "config": {"max_mag": 17.0}}).json()[
+                "version"
+            ]
+            == 2
+        )
+        both = [
+            {"use": "history-summary", "name": "A"},
+            {"use": "history-summary", "name": "B"},
+            {"use": "threshold", "name": "bright", "config": {"max_mag": 17.0}},
+            {"use": "store"},
+        ]
+        assert httpx.put(f"{base}/components", json=both).json()["version"] == 3
+        assert httpx.post(f"{base}/resume").json() == {"state": "running"}
+        _wait(lambda: httpx.get(f"{base}/status").json()["config_version"] == 3, 30, "version 3 applied")
+        mark = httpx.get(f"{base}/status").json()["messages_in"]
+        _wait(lambda: httpx.get(f"{base}/status").json()["messages_in"] > mark + 2000, 60, "more alerts")
+        only_b = both[1:]
+        assert httpx.put(f"{base}/components", json=only_b).json()["version"] == 4
+        _wait(lambda: httpx.get(f"{base}/status").json()["config_version"] == 4, 30, "version 4 applied")
+        mark = httpx.get(f"{base}/status").json()["messages_in"]
+        _wait(lambda: httpx.get(f"{base}/status").json()["messages_in"] > mark + 1000, 60, "more alerts")
+        assert httpx.post(f"{base}/drain").status_code == 202
+        runner.join(timeout=60)
+        assert not runner.is_alive()
+        assert httpx.get(f"{base}/status").json()["state"] == "drained"
+    finally:
+        pipeline.stop()
+        runner.join(timeout=60)
+        server.stop()
+
+    decoded = pipeline.stats.alerts_decoded
+    assert 0 < decoded < 30_000  # drained before the end of the source
+    store = open_store(tmp_path / "starling.db")
+    try:
+        assert store.count("alerts") == decoded  # every alert taken was written before the drain ended
+        rows = store.query(
+            "SELECT a.alert_id, a.mag, group_concat(n.annotator) AS by, m.alert_id IS NOT NULL AS matched "
+            "FROM alerts a LEFT JOIN annotations n USING (survey, alert_id) "
+            "LEFT JOIN filter_matches m ON m.survey = a.survey AND m.alert_id = a.alert_id "
+            "GROUP BY a.survey, a.alert_id ORDER BY a.alert_id"
+        )
+    finally:
+        store.close()
+    # Alert ids grow in processing order: the annotator sets must run {A}, then {A, B}, then {B}.
+    sets = [frozenset((row["by"] or "").split(",")) for row in rows]
+    runs = [s for i, s in enumerate(sets) if i == 0 or s != sets[i - 1]]
+    assert runs == [frozenset({"A"}), frozenset({"A", "B"}), frozenset({"B"})]
+    for row, annotators in zip(rows, sets, strict=True):
+        limit = 19.0 if annotators == {"A"} else 17.0  # the threshold changed with B's arrival
+        assert bool(row["matched"]) == (row["mag"] is not None and row["mag"] < limit), row
