@@ -128,10 +128,13 @@ def run(
         runner = EmbeddedPipeline(spec, output, AlertDecoder(default_schema_source(schema_registry)))
         server = None
         if control_port is not None:
+            from starling.control.auth import SharedSecret, secret_from_environment_or_file
             from starling.control.service import BackgroundServer, worker_app
 
-            server = BackgroundServer(worker_app(runner), port=control_port)
-            console.print(f"control API on http://127.0.0.1:{server.start()}")
+            token_file = output / "run" / "control.token"
+            secret, _ = secret_from_environment_or_file(token_file)
+            server = BackgroundServer(worker_app(runner, SharedSecret(secret)), port=control_port)
+            console.print(f"control API on http://127.0.0.1:{server.start()} (token in {token_file})")
         try:
             summary = _run_with_progress(runner, quiet)
         finally:
@@ -255,8 +258,14 @@ def serve(
     except StarlingError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    server = BackgroundServer(worker_app(worker), port=port)
+    from starling.control.auth import SharedSecret, secret_from_environment_or_file
+
+    token_file = output / "run" / f"{stage}-control.token"
+    secret, made = secret_from_environment_or_file(token_file)
+    server = BackgroundServer(worker_app(worker, SharedSecret(secret)), port=port)
     bound = server.start()
+    if made:
+        console.print(f"control token written to {token_file}")
     if port_file is not None:
         port_file.write_text(str(bound))
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from starling.control.auth import SharedSecret
 from starling.control.service import BackgroundServer, worker_app
 from starling.runtime.embedded import EmbeddedPipeline
 from starling.runtime.spec import ComponentSpec, PipelineSpec
@@ -34,33 +35,36 @@ def test_embedded_runtime_under_the_control_api(tmp_path: Path) -> None:
         sinks=[ComponentSpec(use="store")],
     )
     pipeline = EmbeddedPipeline(spec, tmp_path)
-    server = BackgroundServer(worker_app(pipeline))
+    secret = "stl_embedded-test-secret"
+    server = BackgroundServer(worker_app(pipeline, SharedSecret(secret)))
     base = f"http://127.0.0.1:{server.start()}"
+    http = httpx.Client(headers={"Authorization": f"Bearer {secret}"})
     runner = threading.Thread(target=pipeline.run)
     runner.start()
     try:
         _wait(lambda: httpx.get(f"{base}/ready").status_code == 200, 30, "ready")
-        assert httpx.post(f"{base}/pause").json() == {"state": "paused"}
+        assert http.post(f"{base}/pause").json() == {"state": "paused"}
         time.sleep(0.3)
-        held = httpx.get(f"{base}/status").json()["messages_in"]
+        held = http.get(f"{base}/status").json()["messages_in"]
         time.sleep(0.5)
-        assert httpx.get(f"{base}/status").json()["messages_in"] == held, "a paused runtime takes nothing"
+        assert http.get(f"{base}/status").json()["messages_in"] == held, "a paused runtime takes nothing"
 
         assert httpx.get(f"{base}/health").json()["status"] == "ok"
-        assert httpx.get(f"{base}/status").json()["stage"] == "embedded"
-        assert "starling_messages_in_total" in httpx.get(f"{base}/metrics").text
+        assert httpx.get(f"{base}/status").status_code == 401  # the rest needs the token
+        assert http.get(f"{base}/status").json()["stage"] == "embedded"
+        assert "starling_messages_in_total" in http.get(f"{base}/metrics").text
         assert "<vosi:available>false</vosi:available>" in httpx.get(f"{base}/availability").text  # paused
         assert "VOSI#capabilities" in httpx.get(f"{base}/capabilities").text
-        config = httpx.get(f"{base}/config").json()
+        config = http.get(f"{base}/config").json()
         assert [c["name"] for c in config["components"]] == ["A", "bright", None]
 
-        refused = httpx.patch(f"{base}/config", json={"component": "bright", "config": {"max_mag": "faint"}})
+        refused = http.patch(f"{base}/config", json={"component": "bright", "config": {"max_mag": "faint"}})
         assert refused.status_code == 422
         assert refused.json()["detail"][0]["loc"] == ["bright", "max_mag"]
-        no_source = httpx.put(f"{base}/components", json=[{"use": "synthetic"}])
+        no_source = http.put(f"{base}/components", json=[{"use": "synthetic"}])
         assert no_source.status_code == 422
         assert (
-            httpx.patch(f"{base}/config", json={"component": "bright", "config": {"max_mag": 17.0}}).json()[
+            http.patch(f"{base}/config", json={"component": "bright", "config": {"max_mag": 17.0}}).json()[
                 "version"
             ]
             == 2
@@ -71,20 +75,20 @@ def test_embedded_runtime_under_the_control_api(tmp_path: Path) -> None:
             {"use": "threshold", "name": "bright", "config": {"max_mag": 17.0}},
             {"use": "store"},
         ]
-        assert httpx.put(f"{base}/components", json=both).json()["version"] == 3
-        assert httpx.post(f"{base}/resume").json() == {"state": "running"}
-        _wait(lambda: httpx.get(f"{base}/status").json()["config_version"] == 3, 30, "version 3 applied")
-        mark = httpx.get(f"{base}/status").json()["messages_in"]
-        _wait(lambda: httpx.get(f"{base}/status").json()["messages_in"] > mark + 2000, 60, "more alerts")
+        assert http.put(f"{base}/components", json=both).json()["version"] == 3
+        assert http.post(f"{base}/resume").json() == {"state": "running"}
+        _wait(lambda: http.get(f"{base}/status").json()["config_version"] == 3, 30, "version 3 applied")
+        mark = http.get(f"{base}/status").json()["messages_in"]
+        _wait(lambda: http.get(f"{base}/status").json()["messages_in"] > mark + 2000, 60, "more alerts")
         only_b = both[1:]
-        assert httpx.put(f"{base}/components", json=only_b).json()["version"] == 4
-        _wait(lambda: httpx.get(f"{base}/status").json()["config_version"] == 4, 30, "version 4 applied")
-        mark = httpx.get(f"{base}/status").json()["messages_in"]
-        _wait(lambda: httpx.get(f"{base}/status").json()["messages_in"] > mark + 1000, 60, "more alerts")
-        assert httpx.post(f"{base}/drain").status_code == 202
+        assert http.put(f"{base}/components", json=only_b).json()["version"] == 4
+        _wait(lambda: http.get(f"{base}/status").json()["config_version"] == 4, 30, "version 4 applied")
+        mark = http.get(f"{base}/status").json()["messages_in"]
+        _wait(lambda: http.get(f"{base}/status").json()["messages_in"] > mark + 1000, 60, "more alerts")
+        assert http.post(f"{base}/drain").status_code == 202
         runner.join(timeout=60)
         assert not runner.is_alive()
-        assert httpx.get(f"{base}/status").json()["state"] == "drained"
+        assert http.get(f"{base}/status").json()["state"] == "drained"
     finally:
         pipeline.stop()
         runner.join(timeout=60)

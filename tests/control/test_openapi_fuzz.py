@@ -13,6 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, positive_data_acceptance
 
+from starling.control.auth import SharedSecret
 from starling.control.controller import Controller, controller_app
 from starling.control.local_backend import LocalBackend
 from starling.control.service import worker_app
@@ -25,7 +26,10 @@ _BASE = chain_spec("127.0.0.1:1", "fuzz", 10)  # never contacted: nothing here s
 _SPEC = _BASE.model_copy(update={"kafka": _BASE.kafka.model_copy(update={"client": {"log_level": "0"}})})
 
 worker = StageWorker(_SPEC, "filter", _SCRATCH / "worker")
-worker_schema = schemathesis.openapi.from_asgi("/openapi.json", worker_app(worker))
+_WORKER_SECRET = "stl_fuzz-worker-secret"
+worker_schema = schemathesis.openapi.from_asgi(
+    "/openapi.json", worker_app(worker, SharedSecret(_WORKER_SECRET))
+)
 
 _state = ControllerState(_SCRATCH / "controller" / "starling.db")
 _OPERATOR = _state.create_token("operator", "fuzzer")
@@ -39,6 +43,7 @@ controller_schema = schemathesis.openapi.from_asgi("/openapi.json", controller_a
 # may rightly be refused there. Every other check (no 5xx, documented codes, response schemas) runs.
 _SEMANTIC_WORKER_PATHS = {"/components", "/config"}
 
+_WORKER_AUTH = {"Authorization": f"Bearer {_WORKER_SECRET}"}
 _FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 
 
@@ -49,9 +54,9 @@ def test_worker_api(case: schemathesis.Case) -> None:
         # An idle worker is not ready, and says so with a documented 503 (the readiness-probe contract).
         case.call_and_validate(excluded_checks=[not_a_server_error])
     elif case.path in _SEMANTIC_WORKER_PATHS:
-        case.call_and_validate(excluded_checks=[positive_data_acceptance])
+        case.call_and_validate(headers=_WORKER_AUTH, excluded_checks=[positive_data_acceptance])
     else:
-        case.call_and_validate()
+        case.call_and_validate(headers=_WORKER_AUTH)
 
 
 @controller_schema.parametrize()

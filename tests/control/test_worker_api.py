@@ -54,15 +54,19 @@ def test_every_route_of_a_worker(kafka_bootstrap: str, prefix: str, tmp_path: Pa
     chain = LocalChain(spec, tmp_path)
     try:
         chain.start()
+        auth = {"Authorization": f"Bearer {chain.token}"}
         for worker in chain.workers:
             base = f"http://127.0.0.1:{worker.port}"
+            assert httpx.get(f"{base}/status").status_code == 401
+            assert httpx.get(f"{base}/status", headers={"Authorization": "Bearer wrong"}).status_code == 401
+            assert httpx.post(f"{base}/drain").status_code == 401
             assert httpx.get(f"{base}/health").json()["status"] == "ok"
             assert httpx.get(f"{base}/ready").status_code == 200
-            status = httpx.get(f"{base}/status").json()
+            status = httpx.get(f"{base}/status", headers=auth).json()
             assert status["stage"] == worker.stage
             assert status["state"] == "running"
             assert status["config_version"] == 1
-            config = httpx.get(f"{base}/config").json()
+            config = httpx.get(f"{base}/config", headers=auth).json()
             assert config["version"] == 1
             assert isinstance(config["components"], list)
             availability = httpx.get(f"{base}/availability")
@@ -86,12 +90,12 @@ def test_every_route_of_a_worker(kafka_bootstrap: str, prefix: str, tmp_path: Pa
                 "/components",
             ):
                 assert path in openapi["paths"], path
-            assert httpx.post(f"{base}/pause").json() == {"state": "paused"}
-            assert httpx.get(f"{base}/status").json()["state"] == "paused"
-            assert httpx.post(f"{base}/resume").json() == {"state": "running"}
+            assert httpx.post(f"{base}/pause", headers=auth).json() == {"state": "paused"}
+            assert httpx.get(f"{base}/status", headers=auth).json()["state"] == "paused"
+            assert httpx.post(f"{base}/resume", headers=auth).json() == {"state": "running"}
         feed(spec)
         chain.wait_for(300, timeout_s=120)
-        metrics = httpx.get(chain.worker("distribute").url("/metrics")).text
+        metrics = httpx.get(chain.worker("distribute").url("/metrics"), headers=auth).text
         assert 'starling_messages_in_total{stage="distribute"} 300.0' in metrics
         assert (
             'starling_component_alerts_total{component="store",direction="in",stage="distribute"} 300.0'
@@ -109,30 +113,31 @@ def test_config_changes_are_validated_and_applied_live(
     chain = LocalChain(spec, tmp_path)
     try:
         chain.start()
+        auth = chain.worker("filter").headers
         filter_url = chain.worker("filter").url
         refused = httpx.patch(
-            filter_url("/config"), json={"component": "bright", "config": {"max_mag": "faint"}}
+            filter_url("/config"), json={"component": "bright", "config": {"max_mag": "faint"}}, headers=auth
         )
         assert refused.status_code == 422
         [problem] = refused.json()["detail"]
         assert problem["loc"] == ["bright", "max_mag"]
         assert "valid number" in problem["msg"]
         unknown_field = httpx.patch(
-            filter_url("/config"), json={"component": "bright", "config": {"mag_max": 1}}
+            filter_url("/config"), json={"component": "bright", "config": {"mag_max": 1}}, headers=auth
         )
         assert unknown_field.status_code == 422
         assert unknown_field.json()["detail"][0]["loc"] == ["bright", "mag_max"]
-        missing = httpx.patch(filter_url("/config"), json={"component": "nope", "config": {}})
+        missing = httpx.patch(filter_url("/config"), json={"component": "nope", "config": {}}, headers=auth)
         assert missing.status_code == 404
         assert "no component 'nope'" in missing.json()["detail"]
-        malformed = httpx.patch(filter_url("/config"), json={"config": {}})
+        malformed = httpx.patch(filter_url("/config"), json={"config": {}}, headers=auth)
         assert malformed.status_code == 422
 
         feeder = threading.Thread(target=feed, kwargs={"spec": spec, "rate_per_s": 700.0})
         feeder.start()
         _wait(lambda: chain.statuses("filter")[0]["messages_in"] > 500, 60, "the stream to reach the filter")
         accepted = httpx.patch(
-            filter_url("/config"), json={"component": "bright", "config": {"max_mag": 17.0}}
+            filter_url("/config"), json={"component": "bright", "config": {"max_mag": 17.0}}, headers=auth
         )
         assert accepted.status_code == 200
         assert accepted.json()["version"] == 2
@@ -167,17 +172,18 @@ def test_components_added_and_removed_while_the_stream_flows(
     chain = LocalChain(spec, tmp_path)
     try:
         chain.start()
+        auth = chain.worker("ingest").headers
         ingest_url = chain.worker("ingest").url
         feeder = threading.Thread(target=feed, kwargs={"spec": spec, "rate_per_s": 900.0})
         feeder.start()
         _wait(lambda: chain.statuses("ingest")[0]["messages_in"] > 700, 60, "a first part of the stream")
         both = [{"use": "history-summary", "name": "A"}, {"use": "history-summary", "name": "B"}]
-        assert httpx.put(ingest_url("/components"), json=both).json()["version"] == 2
+        assert httpx.put(ingest_url("/components"), json=both, headers=auth).json()["version"] == 2
         _wait(lambda: chain.statuses("ingest")[0]["messages_in"] > 1700, 60, "more of the stream")
         assert httpx.put(
-            ingest_url("/components"), json=[{"use": "history-summary", "name": "B"}]
+            ingest_url("/components"), json=[{"use": "history-summary", "name": "B"}], headers=auth
         ).json() == {"version": 3, "applied": False}
-        bad = httpx.put(ingest_url("/components"), json=[{"use": "no-such-annotator"}])
+        bad = httpx.put(ingest_url("/components"), json=[{"use": "no-such-annotator"}], headers=auth)
         assert bad.status_code == 422
         assert "no component named 'no-such-annotator'" in bad.json()["detail"][0]["msg"]
         feeder.join()
@@ -207,7 +213,7 @@ def test_drain_commits_what_is_in_hand_then_stops(kafka_bootstrap: str, prefix: 
         feeder.start()
         _wait(lambda: store_count(tmp_path) > 600, 60, "the stream to reach the store")
         distribute = chain.worker("distribute")
-        answer = httpx.post(distribute.url("/drain"))
+        answer = httpx.post(distribute.url("/drain"), headers=distribute.headers)
         assert answer.status_code == 202
         distribute.process.wait(timeout=60)
         assert distribute.process.returncode == 0

@@ -11,16 +11,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from starling.control.local_backend import LocalBackend
-from starling.control.service import COMMON_RESPONSES, XML_RESPONSE, allow_every_method_of_the_path
-from starling.control.state import ControllerState, DesiredPipeline, Principal, Role
+from starling.control.service import COMMON_RESPONSES, XML_RESPONSE, allow_every_method_of_the_path, bearer
+from starling.control.state import ControllerState, DesiredPipeline
 from starling.control.vosi import availability_xml, capabilities_xml
 from starling.errors import ConfigError
 from starling.runtime.registry import build_component
@@ -108,7 +108,7 @@ class Controller:
                 for worker in self.backend.workers(stage):
                     # A worker that is down reads the new pipeline from its file when it restarts.
                     with contextlib.suppress(httpx.HTTPError):
-                        httpx.put(worker.url("/components"), json=payload, timeout=10)
+                        worker.put("/components", payload)
             if replicas is not None:
                 self.backend.scale({stage: replicas})
             return desired
@@ -172,21 +172,8 @@ def controller_app(controller: Controller) -> FastAPI:
     app = FastAPI(title="Starling controller", version="0.1.0", responses=COMMON_RESPONSES)
     allow_every_method_of_the_path(app)
 
-    def principal(role: Role | None) -> Any:
-        def check(authorization: Annotated[str | None, Header()] = None) -> Principal:
-            if not authorization or not authorization.startswith("Bearer "):
-                raise HTTPException(401, "a token is required: 'Authorization: Bearer <token>'")
-            found = controller.state.principal(authorization.removeprefix("Bearer ").strip())
-            if found is None:
-                raise HTTPException(401, "unknown token")
-            if role == "operator" and found.role != "operator":
-                raise HTTPException(403, "this needs an operator token")
-            return found
-
-        return Depends(check)
-
-    anyone = principal(None)
-    operator = principal("operator")
+    anyone = bearer(controller.state)
+    operator = bearer(controller.state, "operator")
     refusals: dict[int | str, dict[str, Any]] = {
         401: {"description": "no valid token"},
         403: {"description": "not allowed for this token"},

@@ -12,16 +12,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
 
+from starling.control.auth import TokenAuthority
+from starling.control.state import Principal, Role
 from starling.control.vosi import availability_xml, capabilities_xml
 from starling.errors import ConfigError
 from starling.runtime.live import LiveRuntime
@@ -125,9 +127,38 @@ def allow_every_method_of_the_path(app: FastAPI) -> None:
         return response
 
 
-def worker_app(worker: LiveRuntime) -> FastAPI:
-    app = FastAPI(title=f"Starling {worker.stage} worker", version="0.1.0", responses=COMMON_RESPONSES)
+def bearer(authority: TokenAuthority, role: Role | None = None) -> Any:
+    """A FastAPI dependency: 401 without a valid bearer token, 403 without the role."""
+
+    def check(authorization: Annotated[str | None, Header()] = None) -> Principal:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise HTTPException(401, "a token is required: 'Authorization: Bearer <token>'")
+        found = authority.principal(authorization.removeprefix("Bearer ").strip())
+        if found is None:
+            raise HTTPException(401, "unknown token")
+        if role == "operator" and found.role != "operator":
+            raise HTTPException(403, "this needs an operator token")
+        return found
+
+    return Depends(check)
+
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no valid token"},
+    403: {"description": "not allowed for this token"},
+}
+
+
+def worker_app(worker: LiveRuntime, authority: TokenAuthority) -> FastAPI:
+    """The control API of one runtime. Everything but the probes and VOSI needs an operator token."""
+    app = FastAPI(
+        title=f"Starling {worker.stage} worker",
+        version="0.1.0",
+        responses=COMMON_RESPONSES,
+    )
     allow_every_method_of_the_path(app)
+    operator = bearer(authority, "operator")
+    guarded: dict[str, Any] = {"dependencies": [operator], "responses": AUTH_RESPONSES}
     registry = CollectorRegistry()
     registry.register(_WorkerCollector(worker))
 
@@ -140,22 +171,22 @@ def worker_app(worker: LiveRuntime) -> FastAPI:
         ok = worker.ready
         return JSONResponse({"ready": ok, "state": worker.state}, status_code=200 if ok else 503)
 
-    @app.get("/status")
+    @app.get("/status", **guarded)
     def status() -> dict[str, Any]:
         return worker.status()
 
-    @app.post("/pause")
+    @app.post("/pause", **guarded)
     def pause() -> dict[str, str]:
         """Stop taking new messages (the group membership and the assignment are kept)."""
         worker.pause()
         return {"state": worker.state}
 
-    @app.post("/resume")
+    @app.post("/resume", **guarded)
     def resume() -> dict[str, str]:
         worker.resume()
         return {"state": worker.state}
 
-    @app.get("/config")
+    @app.get("/config", **guarded)
     def get_config() -> dict[str, Any]:
         """The stage's components in order, with their configs, and the configuration version."""
         return {
@@ -168,7 +199,8 @@ def worker_app(worker: LiveRuntime) -> FastAPI:
     @app.patch(
         "/config",
         response_model=ConfigAccepted,
-        responses={404: {"model": Problem}, 422: {"model": Problem}},
+        dependencies=[operator],
+        responses={**AUTH_RESPONSES, 404: {"model": Problem}, 422: {"model": Problem}},
     )
     def patch_config(change: ConfigPatch) -> ConfigAccepted | JSONResponse:
         """Validate a config change and apply it live (next batch boundary), or refuse it with the reason."""
@@ -183,7 +215,12 @@ def worker_app(worker: LiveRuntime) -> FastAPI:
             return _refused(exc)
         return ConfigAccepted(version=version, applied=False)
 
-    @app.put("/components", response_model=ConfigAccepted, responses={422: {"model": Problem}})
+    @app.put(
+        "/components",
+        response_model=ConfigAccepted,
+        dependencies=[operator],
+        responses={**AUTH_RESPONSES, 422: {"model": Problem}},
+    )
     def put_components(components: list[ComponentSpec]) -> ConfigAccepted | JSONResponse:
         """Replace the stage's component list (add, remove, reorder) while it runs."""
         try:
@@ -192,7 +229,7 @@ def worker_app(worker: LiveRuntime) -> FastAPI:
             return _refused(exc)
         return ConfigAccepted(version=version, applied=False)
 
-    @app.post("/drain", status_code=202)
+    @app.post("/drain", status_code=202, **guarded)
     def drain() -> dict[str, str]:
         """Finish and commit the batch in hand, leave the consumer group, then stop."""
         worker.drain()
@@ -215,7 +252,12 @@ def worker_app(worker: LiveRuntime) -> FastAPI:
         """IVOA VOSI capabilities."""
         return Response(capabilities_xml(str(request.base_url).rstrip("/")), media_type="application/xml")
 
-    @app.get("/metrics", response_class=Response, responses=PROMETHEUS_RESPONSE)
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        dependencies=[operator],
+        responses={**PROMETHEUS_RESPONSE, **AUTH_RESPONSES},
+    )
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from starling.control.auth import TOKEN_ENV, new_secret
 from starling.errors import StarlingError
 from starling.runtime.kafka import ensure_topics
 from starling.runtime.spec import PipelineSpec
@@ -31,6 +32,12 @@ class WorkerProcess:
     process: subprocess.Popen[bytes]
     port_file: Path
     log_path: Path
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The operator token its control API asks for."""
+        return {"Authorization": f"Bearer {self.token}"}
 
     @property
     def port(self) -> int | None:
@@ -49,15 +56,22 @@ class WorkerProcess:
     def post(self, path: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
         if self.port is None or not self.alive:
             return None
-        response = httpx.post(self.url(path), timeout=timeout_s)
+        response = httpx.post(self.url(path), timeout=timeout_s, headers=self.headers)
         body: dict[str, Any] = response.json()
         return body if response.status_code == 200 else None
+
+    def put(self, path: str, body: Any, timeout_s: float = 10.0) -> dict[str, Any] | None:
+        if self.port is None or not self.alive:
+            return None
+        response = httpx.put(self.url(path), json=body, timeout=timeout_s, headers=self.headers)
+        result: dict[str, Any] = response.json()
+        return result if response.status_code == 200 else None
 
     def get(self, path: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
         if self.port is None or not self.alive:
             return None
         try:
-            response = httpx.get(self.url(path), timeout=timeout_s)
+            response = httpx.get(self.url(path), timeout=timeout_s, headers=self.headers)
         except httpx.HTTPError:
             return None
         body: dict[str, Any] = response.json()
@@ -81,6 +95,8 @@ class LocalChain:
         self.run_dir = self.output_dir / "run"
         self.spec_path = self.run_dir / "pipeline.json"
         self.workers: list[WorkerProcess] = []
+        # One operator secret for the control APIs of this chain's workers, handed to them at start.
+        self.token = new_secret()
 
     def write_spec(self) -> None:
         """The pipeline description every worker reads when it starts (rewritten on every change)."""
@@ -118,9 +134,10 @@ class LocalChain:
             "--port-file",
             str(port_file),
         ]
+        environment = {**os.environ, TOKEN_ENV: self.token}
         with log_path.open("ab") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-        worker = WorkerProcess(stage, replica, process, port_file, log_path)
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+        worker = WorkerProcess(stage, replica, process, port_file, log_path, self.token)
         self.workers = [w for w in self.workers if (w.stage, w.replica) != (stage, replica)] + [worker]
         return worker
 
