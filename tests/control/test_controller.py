@@ -28,6 +28,16 @@ def _wait(condition: Any, timeout_s: float, what: str) -> None:
         time.sleep(0.2)
 
 
+def _ctl(*args: str, url: str, token: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "starling", "ctl", *args, "--controller", url, "--token", token],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 class _Controller:
     def __init__(self, pipeline: Path, output: Path) -> None:
         self.port_file = output / "controller.port"
@@ -125,6 +135,34 @@ def test_the_controller_reshapes_a_running_pipeline(
             ).status_code
             == 200
         )
+        reordered = httpx.put(
+            f"{url}/stages/ingest/order", json={"components": ["B", "history-summary"]}, headers=operator
+        )
+        assert reordered.status_code == 200
+        view = httpx.get(f"{url}/pipeline", headers=operator).json()
+        assert [c["name"] or c["use"] for c in view["stages"][0]["components"]] == ["B", "history-summary"]
+        partial = httpx.put(f"{url}/stages/ingest/order", json={"components": ["B"]}, headers=operator)
+        assert partial.status_code == 422
+
+        # The same through the command line client.
+        shown = _ctl("show", url=url, token=operator["Authorization"].split()[1])
+        assert shown.returncode == 0
+        assert "ingest" in shown.stdout
+        assert "history-summary" in shown.stdout
+        denied = _ctl("remove", "ingest", "B", url=url, token=user["Authorization"].split()[1])
+        assert denied.returncode == 1
+        assert "refused (403)" in denied.stderr
+        assert (
+            _ctl(
+                "config",
+                "filter",
+                "bright",
+                '{"max_mag": 18.5}',
+                url=url,
+                token=operator["Authorization"].split()[1],
+            ).returncode
+            == 0
+        )
         assert httpx.delete(f"{url}/stages/ingest/components/nope", headers=operator).status_code == 404
         assert (
             httpx.delete(f"{url}/stages/ingest/components/history-summary", headers=operator).status_code
@@ -188,7 +226,7 @@ def test_the_controller_reshapes_a_running_pipeline(
         view = httpx.get(f"{controller.url}/pipeline", headers=operator).json()
         assert view["version"] == version
         assert [c["name"] for c in view["stages"][0]["components"]] == ["B"]
-        assert view["stages"][1]["components"][0]["config"]["max_mag"] == 18.0
+        assert view["stages"][1]["components"][0]["config"]["max_mag"] == 18.5  # set last, by the CLI
         assert view["stages"][1]["replicas"] == 1
     finally:
         controller.stop()
