@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +44,12 @@ def replay_spec(paths: list[Path], **extra: Any) -> PipelineSpec:
 
 def run_replay(paths: list[Path], output: Path, **extra: Any) -> RunSummary:
     return EmbeddedPipeline(replay_spec(paths, **extra), output).run()
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Poll ``condition`` until it is true; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)

@@ -7,25 +7,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from starling.runtime.feed import feed
+from tests.helpers import wait_until
 from tests.kafka_support import chain_spec, store_count
 
 pytestmark = pytest.mark.kafka
-
-
-def _wait(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def _ctl(*args: str, url: str, token: str) -> subprocess.CompletedProcess[str]:
@@ -62,7 +53,9 @@ class _Controller:
             stderr=subprocess.STDOUT,
             env=dict(os.environ),
         )
-        _wait(lambda: self.port_file.exists() and self.port_file.read_text(), 120, "the controller to start")
+        wait_until(
+            lambda: self.port_file.exists() and self.port_file.read_text(), 120, "the controller to start"
+        )
         self.url = f"http://127.0.0.1:{self.port_file.read_text()}"
 
     def stop(self) -> None:
@@ -119,7 +112,7 @@ def test_the_controller_reshapes_a_running_pipeline(
 
         feeder = threading.Thread(target=feed, kwargs={"spec": spec, "rate_per_s": 600.0})
         feeder.start()
-        _wait(lambda: store_count(tmp_path) > 300, 90, "the stream to flow")
+        wait_until(lambda: store_count(tmp_path) > 300, 90, "the stream to flow")
         added = httpx.post(
             f"{url}/stages/ingest/components", json={"use": "history-summary", "name": "B"}, headers=operator
         )
@@ -174,7 +167,7 @@ def test_the_controller_reshapes_a_running_pipeline(
             httpx.put(f"{url}/stages/filter/replicas", json={"replicas": 2}, headers=operator).status_code
             == 200
         )
-        _wait(
+        wait_until(
             lambda: (
                 len(
                     [
@@ -193,12 +186,12 @@ def test_the_controller_reshapes_a_running_pipeline(
             subprocess.run(["pgrep", "-f", "ingest-0.port"], capture_output=True, text=True).stdout.split()[0]
         )
         os.kill(pid, signal.SIGKILL)
-        _wait(
+        wait_until(
             lambda: httpx.get(f"{url}/status", headers=operator).json()["restarts"].get("ingest#0", 0) >= 1,
             60,
             "the killed worker to be restarted",
         )
-        _wait(
+        wait_until(
             lambda: (
                 (w := httpx.get(f"{url}/pipeline", headers=operator).json()["stages"][0]["workers"][0])[
                     "state"
@@ -214,7 +207,7 @@ def test_the_controller_reshapes_a_running_pipeline(
             == 200
         )
         feeder.join()
-        _wait(lambda: store_count(tmp_path) >= alerts, 180, "every alert stored")
+        wait_until(lambda: store_count(tmp_path) >= alerts, 180, "every alert stored")
         assert store_count(tmp_path) == alerts
         version = httpx.get(f"{url}/pipeline", headers=operator).json()["version"]
     finally:

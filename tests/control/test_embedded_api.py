@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -14,14 +13,7 @@ from starling.control.service import BackgroundServer, worker_app
 from starling.runtime.embedded import EmbeddedPipeline
 from starling.runtime.spec import ComponentSpec, PipelineSpec
 from starling.store.base import open_store
-
-
-def _wait(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+from tests.helpers import wait_until
 
 
 def test_embedded_runtime_under_the_control_api(tmp_path: Path) -> None:
@@ -42,7 +34,7 @@ def test_embedded_runtime_under_the_control_api(tmp_path: Path) -> None:
     runner = threading.Thread(target=pipeline.run)
     runner.start()
     try:
-        _wait(lambda: httpx.get(f"{base}/ready").status_code == 200, 30, "ready")
+        wait_until(lambda: httpx.get(f"{base}/ready").status_code == 200, 30, "ready")
         assert http.post(f"{base}/pause").json() == {"state": "paused"}
         time.sleep(0.3)
         held = http.get(f"{base}/status").json()["messages_in"]
@@ -77,14 +69,14 @@ def test_embedded_runtime_under_the_control_api(tmp_path: Path) -> None:
         ]
         assert http.put(f"{base}/components", json=both).json()["version"] == 3
         assert http.post(f"{base}/resume").json() == {"state": "running"}
-        _wait(lambda: http.get(f"{base}/status").json()["config_version"] == 3, 30, "version 3 applied")
+        wait_until(lambda: http.get(f"{base}/status").json()["config_version"] == 3, 30, "version 3 applied")
         mark = http.get(f"{base}/status").json()["messages_in"]
-        _wait(lambda: http.get(f"{base}/status").json()["messages_in"] > mark + 2000, 60, "more alerts")
+        wait_until(lambda: http.get(f"{base}/status").json()["messages_in"] > mark + 2000, 60, "more alerts")
         only_b = both[1:]
         assert http.put(f"{base}/components", json=only_b).json()["version"] == 4
-        _wait(lambda: http.get(f"{base}/status").json()["config_version"] == 4, 30, "version 4 applied")
+        wait_until(lambda: http.get(f"{base}/status").json()["config_version"] == 4, 30, "version 4 applied")
         mark = http.get(f"{base}/status").json()["messages_in"]
-        _wait(lambda: http.get(f"{base}/status").json()["messages_in"] > mark + 1000, 60, "more alerts")
+        wait_until(lambda: http.get(f"{base}/status").json()["messages_in"] > mark + 1000, 60, "more alerts")
         assert http.post(f"{base}/drain").status_code == 202
         runner.join(timeout=60)
         assert not runner.is_alive()

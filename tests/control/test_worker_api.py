@@ -16,17 +16,10 @@ from starling.runtime.envelope import decode_envelope
 from starling.runtime.feed import feed
 from starling.runtime.local import LocalChain
 from starling.runtime.spec import ComponentSpec
+from tests.helpers import wait_until
 from tests.kafka_support import chain_spec, store_count
 
 pytestmark = pytest.mark.kafka
-
-
-def _wait(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def _envelopes(bootstrap: str, topic: str, expected: int) -> list[Any]:
@@ -135,13 +128,15 @@ def test_config_changes_are_validated_and_applied_live(
 
         feeder = threading.Thread(target=feed, kwargs={"spec": spec, "rate_per_s": 700.0})
         feeder.start()
-        _wait(lambda: chain.statuses("filter")[0]["messages_in"] > 500, 60, "the stream to reach the filter")
+        wait_until(
+            lambda: chain.statuses("filter")[0]["messages_in"] > 500, 60, "the stream to reach the filter"
+        )
         accepted = httpx.patch(
             filter_url("/config"), json={"component": "bright", "config": {"max_mag": 17.0}}, headers=auth
         )
         assert accepted.status_code == 200
         assert accepted.json()["version"] == 2
-        _wait(lambda: chain.statuses("filter")[0]["config_version"] == 2, 30, "version 2 to be applied")
+        wait_until(lambda: chain.statuses("filter")[0]["config_version"] == 2, 30, "version 2 to be applied")
         status = chain.statuses("filter")[0]
         assert status["config"][0]["config"]["max_mag"] == 17.0
         feeder.join()
@@ -176,10 +171,10 @@ def test_components_added_and_removed_while_the_stream_flows(
         ingest_url = chain.worker("ingest").url
         feeder = threading.Thread(target=feed, kwargs={"spec": spec, "rate_per_s": 900.0})
         feeder.start()
-        _wait(lambda: chain.statuses("ingest")[0]["messages_in"] > 700, 60, "a first part of the stream")
+        wait_until(lambda: chain.statuses("ingest")[0]["messages_in"] > 700, 60, "a first part of the stream")
         both = [{"use": "history-summary", "name": "A"}, {"use": "history-summary", "name": "B"}]
         assert httpx.put(ingest_url("/components"), json=both, headers=auth).json()["version"] == 2
-        _wait(lambda: chain.statuses("ingest")[0]["messages_in"] > 1700, 60, "more of the stream")
+        wait_until(lambda: chain.statuses("ingest")[0]["messages_in"] > 1700, 60, "more of the stream")
         assert httpx.put(
             ingest_url("/components"), json=[{"use": "history-summary", "name": "B"}], headers=auth
         ).json() == {"version": 3, "applied": False}
@@ -188,7 +183,7 @@ def test_components_added_and_removed_while_the_stream_flows(
         assert "no component named 'no-such-annotator'" in bad.json()["detail"][0]["msg"]
         feeder.join()
         chain.wait_for(alerts, timeout_s=120)
-        _wait(lambda: store_count(tmp_path) >= alerts, 60, "every alert stored")
+        wait_until(lambda: store_count(tmp_path) >= alerts, 60, "every alert stored")
     finally:
         chain.stop()
     expected = {1: {"A"}, 2: {"A", "B"}, 3: {"B"}}
@@ -211,7 +206,7 @@ def test_drain_commits_what_is_in_hand_then_stops(kafka_bootstrap: str, prefix: 
         chain.start()
         feeder = threading.Thread(target=feed, kwargs={"spec": spec, "rate_per_s": 800.0})
         feeder.start()
-        _wait(lambda: store_count(tmp_path) > 600, 60, "the stream to reach the store")
+        wait_until(lambda: store_count(tmp_path) > 600, 60, "the stream to reach the store")
         distribute = chain.worker("distribute")
         answer = httpx.post(distribute.url("/drain"), headers=distribute.headers)
         assert answer.status_code == 202
@@ -231,7 +226,7 @@ def test_drain_commits_what_is_in_hand_then_stops(kafka_bootstrap: str, prefix: 
         chain.start_worker("distribute", 0)
         feeder.join()
         # (A restarted worker counts from zero, so the store, not /status, says when all is through.)
-        _wait(lambda: store_count(tmp_path) >= alerts, 120, "every alert stored")
+        wait_until(lambda: store_count(tmp_path) >= alerts, 120, "every alert stored")
         assert store_count(tmp_path) == alerts
     finally:
         chain.stop()

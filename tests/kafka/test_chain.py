@@ -15,6 +15,7 @@ from starling.runtime.feed import feed
 from starling.runtime.local import LocalChain
 from starling.store.base import open_store
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
+from tests.helpers import wait_until
 from tests.kafka_support import chain_spec, kafka_script, store_count
 
 pytestmark = pytest.mark.kafka
@@ -34,14 +35,6 @@ def _stored_ids(output: Path, sql: str) -> list[int]:
         return [int(next(iter(row.values()))) for row in store.query(sql)]
     finally:
         store.close()
-
-
-def _wait(condition: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def _assert_exactly_once(output: Path, alerts: int) -> None:
@@ -111,21 +104,23 @@ def test_kill_9_of_workers_mid_stream_loses_and_duplicates_nothing(
         chain.start()
         feeder = threading.Thread(target=feed, kwargs={"spec": spec, "rate_per_s": 800.0})
         feeder.start()
-        _wait(lambda: store_count(tmp_path) > 800, 120, "a first part of the stream to be stored")
+        wait_until(lambda: store_count(tmp_path) > 800, 120, "a first part of the stream to be stored")
         chain.kill("filter", sig=signal.SIGKILL)
         time.sleep(1.0)
         chain.start_worker("filter", 0)
-        _wait(lambda: store_count(tmp_path) > 2200, 120, "more of the stream after the filter restart")
+        wait_until(lambda: store_count(tmp_path) > 2200, 120, "more of the stream after the filter restart")
         chain.kill("distribute", sig=signal.SIGKILL)
         time.sleep(1.0)
         chain.start_worker("distribute", 0)
         feeder.join(timeout=120)
-        _wait(
+        wait_until(
             lambda: store_count(tmp_path) >= alerts and store_count(tmp_path, "filter_matches") > 0,
             180,
             "every alert in the store",
         )
-        _wait(lambda: all(s["lag"] == 0 for s in chain.statuses("distribute")), 60, "distribute to catch up")
+        wait_until(
+            lambda: all(s["lag"] == 0 for s in chain.statuses("distribute")), 60, "distribute to catch up"
+        )
         _assert_exactly_once(tmp_path, alerts)
     finally:
         chain.stop()
@@ -142,14 +137,14 @@ def test_broker_restart_mid_stream(kafka_bootstrap: str, prefix: str, tmp_path: 
     try:
         chain.start()
         feed(spec, limit=1500)
-        _wait(lambda: store_count(tmp_path) > 300, 120, "the stream to start flowing")
+        wait_until(lambda: store_count(tmp_path) > 300, 120, "the stream to start flowing")
         assert kafka_script("stop").returncode == 0
         time.sleep(3.0)
         assert kafka_script("start").returncode == 0
         # The whole night goes in again after the restart: the workers must have reconnected to take
         # it, and the first 1500, now seen twice, must not make duplicate rows.
         feed(spec)
-        _wait(lambda: store_count(tmp_path) >= alerts, 240, "every alert in the store after the restart")
+        wait_until(lambda: store_count(tmp_path) >= alerts, 240, "every alert in the store after the restart")
         assert all(w.alive for w in chain.workers), "a worker died while the broker was away"
         _assert_exactly_once(tmp_path, alerts)
     finally:
@@ -186,7 +181,7 @@ def test_pause_holds_the_stream_and_resume_loses_nothing(
         chain.start()
         assert chain.worker("filter").post("/pause") == {"state": "paused"}
         feed(spec)
-        _wait(
+        wait_until(
             lambda: sum(s["messages_in"] for s in chain.statuses("ingest")) >= alerts,
             120,
             "ingest to take all",

@@ -15,6 +15,23 @@ from starling.alert.model import Alert
 
 _NULLABLE_DOUBLE = ["null", "double"]
 
+# The Avro fields of Alert.summary(): shared by the output record and the inter-stage envelope.
+SUMMARY_FIELDS: list[dict[str, Any]] = [
+    {"name": "survey", "type": "string"},
+    {"name": "alert_id", "type": "long"},
+    {"name": "object_id", "type": "string"},
+    {"name": "ra", "type": "double"},
+    {"name": "dec", "type": "double"},
+    {"name": "mjd", "type": "double"},
+    {"name": "band", "type": "string"},
+    {"name": "mag", "type": _NULLABLE_DOUBLE},
+    {"name": "mag_err", "type": _NULLABLE_DOUBLE},
+    {"name": "flux", "type": _NULLABLE_DOUBLE},
+    {"name": "flux_err", "type": _NULLABLE_DOUBLE},
+    {"name": "reliability", "type": _NULLABLE_DOUBLE},
+    {"name": "schema_version", "type": "string"},
+]
+
 OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "record",
     "name": "alert",
@@ -22,19 +39,7 @@ OUTPUT_SCHEMA: dict[str, Any] = {
     "doc": "A matched alert, normalized by Starling. Magnitudes AB, fluxes nJy, times MJD.",
     "fields": [
         {"name": "filter", "type": "string"},
-        {"name": "survey", "type": "string"},
-        {"name": "alert_id", "type": "long"},
-        {"name": "object_id", "type": "string"},
-        {"name": "ra", "type": "double"},
-        {"name": "dec", "type": "double"},
-        {"name": "mjd", "type": "double"},
-        {"name": "band", "type": "string"},
-        {"name": "mag", "type": _NULLABLE_DOUBLE},
-        {"name": "mag_err", "type": _NULLABLE_DOUBLE},
-        {"name": "flux", "type": _NULLABLE_DOUBLE},
-        {"name": "flux_err", "type": _NULLABLE_DOUBLE},
-        {"name": "reliability", "type": _NULLABLE_DOUBLE},
-        {"name": "schema_version", "type": "string"},
+        *SUMMARY_FIELDS,
         {
             "name": "detections",
             "type": {

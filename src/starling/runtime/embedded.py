@@ -78,26 +78,6 @@ class EmbeddedPipeline(LiveRuntime):
             raise ConfigError(f"a source cannot run inside the chain: {sources}")
         return built
 
-    def status(self) -> dict[str, Any]:
-        stats = self.stats
-        return {
-            "stage": self.stage,
-            "state": self.state,
-            "uptime_s": round(time.time() - self.started_at, 3),
-            "messages_in": stats.messages_in,
-            "alerts_in": stats.alerts_decoded,
-            "failed": sum(c.failed for c in stats.stages.values()),
-            "dead_letters": len(self.dead_letters),
-            "lag": None,
-            "components": {
-                name: {"kind": c.kind, "in": c.alerts_in, "out": c.alerts_out, "failed": c.failed}
-                for name, c in stats.stages.items()
-            },
-            "config_version": self.config_version,
-            "pending_config_version": self.pending_version,
-            "config": [c.model_dump() for c in self.component_specs],
-        }
-
     def run(self, on_batch: Callable[[RunStats], None] | None = None) -> RunSummary:
         context = RunContext(output_dir=self.output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)

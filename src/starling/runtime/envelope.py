@@ -19,32 +19,20 @@ from typing import Any
 import fastavro
 
 from starling.alert.decoder import AlertDecoder
+from starling.alert.export import SUMMARY_FIELDS
 from starling.alert.model import Alert, History, Record
 from starling.alert.rubin import build_rubin_history
 from starling.alert.ztf import build_ztf_history
 from starling.errors import AlertDecodeError
 
 ENVELOPE_MAGIC = b"S\x01"
-_NULLABLE_DOUBLE = ["null", "double"]
 
 ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "record",
     "name": "envelope",
     "namespace": "starling.v1",
     "fields": [
-        {"name": "survey", "type": "string"},
-        {"name": "alert_id", "type": "long"},
-        {"name": "object_id", "type": "string"},
-        {"name": "ra", "type": "double"},
-        {"name": "dec", "type": "double"},
-        {"name": "mjd", "type": "double"},
-        {"name": "band", "type": "string"},
-        {"name": "mag", "type": _NULLABLE_DOUBLE},
-        {"name": "mag_err", "type": _NULLABLE_DOUBLE},
-        {"name": "flux", "type": _NULLABLE_DOUBLE},
-        {"name": "flux_err", "type": _NULLABLE_DOUBLE},
-        {"name": "reliability", "type": _NULLABLE_DOUBLE},
-        {"name": "schema_version", "type": "string"},
+        *SUMMARY_FIELDS,
         {"name": "origin", "type": "string"},
         {"name": "annotations_json", "type": "string"},
         {"name": "matches", "type": {"type": "array", "items": "string"}},

@@ -48,8 +48,26 @@ class LiveRuntime(ABC):
     def _build(self, specs: list[ComponentSpec]) -> list[Component[Any]]:
         """Build and validate components (ConfigError if one is wrong)."""
 
-    @abstractmethod
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> dict[str, Any]:
+        """State, counts per component, and the configuration: what every runtime reports."""
+        stats = self.stats
+        return {
+            "stage": self.stage,
+            "state": self.state,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "messages_in": stats.messages_in,
+            "alerts_in": stats.alerts_decoded,
+            "failed": sum(c.failed for c in stats.stages.values()),
+            "dead_letters": len(self.dead_letters),
+            "lag": self.lag(),
+            "components": {
+                name: {"kind": c.kind, "in": c.alerts_in, "out": c.alerts_out, "failed": c.failed}
+                for name, c in stats.stages.items()
+            },
+            "config_version": self.config_version,
+            "pending_config_version": self.pending_version,
+            "config": [c.model_dump() for c in self.component_specs],
+        }
 
     def lag(self) -> int | None:
         return None

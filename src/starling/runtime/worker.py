@@ -275,25 +275,10 @@ class StageWorker(LiveRuntime):
                 return
 
     def status(self) -> dict[str, Any]:
-        stats = self.stats
         return {
-            "stage": self.stage,
-            "state": self.state,
-            "uptime_s": round(time.time() - self.started_at, 3),
-            "messages_in": stats.messages_in,
-            "alerts_in": stats.alerts_decoded,
-            "failed": sum(c.failed for c in stats.stages.values()),
-            "dead_letters": len(self.dead_letters),
+            **super().status(),
             "batches": self.batches,
-            "lag": self.lag(),
             "assigned_partitions": [f"{t}/{p}" for t, p in sorted(self.assigned)],
-            "components": {
-                name: {"kind": c.kind, "in": c.alerts_in, "out": c.alerts_out, "failed": c.failed}
-                for name, c in stats.stages.items()
-            },
             "input_topics": self.layout.input_topics,
             "output_topic": self.layout.output_topic,
-            "config_version": self.config_version,
-            "pending_config_version": self.pending_version,
-            "config": [c.model_dump() for c in self.component_specs],
         }
