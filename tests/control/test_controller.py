@@ -13,55 +13,11 @@ import httpx
 import pytest
 
 from starling.runtime.feed import feed
+from tests.control.support import ControllerProcess, ctl
 from tests.helpers import wait_until
 from tests.kafka_support import chain_spec, store_count
 
 pytestmark = pytest.mark.kafka
-
-
-def _ctl(*args: str, url: str, token: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "starling", "ctl", *args, "--controller", url, "--token", token],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-class _Controller:
-    def __init__(self, pipeline: Path, output: Path) -> None:
-        self.port_file = output / "controller.port"
-        self.port_file.unlink(missing_ok=True)
-        self.log = (output / "controller.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "starling",
-                "controller",
-                "--pipeline",
-                str(pipeline),
-                "--output",
-                str(output),
-                "--port",
-                "0",
-                "--port-file",
-                str(self.port_file),
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ),
-        )
-        wait_until(
-            lambda: self.port_file.exists() and self.port_file.read_text(), 120, "the controller to start"
-        )
-        self.url = f"http://127.0.0.1:{self.port_file.read_text()}"
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=90)
-        self.log.close()
 
 
 def test_the_controller_reshapes_a_running_pipeline(
@@ -71,7 +27,7 @@ def test_the_controller_reshapes_a_running_pipeline(
     spec = chain_spec(kafka_bootstrap, prefix, alerts)
     pipeline = tmp_path / "pipeline.json"
     pipeline.write_text(spec.model_dump_json())
-    controller = _Controller(pipeline, tmp_path)
+    controller = ControllerProcess(pipeline, tmp_path)
     try:
         operator = {"Authorization": f"Bearer {(tmp_path / 'run' / 'operator.token').read_text()}"}
         url = controller.url
@@ -138,15 +94,15 @@ def test_the_controller_reshapes_a_running_pipeline(
         assert partial.status_code == 422
 
         # The same through the command line client.
-        shown = _ctl("show", url=url, token=operator["Authorization"].split()[1])
+        shown = ctl("show", url=url, token=operator["Authorization"].split()[1])
         assert shown.returncode == 0
         assert "ingest" in shown.stdout
         assert "history-summary" in shown.stdout
-        denied = _ctl("remove", "ingest", "B", url=url, token=user["Authorization"].split()[1])
+        denied = ctl("remove", "ingest", "B", url=url, token=user["Authorization"].split()[1])
         assert denied.returncode == 1
         assert "refused (403)" in denied.stderr
         assert (
-            _ctl(
+            ctl(
                 "config",
                 "filter",
                 "bright",
@@ -214,7 +170,7 @@ def test_the_controller_reshapes_a_running_pipeline(
         controller.stop()
 
     # The desired pipeline comes back after a controller restart.
-    controller = _Controller(pipeline, tmp_path)
+    controller = ControllerProcess(pipeline, tmp_path)
     try:
         view = httpx.get(f"{controller.url}/pipeline", headers=operator).json()
         assert view["version"] == version

@@ -35,7 +35,8 @@ _state = ControllerState(_SCRATCH / "controller" / "starling.db")
 _OPERATOR = _state.create_token("operator", "fuzzer")
 _controller = Controller(_state, LocalBackend(_SPEC, _SCRATCH / "controller"), DesiredPipeline(spec=_SPEC))
 controller_schema = schemathesis.openapi.from_asgi("/openapi.json", controller_app(_controller)).exclude(
-    path_regex="/replicas$"  # would start real worker processes; tests/control/test_controller.py covers it
+    # Both would start real worker processes; test_controller.py and test_autoscaler.py cover them.
+    path_regex="/(replicas|autoscaling)$"
 )
 
 # Whether a component is installed and whether a config fits its own model are checked when the

@@ -59,6 +59,7 @@ def run_controller(pipeline: Path | None, output: Path, port: int, port_file: Pa
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         backend.start(desired.spec, desired.replicas)
+        controller.autoscaler.start()
         bound = server.start()
         if port_file is not None:
             port_file.write_text(str(bound))
@@ -66,6 +67,7 @@ def run_controller(pipeline: Path | None, output: Path, port: int, port_file: Pa
         stop.wait()
     finally:
         # Whatever happens, the workers this controller started stop with it.
+        controller.autoscaler.stop()
         server.stop()
         backend.stop()
         state.close()
@@ -170,6 +172,32 @@ def order(stage: str, names: list[str], controller: Controller = None, token: To
 def replicas(stage: str, count: int, controller: Controller = None, token: Token = None) -> None:
     """Set how many workers run a stage."""
     console.print(_call("PUT", f"/stages/{stage}/replicas", {"replicas": count}, controller, token))
+
+
+@ctl_app.command("autoscale")
+def autoscale(
+    stage: str,
+    min_replicas: Annotated[int, typer.Option("--min")] = 1,
+    max_replicas: Annotated[int, typer.Option("--max")] = 4,
+    target_lag: Annotated[int, typer.Option(help="messages of lag one replica should carry")] = 2000,
+    up_cooldown: Annotated[float, typer.Option(help="seconds between two steps up")] = 5.0,
+    down_cooldown: Annotated[float, typer.Option(help="seconds without a change before a step down")] = 30.0,
+    off: Annotated[bool, typer.Option("--off", help="turn autoscaling off for the stage")] = False,
+    controller: Controller = None,
+    token: Token = None,
+) -> None:
+    """Let a stage's replicas follow its consumer lag (or --off)."""
+    if off:
+        console.print(_call("DELETE", f"/stages/{stage}/autoscaling", None, controller, token))
+        return
+    policy = {
+        "min_replicas": min_replicas,
+        "max_replicas": max_replicas,
+        "target_lag_per_replica": target_lag,
+        "scale_up_cooldown_s": up_cooldown,
+        "scale_down_cooldown_s": down_cooldown,
+    }
+    console.print(_call("PUT", f"/stages/{stage}/autoscaling", policy, controller, token))
 
 
 def _json(text: str) -> dict[str, Any]:

@@ -16,10 +16,18 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
+from starling.control.autoscaler import AutoscalePolicy, Autoscaler
 from starling.control.local_backend import LocalBackend
-from starling.control.service import COMMON_RESPONSES, XML_RESPONSE, allow_every_method_of_the_path, bearer
+from starling.control.service import (
+    COMMON_RESPONSES,
+    PROMETHEUS_RESPONSE,
+    XML_RESPONSE,
+    allow_every_method_of_the_path,
+    bearer,
+)
 from starling.control.state import ControllerState, DesiredPipeline
 from starling.control.vosi import availability_xml, capabilities_xml
 from starling.errors import ConfigError
@@ -40,6 +48,7 @@ class Controller:
         self.state = state
         self.backend = backend
         self.desired = desired
+        self.autoscaler = Autoscaler(self)
         self.started_at = time.time()
         self._lock = threading.Lock()
 
@@ -84,8 +93,13 @@ class Controller:
     # -- changing ----------------------------------------------------------------------------------
 
     def _change(
-        self, stage: StageName, components: list[ComponentSpec] | None = None, replicas: int | None = None
+        self,
+        stage: StageName,
+        components: list[ComponentSpec] | None = None,
+        replicas: int | None = None,
+        autoscaling: AutoscalePolicy | bool | None = False,
     ) -> DesiredPipeline:
+        """``autoscaling``: a policy to set, None to switch it off, False (default) to leave it."""
         with self._lock:
             spec = self.desired.spec
             if components is not None:
@@ -97,9 +111,19 @@ class Controller:
                     build_component(component.use, component.config, component.instance_name, kind)
                 spec = with_stage(spec, stage, components)
             counts = dict(self.desired.replicas)
+            policies = dict(self.desired.autoscaling)
+            if isinstance(autoscaling, AutoscalePolicy):
+                policies[stage] = autoscaling
+                bounded = max(autoscaling.min_replicas, min(autoscaling.max_replicas, counts.get(stage, 1)))
+                if bounded != counts.get(stage):
+                    replicas = bounded
+            elif autoscaling is None:
+                policies.pop(stage, None)
             if replicas is not None:
                 counts[stage] = replicas
-            desired = DesiredPipeline(version=self.desired.version + 1, spec=spec, replicas=counts)
+            desired = DesiredPipeline(
+                version=self.desired.version + 1, spec=spec, replicas=counts, autoscaling=policies
+            )
             self.state.save(desired)
             self.desired = desired
             self.backend.write_spec(spec)
@@ -143,6 +167,9 @@ class Controller:
 
     def set_replicas(self, stage: StageName, replicas: int) -> DesiredPipeline:
         return self._change(stage, replicas=replicas)
+
+    def set_autoscaling(self, stage: StageName, policy: AutoscalePolicy | None) -> DesiredPipeline:
+        return self._change(stage, autoscaling=policy)
 
 
 class NewComponent(BaseModel):
@@ -213,8 +240,40 @@ def controller_app(controller: Controller) -> FastAPI:
             "state": "running",
             "uptime_s": round(time.time() - controller.started_at, 3),
             "pipeline_version": controller.desired.version,
+            "replicas": dict(controller.desired.replicas),
             "restarts": controller.backend.restarts(),
+            "autoscaler": controller.autoscaler.report(),
         }
+
+    @app.get("/autoscaler", dependencies=[anyone], responses=refusals)
+    def autoscaler() -> dict[str, Any]:
+        """Policies, the last lag per stage, and the latest decisions with their reasons."""
+        return controller.autoscaler.report()
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        dependencies=[anyone],
+        responses={**PROMETHEUS_RESPONSE, **refusals},
+    )
+    def metrics() -> Response:
+        """Replicas and lag per stage, and the autoscaler's decisions, as Prometheus text."""
+        lines = ["# TYPE starling_stage_replicas gauge"]
+        lines += [
+            f'starling_stage_replicas{{stage="{s}"}} {n}' for s, n in controller.desired.replicas.items()
+        ]
+        lines.append("# TYPE starling_stage_lag gauge")
+        lines += [f'starling_stage_lag{{stage="{s}"}} {n}' for s, n in controller.autoscaler.last_lag.items()]
+        lines.append("# TYPE starling_autoscaler_decisions_total counter")
+        counts: dict[tuple[str, str], int] = {}
+        for decision in controller.autoscaler.decisions:
+            key = (decision.stage, "up" if decision.replicas_to > decision.replicas_from else "down")
+            counts[key] = counts.get(key, 0) + 1
+        lines += [
+            f'starling_autoscaler_decisions_total{{stage="{s}",direction="{d}"}} {n}'
+            for (s, d), n in counts.items()
+        ]
+        return Response("\n".join(lines) + "\n", media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/pipeline", dependencies=[anyone], responses=refusals)
     def pipeline() -> dict[str, Any]:
@@ -257,5 +316,19 @@ def controller_app(controller: Controller) -> FastAPI:
     @app.put("/stages/{stage}/replicas", dependencies=[operator], responses=refusals, response_model=Changed)
     def replicas(stage: StageName, body: Replicas) -> Changed | JSONResponse:
         return guarded(lambda: controller.set_replicas(stage, body.replicas))
+
+    @app.put(
+        "/stages/{stage}/autoscaling", dependencies=[operator], responses=refusals, response_model=Changed
+    )
+    def set_autoscaling(stage: StageName, policy: AutoscalePolicy) -> Changed | JSONResponse:
+        """Turn autoscaling on (or change its policy) for a stage."""
+        return guarded(lambda: controller.set_autoscaling(stage, policy))
+
+    @app.delete(
+        "/stages/{stage}/autoscaling", dependencies=[operator], responses=refusals, response_model=Changed
+    )
+    def stop_autoscaling(stage: StageName) -> Changed | JSONResponse:
+        """Turn autoscaling off for a stage (its replicas stay as they are)."""
+        return guarded(lambda: controller.set_autoscaling(stage, None))
 
     return app

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from starling.control.autoscaler import AutoscalePolicy
 from starling.runtime.spec import PipelineSpec
 from starling.runtime.stages import STAGES, StageName
 
@@ -41,6 +42,7 @@ class DesiredPipeline(BaseModel):
     version: int = 1
     spec: PipelineSpec
     replicas: dict[StageName, int] = Field(default_factory=lambda: dict.fromkeys(STAGES, 1))
+    autoscaling: dict[StageName, AutoscalePolicy] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,9 @@ class StageWorker(LiveRuntime):
         self.last_batch_at: float | None = None
         self.assigned: list[tuple[str, int]] = []
         self._lag: int | None = None
+        # Where the group stands on each partition (read at assignment, moved at each commit): the
+        # start of the lag for a partition this worker has not read from yet.
+        self._committed: dict[tuple[str, int], int] = {}
 
     def lag(self) -> int | None:
         """Messages behind the end of the assigned partitions, as of the last poll (None before)."""
@@ -97,7 +100,8 @@ class StageWorker(LiveRuntime):
                 low, high = consumer.get_watermark_offsets(tp, cached=True)
                 if high < 0:
                     continue  # no fetch from this partition yet: nothing known
-                total += max(0, high - (tp.offset if tp.offset >= 0 else low))
+                start = tp.offset if tp.offset >= 0 else self._committed.get((tp.topic, tp.partition), low)
+                total += max(0, high - start)
             self._lag = total
         except (KafkaException, RuntimeError):
             return
@@ -119,6 +123,12 @@ class StageWorker(LiveRuntime):
                     for original in partitions:
                         if (original.topic, original.partition) == (tp.topic, tp.partition):
                             original.offset = tp.offset
+        try:
+            for tp in consumer.committed(partitions, timeout=10.0):
+                if tp.offset >= 0:
+                    self._committed[tp.topic, tp.partition] = tp.offset
+        except KafkaException:
+            pass  # the lag of these partitions is counted from their start until the first commit
         consumer.incremental_assign(partitions)
         if self._paused.is_set():  # a partition given to a paused worker stays paused
             consumer.pause(partitions)
@@ -262,6 +272,7 @@ class StageWorker(LiveRuntime):
         while True:
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
+                self._committed.update(next_offsets)
                 return
             except KafkaException as exc:
                 error = exc.args[0]

@@ -1,0 +1,116 @@
+"""Replicas that follow the load: a per-stage policy on consumer lag, evaluated by the controller.
+
+Each second the autoscaler sums the lag the stage's workers report and wants
+``ceil(lag / target_lag_per_replica)`` replicas, kept within ``[min_replicas, max_replicas]``. It
+scales up at once when it wants more (then waits ``scale_up_cooldown_s`` before the next step up),
+and scales down only after ``scale_down_cooldown_s`` without a change, so a burst is not followed by
+flapping. Scaling down drains the replicas it removes (the backend's job): nothing is lost or doubled.
+Every decision is kept with its reason, for ``/status``, ``/metrics`` and the pipeline view.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from starling.control.controller import Controller
+
+log = logging.getLogger("starling.autoscaler")
+
+MAX_REPLICAS = 16
+
+
+class AutoscalePolicy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_replicas: int = Field(1, ge=0, le=MAX_REPLICAS)
+    max_replicas: int = Field(4, ge=1, le=MAX_REPLICAS)
+    target_lag_per_replica: int = Field(2000, ge=1, description="messages of lag one replica should carry")
+    scale_up_cooldown_s: float = Field(5.0, ge=0.0, le=3600.0)
+    scale_down_cooldown_s: float = Field(30.0, ge=0.0, le=3600.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscalePolicy:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas})")
+        return self
+
+    def wanted(self, lag: int) -> int:
+        return max(self.min_replicas, min(self.max_replicas, math.ceil(lag / self.target_lag_per_replica)))
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    at: float
+    stage: str
+    replicas_from: int
+    replicas_to: int
+    lag: int
+    reason: str
+
+
+class Autoscaler:
+    def __init__(self, controller: Controller, interval_s: float = 1.0) -> None:
+        self.controller = controller
+        self.interval_s = interval_s
+        self.decisions: deque[Decision] = deque(maxlen=500)
+        self.last_change: dict[str, float] = {}
+        self.last_lag: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="autoscaler")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.step()
+            except Exception:  # the autoscaler must outlive a bad reading; the next step retries
+                log.exception("autoscaler step failed")
+
+    def step(self, now: float | None = None) -> list[Decision]:
+        now = time.monotonic() if now is None else now
+        made = []
+        desired = self.controller.desired
+        for stage, policy in desired.autoscaling.items():
+            statuses = [w.get("/status", timeout_s=2.0) for w in self.controller.backend.workers(stage)]
+            lag = sum(int(s.get("lag") or 0) for s in statuses if s)
+            self.last_lag[stage] = lag
+            current = desired.replicas.get(stage, 0)
+            wanted = policy.wanted(lag)
+            since = now - self.last_change.get(stage, -math.inf)
+            if wanted > current and since >= policy.scale_up_cooldown_s:
+                reason = f"lag {lag} > {current} x {policy.target_lag_per_replica} per replica"
+            elif wanted < current and since >= policy.scale_down_cooldown_s:
+                reason = f"lag {lag} needs {wanted}; {since:.0f} s since the last change"
+            else:
+                continue
+            decision = Decision(time.time(), stage, current, wanted, lag, reason)
+            log.info("%s: %d -> %d replicas (%s)", stage, current, wanted, reason)
+            self.last_change[stage] = now
+            self.decisions.append(decision)
+            made.append(decision)
+            self.controller.set_replicas(stage, wanted)
+            desired = self.controller.desired
+        return made
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "policies": {s: p.model_dump() for s, p in self.controller.desired.autoscaling.items()},
+            "lag": dict(self.last_lag),
+            "decisions": [asdict(d) for d in list(self.decisions)[-50:]],
+        }
