@@ -7,7 +7,6 @@ Tokens are random strings shown once; only their SHA-256 is stored. A token has 
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import sqlite3
 import threading
@@ -100,7 +99,3 @@ class ControllerState:
 
     def close(self) -> None:
         self._db.close()
-
-
-def dump(desired: DesiredPipeline) -> str:
-    return json.dumps(desired.model_dump(mode="json"), indent=2)

@@ -65,6 +65,7 @@ class LiveRuntime(ABC):
                 for name, c in stats.stages.items()
             },
             "config_version": self.config_version,
+            "config_history": self.config_history[-20:],
             "pending_config_version": self.pending_version,
             "config": [c.model_dump() for c in self.component_specs],
         }

@@ -14,10 +14,9 @@ The same pipeline description runs embedded (all of it in one process) with no c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from starling.runtime.component import Component, ComponentKind
-from starling.runtime.registry import build_component
+from starling.runtime.component import ComponentKind
 from starling.runtime.spec import ComponentSpec, PipelineSpec
 
 StageName = Literal["ingest", "filter", "distribute"]
@@ -30,10 +29,6 @@ class StageLayout:
     input_topics: list[str]
     output_topic: str | None
     decodes_survey_messages: bool
-
-    @property
-    def group(self) -> str:
-        return self.name
 
 
 def stage_layout(spec: PipelineSpec, name: StageName) -> StageLayout:
@@ -53,13 +48,6 @@ def stage_kind(name: StageName) -> ComponentKind:
 
 def stage_component_specs(spec: PipelineSpec, name: StageName) -> list[ComponentSpec]:
     return list({"ingest": spec.annotators, "filter": spec.filters, "distribute": spec.sinks}[name])
-
-
-def stage_components(spec: PipelineSpec, name: StageName) -> list[Component[Any]]:
-    kind = stage_kind(name)
-    return [
-        build_component(c.use, c.config, c.instance_name, kind) for c in stage_component_specs(spec, name)
-    ]
 
 
 def all_topics(spec: PipelineSpec) -> list[str]:

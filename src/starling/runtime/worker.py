@@ -289,6 +289,7 @@ class StageWorker(LiveRuntime):
         return {
             **super().status(),
             "batches": self.batches,
+            "last_batch_at": self.last_batch_at,
             "assigned_partitions": [f"{t}/{p}" for t, p in sorted(self.assigned)],
             "input_topics": self.layout.input_topics,
             "output_topic": self.layout.output_topic,
