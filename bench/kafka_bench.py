@@ -22,7 +22,7 @@ from rich.console import Console
 
 from starling.cli import default_pipeline
 from starling.runtime.feed import feed
-from starling.runtime.kafka import KafkaSettings
+from starling.runtime.kafka import KafkaSettings, delete_topics
 from starling.runtime.local import LocalChain
 from starling.runtime.spec import ComponentSpec, PipelineSpec
 from starling.runtime.worker import StageWorker
@@ -167,50 +167,54 @@ def replicas_seconds(bootstrap: str, alerts: int, replicas: int) -> float:
 def run_kafka_benchmarks(
     bootstrap: str, quick: bool, plain_rate: Callable[[int], float], console: Console
 ) -> list[tuple[str, str, str, str]]:
-    ingest_alerts = 3_000 if quick else 10_000
-    console.print(f"kafka 1/4 ingest throughput over Kafka, {ingest_alerts:,} alerts")
-    rounds = 1 if quick else 2
-    ingest = max(ingest_rate(bootstrap, ingest_alerts) for _ in range(rounds))
-    plain = plain_rate(ingest_alerts)
-    console.print(f"  ingest {ingest:,.0f}/s, plain fastavro {plain:,.0f}/s")
+    """All four figures; the topics they made (prefix "bench...") are deleted at the end."""
+    try:
+        ingest_alerts = 3_000 if quick else 10_000
+        console.print(f"kafka 1/4 ingest throughput over Kafka, {ingest_alerts:,} alerts")
+        rounds = 1 if quick else 2
+        ingest = max(ingest_rate(bootstrap, ingest_alerts) for _ in range(rounds))
+        plain = plain_rate(ingest_alerts)
+        console.print(f"  ingest {ingest:,.0f}/s, plain fastavro {plain:,.0f}/s")
 
-    console.print("kafka 2/4 end-to-end latency at 250 alerts/s")
-    p50, p99, measured = latency_ms(bootstrap, 250.0, 12.0 if quick else 40.0, console)
+        console.print("kafka 2/4 end-to-end latency at 250 alerts/s")
+        p50, p99, measured = latency_ms(bootstrap, 250.0, 12.0 if quick else 40.0, console)
 
-    console.print("kafka 3/4 one visit of 10,000 alerts through the whole chain")
-    visit = visit_seconds(bootstrap, 10_000)
-    plain_visit = 10_000 / plain_rate(10_000)
-    console.print(f"  {visit:.1f} s (plain decoding alone: {plain_visit:.1f} s)")
+        console.print("kafka 3/4 one visit of 10,000 alerts through the whole chain")
+        visit = visit_seconds(bootstrap, 10_000)
+        plain_visit = 10_000 / plain_rate(10_000)
+        console.print(f"  {visit:.1f} s (plain decoding alone: {plain_visit:.1f} s)")
 
-    replica_alerts = 6_000 if quick else 10_000
-    console.print(f"kafka 4/4 ingest stage, one replica vs two, {replica_alerts:,} alerts")
-    one = min(replicas_seconds(bootstrap, replica_alerts, 1) for _ in range(2))
-    two = min(replicas_seconds(bootstrap, replica_alerts, 2) for _ in range(2))
-    console.print(f"  one replica {one:.1f} s, two replicas {two:.1f} s")
+        replica_alerts = 6_000 if quick else 10_000
+        console.print(f"kafka 4/4 ingest stage, one replica vs two, {replica_alerts:,} alerts")
+        one = min(replicas_seconds(bootstrap, replica_alerts, 1) for _ in range(2))
+        two = min(replicas_seconds(bootstrap, replica_alerts, 2) for _ in range(2))
+        console.print(f"  one replica {one:.1f} s, two replicas {two:.1f} s")
 
-    return [
-        (
-            "ingest over Kafka vs plain fastavro",
-            f"{ingest / plain:.2f}x",
-            "(info)",
-            f"{ingest:,.0f} vs {plain:,.0f} alerts/s",
-        ),
-        (
-            "latency p99 at 250 alerts/s vs 1 s",
-            f"{p99 / 1000:.2f}x",
-            "< 1.00x",
-            f"p50 {p50:.0f} ms, p99 {p99:.0f} ms over {measured:,} alerts",
-        ),
-        (
-            "10,000-alert visit through the chain vs 15 s",
-            f"{visit / 15:.2f}x",
-            "< 1.00x",
-            f"{visit:.1f} s; plain decoding alone {plain_visit:.1f} s ({visit / plain_visit:.1f}x that)",
-        ),
-        (
-            "ingest, two replicas vs one (speed-up)",
-            f"{one / two:.2f}x",
-            "> 1.00x",
-            f"{one:.1f} s -> {two:.1f} s for {replica_alerts:,} alerts",
-        ),
-    ]
+        return [
+            (
+                "ingest over Kafka vs plain fastavro",
+                f"{ingest / plain:.2f}x",
+                "(info)",
+                f"{ingest:,.0f} vs {plain:,.0f} alerts/s",
+            ),
+            (
+                "latency p99 at 250 alerts/s vs 1 s",
+                f"{p99 / 1000:.2f}x",
+                "< 1.00x",
+                f"p50 {p50:.0f} ms, p99 {p99:.0f} ms over {measured:,} alerts",
+            ),
+            (
+                "10,000-alert visit through the chain vs 15 s",
+                f"{visit / 15:.2f}x",
+                "< 1.00x",
+                f"{visit:.1f} s; plain decoding alone {plain_visit:.1f} s ({visit / plain_visit:.1f}x that)",
+            ),
+            (
+                "ingest, two replicas vs one (speed-up)",
+                f"{one / two:.2f}x",
+                "> 1.00x",
+                f"{one:.1f} s -> {two:.1f} s for {replica_alerts:,} alerts",
+            ),
+        ]
+    finally:
+        delete_topics(KafkaSettings(bootstrap_servers=bootstrap), "bench")

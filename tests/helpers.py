@@ -9,6 +9,7 @@ from typing import Any
 
 from starling.runtime.embedded import EmbeddedPipeline, RunSummary
 from starling.runtime.spec import ComponentSpec, PipelineSpec
+from starling.store.base import TABLES, open_store
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 
 
@@ -53,3 +54,23 @@ def wait_until(condition: Callable[[], object], timeout_s: float, what: str) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+_KEY_ORDER = {
+    "objects": "survey, object_id",
+    "alerts": "survey, alert_id",
+    "detections": "survey, detection_id",
+    "non_detections": "survey, object_id, mjd, band",
+    "forced_photometry": "survey, object_id, mjd, band",
+    "annotations": "survey, alert_id, annotator",
+    "filter_matches": "filter, survey, alert_id",
+}
+
+
+def dump_store(db: Path) -> dict[str, list[dict[str, object]]]:
+    """Every row of every table, in key order: two stores hold the same rows iff their dumps are equal."""
+    store = open_store(db)
+    try:
+        return {table: store.query(f"SELECT * FROM {table} ORDER BY {_KEY_ORDER[table]}") for table in TABLES}
+    finally:
+        store.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from starling.runtime.kafka import KafkaSettings
+from starling.runtime.kafka import KafkaSettings, delete_topics
 from starling.runtime.spec import ComponentSpec, PipelineSpec
 from tests.conftest import REPO
 
@@ -38,9 +38,11 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture
-def prefix() -> str:
-    """Topics and consumer groups of their own for each test."""
-    return f"t{uuid.uuid4().hex[:10]}"
+def prefix(kafka_bootstrap: str) -> Iterator[str]:
+    """Topics and consumer groups of their own for each test, deleted when it ends."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    delete_topics(KafkaSettings(bootstrap_servers=kafka_bootstrap), name)
 
 
 def chain_spec(bootstrap: str, prefix: str, alerts: int, **source: object) -> PipelineSpec:

@@ -49,6 +49,8 @@ class ControllerProcess:
             lambda: self.port_file.exists() and self.port_file.read_text(), 120, "the controller to start"
         )
         self.url = f"http://127.0.0.1:{self.port_file.read_text()}"
+        token = (output / "run" / "operator.token").read_text()
+        self.operator = {"Authorization": f"Bearer {token}"}  # written by the controller at its first start
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)

@@ -39,7 +39,7 @@ def test_a_burst_scales_the_stage_up_then_back_down(
     pipeline.write_text(spec.model_dump_json())
     controller = ControllerProcess(pipeline, tmp_path)
     try:
-        operator = {"Authorization": f"Bearer {(tmp_path / 'run' / 'operator.token').read_text()}"}
+        operator = controller.operator
         url = controller.url
         policy = {
             "min_replicas": 1,

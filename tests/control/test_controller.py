@@ -29,7 +29,7 @@ def test_the_controller_reshapes_a_running_pipeline(
     pipeline.write_text(spec.model_dump_json())
     controller = ControllerProcess(pipeline, tmp_path)
     try:
-        operator = {"Authorization": f"Bearer {(tmp_path / 'run' / 'operator.token').read_text()}"}
+        operator = controller.operator
         url = controller.url
 
         # Access: no token 401, a wrong one 401, a user token may read but not change.

@@ -13,19 +13,12 @@ from starling.runtime.embedded import EmbeddedPipeline
 from starling.runtime.feed import feed
 from starling.runtime.kafka import KafkaSettings, ensure_topics
 from starling.runtime.local import LocalChain
-from starling.store.base import TABLES, open_store
+from starling.store.base import open_store
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
+from tests.helpers import dump_store
 from tests.kafka_support import chain_spec
 
 pytestmark = pytest.mark.kafka
-
-
-def _dump(db: Path) -> dict[str, list[dict[str, object]]]:
-    store = open_store(db)
-    try:
-        return {table: store.query(f"SELECT * FROM {table} ORDER BY 1, 2, 3") for table in TABLES}
-    finally:
-        store.close()
 
 
 def test_the_same_description_gives_the_same_rows_embedded_and_over_kafka(
@@ -41,8 +34,8 @@ def test_the_same_description_gives_the_same_rows_embedded_and_over_kafka(
     finally:
         chain.stop()
     embedded, over_kafka = (
-        _dump(tmp_path / "embedded" / "starling.db"),
-        _dump(tmp_path / "kafka" / "starling.db"),
+        dump_store(tmp_path / "embedded" / "starling.db"),
+        dump_store(tmp_path / "kafka" / "starling.db"),
     )
     assert len(embedded["alerts"]) == 800
     assert embedded == over_kafka

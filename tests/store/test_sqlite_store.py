@@ -9,34 +9,16 @@ import pytest
 
 from starling.alert.decoder import AlertDecoder
 from starling.errors import StoreError
-from starling.store.base import TABLES, open_store
-from tests.helpers import run_replay, synthetic_messages, write_messages
-
-_ORDER = {
-    "objects": "survey, object_id",
-    "alerts": "survey, alert_id",
-    "detections": "survey, detection_id",
-    "non_detections": "survey, object_id, mjd, band",
-    "forced_photometry": "survey, object_id, mjd, band",
-    "annotations": "survey, alert_id, annotator",
-    "filter_matches": "filter, survey, alert_id",
-}
-
-
-def _dump(db: Path) -> dict[str, list[dict[str, object]]]:
-    store = open_store(db)
-    try:
-        return {table: store.query(f"SELECT * FROM {table} ORDER BY {_ORDER[table]}") for table in TABLES}
-    finally:
-        store.close()
+from starling.store.base import open_store
+from tests.helpers import dump_store, run_replay, synthetic_messages, write_messages
 
 
 def test_replaying_the_same_alerts_twice_leaves_the_same_rows(tmp_path: Path) -> None:
     paths = write_messages(tmp_path / "in", synthetic_messages(300, seed=3))
     run_replay(paths, tmp_path / "out")
-    first = _dump(tmp_path / "out" / "starling.db")
+    first = dump_store(tmp_path / "out" / "starling.db")
     run_replay(paths, tmp_path / "out")
-    second = _dump(tmp_path / "out" / "starling.db")
+    second = dump_store(tmp_path / "out" / "starling.db")
     assert first == second
     assert len(first["alerts"]) == 300
     assert len(first["detections"]) > 300  # histories add earlier detections
@@ -49,7 +31,9 @@ def test_shuffled_replay_gives_the_same_rows(tmp_path: Path) -> None:
     shuffled = list(paths)
     random.Random(1).shuffle(shuffled)
     run_replay(shuffled, tmp_path / "shuffled")
-    assert _dump(tmp_path / "ordered" / "starling.db") == _dump(tmp_path / "shuffled" / "starling.db")
+    assert dump_store(tmp_path / "ordered" / "starling.db") == dump_store(
+        tmp_path / "shuffled" / "starling.db"
+    )
 
 
 def test_rows_hold_what_the_alerts_say(tmp_path: Path, decoder: AlertDecoder) -> None:

@@ -20,7 +20,7 @@ import fastavro
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.export import SUMMARY_FIELDS
-from starling.alert.model import Alert, History, Record
+from starling.alert.model import Alert, Record
 from starling.alert.rubin import build_rubin_history
 from starling.alert.ztf import build_ztf_history
 from starling.errors import AlertDecodeError
@@ -99,9 +99,6 @@ def decode_envelope(data: bytes, decoder: AlertDecoder) -> Envelope:
                 return candidate.record
         raise AlertDecodeError(f"alert {alert_id} is not in its own payload")
 
-    def build_history(record: Record) -> History:
-        return history_builder(record)
-
     alert = Alert(
         survey=survey,
         alert_id=alert_id,
@@ -117,7 +114,7 @@ def decode_envelope(data: bytes, decoder: AlertDecoder) -> Envelope:
         reliability=fields["reliability"],
         schema_version=fields["schema_version"],
         record=None,
-        history_builder=build_history,
+        history_builder=history_builder,
         origin=fields["origin"],
         record_loader=load_record,
     )

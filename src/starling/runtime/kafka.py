@@ -131,6 +131,21 @@ def ensure_topics(settings: KafkaSettings, topics: list[str], timeout_s: float =
             raise StarlingError(f"cannot create topic {topic}: {error}") from exc
 
 
+def delete_topics(settings: KafkaSettings, matching: str, timeout_s: float = 30.0) -> list[str]:
+    """Delete every topic whose name contains ``matching`` (a pipeline's or a test's prefix); returns them.
+
+    Tests and benchmarks call it when they end, or a developer's broker keeps every topic they made.
+    """
+    admin = AdminClient(settings.common())
+    names = [
+        t for t in admin.list_topics(timeout=timeout_s).topics if matching in t and not t.startswith("__")
+    ]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=timeout_s).values():
+            future.result(timeout=timeout_s)
+    return names
+
+
 class DeliveryTracker:
     """Counts what a producer still owes, and remembers the first delivery failure."""
 
