@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,18 +24,19 @@ from starling.runtime.chain import RunStats
 from starling.runtime.embedded import EmbeddedPipeline, RunSummary
 from starling.runtime.registry import available_components
 from starling.runtime.spec import ComponentSpec, PipelineSpec
+from starling.terminal import console, report_error
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Starling: an alert broker for ZTF and Rubin."
 )
-console = Console()
-errors = Console(stderr=True)
 
 
 def _register_subcommands() -> None:
     from starling.control.cli import ctl_app, token_app
+    from starling.deploy.cli import deploy_app
 
     app.add_typer(ctl_app, name="ctl")
+    app.add_typer(deploy_app, name="deploy")
     app.add_typer(token_app, name="token")
 
 
@@ -141,7 +141,7 @@ def run(
             if server is not None:
                 server.stop()
     except StarlingError as exc:
-        errors.print(f"[red]error:[/] {exc}")
+        report_error(str(exc))
         raise typer.Exit(2) from None
     _print_summary(summary, output)
 
@@ -187,7 +187,7 @@ def synth(
             }
         )
     except ValueError as exc:
-        errors.print(f"[red]error:[/] {exc}")
+        report_error(str(exc))
         raise typer.Exit(2) from None
     night = SyntheticNight(config)
     written = 0
@@ -231,8 +231,11 @@ def serve(
     output: Annotated[Path, typer.Option("--output", "-o", help="where sinks write")] = Path(
         "starling-output"
     ),
-    port: Annotated[int, typer.Option(help="control API port on 127.0.0.1 (0: any free port)")] = 0,
+    port: Annotated[int, typer.Option(help="control API port (0: any free port)")] = 0,
     port_file: Annotated[Path | None, typer.Option(help="write the control API's port here")] = None,
+    host: Annotated[str, typer.Option(help="address the control API listens on (0.0.0.0 in a pod)")] = (
+        "127.0.0.1"
+    ),
     schema_registry: Annotated[
         str | None, typer.Option(help="Confluent schema registry URL for Rubin")
     ] = None,
@@ -250,19 +253,19 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if stage not in STAGES:
-        errors.print(f"[red]error:[/] no stage {stage!r}; stages are {', '.join(STAGES)}")
+        report_error(f"no stage {stage!r}; stages are {', '.join(STAGES)}")
         raise typer.Exit(2)
     try:
         spec = _load_spec(pipeline)
         worker = StageWorker(spec, stage, output, AlertDecoder(default_schema_source(schema_registry)))
     except StarlingError as exc:
-        errors.print(f"[red]error:[/] {exc}")
+        report_error(str(exc))
         raise typer.Exit(2) from None
     from starling.control.auth import SharedSecret, secret_from_environment_or_file
 
     token_file = output / "run" / f"{stage}-control.token"
     secret, made = secret_from_environment_or_file(token_file)
-    server = BackgroundServer(worker_app(worker, SharedSecret(secret)), port=port)
+    server = BackgroundServer(worker_app(worker, SharedSecret(secret)), host=host, port=port)
     bound = server.start()
     if made:
         console.print(f"control token written to {token_file}")
@@ -270,7 +273,7 @@ def serve(
         port_file.write_text(str(bound))
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
-    console.print(f"{stage} worker: control API on http://127.0.0.1:{bound}")
+    console.print(f"{stage} worker: control API on http://{host}:{bound}")
     try:
         worker.run()
     finally:
@@ -298,7 +301,7 @@ def feed(
             )
             sent = feed_messages(spec, topic, rate, on_progress=lambda n: progress.update(task, completed=n))
     except StarlingError as exc:
-        errors.print(f"[red]error:[/] {exc}")
+        report_error(str(exc))
         raise typer.Exit(2) from None
     console.print(f"fed {sent:,} messages to {topic or spec.kafka.raw_topic}")
 
@@ -330,7 +333,7 @@ def up(
                 )
             counts[name] = int(number)
     except (StarlingError, ValueError) as exc:
-        errors.print(f"[red]error:[/] {exc}")
+        report_error(str(exc))
         raise typer.Exit(2) from None
     chain = LocalChain(spec, output, counts)
     started = time.perf_counter()
@@ -354,7 +357,7 @@ def up(
             f"{sent:,} alerts through the chain in {elapsed:.1f} s ({sent / elapsed:,.0f} alerts/s)"
         )
     except StarlingError as exc:
-        errors.print(f"[red]error:[/] {exc}")
+        report_error(str(exc))
         raise typer.Exit(2) from None
     finally:
         chain.stop()
@@ -366,17 +369,27 @@ def controller(
     output: Annotated[Path, typer.Option("--output", "-o", help="store, logs and run files")] = Path(
         "starling-output"
     ),
-    port: Annotated[int, typer.Option(help="API port on 127.0.0.1 (0: any free port)")] = 8765,
+    port: Annotated[int, typer.Option(help="API port (0: any free port)")] = 8765,
     port_file: Annotated[Path | None, typer.Option(help="write the API's port here")] = None,
+    host: Annotated[str, typer.Option(help="address the API listens on (0.0.0.0 in a pod)")] = "127.0.0.1",
+    backend: Annotated[
+        str, typer.Option(help="local (worker processes here) or kubernetes (a Deployment per stage)")
+    ] = "local",
+    namespace: Annotated[str, typer.Option(help="kubernetes: the namespace of the workers")] = "starling",
+    image: Annotated[str | None, typer.Option(help="kubernetes: the image the workers run")] = None,
 ) -> None:
-    """Run the controller: keeps the desired pipeline in the store, runs the workers (local backend),
+    """Run the controller: keeps the desired pipeline in the store, runs the workers through its backend,
     and serves the API that changes the pipeline while it runs (see `starling ctl`)."""
-    from starling.control.cli import run_controller
+    from starling.control.cli import BackendChoice, run_controller
 
+    if backend not in ("local", "kubernetes"):
+        report_error(f"--backend is local or kubernetes, not {backend!r}")
+        raise typer.Exit(2)
     try:
-        run_controller(pipeline, output, port, port_file)
+        choice = BackendChoice(kind=backend, namespace=namespace, image=image)
+        run_controller(pipeline, output, port, port_file, host, choice)
     except StarlingError as exc:
-        errors.print(f"[red]error:[/] {exc}")
+        report_error(str(exc))
         raise typer.Exit(2) from None
 
 

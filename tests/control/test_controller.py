@@ -137,7 +137,7 @@ def test_the_controller_reshapes_a_running_pipeline(
             90,
             "a second filter replica",
         )
-        ingest_port = httpx.get(f"{url}/pipeline", headers=operator).json()["stages"][0]["workers"][0]["port"]
+        ingest_port = httpx.get(f"{url}/pipeline", headers=operator).json()["stages"][0]["workers"][0]["url"]
         pid = int(
             subprocess.run(["pgrep", "-f", "ingest-0.port"], capture_output=True, text=True).stdout.split()[0]
         )
@@ -153,7 +153,7 @@ def test_the_controller_reshapes_a_running_pipeline(
                     "state"
                 ]
                 == "running"
-                and w["port"] != ingest_port
+                and w["url"] != ingest_port
             ),
             90,
             "the restarted worker to run",

@@ -7,43 +7,77 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import httpx
 import typer
-from rich.console import Console
+from pydantic import BaseModel, ConfigDict
 from rich.table import Table
 
-console = Console()
-errors = Console(stderr=True)
+from starling.control.backend import Backend
+from starling.runtime.spec import PipelineSpec
+from starling.terminal import console, report_error
+
 ctl_app = typer.Typer(no_args_is_help=True, help="Ask the controller: see and change the running pipeline.")
 token_app = typer.Typer(no_args_is_help=True, help="Access tokens for the control API.")
 
 DEFAULT_CONTROLLER = "http://127.0.0.1:8765"
 
 
-def run_controller(pipeline: Path | None, output: Path, port: int, port_file: Path | None) -> None:
+class BackendChoice(BaseModel):
+    """Which backend runs the workers; checked before anything starts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["local", "kubernetes"] = "local"
+    namespace: str = "starling"
+    image: str | None = None
+
+    def build(self, spec: PipelineSpec, output: Path) -> Backend:
+        if self.kind == "local":
+            from starling.control.local_backend import LocalBackend
+
+            return LocalBackend(spec, output)
+        from starling.control.kubernetes_backend import KubernetesBackend
+        from starling.deploy.kubernetes import DeploymentSettings
+
+        settings = DeploymentSettings(namespace=self.namespace)
+        if self.image:
+            settings = settings.model_copy(update={"image": self.image})
+        return KubernetesBackend.from_environment(settings)
+
+
+def run_controller(
+    pipeline: Path | None,
+    output: Path,
+    port: int,
+    port_file: Path | None,
+    host: str = "127.0.0.1",
+    backend_choice: BackendChoice | None = None,
+) -> None:
     """Start the controller: desired pipeline from the store (or the file, the first time), workers
-    through the local backend, and the API on 127.0.0.1."""
+    through the backend, and the API on ``host``."""
     import logging
 
     from starling.cli import default_pipeline, input_source
     from starling.control.controller import Controller, controller_app
-    from starling.control.local_backend import LocalBackend
     from starling.control.service import BackgroundServer
     from starling.control.state import ControllerState, DesiredPipeline
-    from starling.runtime.spec import PipelineSpec
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     state = ControllerState(output / "starling.db")
     desired = state.load()
+    restored = desired is not None
     if desired is None:
         spec = PipelineSpec.from_file(pipeline) if pipeline else default_pipeline(input_source([], 1))
         desired = DesiredPipeline(spec=spec)
+    # Built before anything is written, so a backend that cannot work leaves no state behind.
+    backend = (backend_choice or BackendChoice()).build(desired.spec, output)
+    if restored:
+        console.print(f"pipeline version {desired.version} restored from {output / 'starling.db'}")
+    else:
         state.save(desired)
         console.print(f"new pipeline, version {desired.version}")
-    else:
-        console.print(f"pipeline version {desired.version} restored from {output / 'starling.db'}")
     if not state.tokens():
         token = state.create_token("operator", "operator")
         token_path = output / "run" / "operator.token"
@@ -51,9 +85,8 @@ def run_controller(pipeline: Path | None, output: Path, port: int, port_file: Pa
         token_path.write_text(token)
         token_path.chmod(0o600)
         console.print(f"operator token written to {token_path} (shown once)")
-    backend = LocalBackend(desired.spec, output)
     controller = Controller(state, backend, desired)
-    server = BackgroundServer(controller_app(controller), port=port)
+    server = BackgroundServer(controller_app(controller), host=host, port=port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -63,10 +96,10 @@ def run_controller(pipeline: Path | None, output: Path, port: int, port_file: Pa
         bound = server.start()
         if port_file is not None:
             port_file.write_text(str(bound))
-        console.print(f"controller API on http://127.0.0.1:{bound}")
+        console.print(f"controller API on http://{host}:{bound}")
         stop.wait()
     finally:
-        # Whatever happens, the workers this controller started stop with it.
+        # Whatever happens, local workers stop with their controller (Kubernetes keeps its Deployments).
         controller.autoscaler.stop()
         server.stop()
         backend.stop()
@@ -85,7 +118,7 @@ def create_token(
     from starling.control.state import ControllerState
 
     if role not in ("operator", "user"):
-        errors.print("[red]error:[/] --role must be operator or user")
+        report_error("--role must be operator or user")
         raise typer.Exit(2)
     state = ControllerState(output / "starling.db")
     console.print(state.create_token(role, user))  # type: ignore[arg-type]
@@ -101,10 +134,10 @@ def _call(
     try:
         response = httpx.request(method, url, json=body, headers=headers, timeout=30)
     except httpx.HTTPError as exc:
-        errors.print(f"[red]error:[/] cannot reach the controller at {url}: {exc}")
+        report_error(f"cannot reach the controller at {url}: {exc}")
         raise typer.Exit(2) from None
     if response.status_code >= 400:
-        errors.print(f"[red]refused ({response.status_code}):[/] {response.json().get('detail')}")
+        report_error(str(response.json().get("detail")), label=f"refused ({response.status_code})")
         raise typer.Exit(1)
     return response.json()
 
@@ -204,10 +237,10 @@ def _json(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        errors.print(f"[red]error:[/] not JSON: {exc}")
+        report_error(f"not JSON: {exc}")
         raise typer.Exit(2) from None
     if not isinstance(value, dict):
-        errors.print("[red]error:[/] the config must be a JSON object")
+        report_error("the config must be a JSON object")
         raise typer.Exit(2)
     return value
 

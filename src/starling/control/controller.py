@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from starling.control.autoscaler import AutoscalePolicy, Autoscaler
-from starling.control.local_backend import LocalBackend
+from starling.control.backend import Backend
 from starling.control.service import (
     COMMON_RESPONSES,
     PROMETHEUS_RESPONSE,
@@ -44,7 +44,7 @@ def with_stage(spec: PipelineSpec, stage: StageName, components: list[ComponentS
 
 
 class Controller:
-    def __init__(self, state: ControllerState, backend: LocalBackend, desired: DesiredPipeline) -> None:
+    def __init__(self, state: ControllerState, backend: Backend, desired: DesiredPipeline) -> None:
         self.state = state
         self.backend = backend
         self.desired = desired
@@ -58,14 +58,14 @@ class Controller:
         stages = []
         for stage in STAGES:
             layout = stage_layout(self.desired.spec, stage)
-            workers = []
+            workers: list[dict[str, Any]] = []
             for worker in self.backend.workers(stage):
                 status = worker.get("/status", timeout_s=2.0) or {}
                 workers.append(
                     {
                         "replica": worker.replica,
                         "alive": worker.alive,
-                        "port": worker.port,
+                        "url": worker.base_url,
                         "state": status.get("state"),
                         "messages_in": status.get("messages_in"),
                         "lag": status.get("lag"),

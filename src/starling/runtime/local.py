@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from starling.control.auth import TOKEN_ENV, new_secret
+from starling.control.worker_client import WorkerClient
 from starling.errors import StarlingError
 from starling.runtime.kafka import ensure_topics
 from starling.runtime.spec import PipelineSpec
@@ -26,18 +25,13 @@ from starling.runtime.stages import STAGES, StageName, all_topics
 
 
 @dataclass
-class WorkerProcess:
+class WorkerProcess(WorkerClient):
     stage: StageName
     replica: int
     process: subprocess.Popen[bytes]
     port_file: Path
     log_path: Path
     token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The operator token its control API asks for."""
-        return {"Authorization": f"Bearer {self.token}"}
 
     @property
     def port(self) -> int | None:
@@ -47,35 +41,12 @@ class WorkerProcess:
             return None
 
     @property
+    def base_url(self) -> str | None:
+        return None if self.port is None else f"http://127.0.0.1:{self.port}"
+
+    @property
     def alive(self) -> bool:
         return self.process.poll() is None
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def post(self, path: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
-        if self.port is None or not self.alive:
-            return None
-        response = httpx.post(self.url(path), timeout=timeout_s, headers=self.headers)
-        body: dict[str, Any] = response.json()
-        return body if response.status_code == 200 else None
-
-    def put(self, path: str, body: Any, timeout_s: float = 10.0) -> dict[str, Any] | None:
-        if self.port is None or not self.alive:
-            return None
-        response = httpx.put(self.url(path), json=body, timeout=timeout_s, headers=self.headers)
-        result: dict[str, Any] = response.json()
-        return result if response.status_code == 200 else None
-
-    def get(self, path: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
-        if self.port is None or not self.alive:
-            return None
-        try:
-            response = httpx.get(self.url(path), timeout=timeout_s, headers=self.headers)
-        except httpx.HTTPError:
-            return None
-        body: dict[str, Any] = response.json()
-        return body if response.status_code == 200 else None
 
 
 class LocalChain:

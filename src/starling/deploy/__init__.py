@@ -1,0 +1,1 @@
+"""Deployment files: Kubernetes manifests written from the pipeline description."""

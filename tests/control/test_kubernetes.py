@@ -1,0 +1,179 @@
+"""The Kubernetes side: manifests valid against the Kubernetes schemas, and the backend's API calls
+checked against a Kubernetes API exchange (see kubernetes_replay.py: no API server can run here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes import client as k8s
+from typer.testing import CliRunner
+
+from starling.cli import app, default_pipeline, input_source
+from starling.control.kubernetes_backend import KubernetesBackend
+from starling.deploy.kubernetes import DeploymentSettings, worker_deployment
+from starling.runtime.spec import PipelineSpec
+from tests.control.kubernetes_replay import ReplayedKubernetesApi
+
+KUBERNETES_VERSION = "1.30.0"
+EXCHANGE = Path(__file__).with_name("kubernetes_exchange.json")
+
+
+def _written_manifests(tmp_path: Path) -> list[dict[str, Any]]:
+    result = CliRunner().invoke(
+        app,
+        [
+            "deploy",
+            "kubernetes",
+            "-o",
+            str(tmp_path),
+            "--bootstrap",
+            "kafka-0.kafka:9092",
+            "--namespace",
+            "alerts",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return [yaml.safe_load(p.read_text()) for p in sorted(tmp_path.glob("*.yaml"))]
+
+
+def test_the_manifests_validate_against_the_kubernetes_schemas(tmp_path: Path) -> None:
+    manifests = _written_manifests(tmp_path)
+    kinds = [m["kind"] for m in manifests]
+    assert kinds.count("Deployment") == 4  # three stages and the controller
+    for manifest in manifests:
+        if manifest["kind"] == "ServiceMonitor":
+            continue  # a CRD of the Prometheus Operator: no schema in Kubernetes; checked below
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+        assert manifest["metadata"].get("namespace", "alerts") == "alerts"
+
+    # The check can fail: a misspelt field and a wrong type are refused.
+    broken = json.loads(json.dumps(next(m for m in manifests if m["kind"] == "Deployment")))
+    broken["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+    broken = json.loads(json.dumps(next(m for m in manifests if m["kind"] == "Deployment")))
+    broken["spec"]["replicas"] = "three"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_manifests_wire_probes_services_config_and_scrape(tmp_path: Path) -> None:
+    manifests = _written_manifests(tmp_path)
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for manifest in manifests:
+        by_kind.setdefault(manifest["kind"], []).append(manifest)
+
+    pipeline = PipelineSpec.model_validate_json(by_kind["ConfigMap"][0]["data"]["pipeline.json"])
+    assert pipeline.kafka.bootstrap_servers == "kafka-0.kafka:9092"
+
+    workers = [d for d in by_kind["Deployment"] if d["metadata"]["name"] != "starling-controller"]
+    assert sorted(d["metadata"]["name"] for d in workers) == [
+        "starling-distribute",
+        "starling-filter",
+        "starling-ingest",
+    ]
+    for deployment in by_kind["Deployment"]:
+        pod = deployment["spec"]["template"]
+        container = pod["spec"]["containers"][0]
+        port_names = {p["name"] for p in container["ports"]}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+        assert "http" in port_names
+        assert container["resources"]["requests"]["cpu"]
+        assert container["resources"]["requests"]["memory"]
+        assert "--host" in container["args"]
+        assert any(
+            v["configMap"]["name"] == "starling-pipeline" for v in pod["spec"]["volumes"] if "configMap" in v
+        )
+        # The selector selects the pod template.
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    for deployment in workers:
+        # The controller owns the worker replicas: kubectl apply must not reset them.
+        assert "replicas" not in deployment["spec"]
+        assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 30
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[:2] == ["serve", deployment["metadata"]["name"].removeprefix("starling-")]
+
+    # Every pod has a Service; the ServiceMonitor selects all of them on the port named http.
+    monitor = by_kind["ServiceMonitor"][0]
+    wanted = monitor["spec"]["selector"]["matchLabels"]
+    services = by_kind["Service"]
+    assert len(services) == 4
+    for service in services:
+        assert wanted.items() <= service["metadata"]["labels"].items()
+        assert any(p["name"] == monitor["spec"]["endpoints"][0]["port"] for p in service["spec"]["ports"])
+        assert any(
+            service["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+            for d in by_kind["Deployment"]
+        )
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+
+    # The controller may manage Deployments and their scale, and nothing beyond its namespace.
+    rules = by_kind["Role"][0]["rules"]
+    assert any("deployments/scale" in r["resources"] and "patch" in r["verbs"] for r in rules)
+    assert (
+        by_kind["RoleBinding"][0]["subjects"][0]["name"] == by_kind["ServiceAccount"][0]["metadata"]["name"]
+    )
+    secret = (tmp_path / next(p.name for p in tmp_path.glob("*-secret-*.yaml"))).stat()
+    assert secret.st_mode & 0o077 == 0
+
+
+def test_the_kubernetes_backend_makes_the_recorded_api_calls() -> None:
+    settings = DeploymentSettings(namespace="starling")
+    spec = default_pipeline(input_source([], 1))
+    with ReplayedKubernetesApi(EXCHANGE) as api:
+        backend = KubernetesBackend(
+            settings, k8s.ApiClient(k8s.Configuration(host=api.url)), token="stl_test"
+        )
+        backend.start(spec, {"ingest": 1, "filter": 1, "distribute": 1})
+        backend.scale({"ingest": 3})
+        workers = backend.workers("ingest")
+        backend.write_spec(spec.model_copy(update={"batch_size": 250}))
+        backend.scale({"ingest": 1})
+        restarts = backend.restarts()
+        backend.teardown()
+        assert api.mismatches == []
+        assert api.finished
+
+    # The Deployments it created are the ones `starling deploy kubernetes` writes, with replicas.
+    created = [
+        r["body"] for r in api.requests if r["method"] == "POST" and r["path"].endswith("/deployments")
+    ]
+    assert [d["metadata"]["name"] for d in created] == ["starling-ingest", "starling-filter"]
+    for body in created:
+        kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True)
+        stage = body["metadata"]["name"].removeprefix("starling-")
+        assert body == json.loads(json.dumps(worker_deployment(stage, settings, 1)))
+    replaced = [r["body"] for r in api.requests if r["method"] == "PUT"]
+    assert json.loads(replaced[-1]["data"]["pipeline.json"])["batch_size"] == 250
+
+    # The terminating pod is no longer a worker; the pending one is listed, not alive.
+    assert [(w.name.rsplit("-", 1)[1], w.replica, w.alive) for w in workers] == [
+        ("a9k3z", 0, True),
+        ("c2x7q", 1, True),
+        ("d4m8w", 2, False),
+    ]
+    assert workers[0].base_url == "http://10.244.2.7:8080"
+    assert workers[2].base_url is None
+    assert workers[0].headers == {"Authorization": "Bearer stl_test"}
+    assert restarts == {
+        "starling-ingest-7d9f8c6b5-c2x7q": 2,
+        "starling-filter-7d9f8c6b5-f1l7r": 0,
+        "starling-distribute-7d9f8c6b5-d1st0": 1,
+    }
+
+
+def test_a_client_that_departs_from_the_exchange_is_caught() -> None:
+    """The played-back API is a real check: a wrong call is reported, not answered."""
+    settings = DeploymentSettings(namespace="starling")
+    with ReplayedKubernetesApi(EXCHANGE) as api:
+        apps = k8s.AppsV1Api(k8s.ApiClient(k8s.Configuration(host=api.url)))
+        with pytest.raises(k8s.exceptions.ApiException):
+            apps.read_namespaced_deployment("starling-ingest", settings.namespace)
+        assert api.mismatches
+        assert "expected 'PUT'" in api.mismatches[0]
