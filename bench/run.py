@@ -35,12 +35,16 @@ from starling.alert.schemas import PackagedRubinSchemas
 from starling.cli import default_pipeline
 from starling.runtime.component import ComponentConfig, RawMessage, Source
 from starling.runtime.embedded import EmbeddedPipeline
+from starling.runtime.kafka import KafkaSettings, delete_topics
 from starling.runtime.registry import register_component
 from starling.runtime.spec import ComponentSpec
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from autoscale_bench import autoscale_figures
 from kafka_bench import run_kafka_benchmarks
+
+ROOT = Path(__file__).resolve().parent.parent
 
 console = Console(width=130)
 
@@ -142,6 +146,7 @@ import sys, tempfile
 from pathlib import Path
 from starling.cli import default_pipeline
 from starling.runtime.embedded import EmbeddedPipeline
+from starling.runtime.kafka import KafkaSettings, delete_topics
 from starling.runtime.spec import ComponentSpec
 # The same simulated sky at every stream length: only the number of alerts changes.
 source = ComponentSpec(use="synthetic", config={"alerts": int(sys.argv[1]), "objects": 3000})
@@ -161,31 +166,35 @@ def peak_rss_mb(alerts: int) -> tuple[int, float]:
     return int(decoded), int(max_rss_kib) / 1024.0
 
 
-def kafka_figures(quick: bool) -> list[tuple[str, str, str, str]]:
-    """Start the project's Kafka (or use $STARLING_KAFKA_BOOTSTRAP) and measure the Kafka figures."""
-    script = Path(__file__).resolve().parent.parent / "scripts" / "kafka"
+def start_kafka() -> str | None:
+    """Start the project's Kafka (or use $STARLING_KAFKA_BOOTSTRAP); its bootstrap address."""
+    script = ROOT / "scripts" / "kafka"
     started = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, check=False)
     if started.returncode != 0:
         console.print(f"[red]Kafka did not start; no Kafka figures:[/] {started.stderr.strip()[-300:]}")
-        return []
+        return None
     bootstrap = subprocess.run(["bash", str(script), "bootstrap"], capture_output=True, text=True, check=True)
+    return bootstrap.stdout.strip()
 
+
+def kafka_figures(bootstrap: str, quick: bool) -> list[tuple[str, str, str, str]]:
     def plain_rate(count: int) -> float:
         return best_rate(plain_fastavro(make_messages(count)), 2)
 
-    return run_kafka_benchmarks(bootstrap.stdout.strip(), quick, plain_rate, console)
+    return run_kafka_benchmarks(bootstrap, quick, plain_rate, console)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="fewer messages and rounds (a smoke run)")
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument("--no-kafka", action="store_true", help="skip the figures that need Kafka")
-    args = parser.parse_args()
-    count, repeats = (2_000, 2) if args.quick else (10_000, 3)
-    memory_sizes = (2_000, 20_000) if args.quick else (10_000, 100_000)
+def burst_figures(bootstrap: str, quick: bool) -> list[tuple[str, str, str, str]]:
+    try:
+        return autoscale_figures(bootstrap, quick, console, ROOT / "var" / "bench" / "autoscale-burst.png")
+    finally:
+        delete_topics(KafkaSettings(bootstrap_servers=bootstrap), "bench")
+
+
+def core_figures(quick: bool) -> tuple[list[tuple[str, str, str, str]], dict[str, Any]]:
+    """The figures without Kafka: decoding, the embedded pipeline, memory."""
+    count, repeats = (2_000, 2) if quick else (10_000, 3)
+    memory_sizes = (2_000, 20_000) if quick else (10_000, 100_000)
 
     console.print(f"making {count:,} synthetic messages (half ZTF, half Rubin, with cutouts)...")
     messages = make_messages(count)
@@ -243,16 +252,40 @@ def main() -> None:
             f"(+{memory[memory_sizes[1]] - memory[memory_sizes[0]]:,.0f} MB)",
         ),
     ]
-    if not args.no_kafka:
-        figures.extend(kafka_figures(args.quick))
-    table = Table(title=f"Starling benchmarks ({len(messages):,} messages, best of {repeats} rounds)")
+    results: dict[str, Any] = {"decode": decode_rates, "pipeline": pipeline_rates, "peak_rss_mb": memory}
+    return figures, results
+
+
+GROUPS = ("core", "kafka", "autoscale")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer messages and rounds (a smoke run)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--no-kafka", action="store_true", help="skip the figures that need Kafka")
+    parser.add_argument("--only", choices=GROUPS, action="append", help="run only these groups (repeatable)")
+    args = parser.parse_args()
+    groups = set(args.only or GROUPS) - ({"kafka", "autoscale"} if args.no_kafka else set())
+    figures: list[tuple[str, str, str, str]] = []
+    results: dict[str, Any] = {}
+    if "core" in groups:
+        figures, results = core_figures(args.quick)
+    bootstrap = start_kafka() if groups & {"kafka", "autoscale"} else None
+    if bootstrap and "kafka" in groups:
+        figures.extend(kafka_figures(bootstrap, args.quick))
+    if bootstrap and "autoscale" in groups:
+        figures.extend(burst_figures(bootstrap, args.quick))
+    table = Table(title=f"Starling benchmarks ({', '.join(sorted(groups))})")
     for column in ("figure", "ratio", "target", "measured"):
         table.add_column(column)
     for row in figures:
         table.add_row(*row)
     console.print(table)
     if args.json:
-        results: dict[str, Any] = {"decode": decode_rates, "pipeline": pipeline_rates, "peak_rss_mb": memory}
+        results["figures"] = figures
         args.json.write_text(json.dumps(results, indent=2))
 
 

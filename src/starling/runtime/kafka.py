@@ -18,7 +18,7 @@ import os
 import threading
 from typing import Any, Literal
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from pydantic import BaseModel, ConfigDict, Field
@@ -144,6 +144,32 @@ def delete_topics(settings: KafkaSettings, matching: str, timeout_s: float = 30.
         for future in admin.delete_topics(names, operation_timeout=timeout_s).values():
             future.result(timeout=timeout_s)
     return names
+
+
+class GroupLag:
+    """A consumer group's lag read from the broker: end offsets less the group's committed offsets.
+
+    It counts what no replica has committed yet, whatever replicas come and go; a partition the group
+    has never committed counts from its first offset. The reader never joins the group.
+    """
+
+    def __init__(self, settings: KafkaSettings, group: str, topics: list[str]) -> None:
+        self.topics = topics
+        self.consumer = Consumer({**settings.common(), "group.id": group, "enable.auto.commit": False})
+
+    def read(self, timeout_s: float = 10.0) -> int:
+        partitions = []
+        for topic in self.topics:
+            metadata = self.consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+            partitions += [TopicPartition(topic, p) for p in metadata.partitions]
+        lag = 0
+        for tp in self.consumer.committed(partitions, timeout=timeout_s):
+            low, high = self.consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            lag += high - (tp.offset if tp.offset >= 0 else low)
+        return lag
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 class DeliveryTracker:
