@@ -113,6 +113,7 @@ def burst_run(bootstrap: str, burst: list[bytes], autoscale: bool, console: Cons
             ingest_lag.close()
         finally:
             controller.autoscaler.stop()
+            controller.close()
             backend.stop()
             state.close()
     return run

@@ -1,6 +1,7 @@
 """Replicas that follow the load: a per-stage policy on consumer lag, evaluated by the controller.
 
-Each second the autoscaler sums the lag the stage's workers report and wants
+Each second the autoscaler reads the stage's consumer-group lag from the broker (what no replica has
+committed yet, so replicas coming and going do not skew it) and wants
 ``ceil(lag / target_lag_per_replica)`` replicas, kept within ``[min_replicas, max_replicas]``. It
 scales up at once when it wants more (then waits ``scale_up_cooldown_s`` before the next step up),
 and scales down only after ``scale_down_cooldown_s`` without a change, so a burst is not followed by
@@ -87,8 +88,7 @@ class Autoscaler:
         made = []
         desired = self.controller.desired
         for stage, policy in desired.autoscaling.items():
-            statuses = [w.get("/status", timeout_s=2.0) for w in self.controller.backend.workers(stage)]
-            lag = sum(int(s.get("lag") or 0) for s in statuses if s)
+            lag = self.controller.stage_lag(stage)
             self.last_lag[stage] = lag
             current = desired.replicas.get(stage, 0)
             wanted = policy.wanted(lag)

@@ -101,6 +101,7 @@ def run_controller(
     finally:
         # Whatever happens, local workers stop with their controller (Kubernetes keeps its Deployments).
         controller.autoscaler.stop()
+        controller.close()
         server.stop()
         backend.stop()
         state.close()

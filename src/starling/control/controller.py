@@ -31,6 +31,7 @@ from starling.control.service import (
 from starling.control.state import ControllerState, DesiredPipeline
 from starling.control.vosi import availability_xml, capabilities_xml
 from starling.errors import ConfigError
+from starling.runtime.kafka import GroupLag
 from starling.runtime.registry import build_component
 from starling.runtime.spec import ComponentSpec, PipelineSpec
 from starling.runtime.stages import STAGES, StageName, stage_component_specs, stage_kind, stage_layout
@@ -51,6 +52,20 @@ class Controller:
         self.autoscaler = Autoscaler(self)
         self.started_at = time.time()
         self._lock = threading.Lock()
+        self._lag_readers: dict[StageName, GroupLag] = {}
+
+    def stage_lag(self, stage: StageName) -> int:
+        """The stage's consumer-group lag, read from the broker."""
+        reader = self._lag_readers.get(stage)
+        if reader is None:
+            kafka = self.desired.spec.kafka
+            reader = GroupLag(kafka, kafka.group(stage), stage_layout(self.desired.spec, stage).input_topics)
+            self._lag_readers[stage] = reader
+        return reader.read(timeout_s=5.0)
+
+    def close(self) -> None:
+        for reader in self._lag_readers.values():
+            reader.close()
 
     # -- reading -----------------------------------------------------------------------------------
 

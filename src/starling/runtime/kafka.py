@@ -15,6 +15,7 @@ SASL/SCRAM and TLS work as usual::
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import Any, Literal
 
@@ -155,17 +156,26 @@ class GroupLag:
 
     def __init__(self, settings: KafkaSettings, group: str, topics: list[str]) -> None:
         self.topics = topics
+        self.start_from = settings.start_from
         self.consumer = Consumer({**settings.common(), "group.id": group, "enable.auto.commit": False})
 
     def read(self, timeout_s: float = 10.0) -> int:
-        partitions = []
-        for topic in self.topics:
-            metadata = self.consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-            partitions += [TopicPartition(topic, p) for p in metadata.partitions]
+        cluster = self.consumer.list_topics(timeout=timeout_s).topics
+        partitions = [
+            TopicPartition(name, p)
+            for name, metadata in cluster.items()
+            if any(re.fullmatch(t[1:], name) if t.startswith("^") else t == name for t in self.topics)
+            for p in metadata.partitions
+        ]
+        if not partitions:
+            return 0
         lag = 0
         for tp in self.consumer.committed(partitions, timeout=timeout_s):
             low, high = self.consumer.get_watermark_offsets(tp, timeout=timeout_s)
-            lag += high - (tp.offset if tp.offset >= 0 else low)
+            if tp.offset >= 0:
+                lag += high - tp.offset
+            elif self.start_from != "latest":  # not committed yet: where a new group would start
+                lag += high - low
         return lag
 
     def close(self) -> None:
