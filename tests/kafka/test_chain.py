@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from starling.alert.decoder import AlertDecoder
 from starling.runtime.feed import feed
@@ -192,6 +192,41 @@ def test_pause_holds_the_stream_and_resume_loses_nothing(
         assert paused["state"] == "paused"
         assert chain.worker("filter").post("/resume") == {"state": "running"}
         chain.wait_for(alerts, timeout_s=120)
+        _assert_exactly_once(tmp_path, alerts)
+    finally:
+        chain.stop()
+
+
+def _messages_on(spec_topic: str, bootstrap: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "count-only"})
+    try:
+        partitions = consumer.list_topics(spec_topic, timeout=10).topics[spec_topic].partitions
+        total = 0
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(spec_topic, partition), timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def test_sigterm_drains_a_replica_so_nothing_is_processed_twice(
+    kafka_bootstrap: str, prefix: str, tmp_path: Path
+) -> None:
+    """What a Kubernetes scale-down does to a pod: SIGTERM. The replica finishes its batch, commits and
+    leaves with exit code 0; the other takes over from the commit: each alert is ingested and stored once."""
+    alerts = 6000
+    spec = chain_spec(kafka_bootstrap, prefix, alerts)
+    chain = LocalChain(spec, tmp_path, replicas={"ingest": 2})
+    try:
+        chain.start()
+        feed(spec)  # all at once: both replicas always hold a batch in hand
+        wait_until(lambda: store_count(tmp_path) > 1000, 120, "a first part of the stream to be stored")
+        leaving = chain.worker("ingest", 1)
+        leaving.process.send_signal(signal.SIGTERM)
+        assert leaving.process.wait(timeout=60) == 0  # within the pods' grace period
+        wait_until(lambda: store_count(tmp_path) >= alerts, 180, "every alert in the store")
+        assert _messages_on(spec.kafka.topic("ingested"), kafka_bootstrap) == alerts
         _assert_exactly_once(tmp_path, alerts)
     finally:
         chain.stop()
