@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from starling.alert.model import Alert
-from starling.runtime.component import Annotator, ComponentConfig
+from starling.runtime.component import AnnotationField, Annotator, ComponentConfig
 
 
 class HistorySummaryConfig(ComponentConfig):
@@ -19,6 +19,17 @@ class HistorySummary(Annotator[HistorySummaryConfig]):
     """
 
     Config: ClassVar[type[ComponentConfig]] = HistorySummaryConfig
+    outputs: ClassVar[dict[str, AnnotationField]] = {
+        "n_detections": AnnotationField("int", "", "detections in the alert's history, this one included"),
+        "n_upper_limits": AnnotationField("int", "", "upper limits (non-detections) in the history"),
+        "n_forced": AnnotationField("int", "", "forced-photometry points in the history"),
+        "first_mjd": AnnotationField("float", "d", "MJD of the first detection"),
+        "span_days": AnnotationField("float", "d", "time from the first detection to this alert"),
+        "peak_mag": AnnotationField("float", "mag", "brightest magnitude among the detections (AB)"),
+        "delta_mag_same_band": AnnotationField(
+            "float", "mag", "change since the previous detection in the same band (negative: brighter)"
+        ),
+    }
 
     def annotate(self, alerts: Sequence[Alert]) -> None:
         for alert in alerts:

@@ -108,8 +108,23 @@ class Source(Component[ConfigT]):
         return batch
 
 
+@dataclass(frozen=True, slots=True)
+class AnnotationField:
+    """One value an annotator writes, as the filter language and its documentation see it.
+
+    The key is a path in ``alert.annotations[<annotator name>]`` (dots for nested dicts); a ``*``
+    segment stands for any name (a catalogue, a watchlist).
+    """
+
+    type: Literal["float", "int", "string"]
+    unit: str
+    description: str
+
+
 class Annotator(Component[ConfigT]):
     kind: ClassVar[ComponentKind] = "annotator"
+    # What it writes, for the filter language (fields ``<annotator name>.<key>``) and its docs.
+    outputs: ClassVar[dict[str, AnnotationField]] = {}
 
     @abstractmethod
     def annotate(self, alerts: Sequence[Alert]) -> None:

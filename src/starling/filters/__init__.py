@@ -1,0 +1,1 @@
+"""User filters: an ADQL expression language over alerts, evaluated column-wise over batches."""

@@ -1,0 +1,254 @@
+"""The fields a filter can name: the alert's survey-neutral values, its history, and annotations.
+
+Built-in fields are the same for ZTF and Rubin (``mag``, ``reliability``, ``ndethist`` ...). An
+annotator declares what it writes (``Annotator.outputs``), and each of those is a field
+``<annotator>.<key>`` (``"history-summary".peak_mag``, ``xmatch.gaia.dist_arcsec``). Names are
+matched case-insensitively, as ADQL does for unquoted identifiers.
+
+Values are read per batch into columns (``AlertColumns``), once per field however many live filters
+use it; or from stored rows (``RowColumns``) to try a filter on what the store holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from starling.alert.model import Alert
+from starling.filters.values import Vec
+
+FieldType = Literal["float", "int", "string"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDef:
+    name: str
+    type: FieldType
+    unit: str
+    description: str
+    get: Callable[[Alert], Any]
+    source: str = "alert"  # alert, history, or the annotator's name
+    path: tuple[str, ...] = ()  # for an annotation: the keys under the annotator's name
+
+    @property
+    def kind(self) -> Literal["number", "string"]:
+        return "string" if self.type == "string" else "number"
+
+
+def _snr(alert: Alert) -> float | None:
+    if alert.flux is None or not alert.flux_err:
+        return None
+    return abs(alert.flux) / alert.flux_err
+
+
+def _first_mjd(alert: Alert) -> float:
+    detections = alert.history.detections
+    return min(d.mjd for d in detections) if detections else alert.mjd
+
+
+BUILTIN: tuple[FieldDef, ...] = (
+    FieldDef("survey", "string", "", "ztf or rubin", lambda a: a.survey),
+    FieldDef(
+        "alert_id", "int", "", "the survey's alert id (ZTF candid, Rubin diaSourceId)", lambda a: a.alert_id
+    ),
+    FieldDef(
+        "object_id",
+        "string",
+        "",
+        "the survey's object id (ZTF objectId, Rubin diaObjectId)",
+        lambda a: a.object_id,
+    ),
+    FieldDef("ra", "float", "deg", "right ascension of the detection (ICRS)", lambda a: a.ra),
+    FieldDef("dec", "float", "deg", "declination of the detection (ICRS)", lambda a: a.dec),
+    FieldDef("mjd", "float", "d", "time of the detection (MJD, TAI for Rubin, UTC for ZTF)", lambda a: a.mjd),
+    FieldDef("band", "string", "", "filter band: u g r i z y", lambda a: a.band),
+    FieldDef("mag", "float", "mag", "AB magnitude of the difference flux (ZTF magpsf)", lambda a: a.mag),
+    FieldDef("mag_err", "float", "mag", "its uncertainty", lambda a: a.mag_err),
+    FieldDef(
+        "flux",
+        "float",
+        "nJy",
+        "difference-image flux (negative: fainter than the template)",
+        lambda a: a.flux,
+    ),
+    FieldDef("flux_err", "float", "nJy", "its uncertainty", lambda a: a.flux_err),
+    FieldDef("snr", "float", "", "|flux| / flux_err", _snr),
+    FieldDef(
+        "reliability",
+        "float",
+        "",
+        "real/bogus score, 0 to 1 (ZTF drb else rb; Rubin reliability)",
+        lambda a: a.reliability,
+    ),
+    FieldDef("schema_version", "string", "", "the alert schema version", lambda a: a.schema_version),
+    FieldDef(
+        "ndethist",
+        "int",
+        "",
+        "detections in the alert's history, this one included",
+        lambda a: len(a.history.detections),
+        "history",
+    ),
+    FieldDef(
+        "nnondethist",
+        "int",
+        "",
+        "upper limits (non-detections) in the history",
+        lambda a: len(a.history.upper_limits),
+        "history",
+    ),
+    FieldDef(
+        "nforcedhist",
+        "int",
+        "",
+        "forced-photometry points in the history",
+        lambda a: len(a.history.forced),
+        "history",
+    ),
+    FieldDef("first_mjd", "float", "d", "MJD of the first detection in the history", _first_mjd, "history"),
+    FieldDef(
+        "age_days",
+        "float",
+        "d",
+        "time since the first detection in the history",
+        lambda a: a.mjd - _first_mjd(a),
+        "history",
+    ),
+)
+
+
+def _annotation_getter(annotator: str, path: tuple[str, ...]) -> Callable[[Alert], Any]:
+    def get(alert: Alert) -> Any:
+        value: Any = alert.annotations.get(annotator)
+        for key in path:
+            if not isinstance(value, Mapping):
+                return None
+            value = value.get(key)
+        return value
+
+    return get
+
+
+@dataclass(frozen=True, slots=True)
+class FieldCatalogue:
+    """Every field a filter may use, by lower-case name; ``patterns`` hold the ``*`` declarations."""
+
+    fields: Mapping[str, FieldDef]
+    patterns: Mapping[str, FieldDef]
+
+    def resolve(self, name: str) -> FieldDef | None:
+        key = name.lower()
+        if key in self.fields:
+            return self.fields[key]
+        for pattern, template in self.patterns.items():
+            if fnmatch.fnmatchcase(key, pattern):
+                annotator, *path = name.split(".")
+                return FieldDef(
+                    name,
+                    template.type,
+                    template.unit,
+                    template.description,
+                    _annotation_getter(annotator, tuple(path)),
+                    annotator,
+                    tuple(path),
+                )
+        return None
+
+    def nearest(self, name: str, count: int = 3) -> list[str]:
+        return difflib.get_close_matches(name.lower(), [*self.fields, *self.patterns], n=count, cutoff=0.5)
+
+    def all(self) -> list[FieldDef]:
+        return [*self.fields.values(), *self.patterns.values()]
+
+
+def catalogue(annotators: Mapping[str, Mapping[str, Any]] | None = None) -> FieldCatalogue:
+    """The built-in fields plus what each annotator declares (default: every installed annotator)."""
+    if annotators is None:
+        annotators = installed_annotator_outputs()
+    fields = {f.name: f for f in BUILTIN}
+    patterns: dict[str, FieldDef] = {}
+    for annotator, outputs in annotators.items():
+        for key, declared in outputs.items():
+            name = f"{annotator}.{key}".lower()
+            field = FieldDef(
+                name,
+                declared.type,
+                declared.unit,
+                declared.description,
+                _annotation_getter(annotator, tuple(key.split("."))),
+                annotator,
+                tuple(key.split(".")),
+            )
+            # "history-summary.x" would need quotes in ADQL; "history_summary.x" names it too.
+            for alias in {name, name.replace("-", "_")}:
+                (patterns if "*" in key else fields)[alias] = dataclasses.replace(field, name=alias)
+    return FieldCatalogue(fields, patterns)
+
+
+def installed_annotator_outputs() -> dict[str, Mapping[str, Any]]:
+    from starling.runtime.component import Annotator
+    from starling.runtime.registry import available_components, component_class
+
+    found: dict[str, Mapping[str, Any]] = {}
+    for name in available_components():
+        try:
+            cls = component_class(name)
+        except Exception:  # a broken plugin must not take the filter language down with it
+            continue
+        if issubclass(cls, Annotator) and cls.outputs:
+            found[name] = cls.outputs
+    return found
+
+
+class AlertColumns:
+    """A batch's field values as columns, each read once and shared by every filter."""
+
+    def __init__(self, alerts: Sequence[Alert]) -> None:
+        self.alerts = alerts
+        self._cache: dict[str, Vec] = {}
+
+    def __len__(self) -> int:
+        return len(self.alerts)
+
+    def column(self, field: FieldDef) -> Vec:
+        cached = self._cache.get(field.name)
+        if cached is None:
+            values = [field.get(alert) for alert in self.alerts]
+            cached = (
+                Vec.strings(values) if field.kind == "string" else Vec.numbers(values, field.type == "int")
+            )
+            self._cache[field.name] = cached
+        return cached
+
+
+class RowColumns:
+    """Columns from stored rows: dicts of field name -> value (annotations under their annotator)."""
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.rows = rows
+        self._cache: dict[str, Vec] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, field: FieldDef) -> Vec:
+        cached = self._cache.get(field.name)
+        if cached is None:
+            if field.source in ("alert", "history"):
+                values = [row.get(field.name) for row in self.rows]
+            else:
+                values = []
+                for row in self.rows:
+                    value: Any = row.get("annotations", {}).get(field.source)
+                    for key in field.path:
+                        value = value.get(key) if isinstance(value, Mapping) else None
+                    values.append(value)
+            cached = (
+                Vec.strings(values) if field.kind == "string" else Vec.numbers(values, field.type == "int")
+            )
+            self._cache[field.name] = cached
+        return cached

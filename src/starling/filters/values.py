@@ -1,0 +1,77 @@
+"""The values a filter expression computes over a batch: columns with SQL's NULL, and three-valued truth.
+
+A column is a numpy array plus a NULL mask (a missing magnitude, an annotation an alert lacks).
+Constants stay 0-dimensional and broadcast. Conditions follow SQL: a comparison with NULL is
+unknown, ``NOT unknown`` is unknown, and a filter keeps only the alerts for which it is true.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Kind = Literal["number", "string"]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class Vec:
+    values: npt.NDArray[Any]
+    null: BoolArray | np.bool_
+    kind: Kind
+
+    @staticmethod
+    def constant(value: float | int | str | None, kind: Kind) -> Vec:
+        if value is None:
+            return Vec(
+                np.array(np.nan if kind == "number" else "", dtype=object if kind == "string" else None),
+                np.bool_(True),
+                kind,
+            )
+        return Vec(np.array(value, dtype=object if kind == "string" else None), np.bool_(False), kind)
+
+    @staticmethod
+    def numbers(values: list[Any], integer: bool = False) -> Vec:
+        """A column from Python values, None for NULL; integers stay exact (ids beyond 2**53)."""
+        null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+        if integer:
+            array = np.fromiter((0 if v is None else v for v in values), dtype=np.int64, count=len(values))
+        else:
+            array = np.fromiter((np.nan if v is None else v for v in values), dtype=float, count=len(values))
+            null |= np.isnan(array)
+        return Vec(array, null, "number")
+
+    @staticmethod
+    def strings(values: list[str | None]) -> Vec:
+        array = np.empty(len(values), dtype=object)
+        array[:] = ["" if v is None else v for v in values]
+        null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+        return Vec(array, null, "string")
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    """Three-valued: where the condition is true, and where it is false (neither: unknown)."""
+
+    true: BoolArray | np.bool_
+    false: BoolArray | np.bool_
+
+    @staticmethod
+    def of(condition: Any, null: BoolArray | np.bool_) -> Truth:
+        known = ~null
+        return Truth(condition & known, ~condition & known)
+
+    def negate(self) -> Truth:
+        return Truth(self.false, self.true)
+
+    def both(self, other: Truth) -> Truth:
+        return Truth(self.true & other.true, self.false | other.false)
+
+    def either(self, other: Truth) -> Truth:
+        return Truth(self.true | other.true, self.false & other.false)
+
+    def unknown(self) -> BoolArray | np.bool_:
+        return ~(self.true | self.false)
