@@ -278,12 +278,11 @@ class _Compiler:
         if isinstance(node, exp.Literal):
             if node.is_string:
                 return self._literal(node.this)
-            number = float(node.this)
-            return self._literal(
-                int(number)
-                if number.is_integer() and "." not in node.this and "e" not in node.this.lower()
-                else number
-            )
+            text = node.this
+            try:
+                return self._literal(int(text))  # whole numbers stay exact (ids beyond 2**53)
+            except ValueError:
+                return self._literal(float(text))
         if isinstance(node, exp.Null):
             return Node("null", lambda c: Vec.constant(None, "number"))
         if isinstance(node, exp.Column):
@@ -556,7 +555,7 @@ def compile_filter(expression: str, fields: FieldCatalogue | None = None) -> Com
     if not expression.strip():
         raise FilterSyntaxError("the filter is empty", expression)
     try:
-        tree = sqlglot.parse_one(expression, read=None)
+        tree = sqlglot.parse_one(expression, into=exp.Condition)
     except sqlglot.errors.ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         message = str(first.get("description") or exc).replace(
