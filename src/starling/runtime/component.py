@@ -52,6 +52,8 @@ class Batch:
 
     alerts: list[Alert]
     matches: dict[str, list[Alert]] = field(default_factory=dict)
+    # What the components of a stage compute once per batch and share (the filters' columns).
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.alerts)
