@@ -12,6 +12,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from starling.alert.model import Alert
@@ -30,6 +31,8 @@ class BatchColumns(AlertColumns):
     def __init__(self, alerts: Sequence[Alert]) -> None:
         super().__init__(alerts)
         self.memo: dict[str, Any] = {}
+        self.objects = np.empty(len(alerts), dtype=object)  # to pick each filter's matches in C
+        self.objects[:] = alerts
 
 
 def shared_columns(batch: Batch) -> BatchColumns:
@@ -100,8 +103,8 @@ class AdqlFilter(Filter[AdqlFilterConfig]):
         if self.config.paused or not batch.alerts:
             batch.matches[self.name] = []
             return batch
-        verdicts = self.compiled.evaluate(shared_columns(batch))
-        matched = [alert for alert, passed in zip(batch.alerts, verdicts, strict=True) if passed]
+        columns = shared_columns(batch)
+        matched: list[Alert] = columns.objects[self.compiled.evaluate(columns)].tolist()
         batch.matches[self.name] = self.cap.admit(matched)
         return batch
 

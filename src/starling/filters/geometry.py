@@ -21,7 +21,7 @@ def distance_deg(ra1: Array, dec1: Array, ra2: Array, dec2: Array) -> Array:
     return np.asarray(np.degrees(separation), dtype=float)
 
 
-def _unit_vectors(ra: Array, dec: Array) -> Array:
+def unit_vectors(ra: Array, dec: Array) -> Array:
     ra_r, dec_r = np.radians(ra), np.radians(dec)
     return np.stack([np.cos(dec_r) * np.cos(ra_r), np.cos(dec_r) * np.sin(ra_r), np.sin(dec_r)], axis=-1)
 
@@ -43,11 +43,11 @@ def _gnomonic(points: Array, centre: Array) -> tuple[Array, Array, Array]:
 def polygon_contains(
     ra: Array, dec: Array, vertex_ra: list[float], vertex_dec: list[float]
 ) -> npt.NDArray[np.bool_]:
-    vertices = _unit_vectors(np.asarray(vertex_ra, dtype=float), np.asarray(vertex_dec, dtype=float))
+    vertices = unit_vectors(np.asarray(vertex_ra, dtype=float), np.asarray(vertex_dec, dtype=float))
     centre = vertices.sum(axis=0)
     centre /= np.linalg.norm(centre)
     px, py, cos_angle = _gnomonic(
-        _unit_vectors(np.asarray(ra, dtype=float), np.asarray(dec, dtype=float)), centre
+        unit_vectors(np.asarray(ra, dtype=float), np.asarray(dec, dtype=float)), centre
     )
     vx, vy, _ = _gnomonic(vertices, centre)
     inside = np.zeros(np.shape(px), dtype=bool)

@@ -26,7 +26,7 @@ from sqlglot import exp
 
 from starling.errors import StarlingError
 from starling.filters.fields import FieldCatalogue, FieldDef, catalogue
-from starling.filters.geometry import distance_deg, polygon_contains
+from starling.filters.geometry import polygon_contains, unit_vectors
 from starling.filters.values import Truth, Vec
 
 # sqlglot's node classes (exp.Expression and its many subclasses); typed loosely across its versions.
@@ -90,7 +90,8 @@ class CompiledFilter:
 
     def evaluate(self, columns: Columns) -> np.ndarray:
         """One bool per row: where the expression is true (unknown and false are both left out)."""
-        truth: Truth = self.root(columns)
+        with np.errstate(all="ignore"):  # sqrt(-1), 1/0 and the like give NULL, not warnings
+            truth: Truth = self.root(columns)
         return np.broadcast_to(truth.true, (len(columns),)).copy()
 
 
@@ -316,8 +317,7 @@ class _Compiler:
 
         def run(c: Any) -> Truth:
             x, y = left.run(c), right.run(c)
-            with np.errstate(invalid="ignore"):
-                return Truth.of(compare(x.values, y.values), x.null | y.null)
+            return Truth.of(compare(x.values, y.values), x.null | y.null)
 
         return Node("bool", run)
 
@@ -353,8 +353,7 @@ class _Compiler:
 
         def run(c: Any) -> Vec:
             x, y = left.run(c), right.run(c)
-            with np.errstate(all="ignore"):
-                return _number(apply(x.values, y.values), x.null | y.null)
+            return _number(apply(x.values, y.values), x.null | y.null)
 
         return Node("number", run)
 
@@ -460,11 +459,11 @@ class _Compiler:
             if len(args) == 2:
                 p = self.expect(args[0], self.compile(args[0]), "point")
                 q = self.expect(args[1], self.compile(args[1]), "point")
-                return Node("number", lambda c: _distance(p.run(c), q.run(c)))
+                return Node("number", lambda c: _distance(c, p.run(c), q.run(c)))
             ra1, dec1, ra2, dec2 = self._numbers(node, args, 4)
             return Node(
                 "number",
-                lambda c: _distance(Point(ra1.run(c), dec1.run(c)), Point(ra2.run(c), dec2.run(c))),
+                lambda c: _distance(c, Point(ra1.run(c), dec1.run(c)), Point(ra2.run(c), dec2.run(c))),
             )
         if name in ("CONTAINS", "INTERSECTS"):
             if len(args) != 2:
@@ -474,7 +473,7 @@ class _Compiler:
                 first, second = second, first
             if first.type != "point" or second.type not in ("circle", "polygon"):
                 raise self.fail(node, f"{name} here takes a POINT and a CIRCLE or POLYGON")
-            return Node("number", lambda c: _contains(first.run(c), second.run(c)))
+            return Node("number", lambda c: _contains(c, first.run(c), second.run(c)))
         if name in ("COORD1", "COORD2"):
             if len(args) != 1:
                 raise self.fail(node, f"{name} takes 1 argument, not {len(args)}")
@@ -515,28 +514,46 @@ def _truncate(scale: float) -> Callable[[Any], Any]:
 
 
 def _with_errstate(function: Callable[[Any], Any], v: Vec) -> Vec:
-    with np.errstate(all="ignore"):
-        return _number(function(_float(v.values)), v.null)
+    return _number(function(_float(v.values)), v.null)
 
 
 def _binary(function: Callable[[Any, Any], Any], a: Vec, b: Vec) -> Vec:
-    with np.errstate(all="ignore"):
-        return _number(function(_float(a.values), _float(b.values)), a.null | b.null)
+    return _number(function(_float(a.values), _float(b.values)), a.null | b.null)
 
 
-def _distance(p: Point, q: Point) -> Vec:
-    values = distance_deg(
-        _float(p.ra.values), _float(p.dec.values), _float(q.ra.values), _float(q.dec.values)
+def _unit_vectors(columns: Any, point: Point) -> Any:
+    """The point's unit vectors, computed once per batch for the alerts' own positions."""
+    memo: dict[Any, Any] | None = getattr(columns, "memo", None)
+    key = ("unit", id(point.ra.values), id(point.dec.values))
+    if memo is not None and key in memo:
+        return memo[key][0]
+    vectors = unit_vectors(_float(point.ra.values), _float(point.dec.values))
+    if memo is not None:  # the arrays are kept with the key, so their ids stay theirs for the batch
+        memo[key] = (vectors, point.ra.values, point.dec.values)
+    return vectors
+
+
+def _distance(columns: Any, p: Point, q: Point) -> Vec:
+    chord = _chord(columns, p, q)
+    return _number(
+        np.degrees(2.0 * np.arcsin(np.minimum(1.0, chord / 2.0))),
+        p.ra.null | p.dec.null | q.ra.null | q.dec.null,
     )
-    return _number(values, p.ra.null | p.dec.null | q.ra.null | q.dec.null)
 
 
-def _contains(point: Point, region: Circle | Polygon) -> Vec:
+def _chord(columns: Any, p: Point, q: Point) -> Any:
+    """The straight-line distance between the points on the unit sphere (stable at small angles)."""
+    difference = _unit_vectors(columns, p) - _unit_vectors(columns, q)
+    return np.sqrt(np.einsum("...i,...i->...", difference, difference))
+
+
+def _contains(columns: Any, point: Point, region: Circle | Polygon) -> Vec:
     null = point.ra.null | point.dec.null
     if isinstance(region, Circle):
-        distance = _distance(point, region.centre)
-        inside = distance.values <= _float(region.radius.values)
-        null = null | distance.null | region.radius.null
+        # Inside when the chord to the centre is at most the chord of the radius: no arcsin per alert.
+        limit = 2.0 * np.sin(np.radians(np.minimum(_float(region.radius.values), 180.0)) / 2.0)
+        inside = _chord(columns, point, region.centre) <= limit
+        null = null | region.centre.ra.null | region.centre.dec.null | region.radius.null
     else:
         inside = polygon_contains(_float(point.ra.values), _float(point.dec.values), region.ra, region.dec)
     return Vec(np.asarray(inside).astype(np.int64), null, "number")

@@ -35,21 +35,29 @@ class Vec:
 
     @staticmethod
     def numbers(values: list[Any], integer: bool = False) -> Vec:
-        """A column from Python values, None for NULL; integers stay exact (ids beyond 2**53)."""
-        null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+        """A column from Python values, None for NULL; integers stay exact (ids beyond 2**53).
+
+        A column without NULL gets a scalar False mask, so the common case costs no mask operations.
+        """
         if integer:
-            array = np.fromiter((0 if v is None else v for v in values), dtype=np.int64, count=len(values))
-        else:
-            array = np.fromiter((np.nan if v is None else v for v in values), dtype=float, count=len(values))
-            null |= np.isnan(array)
-        return Vec(array, null, "number")
+            if None in values:
+                null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+                array = np.array([0 if v is None else v for v in values], dtype=np.int64)
+                return Vec(array, null, "number")
+            return Vec(np.array(values, dtype=np.int64), np.bool_(False), "number")
+        array = np.array(values, dtype=float)  # None becomes NaN
+        nan = np.isnan(array)
+        return Vec(array, nan if nan.any() else np.bool_(False), "number")
 
     @staticmethod
     def strings(values: list[str | None]) -> Vec:
         array = np.empty(len(values), dtype=object)
-        array[:] = ["" if v is None else v for v in values]
-        null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-        return Vec(array, null, "string")
+        if None in values:
+            array[:] = ["" if v is None else v for v in values]
+            null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+            return Vec(array, null, "string")
+        array[:] = values
+        return Vec(array, np.bool_(False), "string")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +69,8 @@ class Truth:
 
     @staticmethod
     def of(condition: Any, null: BoolArray | np.bool_) -> Truth:
+        if isinstance(null, np.bool_) and not null:  # nothing missing: the common case, two fewer ops
+            return Truth(condition, ~condition)
         known = ~null
         return Truth(condition & known, ~condition & known)
 
