@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from starling.filters.language import FilterSyntaxError, compile_filter
+from starling.filters.language import compile_filter
+from starling.filters.parse import FilterSyntaxError
 
 CASES = [
     # (expression, line, column, words the message must hold)

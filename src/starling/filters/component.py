@@ -17,12 +17,21 @@ from pydantic import Field, field_validator, model_validator
 
 from starling.alert.model import Alert
 from starling.filters.fields import AlertColumns, FieldCatalogue, catalogue
-from starling.filters.language import CompiledFilter, FilterSyntaxError, compile_filter
+from starling.filters.language import CompiledFilter, compile_filter
 from starling.filters.outputs import Output
+from starling.filters.parse import FilterSyntaxError
+from starling.filters.plan import FilterPlan
 from starling.filters.ratecap import RateCap
-from starling.runtime.component import Batch, ComponentConfig, Filter
+from starling.runtime.component import Batch, Component, ComponentConfig, Filter
 
 COLUMNS_KEY = "filters.columns"
+VERDICTS_KEY = "filters.verdicts"
+
+
+@functools.lru_cache(maxsize=8)
+def _plan(filters: tuple[tuple[str, str], ...]) -> FilterPlan:
+    """The plan for this set of live filters; made again only when the set changes."""
+    return FilterPlan(filters, current_catalogue())
 
 
 class BatchColumns(AlertColumns):
@@ -99,12 +108,26 @@ class AdqlFilter(Filter[AdqlFilterConfig]):
         """For one call outside a stage; a stage goes through ``process`` and the shared columns."""
         return [bool(v) for v in self.compiled.evaluate(BatchColumns(alerts))]
 
+    @classmethod
+    def cooperate(cls, batch: Batch, peers: Sequence[Component[Any]]) -> None:
+        """Judge every live ADQL filter of the stage at once, grouped by shape (``FilterPlan``)."""
+        live = tuple(
+            (p.name, p.config.expression) for p in peers if isinstance(p, AdqlFilter) and not p.config.paused
+        )
+        if not live or not batch.alerts:
+            return
+        columns = shared_columns(batch)
+        batch.shared[VERDICTS_KEY] = _plan(live).evaluate(columns)
+
     def process(self, batch: Batch) -> Batch:
         if self.config.paused or not batch.alerts:
             batch.matches[self.name] = []
             return batch
         columns = shared_columns(batch)
-        matched: list[Alert] = columns.objects[self.compiled.evaluate(columns)].tolist()
+        verdicts = batch.shared.get(VERDICTS_KEY, {}).get(self.name)
+        if verdicts is None or len(verdicts) != len(batch.alerts):  # alone (a retry, a direct call)
+            verdicts = self.compiled.evaluate(columns)
+        matched: list[Alert] = columns.objects[verdicts].tolist()
         batch.matches[self.name] = self.cap.admit(matched)
         return batch
 

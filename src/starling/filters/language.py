@@ -13,6 +13,7 @@ COORD2 (ICRS, degrees). Errors give the line and column of the fault.
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 import re
@@ -21,12 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-import sqlglot
 from sqlglot import exp
 
-from starling.errors import StarlingError
 from starling.filters.fields import FieldCatalogue, FieldDef, catalogue
 from starling.filters.geometry import polygon_contains, unit_vectors
+from starling.filters.parse import FilterSyntaxError, parse_condition
 from starling.filters.values import Truth, Vec
 
 # sqlglot's node classes (exp.Expression and its many subclasses); typed loosely across its versions.
@@ -37,19 +37,6 @@ class Columns(Protocol):
     def __len__(self) -> int: ...
 
     def column(self, field: FieldDef) -> Vec: ...
-
-
-class FilterSyntaxError(StarlingError):
-    """An expression that is not a valid filter; says where (1-based line and column) and why."""
-
-    def __init__(self, message: str, expression: str, line: int = 1, column: int = 1) -> None:
-        self.message, self.expression, self.line, self.column = message, expression, line, column
-        lines = expression.splitlines() or [""]
-        pointer = lines[min(line, len(lines)) - 1] + "\n" + " " * max(column - 1, 0) + "^"
-        super().__init__(f"line {line}, column {column}: {message}\n{pointer}")
-
-    def problem(self) -> dict[str, object]:
-        return {"loc": ["expression"], "msg": self.message, "line": self.line, "column": self.column}
 
 
 # -- the compiled tree -------------------------------------------------------------------------------
@@ -167,10 +154,16 @@ def _number(values: Any, null: Any) -> Vec:
     return Vec(np.asarray(values), null, "number")
 
 
+_COMPILATIONS = itertools.count()
+
+
 class _Compiler:
-    def __init__(self, expression: str, fields: FieldCatalogue) -> None:
+    def __init__(self, expression: str, fields: FieldCatalogue, parameters: dict[str, Vec]) -> None:
         self.expression = expression
         self.catalogue = fields
+        self.parameters = parameters
+        # Sub-expressions with parameters belong to this compilation; the others are shared by all.
+        self.namespace = f"{next(_COMPILATIONS)}|"
         self.used: set[str] = set()
 
     # -- errors --------------------------------------------------------------------------------------
@@ -210,6 +203,8 @@ class _Compiler:
         if compiled.constant is not None or compiled.type == "null":
             return compiled
         key = node.sql()
+        if self.parameters and node.find(exp.Placeholder) is not None:
+            key = self.namespace + key
         run = compiled.run
 
         def shared(columns: Any) -> Any:  # one evaluation per batch for every filter that has it
@@ -286,6 +281,9 @@ class _Compiler:
                 return self._literal(float(text))
         if isinstance(node, exp.Null):
             return Node("null", lambda c: Vec.constant(None, "number"))
+        if isinstance(node, exp.Placeholder) and node.name in self.parameters:
+            parameter = self.parameters[node.name]
+            return Node(parameter.kind, lambda c: parameter)
         if isinstance(node, exp.Column):
             return self._field(node)
         if isinstance(node, exp.Func):
@@ -559,41 +557,17 @@ def _contains(columns: Any, point: Point, region: Circle | Polygon) -> Vec:
     return Vec(np.asarray(inside).astype(np.int64), null, "number")
 
 
-def _unclosed_quote(expression: str) -> int | None:
-    opened = None
-    for index, char in enumerate(expression):
-        if char == "'":
-            opened = index if opened is None else None  # '' inside a string closes and reopens: fine
-    return opened
-
-
 def compile_filter(expression: str, fields: FieldCatalogue | None = None) -> CompiledFilter:
     """Parse and check ``expression``; raises FilterSyntaxError naming the position of the fault."""
-    if not expression.strip():
-        raise FilterSyntaxError("the filter is empty", expression)
-    try:
-        tree = sqlglot.parse_one(expression, into=exp.Condition)
-    except sqlglot.errors.ParseError as exc:
-        first = exc.errors[0] if exc.errors else {}
-        message = str(first.get("description") or exc).replace(
-            "Required keyword: 'expression' missing for", "something is missing after"
-        )
-        message = re.sub(
-            r"<class 'sqlglot\.expressions\.(?:\w+\.)*(\w+)'>", lambda m: m.group(1).upper(), message
-        )
-        highlight = str(first.get("highlight") or "")
-        column = int(first.get("col") or 1) - max(len(highlight) - 1, 0)
-        raise FilterSyntaxError(message, expression, int(first.get("line") or 1), column) from None
-    except sqlglot.errors.TokenError:
-        quote = _unclosed_quote(expression)
-        if quote is None:
-            raise FilterSyntaxError("cannot read the expression", expression) from None
-        line = expression.count("\n", 0, quote) + 1
-        column = quote - (expression.rfind("\n", 0, quote) + 1) + 1
-        raise FilterSyntaxError(
-            "this string is not closed (a ' is missing)", expression, line, column
-        ) from None
-    compiler = _Compiler(expression, fields or catalogue())
+    return compile_tree(parse_condition(expression), expression, fields)
+
+
+def compile_tree(
+    tree: Sql, expression: str, fields: FieldCatalogue | None = None, parameters: dict[str, Vec] | None = None
+) -> CompiledFilter:
+    """Compile a parsed condition. ``parameters`` give the values of its placeholders (``:p0`` ...),
+    as columns of shape (k, 1): the compiled filter then judges k filters of one shape at once."""
+    compiler = _Compiler(expression, fields or catalogue(), parameters or {})
     root = compiler.compile(tree)
     if root.type != "bool":
         raise compiler.fail(

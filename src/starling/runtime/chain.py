@@ -8,6 +8,7 @@ others go on.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from starling.alert.model import Alert
 from starling.errors import AlertDecodeError
 from starling.runtime.component import Batch, Component, RawMessage, Sink
 from starling.runtime.deadletter import DeadLetter, DeadLetterOutput
+
+log = logging.getLogger("starling.chain")
 
 
 @dataclass(slots=True)
@@ -94,9 +97,21 @@ class Chain:
         return alerts, payloads
 
     def run(self, batch: Batch, payloads: dict[int, RawMessage]) -> Batch:
+        self._cooperate(batch)
         for component in self.components:
             batch = self._apply(component, batch, payloads)
         return batch
+
+    def _cooperate(self, batch: Batch) -> None:
+        classes: dict[type[Component[Any]], list[Component[Any]]] = {}
+        for component in self.components:
+            if type(component).cooperate.__func__ is not Component.cooperate.__func__:  # type: ignore[attr-defined]
+                classes.setdefault(type(component), []).append(component)
+        for cls, peers in classes.items():
+            try:
+                cls.cooperate(batch, peers)
+            except Exception:  # each component then does its own work, and its own failure is isolated
+                log.exception("%s could not prepare the batch together", cls.__name__)
 
     def _apply(self, component: Component[Any], batch: Batch, payloads: dict[int, RawMessage]) -> Batch:
         counts = self.stats.stages[component.name]

@@ -94,6 +94,11 @@ class Component(ABC, Generic[ConfigT]):
         """What this component reports about itself at the end of a run (paths, counts)."""
         return {}
 
+    @classmethod
+    def cooperate(cls, batch: Batch, peers: Sequence[Component[Any]]) -> None:
+        """Called once per batch, before any of them runs, with every instance of this class in the
+        stage, so that they can do their work together (the ADQL filters are judged as one plan)."""
+
 
 class Source(Component[ConfigT]):
     kind: ClassVar[ComponentKind] = "source"
