@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from starling.alert.decoder import AlertDecoder
+from starling.alert.model import Alert
 from starling.runtime.embedded import EmbeddedPipeline, RunSummary
 from starling.runtime.spec import ComponentSpec, PipelineSpec
 from starling.store.base import TABLES, open_store
@@ -74,3 +76,13 @@ def dump_store(db: Path) -> dict[str, list[dict[str, object]]]:
         return {table: store.query(f"SELECT * FROM {table} ORDER BY {_KEY_ORDER[table]}") for table in TABLES}
     finally:
         store.close()
+
+
+def synthetic_alerts(alerts: int, **overrides: Any) -> list[Alert]:
+    """A synthetic night, decoded: ZTF and Rubin alerts with their histories."""
+    decoder = AlertDecoder()
+    return [
+        alert
+        for origin, payload in synthetic_messages(alerts, cutouts=False, **overrides)
+        for alert in decoder.decode(payload, origin)
+    ]
