@@ -131,6 +131,9 @@ class AdqlFilter(Filter[AdqlFilterConfig]):
         batch.matches[self.name] = self.cap.admit(matched)
         return batch
 
+    def counters(self) -> dict[str, Any]:
+        return {"held_back_by_cap": self.cap.held_back, "paused": self.config.paused}
+
     def describe(self) -> dict[str, Any]:
         return {
             "expression": self.config.expression,

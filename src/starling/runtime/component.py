@@ -94,6 +94,10 @@ class Component(ABC, Generic[ConfigT]):
         """What this component reports about itself at the end of a run (paths, counts)."""
         return {}
 
+    def counters(self) -> dict[str, Any]:
+        """Live counts of its own, cheap to read, shown in the runtime's ``/status`` with its counts."""
+        return {}
+
     @classmethod
     def cooperate(cls, batch: Batch, peers: Sequence[Component[Any]]) -> None:
         """Called once per batch, before any of them runs, with every instance of this class in the

@@ -51,6 +51,7 @@ class LiveRuntime(ABC):
     def status(self) -> dict[str, Any]:
         """State, counts per component, and the configuration: what every runtime reports."""
         stats = self.stats
+        counters = {component.name: component.counters() for component in list(self.chain.components)}
         return {
             "stage": self.stage,
             "state": self.state,
@@ -61,7 +62,13 @@ class LiveRuntime(ABC):
             "dead_letters": len(self.dead_letters),
             "lag": self.lag(),
             "components": {
-                name: {"kind": c.kind, "in": c.alerts_in, "out": c.alerts_out, "failed": c.failed}
+                name: {
+                    "kind": c.kind,
+                    "in": c.alerts_in,
+                    "out": c.alerts_out,
+                    "failed": c.failed,
+                    **counters.get(name, {}),
+                }
                 for name, c in stats.stages.items()
             },
             "config_version": self.config_version,
