@@ -120,11 +120,9 @@ def run(
     from starling.alert.schemas import default_schema_source
 
     try:
-        spec = (
-            PipelineSpec.from_file(pipeline)
-            if pipeline
-            else default_pipeline(input_source(inputs or [], alerts), batch_size)
-        )
+        spec = load_pipeline(pipeline, input_source(inputs or [], alerts))
+        if not pipeline:
+            spec = spec.model_copy(update={"batch_size": batch_size})
         runner = EmbeddedPipeline(spec, output, AlertDecoder(default_schema_source(schema_registry)))
         server = None
         if control_port is not None:
@@ -218,10 +216,16 @@ def _synthetic_file_name(origin: str) -> str:
     return f"{survey}-{visit}-{int(number):07d}.{suffix}"
 
 
+def load_pipeline(pipeline: Path | None, source: ComponentSpec | None = None) -> PipelineSpec:
+    """The pipeline of a file (or the embedded default), with its filters' deliveries routed."""
+    from starling.filters.delivery import with_delivery
+
+    spec = PipelineSpec.from_file(pipeline) if pipeline else default_pipeline(source or input_source([], 1))
+    return with_delivery(spec)
+
+
 def _load_spec(pipeline: Path | None, inputs: list[Path] | None = None, alerts: int = 20_000) -> PipelineSpec:
-    return (
-        PipelineSpec.from_file(pipeline) if pipeline else default_pipeline(input_source(inputs or [], alerts))
-    )
+    return load_pipeline(pipeline, input_source(inputs or [], alerts))
 
 
 @app.command()

@@ -59,7 +59,7 @@ def run_controller(
     through the backend, and the API on ``host``."""
     import logging
 
-    from starling.cli import default_pipeline, input_source
+    from starling.cli import load_pipeline
     from starling.control.controller import Controller, controller_app
     from starling.control.service import BackgroundServer
     from starling.control.state import ControllerState, DesiredPipeline
@@ -69,7 +69,7 @@ def run_controller(
     desired = state.load()
     restored = desired is not None
     if desired is None:
-        spec = PipelineSpec.from_file(pipeline) if pipeline else default_pipeline(input_source([], 1))
+        spec = load_pipeline(pipeline)
         desired = DesiredPipeline(spec=spec)
     # Built before anything is written, so a backend that cannot work leaves no state behind.
     backend = (backend_choice or BackendChoice()).build(desired.spec, output)
@@ -85,7 +85,7 @@ def run_controller(
         token_path.write_text(token)
         token_path.chmod(0o600)
         console.print(f"operator token written to {token_path} (shown once)")
-    controller = Controller(state, backend, desired)
+    controller = Controller(state, backend, desired, store_location=output / "starling.db")
     server = BackgroundServer(controller_app(controller), host=host, port=port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from starling.control.autoscaler import AutoscalePolicy, Autoscaler
 from starling.control.backend import Backend
+from starling.control.filters_api import add_filter_routes
 from starling.control.service import (
     COMMON_RESPONSES,
     PROMETHEUS_RESPONSE,
@@ -30,7 +32,7 @@ from starling.control.service import (
 )
 from starling.control.state import ControllerState, DesiredPipeline
 from starling.control.vosi import availability_xml, capabilities_xml
-from starling.errors import ConfigError
+from starling.errors import ConfigError, StoreError
 from starling.runtime.kafka import GroupLag
 from starling.runtime.registry import build_component
 from starling.runtime.spec import ComponentSpec, PipelineSpec
@@ -45,8 +47,15 @@ def with_stage(spec: PipelineSpec, stage: StageName, components: list[ComponentS
 
 
 class Controller:
-    def __init__(self, state: ControllerState, backend: Backend, desired: DesiredPipeline) -> None:
+    def __init__(
+        self,
+        state: ControllerState,
+        backend: Backend,
+        desired: DesiredPipeline,
+        store_location: Path | None = None,
+    ) -> None:
         self.state = state
+        self.store_location = store_location
         self.backend = backend
         self.desired = desired
         self.autoscaler = Autoscaler(self)
@@ -180,6 +189,31 @@ class Controller:
                 return self._change(stage, [*current[:index], updated, *current[index + 1 :]])
         raise KeyError(name)
 
+    def set_filters(self, components: list[ComponentSpec]) -> DesiredPipeline:
+        """The filter stage's new components (users' filters among them). Their outputs reach the
+        distribute stage's ``deliver`` sink first, so no match is judged before its route is known."""
+        from starling.filters.delivery import with_delivery
+
+        for component in components:  # refused here, before anything changes
+            build_component(component.use, component.config, component.instance_name, "filter")
+        routed = with_delivery(with_stage(self.desired.spec, "filter", components))
+        if routed.sinks != self.desired.spec.sinks:
+            self._change("distribute", list(routed.sinks))
+        return self._change("filter", components)
+
+    def try_filter(self, expression: str, limit: int, sample: int) -> dict[str, Any]:
+        """Judge the latest stored alerts with ``expression`` (see ``starling.filters.history``)."""
+        from starling.filters.history import try_filter
+        from starling.store.base import open_store
+
+        if self.store_location is None or not self.store_location.exists():
+            raise StoreError("this controller has no store to read (nothing stored yet?)")
+        store = open_store(self.store_location)
+        try:
+            return try_filter(store, expression, limit, sample)
+        finally:
+            store.close()
+
     def set_replicas(self, stage: StageName, replicas: int) -> DesiredPipeline:
         return self._change(stage, replicas=replicas)
 
@@ -289,6 +323,8 @@ def controller_app(controller: Controller) -> FastAPI:
             for (s, d), n in counts.items()
         ]
         return Response("\n".join(lines) + "\n", media_type=CONTENT_TYPE_LATEST)
+
+    add_filter_routes(app, controller, anyone, refusals)
 
     @app.get("/pipeline", dependencies=[anyone], responses=refusals)
     def pipeline() -> dict[str, Any]:

@@ -32,13 +32,12 @@ def kubernetes(
     Secret, RBAC, volumes, probes, a ServiceMonitor), one file per object, for `kubectl apply -f`."""
     from pydantic import ValidationError
 
-    from starling.cli import default_pipeline, input_source
+    from starling.cli import load_pipeline
     from starling.control.auth import new_secret
     from starling.deploy.kubernetes import DeploymentSettings, all_manifests
-    from starling.runtime.spec import PipelineSpec
 
     try:
-        spec = PipelineSpec.from_file(pipeline) if pipeline else default_pipeline(input_source([], 1))
+        spec = load_pipeline(pipeline)
         if bootstrap:
             spec = spec.model_copy(
                 update={"kafka": spec.kafka.model_copy(update={"bootstrap_servers": bootstrap})}

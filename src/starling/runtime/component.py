@@ -20,11 +20,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from starling.alert.model import Alert
+
+if TYPE_CHECKING:
+    from starling.runtime.kafka import KafkaSettings
 
 ComponentKind = Literal["source", "annotator", "filter", "sink"]
 
@@ -65,6 +68,8 @@ class RunContext:
 
     output_dir: Path
     run_name: str = "starling"
+    # The pipeline's Kafka settings, for components that write topics of their own (deliveries).
+    kafka: KafkaSettings | None = None
 
 
 class Component(ABC, Generic[ConfigT]):

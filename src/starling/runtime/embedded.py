@@ -79,7 +79,7 @@ class EmbeddedPipeline(LiveRuntime):
         return built
 
     def run(self, on_batch: Callable[[RunStats], None] | None = None) -> RunSummary:
-        context = RunContext(output_dir=self.output_dir)
+        context = RunContext(output_dir=self.output_dir, kafka=self.spec.kafka)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         components: list[Component[Any]] = [self.source, *self.chain.components]
         for component in components:

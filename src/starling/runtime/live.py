@@ -19,7 +19,7 @@ from starling.errors import ConfigError
 from starling.runtime.chain import Chain, StageCounts
 from starling.runtime.component import Component, RunContext
 from starling.runtime.deadletter import DeadLetterOutput
-from starling.runtime.spec import ComponentSpec
+from starling.runtime.spec import ComponentSpec, PipelineSpec
 
 log = logging.getLogger("starling.runtime")
 
@@ -29,6 +29,7 @@ class LiveRuntime(ABC):
     chain: Chain
     output_dir: Path
     dead_letters: DeadLetterOutput
+    spec: PipelineSpec
 
     def init_live(self, specs: list[ComponentSpec]) -> None:
         self.component_specs: list[ComponentSpec] = list(specs)
@@ -119,7 +120,7 @@ class LiveRuntime(ABC):
                 return
             specs, components, version = self._pending
             self._pending = None
-        context = RunContext(output_dir=self.output_dir)
+        context = RunContext(output_dir=self.output_dir, kafka=self.spec.kafka)
         previous = self.chain.components
         for component in components:
             if component not in previous:

@@ -142,7 +142,7 @@ class StageWorker(LiveRuntime):
     def run(self, on_batch: Callable[[StageWorker], None] | None = None) -> None:
         ensure_topics(self.settings, all_topics(self.spec))
         for component in self.chain.components:
-            component.setup(RunContext(output_dir=self.output_dir))
+            component.setup(RunContext(output_dir=self.output_dir, kafka=self.spec.kafka))
         self.consumer = Consumer(self.settings.consumer_config(self.stage))
         self.consumer.subscribe(
             self.layout.input_topics,
