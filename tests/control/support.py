@@ -23,6 +23,7 @@ def ctl(*args: str, url: str, token: str) -> subprocess.CompletedProcess[str]:
 
 class ControllerProcess:
     def __init__(self, pipeline: Path, output: Path) -> None:
+        self.output = output
         self.port_file = output / "controller.port"
         self.port_file.unlink(missing_ok=True)
         self.log = (output / "controller.log").open("ab")
@@ -51,6 +52,28 @@ class ControllerProcess:
         self.url = f"http://127.0.0.1:{self.port_file.read_text()}"
         token = (output / "run" / "operator.token").read_text()
         self.operator = {"Authorization": f"Bearer {token}"}  # written by the controller at its first start
+
+    def user_token(self, user: str) -> dict[str, str]:
+        """A new user token, made the way an operator makes one (``starling token create``)."""
+        made = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "starling",
+                "token",
+                "create",
+                "--role",
+                "user",
+                "--user",
+                user,
+                "-o",
+                str(self.output),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return {"Authorization": f"Bearer {made.stdout.strip()}"}
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)

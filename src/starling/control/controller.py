@@ -326,6 +326,15 @@ def controller_app(controller: Controller) -> FastAPI:
 
     add_filter_routes(app, controller, anyone, refusals)
 
+    @app.get("/stages/{stage}/workers", dependencies=[operator], responses=refusals)
+    def workers(stage: StageName) -> list[dict[str, Any]]:
+        """Each replica's own status (counts, lag, configuration and its version), as it reports it."""
+        found = []
+        for worker in controller.backend.workers(stage):
+            status = worker.get("/status", timeout_s=2.0)
+            found.append({"replica": worker.replica, "alive": worker.alive, "status": status})
+        return found
+
     @app.get("/pipeline", dependencies=[anyone], responses=refusals)
     def pipeline() -> dict[str, Any]:
         """The stages, their components in order, replicas, topics, throughput and lag."""

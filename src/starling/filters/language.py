@@ -17,14 +17,15 @@ import itertools
 import math
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 from sqlglot import exp
 
-from starling.filters.fields import FieldCatalogue, FieldDef, catalogue
+from starling.alert.model import Alert
+from starling.filters.fields import AlertColumns, FieldCatalogue, FieldDef, catalogue
 from starling.filters.geometry import polygon_contains, unit_vectors
 from starling.filters.parse import FilterSyntaxError, parse_condition
 from starling.filters.values import Truth, Vec
@@ -74,6 +75,10 @@ class CompiledFilter:
     expression: str
     fields: frozenset[str]
     root: Evaluate = field(repr=False)
+
+    def evaluate_alerts(self, alerts: Sequence[Alert]) -> np.ndarray:
+        """The verdicts on some alerts, outside a stage (a test, a single alert)."""
+        return self.evaluate(AlertColumns(alerts))
 
     def evaluate(self, columns: Columns) -> np.ndarray:
         """One bool per row: where the expression is true (unknown and false are both left out)."""
