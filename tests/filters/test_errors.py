@@ -44,3 +44,15 @@ def test_the_error_names_where_and_why(expression: str, line: int, column: int, 
     shown = str(error).splitlines()
     assert shown[-1] == " " * (column - 1) + "^"
     assert error.problem()["column"] == column
+
+
+def test_the_documented_fields_are_the_generated_ones() -> None:
+    from pathlib import Path
+
+    from starling.filters.cli import fields_markdown
+
+    document = (Path(__file__).resolve().parents[2] / "docs" / "filter-language.md").read_text()
+    table = document.split("<!-- fields: generated -->\n", 1)[1].split("<!-- fields: end -->", 1)[0]
+    assert table == fields_markdown(), (
+        "docs/filter-language.md is stale: run `starling filter fields --markdown`"
+    )
