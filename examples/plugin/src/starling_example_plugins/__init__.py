@@ -1,0 +1,1 @@
+"""Example Starling plugins (see README.md of this folder)."""
