@@ -83,6 +83,6 @@ def synthetic_alerts(alerts: int, **overrides: Any) -> list[Alert]:
     decoder = AlertDecoder()
     return [
         alert
-        for origin, payload in synthetic_messages(alerts, cutouts=False, **overrides)
+        for origin, payload in synthetic_messages(alerts, **{"cutouts": False, **overrides})
         for alert in decoder.decode(payload, origin)
     ]

@@ -157,7 +157,7 @@ def test_filters_change_while_the_stream_flows(kafka_bootstrap: str, prefix: str
         assert {json.loads(m.value())["alert_id"] for m in delivered} == bob_matches
 
         # Try a filter on what the store holds: it counts as the live stage judged.
-        tried = httpx.post(f"{url}/filters/try", headers=ada, json={"expression": "mag < 18", "sample": 3})
+        tried = httpx.post(f"{url}/try-filter", headers=ada, json={"expression": "mag < 18", "sample": 3})
         assert tried.status_code == 200, tried.text
         result = tried.json()
         assert result["alerts_examined"] == alerts

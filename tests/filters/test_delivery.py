@@ -168,3 +168,26 @@ def test_the_rate_cap_holds_back_past_its_limits() -> None:
     now[0] = 61.0  # a new minute
     assert len(per_minute.admit(alerts[90:100])) == 10
     assert per_minute.held_back == 40
+
+
+def test_a_slow_webhook_does_not_hold_the_stage(tmp_path: Path) -> None:
+    """Handing deliveries over returns at once; the endpoint's pace is the sender thread's business."""
+    import time
+
+    with WebhookReceiver() as receiver:
+        original = receiver.server.RequestHandlerClass.do_POST  # type: ignore[attr-defined]
+
+        def slow(handler: object) -> None:
+            time.sleep(0.3)
+            original(handler)
+
+        receiver.server.RequestHandlerClass.do_POST = slow  # type: ignore[attr-defined]
+        deliverer = WebhookDeliverer(tmp_path)
+        try:
+            for n in range(20):
+                deliverer.submit("slow", receiver.url, None, {"n": n}, 5.0, 3)
+            deliverer.flush()
+            assert len(receiver.received) < 20  # flush did not wait for the endpoint
+            wait_until(lambda: len(receiver.received) == 20, 60, "the slow endpoint to take them all")
+        finally:
+            deliverer.close()

@@ -1,7 +1,8 @@
 """Users' filters through the controller: submit, list with counts, change, pause, delete, try.
 
 A user filter is an ``adql`` component of the filter stage whose config carries its owner. A user
-token sees and changes its own filters; an operator token all of them. A filter is checked when it
+token sees and changes its own filters; an operator token all of them. ``POST /try-filter`` judges
+the stored alerts with an expression before it goes live. A filter is checked when it
 is submitted (a syntax error names the line and column, an unknown field the nearest known ones),
 then goes live in every replica of the filter stage between two batches, without a restart. Where
 its matches go (its outputs) is given to the distribute stage's ``deliver`` sink first, so no match
@@ -215,7 +216,7 @@ def add_filter_routes(
             return version
         return {"name": name, "version": version, "deleted": True}
 
-    @app.post("/filters/try", responses=refusals, tags=["filters"])
+    @app.post("/try-filter", responses=refusals, tags=["filters"])
     def try_on_history(body: TryFilter, principal: Principal = anyone) -> Any:
         """How many of the latest stored alerts the filter would have matched, and a sample."""
         refused = _checked(body.expression)

@@ -180,7 +180,7 @@ def try_filter(
             raise typer.Exit(2) from None
     else:
         result = _call(
-            "POST", "/filters/try", {"expression": expression, "limit": limit, "sample": 5}, controller, token
+            "POST", "/try-filter", {"expression": expression, "limit": limit, "sample": 5}, controller, token
         )
     matched, examined = result["matched"], result["alerts_examined"]
     console.print(f"{matched:,} of {examined:,} stored alerts match ({result['fraction']:.2%})")

@@ -14,7 +14,7 @@ class _Output(BaseModel):
 class KafkaOutput(_Output):
     """A Kafka topic of the filter's own (default ``<prefix>.filter.<filter name>``)."""
 
-    type: Literal["kafka"] = "kafka"
+    type: Literal["kafka"]
     topic: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$")
     format: Literal["avro", "json"] = Field("avro", description="Avro (schema starling.v1.alert) or JSON")
     cutouts: bool = Field(False, description="include the cutouts (Avro: bytes; JSON: base64)")
@@ -23,7 +23,7 @@ class KafkaOutput(_Output):
 class WebhookOutput(_Output):
     """An HTTP POST of JSON per match, signed, retried with back-off; failures kept for redelivery."""
 
-    type: Literal["webhook"] = "webhook"
+    type: Literal["webhook"]
     url: HttpUrl
     secret: str | None = Field(
         None, min_length=16, description="HMAC-SHA256 key: the X-Starling-Signature header signs the body"
@@ -35,7 +35,7 @@ class WebhookOutput(_Output):
 class VOEventOutput(_Output):
     """VOEvent 2.0 packets, one per match, as files (and on a topic when ``topic`` is set)."""
 
-    type: Literal["voevent"] = "voevent"
+    type: Literal["voevent"]
     role: Literal["observation", "test"] = "observation"
     topic: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$")
 
@@ -43,7 +43,7 @@ class VOEventOutput(_Output):
 class FilesOutput(_Output):
     """JSON lines and Avro files under the output directory, as the ``files`` sink writes them."""
 
-    type: Literal["files"] = "files"
+    type: Literal["files"]
 
 
 Output = Annotated[KafkaOutput | WebhookOutput | VOEventOutput | FilesOutput, Field(discriminator="type")]
