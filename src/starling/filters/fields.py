@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from starling.alert.model import Alert
 from starling.filters.values import Vec
 
@@ -35,6 +37,8 @@ class FieldDef:
     source: str = "alert"  # alert, history, or the annotator's name
     path: tuple[str, ...] = ()  # for an annotation: the keys under the annotator's name
     attribute: str | None = None  # a plain attribute of Alert: read with attrgetter, at C speed
+    # Computed column-wise from other built-in fields (their names, then the function of their values).
+    derive: tuple[tuple[str, ...], Callable[..., Any]] | None = None
 
     @property
     def kind(self) -> Literal["number", "string"]:
@@ -94,7 +98,14 @@ BUILTIN: tuple[FieldDef, ...] = (
         attribute="flux",
     ),
     FieldDef("flux_err", "float", "nJy", "its uncertainty", lambda a: a.flux_err, attribute="flux_err"),
-    FieldDef("snr", "float", "", "|flux| / flux_err", _snr),
+    FieldDef(
+        "snr",
+        "float",
+        "",
+        "|flux| / flux_err",
+        _snr,
+        derive=(("flux", "flux_err"), lambda flux, error: np.abs(flux) / np.where(error > 0, error, np.nan)),
+    ),
     FieldDef(
         "reliability",
         "float",
@@ -145,6 +156,9 @@ BUILTIN: tuple[FieldDef, ...] = (
         "history",
     ),
 )
+
+
+_BUILTIN_BY_NAME = {f.name: f for f in BUILTIN}
 
 
 def _annotation_getter(annotator: str, path: tuple[str, ...]) -> Callable[[Alert], Any]:
@@ -242,7 +256,11 @@ def installed_annotator_outputs() -> dict[str, Mapping[str, Any]]:
 
 
 class AlertColumns:
-    """A batch's field values as columns, each read once and shared by every filter."""
+    """A batch's field values as columns, each read once and shared by every filter.
+
+    ``prefetch`` reads many fields in few passes over the alerts (one for the plain numeric
+    attributes, one for the history, one per annotator), which is most of what judging a batch costs.
+    """
 
     def __init__(self, alerts: Sequence[Alert]) -> None:
         self.alerts = alerts
@@ -253,6 +271,15 @@ class AlertColumns:
 
     def column(self, field: FieldDef) -> Vec:
         cached = self._cache.get(field.name)
+        if cached is None and field.derive is not None:
+            names, function = field.derive
+            inputs = [self.column(_BUILTIN_BY_NAME[name]) for name in names]
+            null = np.logical_or.reduce([np.broadcast_to(i.null, (len(self),)) for i in inputs])
+            with np.errstate(all="ignore"):
+                derived = np.asarray(function(*(i.values for i in inputs)), dtype=float)
+            null = null | np.isnan(derived)
+            cached = Vec(derived, null if null.any() else np.bool_(False), "number")
+            self._cache[field.name] = cached
         if cached is None:
             if field.attribute is not None:
                 values = list(map(operator.attrgetter(field.attribute), self.alerts))
@@ -263,6 +290,40 @@ class AlertColumns:
             )
             self._cache[field.name] = cached
         return cached
+
+    def prefetch(self, fields: Sequence[FieldDef]) -> None:
+        wanted = [f for f in fields if f.name not in self._cache]
+        floats = [f for f in wanted if f.attribute is not None and f.type == "float"]
+        if len(floats) > 1:
+            getter = operator.attrgetter(*(f.attribute for f in floats if f.attribute))
+            table = np.array(list(map(getter, self.alerts)), dtype=float).reshape(
+                len(self.alerts), len(floats)
+            )
+            for index, field in enumerate(floats):
+                column = np.ascontiguousarray(table[:, index])
+                nan = np.isnan(column)
+                self._cache[field.name] = Vec(column, nan if nan.any() else np.bool_(False), "number")
+        history = [f for f in wanted if f.source == "history"]
+        if len(history) > 1:
+            rows = [tuple(f.get(alert) for f in history) for alert in self.alerts]
+            for index, field in enumerate(history):
+                self._cache[field.name] = Vec.numbers([row[index] for row in rows], field.type == "int")
+        by_annotator: dict[str, list[FieldDef]] = {}
+        for field in wanted:
+            if field.source not in ("alert", "history") and len(field.path) == 1:
+                by_annotator.setdefault(field.source, []).append(field)
+        for annotator, annotated in by_annotator.items():
+            if len(annotated) < 2:
+                continue
+            notes = [alert.annotations.get(annotator) for alert in self.alerts]
+            for field in annotated:
+                key = field.path[0]
+                values = [note.get(key) if note is not None else None for note in notes]
+                self._cache[field.name] = (
+                    Vec.strings(values)
+                    if field.kind == "string"
+                    else Vec.numbers(values, field.type == "int")
+                )
 
 
 class RowColumns:

@@ -113,10 +113,15 @@ class FilterPlan:
         for group in groups.values():
             group.compile(fields)
         self.groups = list(groups.values())
+        used = sorted({name for g in self.groups if g.compiled for name in g.compiled.fields})
+        self.fields = [f for name in used if (f := fields.resolve(name)) is not None]
 
     def evaluate(self, columns: Columns) -> dict[str, npt.NDArray[np.bool_]]:
         verdicts: dict[str, npt.NDArray[np.bool_]] = {}
         n = len(columns)
+        prefetch = getattr(columns, "prefetch", None)
+        if prefetch is not None:
+            prefetch(self.fields)
         for group in self.groups:
             assert group.compiled is not None
             with np.errstate(all="ignore"):
