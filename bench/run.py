@@ -42,6 +42,7 @@ from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from autoscale_bench import autoscale_figures
+from crossmatch_bench import crossmatch_figures
 from filter_bench import filter_figures
 from kafka_bench import run_kafka_benchmarks
 
@@ -257,7 +258,7 @@ def core_figures(quick: bool) -> tuple[list[tuple[str, str, str, str]], dict[str
     return figures, results
 
 
-GROUPS = ("core", "filters", "kafka", "autoscale")
+GROUPS = ("core", "filters", "crossmatch", "kafka", "autoscale")
 
 
 def main() -> None:
@@ -276,6 +277,8 @@ def main() -> None:
         figures, results = core_figures(args.quick)
     if "filters" in groups:
         figures.extend(filter_figures(args.quick, console))
+    if "crossmatch" in groups:
+        figures.extend(crossmatch_figures(args.quick, console))
     bootstrap = start_kafka() if groups & {"kafka", "autoscale"} else None
     if bootstrap and "kafka" in groups:
         figures.extend(kafka_figures(bootstrap, args.quick))

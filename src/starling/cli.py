@@ -33,12 +33,14 @@ app = typer.Typer(
 
 def _register_subcommands() -> None:
     from starling.control.cli import ctl_app, token_app
+    from starling.crossmatch.cli import catalog_app
     from starling.deploy.cli import deploy_app
     from starling.filters.cli import filter_app
 
     app.add_typer(ctl_app, name="ctl")
     app.add_typer(deploy_app, name="deploy")
     app.add_typer(filter_app, name="filter")
+    app.add_typer(catalog_app, name="catalog")
     app.add_typer(token_app, name="token")
 
 

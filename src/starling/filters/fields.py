@@ -161,6 +161,19 @@ BUILTIN: tuple[FieldDef, ...] = (
 _BUILTIN_BY_NAME = {f.name: f for f in BUILTIN}
 
 
+def _lookup(mapping: Any, key: str) -> Any:
+    """``mapping[key]``, else the key that matches it ignoring case (ADQL names are case-blind)."""
+    if not isinstance(mapping, Mapping):
+        return None
+    if key in mapping:
+        return mapping[key]
+    folded = key.lower()
+    for candidate, value in mapping.items():
+        if isinstance(candidate, str) and candidate.lower() == folded:
+            return value
+    return None
+
+
 def _annotation_getter(annotator: str, path: tuple[str, ...]) -> Callable[[Alert], Any]:
     if len(path) == 1:  # the common case, read for every alert of every batch: kept to one try
         (key,) = path
@@ -169,16 +182,14 @@ def _annotation_getter(annotator: str, path: tuple[str, ...]) -> Callable[[Alert
             try:
                 return alert.annotations[annotator][key]
             except (KeyError, TypeError):
-                return None
+                return _lookup(alert.annotations.get(annotator), key)
 
         return get_one
 
     def get(alert: Alert) -> Any:
         value: Any = alert.annotations.get(annotator)
         for key in path:
-            if not isinstance(value, Mapping):
-                return None
-            value = value.get(key)
+            value = _lookup(value, key)
         return value
 
     return get
@@ -346,7 +357,7 @@ class RowColumns:
                 for row in self.rows:
                     value: Any = row.get("annotations", {}).get(field.source)
                     for key in field.path:
-                        value = value.get(key) if isinstance(value, Mapping) else None
+                        value = _lookup(value, key)
                     values.append(value)
             cached = (
                 Vec.strings(values) if field.kind == "string" else Vec.numbers(values, field.type == "int")

@@ -1,0 +1,1 @@
+"""Crossmatching alerts with catalogues: a HEALPix-sorted, memory-mapped index, searched per batch."""
