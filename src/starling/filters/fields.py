@@ -208,7 +208,8 @@ class FieldCatalogue:
             return self.fields[key]
         for pattern, template in self.patterns.items():
             if fnmatch.fnmatchcase(key, pattern):
-                annotator, *path = name.split(".")
+                _, *path = name.split(".")
+                annotator = template.source  # the annotator's own name, not the alias used
                 return FieldDef(
                     name,
                     template.type,
