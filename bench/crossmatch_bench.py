@@ -87,3 +87,35 @@ def crossmatch_figures(quick: bool, console: Console) -> list[tuple[str, str, st
             f"{per_second:,.0f}/s (index of {rows:,} rows built in {built_s:.1f} s)",
         ),
     ]
+
+
+def feature_figures(quick: bool, console: Console) -> list[tuple[str, str, str, str]]:
+    """Light-curve features for a batch at once vs the same code alert by alert."""
+    from filter_bench import decoded_alerts
+    from starling.components.lightcurve import batch_features
+
+    count = 3_000 if quick else 10_000
+    alerts = decoded_alerts(count)
+    points = [len(a.history.detections) for a in alerts]
+    console.print(
+        f"features: {count:,} alerts, {np.median(points):.0f} detections each (median, max {max(points)})"
+    )
+    best = {"batch": math.inf, "alone": math.inf}
+    for _ in range(3):
+        begin = time.perf_counter()
+        together = [f for start in range(0, count, 500) for f in batch_features(alerts[start : start + 500])]
+        best["batch"] = min(best["batch"], time.perf_counter() - begin)
+        begin = time.perf_counter()
+        alone = [batch_features([alert])[0] for alert in alerts]
+        best["alone"] = min(best["alone"], time.perf_counter() - begin)
+    if together != alone:
+        raise RuntimeError("the batch and the alert-by-alert features differ")
+    return [
+        (
+            "light-curve features, batches of 500 vs alert by alert",
+            f"{best['alone'] / best['batch']:.1f}x",
+            "(info)",
+            f"{count / best['batch']:,.0f} alerts/s ({sum(points) / best['batch']:,.0f} detections/s) "
+            f"vs {count / best['alone']:,.0f}/s",
+        )
+    ]

@@ -42,7 +42,7 @@ from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from autoscale_bench import autoscale_figures
-from crossmatch_bench import crossmatch_figures
+from crossmatch_bench import crossmatch_figures, feature_figures
 from filter_bench import filter_figures
 from kafka_bench import run_kafka_benchmarks
 
@@ -279,6 +279,7 @@ def main() -> None:
         figures.extend(filter_figures(args.quick, console))
     if "crossmatch" in groups:
         figures.extend(crossmatch_figures(args.quick, console))
+        figures.extend(feature_figures(args.quick, console))
     bootstrap = start_kafka() if groups & {"kafka", "autoscale"} else None
     if bootstrap and "kafka" in groups:
         figures.extend(kafka_figures(bootstrap, args.quick))
