@@ -33,7 +33,7 @@ app = typer.Typer(
 
 def _register_subcommands() -> None:
     from starling.control.cli import ctl_app, token_app
-    from starling.crossmatch.cli import catalog_app
+    from starling.crossmatch.cli import catalog_app, watchlist_app, watchmap_app
     from starling.deploy.cli import deploy_app
     from starling.filters.cli import filter_app
 
@@ -41,6 +41,8 @@ def _register_subcommands() -> None:
     app.add_typer(deploy_app, name="deploy")
     app.add_typer(filter_app, name="filter")
     app.add_typer(catalog_app, name="catalog")
+    app.add_typer(watchlist_app, name="watchlist")
+    app.add_typer(watchmap_app, name="watchmap")
     app.add_typer(token_app, name="token")
 
 

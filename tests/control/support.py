@@ -21,6 +21,20 @@ def ctl(*args: str, url: str, token: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def ctl_env(args: list[str], url: str, headers: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A ``starling`` command talking to the controller through $STARLING_CONTROLLER and $STARLING_TOKEN."""
+    token = headers["Authorization"].split()[1]
+    environment = {**os.environ, "STARLING_CONTROLLER": url, "STARLING_TOKEN": token}
+    return subprocess.run(
+        [sys.executable, "-m", "starling", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+        check=False,
+    )
+
+
 class ControllerProcess:
     def __init__(self, pipeline: Path, output: Path) -> None:
         self.output = output

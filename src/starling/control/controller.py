@@ -32,6 +32,7 @@ from starling.control.service import (
 )
 from starling.control.state import ControllerState, DesiredPipeline
 from starling.control.vosi import availability_xml, capabilities_xml
+from starling.control.watch_api import add_watch_routes
 from starling.errors import ConfigError, StoreError
 from starling.runtime.kafka import GroupLag
 from starling.runtime.registry import build_component
@@ -201,6 +202,10 @@ class Controller:
             self._change("distribute", list(routed.sinks))
         return self._change("filter", components)
 
+    def set_annotators(self, components: list[ComponentSpec]) -> DesiredPipeline:
+        """The ingest stage's new annotators (users' watchlists and watchmaps among them)."""
+        return self._change("ingest", components)
+
     def try_filter(self, expression: str, limit: int, sample: int) -> dict[str, Any]:
         """Judge the latest stored alerts with ``expression`` (see ``starling.filters.history``)."""
         from starling.filters.history import try_filter
@@ -325,6 +330,7 @@ def controller_app(controller: Controller) -> FastAPI:
         return Response("\n".join(lines) + "\n", media_type=CONTENT_TYPE_LATEST)
 
     add_filter_routes(app, controller, anyone, refusals)
+    add_watch_routes(app, controller, anyone, refusals)
 
     @app.get("/stages/{stage}/workers", dependencies=[operator], responses=refusals)
     def workers(stage: StageName) -> list[dict[str, Any]]:
