@@ -31,7 +31,8 @@ NAME = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 class WatchTarget(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Strict: a position is a number, never a boolean or a string read as one.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=200)
     ra: float = Field(ge=-360, le=720, description="degrees (ICRS); taken modulo 360")
@@ -126,11 +127,27 @@ class Watchmap(BaseModel):
     @field_validator("moc")
     @classmethod
     def _readable(cls, moc: dict[str, list[int]]) -> dict[str, list[int]]:
-        try:
-            MOC.from_json(moc)
-        except Exception as exc:  # mocpy's own errors: bad depth, bad cell
-            raise ValueError(f"not a MOC: {exc}") from None
-        return moc
+        return checked_moc(moc)
+
+
+def checked_moc(moc: dict[str, Any]) -> dict[str, list[int]]:
+    """A MOC in JSON form, checked: depths 0 to 29, each with cells that exist at that depth."""
+    if not moc:
+        raise ValueError("the MOC is empty")
+    for depth, cells in moc.items():
+        if not (isinstance(depth, str) and depth.isdigit() and int(depth) <= 29):
+            raise ValueError(f"{depth!r} is not a MOC depth (0 to 29)")
+        if not isinstance(cells, list) or not all(
+            isinstance(c, int) and not isinstance(c, bool) for c in cells
+        ):
+            raise ValueError(f"the cells of depth {depth} must be whole numbers")
+        if any(c < 0 or c >= 12 * 4 ** int(depth) for c in cells):
+            raise ValueError(f"a cell of depth {depth} is out of range")
+    try:
+        MOC.from_json(moc)
+    except Exception as exc:  # mocpy's own refusal
+        raise ValueError(f"not a MOC: {exc}") from None
+    return {str(d): list(c) for d, c in moc.items()}
 
 
 class WatchmapsConfig(ComponentConfig):
@@ -164,7 +181,8 @@ def moc_from_upload(
     """A MOC in JSON form from what a user uploads: a MOC (JSON or FITS), or a HEALPix probability map
     (FITS, multi-order or flat) cut at ``credible_level`` (the smallest region holding that probability)."""
     if kind == "moc-json":
-        moc = MOC.from_json(content)
+        assert isinstance(content, dict)
+        moc = MOC.from_json(checked_moc(content))
     else:
         assert isinstance(content, bytes)
         with tempfile.NamedTemporaryFile(suffix=".fits") as handle:
