@@ -39,6 +39,7 @@ def test_an_installed_plugin_filter_is_found_and_runs(tmp_path: Path) -> None:
         check=True,
     )
     assert "example-rising" in listed.stdout
+    assert "example-galactic" in listed.stdout
     pipeline = tmp_path / "pipeline.toml"
     pipeline.write_text(
         """
@@ -46,6 +47,12 @@ batch_size = 500
 [source]
 use = "synthetic"
 config = { alerts = 3000, cutouts = false }
+[[annotators]]
+use = "example-galactic"
+[[filters]]
+use = "adql"
+name = "high-latitude"
+config = { expression = "ABS(example_galactic.b_deg) > 30" }
 [[filters]]
 use = "example-rising"
 name = "rising"
@@ -69,6 +76,12 @@ config = { formats = ["jsonl"] }
         record = json.loads(line)
         same_band = [d for d in record["detections"] if d["band"] == record["band"] and d["mag"] is not None]
         assert len(same_band) >= 2
+    high = [
+        json.loads(line)
+        for line in (tmp_path / "out" / "matches" / "high-latitude.jsonl").read_text().splitlines()
+    ]
+    assert high
+    assert all(abs(r["annotations"]["example-galactic"]["b_deg"]) > 30 for r in high)
     # A bad config is refused with the field named, not a traceback.
     pipeline.write_text(pipeline.read_text().replace("min_points = 2", "min_points = 1"))
     refused = subprocess.run(

@@ -66,3 +66,32 @@ def test_the_stage_uses_the_plan_and_a_paused_filter_matches_nothing() -> None:
     for component in filters:
         expected = [a for a, keep in zip(alerts, component.evaluate(alerts), strict=True) if keep]
         assert batch.matches[component.name] == expected
+
+
+def test_an_embedded_pipeline_judges_after_its_annotators(tmp_path: object) -> None:
+    """The filters of a whole chain in one process see what the annotators before them wrote."""
+    from pathlib import Path
+
+    from starling.runtime.embedded import EmbeddedPipeline
+    from starling.runtime.spec import ComponentSpec, PipelineSpec
+
+    assert isinstance(tmp_path, Path)
+    spec = PipelineSpec(
+        batch_size=100,
+        source=ComponentSpec(
+            use="synthetic", config={"alerts": 400, "cutouts": False, "alerts_per_visit": 50}
+        ),
+        annotators=[ComponentSpec(use="history-summary")],
+        filters=[
+            ComponentSpec(use="adql", name="long", config={"expression": "history_summary.n_detections >= 3"})
+        ],
+        sinks=[ComponentSpec(use="files", config={"formats": ["jsonl"]})],
+    )
+    EmbeddedPipeline(spec, tmp_path).run()
+    alerts = synthetic_alerts(400)
+    expected = {a.alert_id for a in alerts if len(a.history.detections) >= 3}
+    assert expected
+    import json
+
+    lines = (tmp_path / "matches" / "long.jsonl").read_text().splitlines()
+    assert {json.loads(line)["alert_id"] for line in lines} == expected

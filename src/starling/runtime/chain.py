@@ -97,21 +97,26 @@ class Chain:
         return alerts, payloads
 
     def run(self, batch: Batch, payloads: dict[int, RawMessage]) -> Batch:
-        self._cooperate(batch)
+        peers = self._cooperating()
+        done: set[type[Component[Any]]] = set()
         for component in self.components:
+            cls = type(component)
+            if cls in peers and cls not in done:
+                # Just before the first of them runs, so they see what the components before did.
+                done.add(cls)
+                try:
+                    cls.cooperate(batch, peers[cls])
+                except Exception:  # each then does its own work, and its own failure is isolated
+                    log.exception("%s could not prepare the batch together", cls.__name__)
             batch = self._apply(component, batch, payloads)
         return batch
 
-    def _cooperate(self, batch: Batch) -> None:
+    def _cooperating(self) -> dict[type[Component[Any]], list[Component[Any]]]:
         classes: dict[type[Component[Any]], list[Component[Any]]] = {}
         for component in self.components:
             if type(component).cooperate.__func__ is not Component.cooperate.__func__:  # type: ignore[attr-defined]
                 classes.setdefault(type(component), []).append(component)
-        for cls, peers in classes.items():
-            try:
-                cls.cooperate(batch, peers)
-            except Exception:  # each component then does its own work, and its own failure is isolated
-                log.exception("%s could not prepare the batch together", cls.__name__)
+        return classes
 
     def _apply(self, component: Component[Any], batch: Batch, payloads: dict[int, RawMessage]) -> Batch:
         counts = self.stats.stages[component.name]
