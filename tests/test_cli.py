@@ -73,3 +73,20 @@ def test_components_lists_the_builtins(tmp_path: Path) -> None:
     assert result.returncode == 0
     for name in ("replay", "synthetic", "history-summary", "threshold", "store", "files"):
         assert name in result.stdout
+
+
+def test_the_annotated_example_pipeline_runs(tmp_path: Path) -> None:
+    """examples/pipelines/annotated.toml: every built-in annotator and filters on their fields."""
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "examples" / "pipelines" / "annotated.toml").read_text().replace("alerts = 5000", "alerts = 800")
+    pipeline = tmp_path / "annotated.toml"
+    pipeline.write_text(text)
+    ran = subprocess.run(
+        [sys.executable, "-m", "starling", "run", "--pipeline", str(pipeline), "-o", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "young-risers" in ran.stdout
+    assert (tmp_path / "out" / "starling.db").exists()
