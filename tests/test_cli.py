@@ -78,7 +78,11 @@ def test_components_lists_the_builtins(tmp_path: Path) -> None:
 def test_the_annotated_example_pipeline_runs(tmp_path: Path) -> None:
     """examples/pipelines/annotated.toml: every built-in annotator and filters on their fields."""
     repo = Path(__file__).resolve().parents[1]
-    text = (repo / "examples" / "pipelines" / "annotated.toml").read_text().replace("alerts = 5000", "alerts = 800")
+    text = (
+        (repo / "examples" / "pipelines" / "annotated.toml")
+        .read_text()
+        .replace("alerts = 5000", "alerts = 800")
+    )
     pipeline = tmp_path / "annotated.toml"
     pipeline.write_text(text)
     ran = subprocess.run(
