@@ -61,3 +61,20 @@ def kubernetes(
         written.append(name)
     console.print(f"{len(written)} manifests in {output}: kubectl apply -f {output}")
     console.print("the Secret holds a new control token; keep it out of version control")
+
+
+@deploy_app.command("teardown")
+def teardown(namespace: Annotated[str, typer.Option()] = "starling") -> None:
+    """Delete the stages' Deployments and the pipeline ConfigMap that the controller's kubernetes backend
+    made (the kubeconfig's cluster, or the pod's service account)."""
+    from starling.control.kubernetes_backend import KubernetesBackend, api_client_from_environment
+    from starling.deploy.kubernetes import DeploymentSettings
+
+    try:  # no worker is called: no control token needed
+        KubernetesBackend(
+            DeploymentSettings(namespace=namespace), api_client_from_environment(), ""
+        ).teardown()
+    except StarlingError as exc:
+        report_error(str(exc))
+        raise typer.Exit(2) from None
+    console.print(f"the stage Deployments and the pipeline ConfigMap of {namespace} are deleted")
