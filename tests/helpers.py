@@ -86,3 +86,14 @@ def synthetic_alerts(alerts: int, **overrides: Any) -> list[Alert]:
         for origin, payload in synthetic_messages(alerts, **{"cutouts": False, **overrides})
         for alert in decoder.decode(payload, origin)
     ]
+
+
+def decode_samples(samples: Path) -> list[Alert]:
+    """The real sample alerts, decoded afresh: every ZTF sample, then Rubin's fake alert of each schema."""
+    decoder = AlertDecoder()
+    found: list[Alert] = []
+    for path in sorted((samples / "ztf" / "alerts").glob("*.avro")):
+        found += decoder.decode(path.read_bytes(), path.name)
+    for path in sorted((samples / "rubin" / "samples").glob("*/fakeAlert.avro")):
+        found += decoder.decode(path.read_bytes(), path.name)
+    return found

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -35,25 +34,7 @@ def test_the_controller_reshapes_a_running_pipeline(
         # Access: no token 401, a wrong one 401, a user token may read but not change.
         assert httpx.get(f"{url}/pipeline").status_code == 401
         assert httpx.get(f"{url}/pipeline", headers={"Authorization": "Bearer nope"}).status_code == 401
-        made = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "starling",
-                "token",
-                "create",
-                "--role",
-                "user",
-                "--user",
-                "ada",
-                "-o",
-                str(tmp_path),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        user = {"Authorization": f"Bearer {made.stdout.strip()}"}
+        user = controller.user_token("ada")
         assert httpx.get(f"{url}/pipeline", headers=user).status_code == 200
         forbidden = httpx.post(
             f"{url}/stages/ingest/components", json={"use": "history-summary", "name": "B"}, headers=user

@@ -10,8 +10,8 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord, match_coordinates_sky, search_around_sky
 
-from starling.alert.decoder import AlertDecoder
 from starling.crossmatch.index import CatalogIndex, depth_for_radius
+from tests.helpers import decode_samples
 
 
 def _offset(
@@ -24,12 +24,7 @@ def _offset(
 
 
 def _positions(samples: Path) -> tuple[np.ndarray, np.ndarray]:
-    decoder = AlertDecoder()
-    alerts = []
-    for path in sorted((samples / "ztf" / "alerts").glob("*.avro")):
-        alerts += decoder.decode(path.read_bytes(), path.name)
-    for path in sorted((samples / "rubin" / "samples").glob("*/fakeAlert.avro")):
-        alerts += decoder.decode(path.read_bytes(), path.name)
+    alerts = decode_samples(samples)
     ra = np.array([a.ra for a in alerts] + [0.0001, 359.9999, 180.0, 12.0, 45.0])
     dec = np.array([a.dec for a in alerts] + [10.0, 10.0, 89.9999, -89.9995, 0.0])
     return ra, dec

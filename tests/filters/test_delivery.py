@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
 from starling.filters.delivery import with_delivery
 from starling.filters.ratecap import RateCap
@@ -21,20 +20,14 @@ from starling.filters.webhook import WebhookDeliverer, signature
 from starling.runtime.embedded import EmbeddedPipeline
 from starling.runtime.spec import ComponentSpec, PipelineSpec
 from tests.filters.webhook_server import WebhookReceiver
-from tests.helpers import synthetic_alerts, wait_until
+from tests.helpers import decode_samples, synthetic_alerts, wait_until
 
 SECRET = "a-secret-of-sixteen-chars"
 
 
 @pytest.fixture(scope="module")
 def sample_alerts(samples: Path) -> list[Alert]:
-    decoder = AlertDecoder()
-    found: list[Alert] = []
-    for path in sorted((samples / "ztf" / "alerts").glob("*.avro")):
-        found += decoder.decode(path.read_bytes(), path.name)
-    for path in sorted((samples / "rubin" / "samples").glob("*/fakeAlert.avro")):
-        found += decoder.decode(path.read_bytes(), path.name)
-    return found
+    return decode_samples(samples)
 
 
 @pytest.mark.samples

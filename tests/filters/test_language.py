@@ -15,23 +15,18 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
 from starling.components.annotators import HistorySummary, HistorySummaryConfig
 from starling.filters.fields import AlertColumns
 from starling.filters.language import compile_filter
+from tests.helpers import decode_samples
 
 Expected = Callable[[Alert], bool | None]  # None: unknown (a NULL was involved)
 
 
 @pytest.fixture(scope="module")
 def alerts(samples: Path) -> list[Alert]:
-    decoder = AlertDecoder()
-    found: list[Alert] = []
-    for path in sorted((samples / "ztf" / "alerts").glob("*.avro")):
-        found += decoder.decode(path.read_bytes(), path.name)
-    for path in sorted((samples / "rubin" / "samples").glob("*/fakeAlert.avro")):
-        found += decoder.decode(path.read_bytes(), path.name)
+    found = decode_samples(samples)
     HistorySummary(HistorySummaryConfig(), "history-summary").annotate(found)
     assert {a.survey for a in found} == {"ztf", "rubin"}
     assert len(found) >= 12
