@@ -37,6 +37,7 @@ class FieldDef:
     source: str = "alert"  # alert, history, or the annotator's name
     path: tuple[str, ...] = ()  # for an annotation: the keys under the annotator's name
     attribute: str | None = None  # a plain attribute of Alert: read with attrgetter, at C speed
+    reduce: Callable[[Any], Any] | None = None  # applied to each attribute value (len of a tuple)
     # Computed column-wise from other built-in fields (their names, then the function of their values).
     derive: tuple[tuple[str, ...], Callable[..., Any]] | None = None
 
@@ -129,6 +130,8 @@ BUILTIN: tuple[FieldDef, ...] = (
         "detections in the alert's history, this one included",
         lambda a: len(a.history.detections),
         "history",
+        attribute="history.detections",
+        reduce=len,
     ),
     FieldDef(
         "nnondethist",
@@ -137,6 +140,8 @@ BUILTIN: tuple[FieldDef, ...] = (
         "upper limits (non-detections) in the history",
         lambda a: len(a.history.upper_limits),
         "history",
+        attribute="history.upper_limits",
+        reduce=len,
     ),
     FieldDef(
         "nforcedhist",
@@ -145,6 +150,8 @@ BUILTIN: tuple[FieldDef, ...] = (
         "forced-photometry points in the history",
         lambda a: len(a.history.forced),
         "history",
+        attribute="history.forced",
+        reduce=len,
     ),
     FieldDef("first_mjd", "float", "d", "MJD of the first detection in the history", _first_mjd, "history"),
     FieldDef(
@@ -295,6 +302,8 @@ class AlertColumns:
         if cached is None:
             if field.attribute is not None:
                 values = list(map(operator.attrgetter(field.attribute), self.alerts))
+                if field.reduce is not None:
+                    values = list(map(field.reduce, values))
             else:
                 values = [field.get(alert) for alert in self.alerts]
             cached = (
@@ -315,7 +324,7 @@ class AlertColumns:
                 column = np.ascontiguousarray(table[:, index])
                 nan = np.isnan(column)
                 self._cache[field.name] = Vec(column, nan if nan.any() else np.bool_(False), "number")
-        history = [f for f in wanted if f.source == "history"]
+        history = [f for f in wanted if f.source == "history" and f.attribute is None]
         if len(history) > 1:
             rows = [tuple(f.get(alert) for f in history) for alert in self.alerts]
             for index, field in enumerate(history):

@@ -416,8 +416,7 @@ class _Compiler:
             return Node("number", lambda c: Vec(generator.random(len(c)), np.bool_(False), "number"))
         if isinstance(node, (exp.Lower, exp.Upper)):
             (s,) = [self.expect(a, self.compile(a), "string") for a in args]
-            method = str.lower if isinstance(node, exp.Lower) else str.upper
-            convert = np.frompyfunc(method, 1, 1)
+            convert = np.strings.lower if isinstance(node, exp.Lower) else np.strings.upper
             return Node("string", lambda c: (lambda v: Vec(convert(v.values), v.null, "string"))(s.run(c)))
         if isinstance(node, exp.Coalesce):
             options = [self.compile(a) for a in [node.this, *node.expressions]]

@@ -89,9 +89,8 @@ class _Group:
         for index, name in enumerate(placeholders):
             column = [row[index] for row in self.values]
             if name.startswith("s"):
-                array = np.empty((len(column), 1), dtype=object)
-                array[:, 0] = column
-                parameters[name] = Vec(array, np.bool_(False), "string")
+                strings = np.array(column, dtype=str).reshape(-1, 1)
+                parameters[name] = Vec(strings, np.bool_(False), "string")
             else:
                 exact = all(isinstance(v, int) for v in column)
                 array = np.array(column, dtype=np.int64 if exact else float).reshape(-1, 1)

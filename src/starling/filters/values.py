@@ -1,7 +1,7 @@
 """The values a filter expression computes over a batch: columns with SQL's NULL, and three-valued truth.
 
-A column is a numpy array plus a NULL mask (a missing magnitude, an annotation an alert lacks).
-Constants stay 0-dimensional and broadcast. Conditions follow SQL: a comparison with NULL is
+A column is a numpy array (numbers, or fixed-width unicode strings) plus a NULL mask (a missing
+magnitude, an annotation an alert lacks). Constants stay 0-dimensional and broadcast. Conditions follow SQL: a comparison with NULL is
 unknown, ``NOT unknown`` is unknown, and a filter keeps only the alerts for which it is true.
 """
 
@@ -26,12 +26,8 @@ class Vec:
     @staticmethod
     def constant(value: float | int | str | None, kind: Kind) -> Vec:
         if value is None:
-            return Vec(
-                np.array(np.nan if kind == "number" else "", dtype=object if kind == "string" else None),
-                np.bool_(True),
-                kind,
-            )
-        return Vec(np.array(value, dtype=object if kind == "string" else None), np.bool_(False), kind)
+            return Vec(np.array(np.nan if kind == "number" else ""), np.bool_(True), kind)
+        return Vec(np.array(value), np.bool_(False), kind)
 
     @staticmethod
     def numbers(values: list[Any], integer: bool = False) -> Vec:
@@ -51,13 +47,11 @@ class Vec:
 
     @staticmethod
     def strings(values: list[str | None]) -> Vec:
-        array = np.empty(len(values), dtype=object)
+        """Fixed-width unicode columns: numpy compares them in C (object arrays compare in Python)."""
         if None in values:
-            array[:] = ["" if v is None else v for v in values]
             null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-            return Vec(array, null, "string")
-        array[:] = values
-        return Vec(array, np.bool_(False), "string")
+            return Vec(np.array(["" if v is None else v for v in values], dtype=str), null, "string")
+        return Vec(np.array(values, dtype=str), np.bool_(False), "string")
 
 
 @dataclass(frozen=True, slots=True)
