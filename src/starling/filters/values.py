@@ -1,8 +1,9 @@
 """The values a filter expression computes over a batch: columns with SQL's NULL, and three-valued truth.
 
 A column is a numpy array (numbers, or fixed-width unicode strings) plus a NULL mask (a missing
-magnitude, an annotation an alert lacks). Constants stay 0-dimensional and broadcast. Conditions follow SQL: a comparison with NULL is
-unknown, ``NOT unknown`` is unknown, and a filter keeps only the alerts for which it is true.
+magnitude, an annotation an alert lacks). Constants stay 0-dimensional and broadcast. Conditions
+follow SQL: a comparison with NULL is unknown, ``NOT unknown`` is unknown, and a filter keeps only
+the alerts for which it is true.
 """
 
 from __future__ import annotations
