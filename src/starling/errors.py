@@ -3,6 +3,7 @@
     StarlingError                 base of everything below
     ├── AlertDecodeError          a message could not be turned into alerts (reason in .reason)
     │   └── UnknownSchemaError    a Rubin schema id that neither the registry nor the package knows
+    ├── SchemaSourceUnavailableError  a schema registry cannot be reached: the message is fine, wait
     ├── ConfigError               a pipeline or component configuration is invalid
     ├── ComponentNotFoundError    no component of that name is installed (entry points)
     └── StoreError                the store refused a write or a query
@@ -32,6 +33,11 @@ class UnknownSchemaError(AlertDecodeError):
         suffix = f" ({detail})" if detail else ""
         super().__init__(f"unknown schema id {schema_id}{suffix}")
         self.schema_id = schema_id
+
+
+class SchemaSourceUnavailableError(StarlingError):
+    """A schema registry did not answer (down, unreachable, a 5xx). Not the message's fault: a stage
+    waits and takes the batch again rather than dead-lettering good alerts."""
 
 
 class ConfigError(StarlingError):

@@ -5,47 +5,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.schemas import ChainedSchemas, ConfluentSchemaRegistry, PackagedRubinSchemas
-from starling.errors import UnknownSchemaError
+from starling.errors import SchemaSourceUnavailableError, UnknownSchemaError
+from tests.alert.registry_server import Registry as _Registry
 from tests.helpers import synthetic_messages
-
-
-class _Registry(ThreadingHTTPServer):
-    def __init__(self, schemas: dict[int, str]) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.schemas = schemas
-        self.requests: list[str] = []
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Registry
-
-    def do_GET(self) -> None:
-        self.server.requests.append(self.path)
-        parts = self.path.strip("/").split("/")
-        if (
-            len(parts) == 3
-            and parts[:2] == ["schemas", "ids"]
-            and parts[2].isdigit()
-            and int(parts[2]) in self.server.schemas
-        ):
-            body = json.dumps({"schema": self.server.schemas[int(parts[2])]}).encode()
-            self.send_response(200)
-        else:
-            body = json.dumps({"error_code": 40403, "message": "Schema not found"}).encode()
-            self.send_response(404)
-        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
@@ -84,11 +51,16 @@ def test_chained_sources_fall_back_to_the_package(registry: _Registry) -> None:
     assert chained.get(1100).full_name.endswith("v11_0.alert")
 
 
-def test_an_unreachable_registry_is_a_clear_error() -> None:
+def test_an_unreachable_registry_means_wait_not_unknown() -> None:
     import socket
 
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(UnknownSchemaError, match="unreachable"):
-        ConfluentSchemaRegistry(f"http://127.0.0.1:{port}", timeout_s=2).get(1100)
+    down = ConfluentSchemaRegistry(f"http://127.0.0.1:{port}", timeout_s=2)
+    with pytest.raises(SchemaSourceUnavailableError, match="unreachable"):
+        down.get(1100)
+    chained = ChainedSchemas(down, PackagedRubinSchemas())
+    assert chained.get(1100).full_name.endswith("v11_0.alert")  # the package knows it: no need to wait
+    with pytest.raises(SchemaSourceUnavailableError):  # only the registry might know this one: wait for it
+        chained.get(99_999)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import fastavro
 import httpx
 
-from starling.errors import UnknownSchemaError
+from starling.errors import SchemaSourceUnavailableError, UnknownSchemaError
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,11 @@ class ConfluentSchemaRegistry:
         try:
             response = self._client.get(f"{self.url}/schemas/ids/{schema_id}")
         except httpx.HTTPError as exc:
-            raise UnknownSchemaError(schema_id, f"registry {self.url} unreachable: {exc}") from exc
+            raise SchemaSourceUnavailableError(f"schema registry {self.url} unreachable: {exc}") from exc
+        if response.status_code >= 500:
+            raise SchemaSourceUnavailableError(
+                f"schema registry {self.url} answered HTTP {response.status_code}"
+            )
         if response.status_code == 404:
             raise UnknownSchemaError(schema_id, f"registry {self.url} has no such id")
         if response.status_code != 200:
@@ -114,11 +118,16 @@ class ChainedSchemas:
 
     def get(self, schema_id: int) -> WriterSchema:
         reasons = []
+        unavailable: SchemaSourceUnavailableError | None = None
         for source in self.sources:
             try:
                 return source.get(schema_id)
             except UnknownSchemaError as exc:
                 reasons.append(exc.reason)
+            except SchemaSourceUnavailableError as exc:
+                unavailable = exc
+        if unavailable is not None:  # the source that is down may know it: wait for it
+            raise unavailable
         raise UnknownSchemaError(schema_id, "; ".join(reasons) or "no schema source configured")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
-from starling.errors import AlertDecodeError
+from starling.errors import AlertDecodeError, SchemaSourceUnavailableError
 from starling.runtime.component import Batch, Component, RawMessage, Sink
 from starling.runtime.deadletter import DeadLetter, DeadLetterOutput
 
@@ -78,23 +78,36 @@ class Chain:
         counts = self.stats.stages["decode"]
         alerts: list[Alert] = []
         payloads: dict[int, RawMessage] = {}
-        for message in messages:
-            self.stats.messages_in += 1
-            counts.alerts_in += 1
-            try:
-                decoded = decoder.decode(message.payload, message.origin)
-            except AlertDecodeError as exc:
-                counts.failed += 1
-                self.dead_letters.add(
-                    DeadLetter(message.origin, "decode", "decoder", exc.reason, message.payload)
-                )
-                continue
-            for alert in decoded:
-                payloads[id(alert)] = message
-            alerts.extend(decoded)
+        before = (self.stats.messages_in, counts.alerts_in, counts.failed)
+        try:
+            for message in messages:
+                self._decode_one(message, decoder, alerts, payloads)
+        except SchemaSourceUnavailableError:
+            # The batch will be taken again: its counts start over. (A bad message met before the
+            # outage is dead-lettered again then: dead letters are at least once, like everything.)
+            self.stats.messages_in, counts.alerts_in, counts.failed = before
+            raise
         counts.alerts_out += len(alerts)
         self.stats.alerts_decoded += len(alerts)
         return alerts, payloads
+
+    def _decode_one(
+        self, message: RawMessage, decoder: AlertDecoder, alerts: list[Alert], payloads: dict[int, RawMessage]
+    ) -> None:
+        counts = self.stats.stages["decode"]
+        self.stats.messages_in += 1
+        counts.alerts_in += 1
+        try:
+            decoded = decoder.decode(message.payload, message.origin)
+        except AlertDecodeError as exc:
+            counts.failed += 1
+            self.dead_letters.add(
+                DeadLetter(message.origin, "decode", "decoder", exc.reason, message.payload)
+            )
+            return
+        for alert in decoded:
+            payloads[id(alert)] = message
+        alerts.extend(decoded)
 
     def run(self, batch: Batch, payloads: dict[int, RawMessage]) -> Batch:
         peers = self._cooperating()

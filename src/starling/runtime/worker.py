@@ -29,7 +29,7 @@ from confluent_kafka import (
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
-from starling.errors import AlertDecodeError
+from starling.errors import AlertDecodeError, SchemaSourceUnavailableError
 from starling.runtime.chain import Chain
 from starling.runtime.component import Batch, Component, RawMessage, RunContext
 from starling.runtime.deadletter import DeadLetter
@@ -189,7 +189,12 @@ class StageWorker(LiveRuntime):
                 good.append(message)
             elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consume error on %s: %s", self.stage, error.str())
-        batch, payloads = self._batch(good)
+        try:
+            batch, payloads = self._batch(good)
+        except SchemaSourceUnavailableError as exc:
+            self._wait_and_take_again(good, exc)
+            return
+        self._registry_waits = 0
         batch = self.chain.run(batch, payloads)
         if self.layout.output_topic is not None:
             self._produce(batch, payloads)
@@ -197,6 +202,23 @@ class StageWorker(LiveRuntime):
         self._commit(good)
         self.batches += 1
         self.last_batch_at = time.time()
+
+    def _wait_and_take_again(self, messages: list[Message], reason: Exception) -> None:
+        """A schema registry is down: nothing is dead-lettered or committed; after a back-off (1 s, 2 s,
+        4 s ... 30 s) the consumer goes back to the batch's first offsets and takes it again."""
+        assert self.consumer is not None
+        self._registry_waits = getattr(self, "_registry_waits", 0) + 1
+        delay = min(30.0, 2.0 ** (self._registry_waits - 1))
+        log.warning("%s: %s; taking the batch again in %.0f s", self.stage, reason, delay)
+        first: dict[tuple[str, int], int] = {}
+        for message in messages:
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            if topic is None or partition is None or offset is None:
+                continue
+            first[topic, partition] = min(first.get((topic, partition), offset), offset)
+        for (topic, partition), offset in first.items():
+            self.consumer.seek(TopicPartition(topic, partition, offset))
+        self._stop.wait(delay)
 
     def _batch(self, messages: list[Message]) -> tuple[Batch, dict[int, RawMessage]]:
         raw = [RawMessage(m.value() or b"", f"{m.topic()}/{m.partition()}@{m.offset()}") for m in messages]
