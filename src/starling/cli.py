@@ -36,10 +36,12 @@ def _register_subcommands() -> None:
     from starling.crossmatch.cli import catalog_app, watchlist_app, watchmap_app
     from starling.deploy.cli import deploy_app
     from starling.filters.cli import filter_app
+    from starling.runtime.deadletter_cli import deadletters_app
 
     app.add_typer(ctl_app, name="ctl")
     app.add_typer(deploy_app, name="deploy")
     app.add_typer(filter_app, name="filter")
+    app.add_typer(deadletters_app, name="deadletters")
     app.add_typer(catalog_app, name="catalog")
     app.add_typer(watchlist_app, name="watchlist")
     app.add_typer(watchmap_app, name="watchmap")

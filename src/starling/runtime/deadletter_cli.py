@@ -1,0 +1,74 @@
+"""``starling deadletters``: what was refused and why, and running it again once the cause is fixed."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from starling.terminal import console, report_error
+
+deadletters_app = typer.Typer(no_args_is_help=True, help="Dead letters: summarise them, run them again.")
+
+
+@deadletters_app.command("summary")
+def summary(path: Annotated[Path, typer.Argument(help="a dead-letters.jsonl file")]) -> None:
+    """How many letters, by stage, component and reason."""
+    from starling.runtime.deadletter import read_dead_letters
+
+    if not path.is_file():
+        report_error(f"no dead-letters file at {path}")
+        raise typer.Exit(2)
+    counted = Counter((d.stage, d.component, d.reason) for d in read_dead_letters(path))
+    table = Table(title=f"{sum(counted.values()):,} dead letters in {path}", title_justify="left")
+    for column in ("count", "stage", "component", "reason"):
+        table.add_column(column)
+    for (stage, component, reason), count in counted.most_common():
+        table.add_row(f"{count:,}", stage, component, reason)
+    console.print(table)
+
+
+@deadletters_app.command("replay")
+def replay(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="the run's output (its dead-letters.jsonl)")
+    ] = Path("starling-output"),
+    pipeline: Annotated[Path | None, typer.Option(help="the pipeline to run them through")] = None,
+    stage: Annotated[
+        list[str] | None, typer.Option(help="only the letters of these stages (repeatable)")
+    ] = None,
+) -> None:
+    """Run the dead letters of an output again, through the pipeline (embedded).
+
+    The file is moved aside first (``dead-letters.<time>.replayed.jsonl``); what fails again is
+    dead-lettered anew, with its reason."""
+    from starling.cli import load_pipeline
+    from starling.errors import StarlingError
+    from starling.runtime.embedded import EmbeddedPipeline
+    from starling.runtime.spec import ComponentSpec
+
+    letters = output / "dead-letters.jsonl"
+    if not letters.is_file():
+        report_error(f"no dead letters to replay in {output}")
+        raise typer.Exit(2)
+    aside = output / f"dead-letters.{time.strftime('%Y%m%dT%H%M%S')}.replayed.jsonl"
+    letters.rename(aside)
+    try:
+        spec = load_pipeline(pipeline)
+        source = ComponentSpec(use="dead-letters", config={"path": str(aside), "stages": stage})
+        result = EmbeddedPipeline(spec.model_copy(update={"source": source}), output).run()
+    except StarlingError as exc:
+        report_error(str(exc))
+        raise typer.Exit(2) from None
+    stats = result.stats
+    again = stats.stages["decode"].failed + sum(
+        c.failed for name, c in stats.stages.items() if name != "decode"
+    )
+    console.print(
+        f"{stats.messages_in:,} replayed from {aside}: {stats.alerts_decoded:,} alerts through, "
+        f"{again:,} refused again" + (f" (in {letters})" if again else "")
+    )
