@@ -72,3 +72,27 @@ def replay(
         f"{stats.messages_in:,} replayed from {aside}: {stats.alerts_decoded:,} alerts through, "
         f"{again:,} refused again" + (f" (in {letters})" if again else "")
     )
+
+
+@deadletters_app.command("requeue")
+def requeue(
+    pipeline: Annotated[
+        Path | None, typer.Option(help="the deployment's pipeline (its Kafka settings)")
+    ] = None,
+) -> None:
+    """Over Kafka: put the dead-letter topic's messages back on the topics they came from, once their
+    cause is fixed; the running stages take them again."""
+    from starling.cli import load_pipeline
+    from starling.errors import StarlingError
+    from starling.runtime.kafka import requeue_dead_letters
+
+    try:
+        spec = load_pipeline(pipeline)
+        counts = requeue_dead_letters(spec.kafka)
+    except StarlingError as exc:
+        report_error(str(exc))
+        raise typer.Exit(2) from None
+    total = sum(counts.values())
+    console.print(
+        f"{total:,} dead letters requeued" + "".join(f"\n  {n:,} to {t}" for t, n in counts.items())
+    )
