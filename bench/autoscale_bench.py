@@ -18,14 +18,15 @@ from pathlib import Path
 from confluent_kafka import Producer
 from rich.console import Console
 
-from starling.cli import default_pipeline
+from starling.cli.main import default_pipeline
 from starling.control.autoscaler import AutoscalePolicy
+from starling.control.backends.local import LocalBackend
 from starling.control.controller import Controller
-from starling.control.local_backend import LocalBackend
 from starling.control.state import ControllerState, DesiredPipeline
-from starling.runtime.kafka import GroupLag, KafkaSettings
-from starling.runtime.spec import ComponentSpec, PipelineSpec
+from starling.core.kafka_settings import KafkaSettings
+from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
+from starling.transport.kafka.clients import GroupLag
 
 POLICY = AutoscalePolicy(
     min_replicas=1,

@@ -17,7 +17,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord, search_around_sky
 from rich.console import Console
 
-from starling.crossmatch.index import CatalogIndex
+from starling.components.annotators.catalog_index import CatalogIndex
 
 
 def _sky(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +92,7 @@ def crossmatch_figures(quick: bool, console: Console) -> list[tuple[str, str, st
 def feature_figures(quick: bool, console: Console) -> list[tuple[str, str, str, str]]:
     """Light-curve features for a batch at once vs the same code alert by alert."""
     from filter_bench import decoded_alerts
-    from starling.components.lightcurve import batch_features
+    from starling.components.annotators.lightcurve import batch_features
 
     count = 3_000 if quick else 10_000
     alerts = decoded_alerts(count)

@@ -19,9 +19,9 @@ from rich.console import Console
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
-from starling.components.annotators import HistorySummary, HistorySummaryConfig
-from starling.filters.component import AdqlFilter, AdqlFilterConfig, shared_columns
-from starling.runtime.component import Batch
+from starling.components.annotators.history import HistorySummary, HistorySummaryConfig
+from starling.components.filters.adql import AdqlFilter, AdqlFilterConfig, shared_columns
+from starling.core.component import Batch
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 
 PythonFilter = Callable[[Alert], bool]

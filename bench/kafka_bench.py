@@ -20,12 +20,13 @@ from typing import Any
 from confluent_kafka import Consumer
 from rich.console import Console
 
-from starling.cli import default_pipeline
-from starling.runtime.feed import feed
-from starling.runtime.kafka import KafkaSettings, delete_topics
-from starling.runtime.local import LocalChain
-from starling.runtime.spec import ComponentSpec, PipelineSpec
-from starling.runtime.worker import StageWorker
+from starling.cli.main import default_pipeline
+from starling.control.backends.processes import LocalChain
+from starling.core.kafka_settings import KafkaSettings
+from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.transport.kafka.clients import delete_topics
+from starling.transport.kafka.feed import feed
+from starling.transport.kafka.worker import StageWorker
 
 
 def _spec(bootstrap: str, alerts: int, annotators: bool = True) -> PipelineSpec:
@@ -100,7 +101,7 @@ def latency_ms(bootstrap: str, rate: float, seconds: float, console: Console) ->
         for m in _timestamps(bootstrap, spec.kafka.raw_topic, alerts)
     }
     from starling.alert.decoder import AlertDecoder
-    from starling.runtime.envelope import decode_envelope
+    from starling.transport.kafka.envelope import decode_envelope
 
     decoder = AlertDecoder()
     delays = []

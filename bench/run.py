@@ -32,13 +32,14 @@ from rich.table import Table
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.schemas import PackagedRubinSchemas
-from starling.cli import default_pipeline
-from starling.runtime.component import ComponentConfig, RawMessage, Source
-from starling.runtime.embedded import EmbeddedPipeline
-from starling.runtime.kafka import KafkaSettings, delete_topics
-from starling.runtime.registry import register_component
-from starling.runtime.spec import ComponentSpec
+from starling.cli.main import default_pipeline
+from starling.core.component import ComponentConfig, RawMessage, Source
+from starling.core.embedded import EmbeddedPipeline
+from starling.core.kafka_settings import KafkaSettings
+from starling.core.registry import register_component
+from starling.core.spec import ComponentSpec
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
+from starling.transport.kafka.clients import delete_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from autoscale_bench import autoscale_figures
@@ -146,10 +147,11 @@ def interleaved(pairs: dict[str, Callable[[], int]], repeats: int) -> dict[str, 
 _PEAK_RSS_SCRIPT = """
 import sys, tempfile
 from pathlib import Path
-from starling.cli import default_pipeline
-from starling.runtime.embedded import EmbeddedPipeline
-from starling.runtime.kafka import KafkaSettings, delete_topics
-from starling.runtime.spec import ComponentSpec
+from starling.cli.main import default_pipeline
+from starling.core.embedded import EmbeddedPipeline
+from starling.core.kafka_settings import KafkaSettings
+from starling.transport.kafka.clients import delete_topics
+from starling.core.spec import ComponentSpec
 # The same simulated sky at every stream length: only the number of alerts changes.
 source = ComponentSpec(use="synthetic", config={"alerts": int(sys.argv[1]), "objects": 3000})
 with tempfile.TemporaryDirectory() as out:

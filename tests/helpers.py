@@ -9,8 +9,8 @@ from typing import Any
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
-from starling.runtime.embedded import EmbeddedPipeline, RunSummary
-from starling.runtime.spec import ComponentSpec, PipelineSpec
+from starling.core.embedded import EmbeddedPipeline, RunSummary
+from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.store.base import TABLES, open_store
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 

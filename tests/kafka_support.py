@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from starling.runtime.kafka import KafkaSettings, delete_topics
-from starling.runtime.spec import ComponentSpec, PipelineSpec
+from starling.core.kafka_settings import KafkaSettings
+from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.transport.kafka.clients import delete_topics
 from tests.conftest import REPO
 
 SCRIPT = REPO / "scripts" / "kafka"

@@ -13,8 +13,8 @@ import typer.main
 import yaml
 from typer.testing import CliRunner
 
-from starling.cli import app
-from starling.runtime.spec import PipelineSpec
+from starling.cli.main import app
+from starling.core.spec import PipelineSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,8 +10,8 @@ import pytest
 
 from starling.alert.decoder import AlertDecoder, encode_wire
 from starling.alert.schemas import PackagedRubinSchemas
+from starling.core.deadletter import read_dead_letters
 from starling.errors import AlertDecodeError, UnknownSchemaError
-from starling.runtime.deadletter import read_dead_letters
 from starling.store.base import open_store
 from tests.helpers import run_replay, synthetic_messages, write_messages
 

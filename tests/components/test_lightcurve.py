@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from starling.adql.language import compile_filter
 from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
-from starling.components.lightcurve import LightCurveConfig, LightCurveFeatures, batch_features
-from starling.filters.language import compile_filter
+from starling.components.annotators.lightcurve import LightCurveConfig, LightCurveFeatures, batch_features
 from tests.helpers import synthetic_alerts
 
 pytestmark = pytest.mark.samples

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import fastavro
 
-from starling.runtime.spec import ComponentSpec
+from starling.core.spec import ComponentSpec
 from tests.helpers import run_replay, synthetic_messages, write_messages
 
 

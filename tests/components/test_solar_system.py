@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from starling.adql.language import compile_filter
 from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
-from starling.components.solar_system import SolarSystem, SolarSystemConfig
-from starling.filters.language import compile_filter
+from starling.components.annotators.solar_system import SolarSystem, SolarSystemConfig
 
 pytestmark = pytest.mark.samples
 

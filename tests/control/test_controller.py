@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from starling.runtime.feed import feed
+from starling.transport.kafka.feed import feed
 from tests.control.support import ControllerProcess, ctl
 from tests.helpers import wait_until
 from tests.kafka_support import chain_spec, store_count

@@ -10,8 +10,8 @@ import httpx
 
 from starling.control.auth import SharedSecret
 from starling.control.service import BackgroundServer, worker_app
-from starling.runtime.embedded import EmbeddedPipeline
-from starling.runtime.spec import ComponentSpec, PipelineSpec
+from starling.core.embedded import EmbeddedPipeline
+from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.store.base import open_store
 from tests.helpers import wait_until
 

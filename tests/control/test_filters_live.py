@@ -14,10 +14,10 @@ import httpx
 import pytest
 from confluent_kafka import Consumer
 
+from starling.adql.language import compile_filter
 from starling.alert.decoder import AlertDecoder
-from starling.filters.language import compile_filter
-from starling.runtime.envelope import decode_envelope
-from starling.runtime.feed import feed
+from starling.transport.kafka.envelope import decode_envelope
+from starling.transport.kafka.feed import feed
 from tests.control.support import ControllerProcess
 from tests.helpers import wait_until
 from tests.kafka_support import chain_spec, store_count

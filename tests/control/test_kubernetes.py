@@ -13,10 +13,10 @@ import yaml
 from kubernetes import client as k8s
 from typer.testing import CliRunner
 
-from starling.cli import app, default_pipeline, input_source
-from starling.control.kubernetes_backend import KubernetesBackend
+from starling.cli.main import app, default_pipeline, input_source
+from starling.control.backends.kubernetes import KubernetesBackend
+from starling.core.spec import PipelineSpec
 from starling.deploy.kubernetes import DeploymentSettings, worker_deployment
-from starling.runtime.spec import PipelineSpec
 from tests.control.kubernetes_replay import ReplayedKubernetesApi
 
 KUBERNETES_VERSION = "1.30.0"

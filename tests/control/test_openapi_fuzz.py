@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, positive_data_acceptance
 
 from starling.control.auth import SharedSecret
+from starling.control.backends.local import LocalBackend
 from starling.control.controller import Controller, controller_app
-from starling.control.local_backend import LocalBackend
 from starling.control.service import worker_app
 from starling.control.state import ControllerState, DesiredPipeline
-from starling.runtime.worker import StageWorker
+from starling.transport.kafka.worker import StageWorker
 from tests.kafka_support import chain_spec
 
 _SCRATCH = Path(tempfile.mkdtemp(prefix="starling-fuzz-"))

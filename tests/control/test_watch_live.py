@@ -13,8 +13,8 @@ import pytest
 from mocpy import MOC
 
 from starling.alert.decoder import AlertDecoder
-from starling.runtime.envelope import decode_envelope
-from starling.runtime.feed import feed
+from starling.transport.kafka.envelope import decode_envelope
+from starling.transport.kafka.feed import feed
 from tests.control.support import ControllerProcess, ctl_env
 from tests.control.test_filters_live import _read_topic
 from tests.helpers import synthetic_alerts, wait_until

@@ -12,10 +12,10 @@ import pytest
 from confluent_kafka import Consumer
 
 from starling.alert.decoder import AlertDecoder
-from starling.runtime.envelope import decode_envelope
-from starling.runtime.feed import feed
-from starling.runtime.local import LocalChain
-from starling.runtime.spec import ComponentSpec
+from starling.control.backends.processes import LocalChain
+from starling.core.spec import ComponentSpec
+from starling.transport.kafka.envelope import decode_envelope
+from starling.transport.kafka.feed import feed
 from tests.helpers import wait_until
 from tests.kafka_support import chain_spec, store_count
 

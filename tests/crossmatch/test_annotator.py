@@ -12,11 +12,11 @@ from astropy.coordinates import SkyCoord, match_coordinates_sky
 from astropy.table import Table
 from typer.testing import CliRunner
 
-from starling.cli import app
-from starling.crossmatch.annotator import Crossmatch, CrossmatchConfig
+from starling.adql.language import compile_filter
+from starling.cli.main import app
+from starling.components.annotators.crossmatch import Crossmatch, CrossmatchConfig
+from starling.core.component import RunContext
 from starling.errors import ConfigError
-from starling.filters.language import compile_filter
-from starling.runtime.component import RunContext
 from tests.helpers import synthetic_alerts
 
 

@@ -10,7 +10,7 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord, match_coordinates_sky, search_around_sky
 
-from starling.crossmatch.index import CatalogIndex, depth_for_radius
+from starling.components.annotators.catalog_index import CatalogIndex, depth_for_radius
 from tests.helpers import decode_samples
 
 

@@ -13,16 +13,16 @@ from astropy.io import fits
 from cdshealpix import nested
 from mocpy import MOC
 
+from starling.adql.language import compile_filter
 from starling.alert.model import Alert
-from starling.crossmatch.watch import (
+from starling.components.annotators.watch import (
     Watchlists,
     WatchlistsConfig,
     Watchmaps,
     WatchmapsConfig,
     moc_from_upload,
 )
-from starling.filters.language import compile_filter
-from starling.runtime.component import RunContext
+from starling.core.component import RunContext
 from tests.helpers import synthetic_alerts
 
 

@@ -13,12 +13,12 @@ import pytest
 import xmlschema
 
 from starling.alert.model import Alert
-from starling.filters.delivery import with_delivery
-from starling.filters.ratecap import RateCap
-from starling.filters.voevent import describe, voevent_xml
-from starling.filters.webhook import WebhookDeliverer, signature
-from starling.runtime.embedded import EmbeddedPipeline
-from starling.runtime.spec import ComponentSpec, PipelineSpec
+from starling.components.filters.ratecap import RateCap
+from starling.components.sinks.deliver.sink import with_delivery
+from starling.components.sinks.deliver.voevent import describe, voevent_xml
+from starling.components.sinks.deliver.webhook import WebhookDeliverer, signature
+from starling.core.embedded import EmbeddedPipeline
+from starling.core.spec import ComponentSpec, PipelineSpec
 from tests.filters.webhook_server import WebhookReceiver
 from tests.helpers import decode_samples, synthetic_alerts, wait_until
 

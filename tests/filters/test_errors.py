@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from starling.filters.language import compile_filter
-from starling.filters.parse import FilterSyntaxError
+from starling.adql.language import compile_filter
+from starling.adql.parse import FilterSyntaxError
 
 CASES = [
     # (expression, line, column, words the message must hold)
@@ -49,7 +49,7 @@ def test_the_error_names_where_and_why(expression: str, line: int, column: int, 
 def test_the_documented_fields_are_the_generated_ones() -> None:
     from pathlib import Path
 
-    from starling.filters.cli import fields_markdown
+    from starling.cli.filters import fields_markdown
 
     document = (Path(__file__).resolve().parents[2] / "docs" / "filter-language.md").read_text()
     table = document.split("<!-- fields: generated -->\n", 1)[1].split("<!-- fields: end -->", 1)[0]

@@ -15,10 +15,10 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
+from starling.adql.fields import AlertColumns
+from starling.adql.language import compile_filter
 from starling.alert.model import Alert
-from starling.components.annotators import HistorySummary, HistorySummaryConfig
-from starling.filters.fields import AlertColumns
-from starling.filters.language import compile_filter
+from starling.components.annotators.history import HistorySummary, HistorySummaryConfig
 from tests.helpers import decode_samples
 
 Expected = Callable[[Alert], bool | None]  # None: unknown (a NULL was involved)
@@ -190,7 +190,7 @@ def test_geometry_on_real_positions(alerts: list[Alert]) -> None:
 
 
 def test_polygon_edges_are_great_circles_and_poles_work() -> None:
-    from starling.filters.geometry import polygon_contains
+    from starling.adql.geometry import polygon_contains
 
     # A triangle round the north pole: the pole is inside, a point at dec 80 outside the edges.
     ra = np.array([0.0, 123.0, 0.0, 60.0])
@@ -212,7 +212,7 @@ def test_polygon_edges_are_great_circles_and_poles_work() -> None:
 
 
 def test_integers_stay_exact_beyond_2_to_the_53() -> None:
-    from starling.filters.values import Vec
+    from starling.adql.values import Vec
 
     class Rows:
         def __init__(self, ids: list[int]) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from starling.components.annotators import HistorySummary, HistorySummaryConfig
-from starling.filters.component import AdqlFilter, AdqlFilterConfig, BatchColumns, current_catalogue
-from starling.filters.language import compile_filter
-from starling.filters.parse import parse_condition
-from starling.filters.plan import FilterPlan, parameterize
-from starling.runtime.component import Batch
+from starling.adql.language import compile_filter
+from starling.adql.parse import parse_condition
+from starling.adql.plan import FilterPlan, parameterize
+from starling.components.annotators.history import HistorySummary, HistorySummaryConfig
+from starling.components.filters.adql import AdqlFilter, AdqlFilterConfig, BatchColumns, current_catalogue
+from starling.core.component import Batch
 from tests.helpers import synthetic_alerts
 
 EXPRESSIONS = [
@@ -72,8 +72,8 @@ def test_an_embedded_pipeline_judges_after_its_annotators(tmp_path: object) -> N
     """The filters of a whole chain in one process see what the annotators before them wrote."""
     from pathlib import Path
 
-    from starling.runtime.embedded import EmbeddedPipeline
-    from starling.runtime.spec import ComponentSpec, PipelineSpec
+    from starling.core.embedded import EmbeddedPipeline
+    from starling.core.spec import ComponentSpec, PipelineSpec
 
     assert isinstance(tmp_path, Path)
     spec = PipelineSpec(

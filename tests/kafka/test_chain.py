@@ -11,10 +11,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from starling.alert.decoder import AlertDecoder
-from starling.runtime.feed import feed
-from starling.runtime.local import LocalChain
+from starling.control.backends.processes import LocalChain
 from starling.store.base import open_store
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
+from starling.transport.kafka.feed import feed
 from tests.helpers import wait_until
 from tests.kafka_support import chain_spec, kafka_script, store_count
 

@@ -10,10 +10,10 @@ import fastavro
 import pytest
 from confluent_kafka import Consumer
 
-from starling.filters.delivery import with_delivery
-from starling.runtime.embedded import EmbeddedPipeline
-from starling.runtime.kafka import KafkaSettings
-from starling.runtime.spec import ComponentSpec, PipelineSpec
+from starling.components.sinks.deliver.sink import with_delivery
+from starling.core.embedded import EmbeddedPipeline
+from starling.core.kafka_settings import KafkaSettings
+from starling.core.spec import ComponentSpec, PipelineSpec
 from tests.helpers import synthetic_alerts
 
 pytestmark = pytest.mark.kafka

@@ -13,8 +13,8 @@ from lsst.alert.packet import SchemaRegistry
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.schemas import ConfluentSchemaRegistry
-from starling.runtime.feed import feed
-from starling.runtime.worker import StageWorker
+from starling.transport.kafka.feed import feed
+from starling.transport.kafka.worker import StageWorker
 from tests.alert.registry_server import Registry
 from tests.helpers import wait_until
 from tests.kafka_support import chain_spec

@@ -11,13 +11,13 @@ import pytest
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
-from starling.runtime.component import ComponentConfig, Filter
-from starling.runtime.envelope import decode_envelope
-from starling.runtime.feed import feed
-from starling.runtime.kafka import requeue_dead_letters
-from starling.runtime.registry import register_component
-from starling.runtime.spec import ComponentSpec
-from starling.runtime.worker import StageWorker
+from starling.core.component import ComponentConfig, Filter
+from starling.core.registry import register_component
+from starling.core.spec import ComponentSpec
+from starling.transport.kafka.deadletters import requeue_dead_letters
+from starling.transport.kafka.envelope import decode_envelope
+from starling.transport.kafka.feed import feed
+from starling.transport.kafka.worker import StageWorker
 from tests.control.test_filters_live import _read_topic
 from tests.helpers import wait_until
 from tests.kafka_support import chain_spec

@@ -9,12 +9,13 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from starling.runtime.embedded import EmbeddedPipeline
-from starling.runtime.feed import feed
-from starling.runtime.kafka import KafkaSettings, ensure_topics
-from starling.runtime.local import LocalChain
+from starling.control.backends.processes import LocalChain
+from starling.core.embedded import EmbeddedPipeline
+from starling.core.kafka_settings import KafkaSettings
 from starling.store.base import open_store
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
+from starling.transport.kafka.clients import ensure_topics
+from starling.transport.kafka.feed import feed
 from tests.helpers import dump_store
 from tests.kafka_support import chain_spec
 

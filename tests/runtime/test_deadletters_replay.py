@@ -9,9 +9,9 @@ from typing import ClassVar
 from typer.testing import CliRunner
 
 from starling.alert.model import Alert
-from starling.cli import app
-from starling.runtime.component import Annotator, ComponentConfig
-from starling.runtime.registry import register_component
+from starling.cli.main import app
+from starling.core.component import Annotator, ComponentConfig
+from starling.core.registry import register_component
 from tests.helpers import dump_store
 
 

@@ -9,17 +9,17 @@ from typing import ClassVar
 import pytest
 
 from starling.alert.model import Alert
-from starling.errors import ComponentNotFoundError, ConfigError
-from starling.runtime.component import Annotator, Batch, ComponentConfig, Sink
-from starling.runtime.deadletter import read_dead_letters
-from starling.runtime.embedded import EmbeddedPipeline
-from starling.runtime.registry import (
+from starling.core.component import Annotator, Batch, ComponentConfig, Sink
+from starling.core.deadletter import read_dead_letters
+from starling.core.embedded import EmbeddedPipeline
+from starling.core.registry import (
     available_components,
     build_component,
     register_component,
     unregister_component,
 )
-from starling.runtime.spec import ComponentSpec, PipelineSpec
+from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.errors import ComponentNotFoundError, ConfigError
 from tests.helpers import replay_spec, synthetic_messages, write_messages
 
 

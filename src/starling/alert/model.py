@@ -191,7 +191,7 @@ class Alert:
     @property
     def record(self) -> Record:
         """The survey's original record, as decoded. An alert that crossed a stage boundary (see
-        ``starling.runtime.envelope``) decodes it from the original message on first use."""
+        ``starling.transport.kafka.envelope``) decodes it from the original message on first use."""
         if self._record is None:
             assert self._record_loader is not None
             self._record = self._record_loader()

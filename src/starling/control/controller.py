@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from starling.control.autoscaler import AutoscalePolicy, Autoscaler
-from starling.control.backend import Backend
+from starling.control.backends.base import Backend
 from starling.control.filters_api import add_filter_routes
 from starling.control.service import (
     COMMON_RESPONSES,
@@ -31,13 +31,13 @@ from starling.control.service import (
     bearer,
 )
 from starling.control.state import ControllerState, DesiredPipeline
-from starling.control.vosi import availability_xml, capabilities_xml
 from starling.control.watch_api import add_watch_routes
+from starling.core.registry import build_component
+from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.core.stages import STAGES, StageName, stage_component_specs, stage_kind, stage_layout
 from starling.errors import ConfigError, StoreError
-from starling.runtime.kafka import GroupLag
-from starling.runtime.registry import build_component
-from starling.runtime.spec import ComponentSpec, PipelineSpec
-from starling.runtime.stages import STAGES, StageName, stage_component_specs, stage_kind, stage_layout
+from starling.transport.kafka.clients import GroupLag
+from starling.vo.vosi import availability_xml, capabilities_xml
 
 MAX_REPLICAS = 16
 _STAGE_FIELD: dict[StageName, str] = {"ingest": "annotators", "filter": "filters", "distribute": "sinks"}
@@ -193,7 +193,7 @@ class Controller:
     def set_filters(self, components: list[ComponentSpec]) -> DesiredPipeline:
         """The filter stage's new components (users' filters among them). Their outputs reach the
         distribute stage's ``deliver`` sink first, so no match is judged before its route is known."""
-        from starling.filters.delivery import with_delivery
+        from starling.components.sinks.deliver.sink import with_delivery
 
         for component in components:  # refused here, before anything changes
             build_component(component.use, component.config, component.instance_name, "filter")
@@ -207,8 +207,8 @@ class Controller:
         return self._change("ingest", components)
 
     def try_filter(self, expression: str, limit: int, sample: int) -> dict[str, Any]:
-        """Judge the latest stored alerts with ``expression`` (see ``starling.filters.history``)."""
-        from starling.filters.history import try_filter
+        """Judge the latest stored alerts with ``expression`` (see ``starling.adql.history``)."""
+        from starling.adql.history import try_filter
         from starling.store.base import open_store
 
         if self.store_location is None or not self.store_location.exists():

@@ -17,12 +17,12 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from starling.adql.language import compile_filter
+from starling.adql.parse import FilterSyntaxError
+from starling.components.sinks.deliver.outputs import Output
 from starling.control.state import Principal
+from starling.core.spec import ComponentSpec
 from starling.errors import ConfigError, StoreError
-from starling.filters.language import compile_filter
-from starling.filters.outputs import Output
-from starling.filters.parse import FilterSyntaxError
-from starling.runtime.spec import ComponentSpec
 
 if TYPE_CHECKING:
     from starling.control.controller import Controller

@@ -24,10 +24,10 @@ from pydantic import BaseModel, Field
 
 from starling.control.auth import TokenAuthority
 from starling.control.state import Principal, Role
-from starling.control.vosi import availability_xml, capabilities_xml
+from starling.core.live import LiveRuntime
+from starling.core.spec import ComponentSpec
 from starling.errors import ConfigError
-from starling.runtime.live import LiveRuntime
-from starling.runtime.spec import ComponentSpec
+from starling.vo.vosi import availability_xml, capabilities_xml
 
 
 class ConfigPatch(BaseModel):

@@ -18,8 +18,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from starling.control.autoscaler import AutoscalePolicy
-from starling.runtime.spec import PipelineSpec
-from starling.runtime.stages import STAGES, StageName
+from starling.core.spec import PipelineSpec
+from starling.core.stages import STAGES, StageName
 
 Role = Literal["operator", "user"]
 

@@ -16,10 +16,10 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from starling.components.annotators.watch import NAME, WatchTarget, moc_from_upload
 from starling.control.state import Principal
-from starling.crossmatch.watch import NAME, WatchTarget, moc_from_upload
+from starling.core.spec import ComponentSpec
 from starling.errors import ConfigError
-from starling.runtime.spec import ComponentSpec
 
 if TYPE_CHECKING:
     from starling.control.controller import Controller

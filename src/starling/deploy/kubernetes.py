@@ -28,8 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from starling.runtime.spec import PipelineSpec
-from starling.runtime.stages import STAGES, StageName
+from starling.core.spec import PipelineSpec
+from starling.core.stages import STAGES, StageName
 
 Manifest = dict[str, Any]
 

@@ -14,7 +14,7 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 
 from starling.alert.model import Alert
-from starling.runtime.component import AnnotationField, Annotator, ComponentConfig
+from starling.core.component import AnnotationField, Annotator, ComponentConfig
 
 
 class GalacticConfig(ComponentConfig):

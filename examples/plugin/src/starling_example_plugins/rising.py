@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from starling.alert.model import Alert
-from starling.runtime.component import ComponentConfig, Filter
+from starling.core.component import ComponentConfig, Filter
 
 
 class RisingConfig(ComponentConfig):

@@ -1,0 +1,202 @@
+"""``starling filter``: write, check, submit and follow your filters from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from starling.cli.terminal import console, report_error
+
+filter_app = typer.Typer(no_args_is_help=True, help="Your filters: check, submit, list, change, try.")
+
+Controller = Annotated[str | None, typer.Option(help="controller URL (or $STARLING_CONTROLLER)")]
+Token = Annotated[str | None, typer.Option(help="access token (or $STARLING_TOKEN)")]
+
+
+def fields_markdown() -> str:
+    """The filter language's fields, as the documentation lists them (generated, never hand-edited)."""
+    from starling.components.filters.adql import current_catalogue
+
+    lines = [
+        "| field | type | unit | what |",
+        "|---|---|---|---|",
+    ]
+    seen: set[int] = set()
+    for field in current_catalogue().all():
+        if "-" in field.name:
+            continue  # listed once, under its underscore alias
+        if id(field) in seen:
+            continue
+        seen.add(id(field))
+        lines.append(f"| `{field.name}` | {field.type} | {field.unit} | {field.description} |")
+    return "\n".join(lines) + "\n"
+
+
+@filter_app.command("fields")
+def fields(markdown: Annotated[bool, typer.Option(help="as a Markdown table")] = False) -> None:
+    """Every field a filter can use, with its type and unit."""
+    if markdown:
+        typer.echo(fields_markdown(), nl=False)  # plain text: a Markdown table must not be wrapped
+        return
+    from starling.components.filters.adql import current_catalogue
+
+    table = Table()
+    for column in ("field", "type", "unit", "what"):
+        table.add_column(column)
+    for field in current_catalogue().all():
+        table.add_row(field.name, field.type, field.unit, field.description)
+    console.print(table)
+
+
+@filter_app.command("check")
+def check(expression: str) -> None:
+    """Check an expression without submitting it: the fields it uses, or where it is wrong."""
+    from starling.adql.language import compile_filter
+    from starling.adql.parse import FilterSyntaxError
+
+    try:
+        compiled = compile_filter(expression)
+    except FilterSyntaxError as exc:
+        report_error(str(exc))
+        raise typer.Exit(2) from None
+    console.print(f"valid; uses {', '.join(sorted(compiled.fields))}")
+
+
+def _call(method: str, path: str, body: Any, controller: str | None, token: str | None) -> Any:
+    from starling.cli.control import _call as call_controller
+
+    return call_controller(method, path, body, controller, token)
+
+
+@filter_app.command("add")
+def add(
+    name: str,
+    expression: str,
+    output: Annotated[
+        list[str] | None,
+        typer.Option("--output", help='an output as JSON, e.g. {"type": "kafka"} (repeatable)'),
+    ] = None,
+    description: Annotated[str, typer.Option()] = "",
+    max_per_visit: Annotated[int | None, typer.Option()] = None,
+    max_per_minute: Annotated[int | None, typer.Option()] = None,
+    controller: Controller = None,
+    token: Token = None,
+) -> None:
+    """Submit a filter; it goes live for the alerts that arrive after."""
+    outputs = [_json_object(o) for o in output or []]
+    body: dict[str, Any] = {
+        "name": name,
+        "expression": expression,
+        "description": description,
+        "outputs": outputs,
+    }
+    if max_per_visit:
+        body["max_per_visit"] = max_per_visit
+    if max_per_minute:
+        body["max_per_minute"] = max_per_minute
+    console.print(_call("POST", "/filters", body, controller, token))
+
+
+@filter_app.command("list")
+def list_filters(controller: Controller = None, token: Token = None) -> None:
+    """Your filters and their counts."""
+    table = Table()
+    for column in ("name", "owner", "expression", "paused", "seen", "matched", "delivered", "failed"):
+        table.add_column(column)
+    for f in _call("GET", "/filters", None, controller, token):
+        counts = f["counts"]
+        table.add_row(
+            f["name"],
+            f["owner"],
+            f["expression"],
+            str(f["paused"]),
+            str(counts["seen"]),
+            str(counts["matched"]),
+            str(counts["delivered"]),
+            str(counts["failed_deliveries"]),
+        )
+    console.print(table)
+
+
+@filter_app.command("change")
+def change(
+    name: str,
+    expression: Annotated[str | None, typer.Option()] = None,
+    output: Annotated[list[str] | None, typer.Option("--output", help="replaces the outputs")] = None,
+    controller: Controller = None,
+    token: Token = None,
+) -> None:
+    """Change a filter's expression or outputs."""
+    body: dict[str, Any] = {}
+    if expression is not None:
+        body["expression"] = expression
+    if output is not None:
+        body["outputs"] = [_json_object(o) for o in output]
+    console.print(_call("PATCH", f"/filters/{name}", body, controller, token))
+
+
+@filter_app.command("pause")
+def pause(name: str, controller: Controller = None, token: Token = None) -> None:
+    console.print(_call("POST", f"/filters/{name}/pause", None, controller, token))
+
+
+@filter_app.command("resume")
+def resume(name: str, controller: Controller = None, token: Token = None) -> None:
+    console.print(_call("POST", f"/filters/{name}/resume", None, controller, token))
+
+
+@filter_app.command("remove")
+def remove(name: str, controller: Controller = None, token: Token = None) -> None:
+    console.print(_call("DELETE", f"/filters/{name}", None, controller, token))
+
+
+@filter_app.command("try")
+def try_filter(
+    expression: str,
+    limit: Annotated[int, typer.Option(help="how many of the latest stored alerts")] = 10_000,
+    store: Annotated[
+        Path | None, typer.Option(help="a store to read here instead of asking the controller")
+    ] = None,
+    controller: Controller = None,
+    token: Token = None,
+) -> None:
+    """How many stored alerts the filter would have matched, and a sample."""
+    if store is not None:
+        from starling.adql.history import try_filter as run_try
+        from starling.adql.parse import FilterSyntaxError
+        from starling.errors import StarlingError
+        from starling.store.base import open_store
+
+        try:
+            opened = open_store(store)
+            result = run_try(opened, expression, limit, sample=5)
+            opened.close()
+        except (FilterSyntaxError, StarlingError) as exc:
+            report_error(str(exc))
+            raise typer.Exit(2) from None
+    else:
+        result = _call(
+            "POST", "/try-filter", {"expression": expression, "limit": limit, "sample": 5}, controller, token
+        )
+    matched, examined = result["matched"], result["alerts_examined"]
+    console.print(f"{matched:,} of {examined:,} stored alerts match ({result['fraction']:.2%})")
+    for row in result["sample"]:
+        console.print(
+            f"  {row['survey']} {row['alert_id']} {row['object_id']} mag={row['mag']}", markup=False
+        )
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        report_error(f"not JSON: {exc}")
+        raise typer.Exit(2) from None
+    if not isinstance(value, dict):
+        report_error("an output is a JSON object")
+        raise typer.Exit(2)
+    return value

@@ -1,0 +1,143 @@
+"""``adql``: a user's filter, an ADQL expression, as a filter-stage component.
+
+Every ``adql`` filter of a stage reads the same columns of the batch (``Batch.shared``), and shares
+the sub-expressions it has in common with the others, so a hundred live filters cost about what
+their distinct comparisons cost, column-wise. A paused filter judges nothing. The rate cap holds back
+matches past the cap and counts them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from starling.adql.fields import AlertColumns, FieldCatalogue, catalogue
+from starling.adql.language import CompiledFilter, compile_filter
+from starling.adql.parse import FilterSyntaxError
+from starling.adql.plan import FilterPlan
+from starling.alert.model import Alert
+from starling.components.filters.ratecap import RateCap
+from starling.components.sinks.deliver.outputs import Output
+from starling.core.component import Batch, Component, ComponentConfig, Filter
+
+COLUMNS_KEY = "filters.columns"
+VERDICTS_KEY = "filters.verdicts"
+
+
+@functools.lru_cache(maxsize=8)
+def _plan(filters: tuple[tuple[str, str], ...]) -> FilterPlan:
+    """The plan for this set of live filters; made again only when the set changes."""
+    return FilterPlan(filters, current_catalogue())
+
+
+class BatchColumns(AlertColumns):
+    """The batch's columns and the memo of sub-expressions, shared by the filters of a stage."""
+
+    def __init__(self, alerts: Sequence[Alert]) -> None:
+        super().__init__(alerts)
+        self.memo: dict[str, Any] = {}
+        self.objects = np.empty(len(alerts), dtype=object)  # to pick each filter's matches in C
+        self.objects[:] = alerts
+
+
+def shared_columns(batch: Batch) -> BatchColumns:
+    columns = batch.shared.get(COLUMNS_KEY)
+    if columns is None or columns.alerts is not batch.alerts:
+        columns = BatchColumns(batch.alerts)
+        batch.shared[COLUMNS_KEY] = columns
+    return columns
+
+
+@functools.lru_cache(maxsize=4)
+def _catalogue(components: tuple[str, ...]) -> FieldCatalogue:
+    return catalogue()
+
+
+def current_catalogue() -> FieldCatalogue:
+    """The field catalogue for the installed annotators (rebuilt when the installed set changes)."""
+    from starling.core.registry import available_components
+
+    return _catalogue(tuple(available_components()))
+
+
+class AdqlFilterConfig(ComponentConfig):
+    expression: str = Field(
+        min_length=1,
+        max_length=20_000,
+        description="an ADQL condition, e.g. mag < 19 AND reliability > 0.8 (see `starling filter fields`)",
+    )
+    description: str = Field("", max_length=2000)
+    owner: str = Field("operator", description="who may change it (set by the controller)")
+    paused: bool = Field(False, description="a paused filter judges nothing and matches nothing")
+    max_per_visit: int | None = Field(None, ge=1, description="matches passed on per exposure, at most")
+    max_per_minute: int | None = Field(None, ge=1, description="matches passed on per minute, at most")
+    outputs: list[Output] = Field(default_factory=list, description="where the matches go")
+
+    @field_validator("expression")
+    @classmethod
+    def _compiles(cls, expression: str) -> str:
+        try:
+            compile_filter(expression, current_catalogue())
+        except FilterSyntaxError as exc:
+            raise ValueError(str(exc)) from None
+        return expression
+
+    @model_validator(mode="after")
+    def _one_output_per_kind_and_target(self) -> AdqlFilterConfig:
+        keys = [o.model_dump_json() for o in self.outputs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("the same output is listed twice")
+        return self
+
+
+class AdqlFilter(Filter[AdqlFilterConfig]):
+    """A filter written as an ADQL condition over the alert's fields, history and annotations."""
+
+    Config: ClassVar[type[ComponentConfig]] = AdqlFilterConfig
+
+    def __init__(self, config: AdqlFilterConfig, name: str) -> None:
+        super().__init__(config, name)
+        self.compiled: CompiledFilter = compile_filter(config.expression, current_catalogue())
+        self.cap = RateCap(config.max_per_visit, config.max_per_minute)
+
+    def evaluate(self, alerts: Sequence[Alert]) -> Sequence[bool]:
+        """For one call outside a stage; a stage goes through ``process`` and the shared columns."""
+        return [bool(v) for v in self.compiled.evaluate(BatchColumns(alerts))]
+
+    @classmethod
+    def cooperate(cls, batch: Batch, peers: Sequence[Component[Any]]) -> None:
+        """Judge every live ADQL filter of the stage at once, grouped by shape (``FilterPlan``)."""
+        live = tuple(
+            (p.name, p.config.expression) for p in peers if isinstance(p, AdqlFilter) and not p.config.paused
+        )
+        if not live or not batch.alerts:
+            return
+        columns = shared_columns(batch)
+        batch.shared[VERDICTS_KEY] = _plan(live).evaluate(columns)
+
+    def process(self, batch: Batch) -> Batch:
+        if self.config.paused or not batch.alerts:
+            batch.matches[self.name] = []
+            return batch
+        columns = shared_columns(batch)
+        verdicts = batch.shared.get(VERDICTS_KEY, {}).get(self.name)
+        if verdicts is None or len(verdicts) != len(batch.alerts):  # alone (a retry, a direct call)
+            verdicts = self.compiled.evaluate(columns)
+        matched: list[Alert] = columns.objects[verdicts].tolist()
+        batch.matches[self.name] = self.cap.admit(matched)
+        return batch
+
+    def counters(self) -> dict[str, Any]:
+        return {"held_back_by_cap": self.cap.held_back, "paused": self.config.paused}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "expression": self.config.expression,
+            "paused": self.config.paused,
+            "held_back_by_cap": self.cap.held_back,
+            "cap_hit": self.cap.hit,
+        }

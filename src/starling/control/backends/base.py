@@ -1,0 +1,35 @@
+"""What the controller asks of a backend: run each stage's workers at the desired count.
+
+Two backends: ``local`` (worker processes on this machine, ``local_backend``) and ``kubernetes`` (one
+Deployment per stage, ``kubernetes_backend``). Either way the controller then talks to each worker's
+control API (``WorkerClient``) to push configuration and read status and lag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from starling.control.client import WorkerClient
+from starling.core.spec import PipelineSpec
+from starling.core.stages import StageName
+
+
+class Backend(Protocol):
+    def start(self, spec: PipelineSpec, replicas: dict[StageName, int]) -> None:
+        """Make the pipeline run with these replicas (create what is missing, adopt what exists)."""
+
+    def write_spec(self, spec: PipelineSpec) -> None:
+        """Keep the pipeline where new and restarted workers read it."""
+
+    def workers(self, stage: StageName) -> Sequence[WorkerClient]:
+        """The stage's workers now running (or starting), in replica order."""
+
+    def scale(self, replicas: dict[StageName, int]) -> None:
+        """Set the count of some stages; a worker removed drains first (it commits what it holds)."""
+
+    def restarts(self) -> dict[str, int]:
+        """Restarts per worker, for the controller's status."""
+
+    def stop(self) -> None:
+        """The controller is stopping."""

@@ -1,0 +1,166 @@
+"""The controller's ``kubernetes`` backend: one Deployment per stage, through the Kubernetes API.
+
+It uses the official client (``kubernetes``): the pipeline goes into a ConfigMap every pod mounts;
+each stage is a Deployment made from the same manifest as ``starling deploy kubernetes``
+(``starling.deploy.kubernetes``), created when missing and adopted when present; scaling patches the
+Deployment's ``scale`` subresource. A pod that Kubernetes removes on a scale-down gets SIGTERM, on
+which the worker drains (finishes its batch, commits, leaves its group) within the pod's grace period,
+so nothing is lost or doubled. The controller reaches each pod's control API on its pod IP, with the
+shared control token of the ``starling-control-token`` Secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from starling.control.auth import TOKEN_ENV
+from starling.control.client import WorkerClient
+from starling.core.spec import PipelineSpec
+from starling.core.stages import STAGES, StageName
+from starling.deploy.kubernetes import (
+    PIPELINE_CONFIGMAP,
+    WORKER_PORT,
+    DeploymentSettings,
+    deployment_name,
+    pipeline_configmap,
+    selector,
+    worker_deployment,
+)
+from starling.errors import ConfigError
+
+log = logging.getLogger("starling.controller")
+
+
+class PodWorker(WorkerClient):
+    def __init__(self, stage: StageName, replica: int, pod: Any, token: str) -> None:
+        self.stage = stage
+        self.replica = replica
+        self.token = token
+        self.name: str = pod.metadata.name
+        self.ip: str | None = pod.status.pod_ip if pod.status else None
+        self.phase: str | None = pod.status.phase if pod.status else None
+        self.restart_count = sum(s.restart_count for s in (pod.status.container_statuses or []))
+        self.port = WORKER_PORT
+
+    @property
+    def base_url(self) -> str | None:
+        return None if self.ip is None else f"http://{self.ip}:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.phase == "Running"
+
+
+def api_client_from_environment() -> k8s.ApiClient:
+    """In a pod: its service account. Elsewhere: the kubeconfig (``$KUBECONFIG`` or ~/.kube/config)."""
+    try:
+        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except k8s_config.ConfigException:
+        try:
+            k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+        except (k8s_config.ConfigException, OSError) as exc:
+            raise ConfigError(
+                f"no Kubernetes cluster to talk to (not in a pod, no kubeconfig): {exc}"
+            ) from None
+    return k8s.ApiClient()
+
+
+class KubernetesBackend:
+    def __init__(self, settings: DeploymentSettings, api: k8s.ApiClient, token: str) -> None:
+        self.settings = settings
+        self.apps = k8s.AppsV1Api(api)
+        self.core = k8s.CoreV1Api(api)
+        self.token = token
+        self.namespace = settings.namespace
+
+    @classmethod
+    def from_environment(cls, settings: DeploymentSettings) -> KubernetesBackend:
+        import os
+
+        token = os.environ.get(TOKEN_ENV)
+        if not token:
+            raise ConfigError(f"the kubernetes backend needs the workers' control token in ${TOKEN_ENV}")
+        return cls(settings, api_client_from_environment(), token)
+
+    def start(self, spec: PipelineSpec, replicas: dict[StageName, int]) -> None:
+        self.write_spec(spec)
+        for stage in STAGES:
+            self._ensure_deployment(stage, replicas.get(stage, 1))
+
+    def _ensure_deployment(self, stage: StageName, replicas: int) -> None:
+        name = deployment_name(stage)
+        try:
+            self.apps.read_namespaced_deployment(name, self.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            log.info("creating deployment %s with %d replicas", name, replicas)
+            # The client takes the API's JSON as a dict as well as its model classes.
+            body: Any = worker_deployment(stage, self.settings, replicas)
+            self.apps.create_namespaced_deployment(self.namespace, body)
+            return
+        log.info("adopting deployment %s; %d replicas", name, replicas)
+        self._scale_one(stage, replicas)
+
+    def write_spec(self, spec: PipelineSpec) -> None:
+        body: Any = pipeline_configmap(spec, self.settings)
+        try:
+            self.core.replace_namespaced_config_map(PIPELINE_CONFIGMAP, self.namespace, body)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.core.create_namespaced_config_map(self.namespace, body)
+
+    def _pods(self, stage: StageName) -> list[Any]:
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector(f"worker-{stage}"))
+        return sorted(pods.items, key=lambda pod: str(pod.metadata.name if pod.metadata else ""))
+
+    def workers(self, stage: StageName) -> list[PodWorker]:
+        """The stage's pods, less those terminating (draining after a scale-down), numbered by name."""
+        staying = [pod for pod in self._pods(stage) if pod.metadata.deletion_timestamp is None]
+        return [PodWorker(stage, index, pod, self.token) for index, pod in enumerate(staying)]
+
+    def _scale_one(self, stage: StageName, replicas: int) -> None:
+        # A merge patch: the client's default for a patch is a JSON patch (a list of operations).
+        self.apps.patch_namespaced_deployment_scale(
+            deployment_name(stage),
+            self.namespace,
+            {"spec": {"replicas": replicas}},
+            _content_type="application/merge-patch+json",
+        )
+
+    def scale(self, replicas: dict[StageName, int]) -> None:
+        for stage, count in replicas.items():
+            log.info("scaling %s to %d", deployment_name(stage), count)
+            self._scale_one(stage, count)
+
+    def restarts(self) -> dict[str, int]:
+        counts = {}
+        for stage in STAGES:
+            for index, pod in enumerate(self._pods(stage)):
+                counts[pod.metadata.name] = PodWorker(stage, index, pod, self.token).restart_count
+        return counts
+
+    def stop(self) -> None:
+        """The Deployments outlive the controller: Kubernetes keeps them running while it restarts."""
+
+    def teardown(self) -> None:
+        """Delete the stages' Deployments and the pipeline ConfigMap (what ``start`` created)."""
+        for stage in STAGES:
+            self._delete(
+                lambda s=stage: self.apps.delete_namespaced_deployment(deployment_name(s), self.namespace)
+            )
+        self._delete(lambda: self.core.delete_namespaced_config_map(PIPELINE_CONFIGMAP, self.namespace))
+
+    @staticmethod
+    def _delete(call: Any) -> None:
+        try:
+            call()
+        except ApiException as exc:
+            if exc.status != 404:  # already gone is what we wanted
+                raise

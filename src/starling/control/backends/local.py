@@ -1,0 +1,111 @@
+"""The controller's ``local`` backend: worker processes on this machine, kept to the desired count.
+
+A supervisor thread restarts a worker that dies, with an exponential back-off per slot (1 s, 2 s,
+4 s ... at most 30 s; back to 1 s after a minute of good health). Scaling down drains the replica
+first (``POST /drain``: it commits what it holds and leaves its group), so nothing is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starling.control.backends.processes import LocalChain, WorkerProcess
+from starling.core.spec import PipelineSpec
+from starling.core.stages import STAGES, StageName
+
+log = logging.getLogger("starling.controller")
+
+_MAX_BACKOFF_S = 30.0
+_HEALTHY_RESET_S = 60.0
+
+
+@dataclass
+class _Slot:
+    failures: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default_factory=time.monotonic)
+    restarts: int = 0
+
+
+class LocalBackend:
+    def __init__(self, spec: PipelineSpec, output_dir: Path) -> None:
+        self.chain = LocalChain(spec, output_dir, replicas={stage: 0 for stage in STAGES})
+        self.desired: dict[StageName, int] = {stage: 0 for stage in STAGES}
+        self.slots: dict[tuple[StageName, int], _Slot] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._supervise, daemon=True)
+
+    def start(self, spec: PipelineSpec, replicas: dict[StageName, int]) -> None:
+        self.write_spec(spec)
+        self.chain.start_topics()
+        self.scale(replicas)
+        self.chain.wait_ready(120)
+        self._thread.start()
+
+    def write_spec(self, spec: PipelineSpec) -> None:
+        """New and restarted workers read this file: it always holds the current pipeline."""
+        self.chain.spec = spec
+        self.chain.write_spec()
+
+    def workers(self, stage: StageName) -> list[WorkerProcess]:
+        with self._lock:
+            return sorted((w for w in self.chain.workers if w.stage == stage), key=lambda w: w.replica)
+
+    def scale(self, replicas: dict[StageName, int]) -> None:
+        with self._lock:
+            for stage, count in replicas.items():
+                self.desired[stage] = count
+                for replica in range(count):
+                    if (stage, replica) not in self.slots:
+                        self.slots[stage, replica] = _Slot()
+                        self.chain.start_worker(stage, replica)
+                for worker in [w for w in self.workers(stage) if w.replica >= count]:
+                    self.slots.pop((stage, worker.replica), None)
+                    self._drain_and_forget(worker)
+
+    def _drain_and_forget(self, worker: WorkerProcess) -> None:
+        worker.post("/drain")
+        try:
+            worker.process.wait(timeout=60)
+        except Exception:  # a worker that does not drain in time is stopped; its batch will be replayed
+            worker.process.kill()
+            worker.process.wait()
+        self.chain.workers = [w for w in self.chain.workers if w is not worker]
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(0.5):
+            with self._lock:
+                now = time.monotonic()
+                for (stage, replica), slot in list(self.slots.items()):
+                    worker = next(
+                        (w for w in self.chain.workers if (w.stage, w.replica) == (stage, replica)), None
+                    )
+                    if worker is not None and worker.alive:
+                        if slot.failures and now - slot.started_at > _HEALTHY_RESET_S:
+                            slot.failures = 0
+                        continue
+                    if slot.next_start == 0.0:
+                        slot.failures += 1
+                        delay = min(_MAX_BACKOFF_S, 2.0 ** (slot.failures - 1))
+                        slot.next_start = now + delay
+                        log.warning("%s#%d died; restarting in %.0f s", stage, replica, delay)
+                    elif now >= slot.next_start:
+                        slot.next_start = 0.0
+                        slot.started_at = now
+                        slot.restarts += 1
+                        self.chain.start_worker(stage, replica)
+
+    def restarts(self) -> dict[str, int]:
+        with self._lock:
+            return {f"{stage}#{replica}": slot.restarts for (stage, replica), slot in self.slots.items()}
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.chain.stop()

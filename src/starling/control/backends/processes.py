@@ -1,0 +1,166 @@
+"""The whole chain over Kafka on this machine: one worker process per stage replica.
+
+Each worker is ``python -m starling serve <stage>``, serving its control API on 127.0.0.1 (the port
+it chose is written to a file), logging to ``<output>/logs``. The pipeline description the workers
+read is written once as JSON, so every replica runs exactly the same one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starling.control.auth import TOKEN_ENV, new_secret
+from starling.control.client import WorkerClient
+from starling.core.spec import PipelineSpec
+from starling.core.stages import STAGES, StageName, all_topics
+from starling.errors import StarlingError
+from starling.transport.kafka.clients import ensure_topics
+
+
+@dataclass
+class WorkerProcess(WorkerClient):
+    stage: StageName
+    replica: int
+    process: subprocess.Popen[bytes]
+    port_file: Path
+    log_path: Path
+    token: str
+
+    @property
+    def port(self) -> int | None:
+        try:
+            return int(self.port_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    @property
+    def base_url(self) -> str | None:
+        return None if self.port is None else f"http://127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+class LocalChain:
+    """Starts, watches and stops the worker processes of a pipeline."""
+
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        output_dir: Path,
+        replicas: dict[StageName, int] | None = None,
+        stages: tuple[StageName, ...] = STAGES,
+    ) -> None:
+        self.spec = spec
+        self.output_dir = output_dir.resolve()
+        self.stages = stages
+        self.replicas = {stage: (replicas or {}).get(stage, 1) for stage in stages}
+        self.run_dir = self.output_dir / "run"
+        self.spec_path = self.run_dir / "pipeline.json"
+        self.workers: list[WorkerProcess] = []
+        # One operator secret for the control APIs of this chain's workers, handed to them at start.
+        self.token = new_secret()
+
+    def write_spec(self) -> None:
+        """The pipeline description every worker reads when it starts (rewritten on every change)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.output_dir / "logs").mkdir(parents=True, exist_ok=True)
+        staged = self.spec_path.with_suffix(".json.tmp")
+        staged.write_text(self.spec.model_dump_json(indent=2))
+        staged.replace(self.spec_path)  # atomic: a starting worker never reads half a file
+
+    def start_topics(self) -> None:
+        ensure_topics(self.spec.kafka, all_topics(self.spec))
+
+    def start(self, ready_timeout_s: float = 60.0) -> None:
+        self.write_spec()
+        self.start_topics()
+        for stage in self.stages:
+            for replica in range(self.replicas[stage]):
+                self.start_worker(stage, replica)
+        self.wait_ready(ready_timeout_s)
+
+    def start_worker(self, stage: StageName, replica: int) -> WorkerProcess:
+        port_file = self.run_dir / f"{stage}-{replica}.port"
+        port_file.unlink(missing_ok=True)
+        log_path = self.output_dir / "logs" / f"{stage}-{replica}.log"
+        command = [
+            sys.executable,
+            "-m",
+            "starling",
+            "serve",
+            stage,
+            "--pipeline",
+            str(self.spec_path),
+            "--output",
+            str(self.output_dir),
+            "--port-file",
+            str(port_file),
+        ]
+        environment = {**os.environ, TOKEN_ENV: self.token}
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+        worker = WorkerProcess(stage, replica, process, port_file, log_path, self.token)
+        self.workers = [w for w in self.workers if (w.stage, w.replica) != (stage, replica)] + [worker]
+        return worker
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        for worker in list(self.workers):
+            while True:
+                if not worker.alive:
+                    raise StarlingError(f"{worker.stage} worker exited; see {worker.log_path}")
+                if worker.get("/ready") is not None:
+                    break
+                if time.monotonic() > deadline:
+                    raise StarlingError(
+                        f"{worker.stage} worker not ready in {timeout_s} s; see {worker.log_path}"
+                    )
+                time.sleep(0.1)
+
+    def worker(self, stage: StageName, replica: int = 0) -> WorkerProcess:
+        return next(w for w in self.workers if (w.stage, w.replica) == (stage, replica))
+
+    def statuses(self, stage: StageName) -> list[dict[str, Any]]:
+        return [s for w in self.workers if w.stage == stage and (s := w.get("/status")) is not None]
+
+    def settled_count(self) -> int:
+        """Messages that have gone all the way: stored, or refused as dead letters on the way."""
+        done = sum(int(s["messages_in"]) for s in self.statuses("distribute"))
+        for stage in STAGES:
+            done += sum(int(s["components"]["decode"]["failed"]) for s in self.statuses(stage))
+        return done
+
+    def wait_for(self, count: int, timeout_s: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.settled_count() < count:
+            if time.monotonic() > deadline:
+                raise StarlingError(
+                    f"only {self.settled_count()} of {count} messages through in {timeout_s} s"
+                )
+            time.sleep(0.2)
+
+    def kill(self, stage: StageName, replica: int = 0, sig: int = signal.SIGKILL) -> None:
+        worker = self.worker(stage, replica)
+        worker.process.send_signal(sig)
+        worker.process.wait(timeout=30)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        for worker in self.workers:
+            if worker.alive:
+                worker.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for worker in self.workers:
+            try:
+                worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()

@@ -1,1 +1,0 @@
-"""Crossmatching alerts with catalogues: a HEALPix-sorted, memory-mapped index, searched per batch."""

@@ -1,1 +1,0 @@
-"""User filters: an ADQL expression language over alerts, evaluated column-wise over batches."""

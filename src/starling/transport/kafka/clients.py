@@ -1,0 +1,121 @@
+"""Kafka clients for Starling's data plane: topics, consumer-group lag, delivery tracking.
+
+Survey streams come in as they are (ZTF: a container file per message; Rubin: the Confluent wire
+format). Between stages travel envelopes (``starling.transport.kafka.envelope``). Every client is built
+from :class:`KafkaSettings`, whose ``client`` table is passed through to librdkafka unchanged, so
+SASL/SCRAM and TLS work as usual::
+
+    [kafka.client]
+    "security.protocol" = "SASL_SSL"
+    "sasl.mechanisms" = "SCRAM-SHA-512"
+    "sasl.username" = "..."
+    "sasl.password" = "..."
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from starling.core.kafka_settings import KafkaSettings
+from starling.errors import StarlingError
+
+
+def ensure_topics(settings: KafkaSettings, topics: list[str], timeout_s: float = 30.0) -> None:
+    """Create the topics that do not exist yet, with the configured partitions and retention."""
+    wanted = [t for t in topics if not t.startswith("^")]
+    if not wanted:
+        return
+    admin = AdminClient(settings.common())
+    new = [
+        NewTopic(
+            topic,
+            num_partitions=settings.partitions,
+            replication_factor=settings.replication_factor,
+            config={"retention.ms": str(settings.retention_ms), "max.message.bytes": "8000000"},
+        )
+        for topic in wanted
+    ]
+    futures = admin.create_topics(new, operation_timeout=timeout_s, request_timeout=timeout_s)
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise StarlingError(f"cannot create topic {topic}: {error}") from exc
+
+
+def delete_topics(settings: KafkaSettings, matching: str, timeout_s: float = 30.0) -> list[str]:
+    """Delete every topic whose name contains ``matching`` (a pipeline's or a test's prefix); returns them.
+
+    Tests and benchmarks call it when they end, or a developer's broker keeps every topic they made.
+    """
+    admin = AdminClient(settings.common())
+    names = [
+        t for t in admin.list_topics(timeout=timeout_s).topics if matching in t and not t.startswith("__")
+    ]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=timeout_s).values():
+            future.result(timeout=timeout_s)
+    return names
+
+
+class GroupLag:
+    """A consumer group's lag read from the broker: end offsets less the group's committed offsets.
+
+    It counts what no replica has committed yet, whatever replicas come and go; a partition the group
+    has never committed counts from its first offset. The reader never joins the group.
+    """
+
+    def __init__(self, settings: KafkaSettings, group: str, topics: list[str]) -> None:
+        self.topics = topics
+        self.start_from = settings.start_from
+        self.consumer = Consumer({**settings.common(), "group.id": group, "enable.auto.commit": False})
+
+    def read(self, timeout_s: float = 10.0) -> int:
+        cluster = self.consumer.list_topics(timeout=timeout_s).topics
+        partitions = [
+            TopicPartition(name, p)
+            for name, metadata in cluster.items()
+            if any(re.fullmatch(t[1:], name) if t.startswith("^") else t == name for t in self.topics)
+            for p in metadata.partitions
+        ]
+        if not partitions:
+            return 0
+        lag = 0
+        for tp in self.consumer.committed(partitions, timeout=timeout_s):
+            low, high = self.consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            if tp.offset >= 0:
+                lag += high - tp.offset
+            elif self.start_from != "latest":  # not committed yet: where a new group would start
+                lag += high - low
+        return lag
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class DeliveryTracker:
+    """Counts what a producer still owes, and remembers the first delivery failure."""
+
+    def __init__(self) -> None:
+        self.failed: list[str] = []
+        self._lock = threading.Lock()
+
+    def callback(self, error: KafkaError | None, message: Any) -> None:
+        if error is not None:
+            with self._lock:
+                self.failed.append(f"{message.topic()}: {error.str()}")
+
+    def raise_if_failed(self) -> None:
+        with self._lock:
+            failed, self.failed = self.failed, []
+        if failed:
+            raise StarlingError(f"{len(failed)} messages not delivered, e.g. {failed[0]}")

@@ -1,0 +1,319 @@
+"""A stage as a service: consume a batch, run the stage's components, produce, then commit.
+
+Delivery is at least once, end to end. An input offset is committed only after everything produced
+from that batch (envelopes for the next stage, dead letters) has been acknowledged by Kafka and the
+stage's sinks have flushed. A crash between the two replays the batch; downstream writes are
+idempotent (the store's keys; envelopes keyed by object), so a replay adds no duplicate rows.
+
+While the broker is away, the worker keeps trying: the producer retries until its message timeout,
+and commits are retried until they succeed or the group has moved on (then the batch is replayed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from starling.alert.decoder import AlertDecoder
+from starling.alert.model import Alert
+from starling.core.chain import Chain
+from starling.core.component import Batch, Component, RawMessage, RunContext
+from starling.core.deadletter import DeadLetter
+from starling.core.live import LiveRuntime
+from starling.core.registry import build_component
+from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.core.stages import StageName, all_topics, stage_component_specs, stage_kind, stage_layout
+from starling.errors import AlertDecodeError, SchemaSourceUnavailableError
+from starling.transport.kafka.clients import DeliveryTracker, ensure_topics
+from starling.transport.kafka.deadletters import KafkaDeadLetters
+from starling.transport.kafka.envelope import decode_envelope, encode_envelope
+
+log = logging.getLogger("starling.worker")
+
+_COMMIT_RETRY_S = 1.0
+_RETRIABLE_COMMIT_ERRORS = {
+    KafkaError._TRANSPORT,
+    KafkaError._TIMED_OUT,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+}
+
+
+class StageWorker(LiveRuntime):
+    """One replica of one stage. ``run`` returns when ``stop()`` is called (after a clean commit)."""
+
+    def _build(self, specs: list[ComponentSpec]) -> list[Component[Any]]:
+        kind = stage_kind(self.layout.name)
+        return [build_component(c.use, c.config, c.instance_name, kind) for c in specs]
+
+    def __init__(
+        self, spec: PipelineSpec, stage: StageName, output_dir: Path, decoder: AlertDecoder | None = None
+    ):
+        self.spec = spec
+        self.stage = stage
+        self.layout = stage_layout(spec, stage)
+        self.output_dir = output_dir
+        self.decoder = decoder or AlertDecoder()
+        self.settings = spec.kafka
+        self.tracker = DeliveryTracker()
+        self.producer = Producer(self.settings.producer_config())
+        self.dead_letters = KafkaDeadLetters(self.producer, self.settings.dead_letter_topic, self.tracker)
+        specs = stage_component_specs(spec, stage)
+        self.chain = Chain(self._build(specs), self.dead_letters)
+        self.init_live(specs)
+        self.consumer: Consumer | None = None
+        self.batches = 0
+        self.last_batch_at: float | None = None
+        self.assigned: list[tuple[str, int]] = []
+        self._lag: int | None = None
+        # Where the group stands on each partition (read at assignment, moved at each commit): the
+        # start of the lag for a partition this worker has not read from yet.
+        self._committed: dict[tuple[str, int], int] = {}
+
+    def lag(self) -> int | None:
+        """Messages behind the end of the assigned partitions, as of the last poll (None before)."""
+        return self._lag
+
+    def _update_lag(self) -> None:
+        """Called on the consumer's own thread: librdkafka's position and cached watermarks, no I/O."""
+        consumer = self.consumer
+        if consumer is None or not self.assigned:
+            self._lag = None if consumer is None else 0
+            return
+        try:
+            total = 0
+            for tp in consumer.position([TopicPartition(t, p) for t, p in self.assigned]):
+                low, high = consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:
+                    continue  # no fetch from this partition yet: nothing known
+                start = tp.offset if tp.offset >= 0 else self._committed.get((tp.topic, tp.partition), low)
+                total += max(0, high - start)
+            self._lag = total
+        except (KafkaException, RuntimeError):
+            return
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        start = self.settings.start_from
+        if isinstance(start, int):
+            # A new group starts at a point in time; a group that has committed resumes where it was.
+            committed = consumer.committed(partitions, timeout=10.0)
+            fresh = [
+                TopicPartition(tp.topic, tp.partition, start)
+                for tp in committed
+                if tp.offset == OFFSET_INVALID
+            ]
+            if fresh:
+                for tp in consumer.offsets_for_times(fresh, timeout=10.0):
+                    for original in partitions:
+                        if (original.topic, original.partition) == (tp.topic, tp.partition):
+                            original.offset = tp.offset
+        try:
+            for tp in consumer.committed(partitions, timeout=10.0):
+                if tp.offset >= 0:
+                    self._committed[tp.topic, tp.partition] = tp.offset
+        except KafkaException:
+            pass  # the lag of these partitions is counted from their start until the first commit
+        consumer.incremental_assign(partitions)
+        if self._paused.is_set():  # a partition given to a paused worker stays paused
+            consumer.pause(partitions)
+        self.assigned.extend((tp.topic, tp.partition) for tp in partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        consumer.incremental_unassign(partitions)
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self.assigned = [tp for tp in self.assigned if tp not in gone]
+
+    def run(self, on_batch: Callable[[StageWorker], None] | None = None) -> None:
+        ensure_topics(self.settings, all_topics(self.spec))
+        for component in self.chain.components:
+            component.setup(RunContext(output_dir=self.output_dir, kafka=self.spec.kafka))
+        self.consumer = Consumer(self.settings.consumer_config(self.stage))
+        self.consumer.subscribe(
+            self.layout.input_topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        self._ready.set()
+        try:
+            while not self._stop.is_set() and not self._draining.is_set():
+                self._apply_pending()
+                held: list[Message] = []
+                if self._paused.is_set():
+                    self.consumer.pause([TopicPartition(t, p) for t, p in self.assigned])
+                    while self._paused.is_set() and not self._stop.is_set():
+                        # Polling keeps the group membership; a message it still hands over (fetched
+                        # before the pause) is held for after, never dropped.
+                        message = self.consumer.poll(0.2)
+                        if message is not None and message.error() is None:
+                            held.append(message)
+                    self.consumer.resume([TopicPartition(t, p) for t, p in self.assigned])
+                messages = held + self.consumer.consume(num_messages=self.spec.batch_size, timeout=0.2)
+                if messages:
+                    self.process(messages)
+                    if on_batch is not None:
+                        on_batch(self)
+                self._update_lag()
+        finally:
+            for component in self.chain.components:
+                component.flush()
+                component.close()
+            self.producer.flush(30)
+            self.consumer.close()
+            if self._draining.is_set():
+                self._drained.set()
+
+    def process(self, messages: list[Message]) -> None:
+        """One batch: run the components, produce, wait for acknowledgements, then commit."""
+        assert self.consumer is not None
+        good = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                good.append(message)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consume error on %s: %s", self.stage, error.str())
+        try:
+            batch, payloads = self._batch(good)
+        except SchemaSourceUnavailableError as exc:
+            self._wait_and_take_again(good, exc)
+            return
+        self._registry_waits = 0
+        batch = self.chain.run(batch, payloads)
+        if self.layout.output_topic is not None:
+            self._produce(batch, payloads)
+        self._wait_for_acknowledgements()
+        self._commit(good)
+        self.batches += 1
+        self.last_batch_at = time.time()
+
+    def _wait_and_take_again(self, messages: list[Message], reason: Exception) -> None:
+        """A schema registry is down: nothing is dead-lettered or committed; after a back-off (1 s, 2 s,
+        4 s ... 30 s) the consumer goes back to the batch's first offsets and takes it again."""
+        assert self.consumer is not None
+        self._registry_waits = getattr(self, "_registry_waits", 0) + 1
+        delay = min(30.0, 2.0 ** (self._registry_waits - 1))
+        log.warning("%s: %s; taking the batch again in %.0f s", self.stage, reason, delay)
+        first: dict[tuple[str, int], int] = {}
+        for message in messages:
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            if topic is None or partition is None or offset is None:
+                continue
+            first[topic, partition] = min(first.get((topic, partition), offset), offset)
+        for (topic, partition), offset in first.items():
+            self.consumer.seek(TopicPartition(topic, partition, offset))
+        self._stop.wait(delay)
+
+    def _batch(self, messages: list[Message]) -> tuple[Batch, dict[int, RawMessage]]:
+        raw = [RawMessage(m.value() or b"", f"{m.topic()}/{m.partition()}@{m.offset()}") for m in messages]
+        self._provenance: dict[int, dict[str, int]] = {}
+        if self.layout.decodes_survey_messages:
+            decoded, from_messages = self.chain.decode(raw, self.decoder)
+            return Batch(decoded), from_messages
+        decode_counts = self.stats.stages["decode"]
+        alerts: list[Alert] = []
+        payloads: dict[int, RawMessage] = {}
+        matches: dict[str, list[Alert]] = {}
+        for message in raw:
+            self.stats.messages_in += 1
+            decode_counts.alerts_in += 1
+            try:
+                envelope = decode_envelope(message.payload, self.decoder)
+            except AlertDecodeError as exc:
+                decode_counts.failed += 1
+                self.dead_letters.add(
+                    DeadLetter(message.origin, "decode", "envelope", exc.reason, message.payload)
+                )
+                continue
+            alerts.append(envelope.alert)
+            payloads[id(envelope.alert)] = RawMessage(envelope.payload, envelope.alert.origin)
+            self._provenance[id(envelope.alert)] = envelope.provenance
+            for name in envelope.matches:
+                matches.setdefault(name, []).append(envelope.alert)
+        decode_counts.alerts_out += len(alerts)
+        self.stats.alerts_decoded += len(alerts)
+        return Batch(alerts, matches), payloads
+
+    def _produce(self, batch: Batch, payloads: dict[int, RawMessage]) -> None:
+        assert self.layout.output_topic is not None
+        matched_by: dict[int, list[str]] = {}
+        for name, matched in batch.matches.items():
+            for alert in matched:
+                matched_by.setdefault(id(alert), []).append(name)
+        for alert in batch.alerts:
+            payload = payloads[id(alert)].payload
+            provenance = {**self._provenance.get(id(alert), {}), self.stage: self.config_version}
+            value = encode_envelope(alert, payload, matched_by.get(id(alert), []), provenance)
+            while True:
+                try:
+                    # Keyed by object: one object's alerts stay in order on one partition.
+                    self.producer.produce(
+                        self.layout.output_topic,
+                        key=alert.object_id.encode(),
+                        value=value,
+                        on_delivery=self.tracker.callback,
+                    )
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain, then retry
+                    self.producer.poll(0.5)
+            self.producer.poll(0)
+
+    def _wait_for_acknowledgements(self) -> None:
+        while self.producer.flush(1.0) > 0:
+            log.info("%s: waiting for Kafka to acknowledge %d messages", self.stage, len(self.producer))
+        self.tracker.raise_if_failed()
+
+    def _commit(self, messages: list[Message]) -> None:
+        assert self.consumer is not None
+        if not messages:
+            return
+        next_offsets: dict[tuple[str, int], int] = {}
+        for m in messages:
+            topic, partition, offset = m.topic(), m.partition(), m.offset()
+            assert topic is not None
+            assert partition is not None
+            assert offset is not None
+            next_offsets[topic, partition] = max(next_offsets.get((topic, partition), 0), offset + 1)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
+        while True:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+                self._committed.update(next_offsets)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if isinstance(error, KafkaError) and error.code() in _RETRIABLE_COMMIT_ERRORS:
+                    log.info("%s: commit failed (%s); retrying", self.stage, error.str())
+                    time.sleep(_COMMIT_RETRY_S)
+                    continue
+                # The group moved on (rebalance): these offsets are another member's now, and the
+                # batch will be replayed there. Idempotent writes make that harmless.
+                log.warning("%s: commit refused (%s); the batch will be replayed", self.stage, exc)
+                return
+
+    def status(self) -> dict[str, Any]:
+        return {
+            **super().status(),
+            "batches": self.batches,
+            "last_batch_at": self.last_batch_at,
+            "assigned_partitions": [f"{t}/{p}" for t, p in sorted(self.assigned)],
+            "input_topics": self.layout.input_topics,
+            "output_topic": self.layout.output_topic,
+        }
