@@ -18,8 +18,8 @@ from pathlib import Path
 from confluent_kafka import Producer
 from rich.console import Console
 
-from starling.cli.main import default_pipeline
-from starling.control.autoscaler import AutoscalePolicy
+from starling.assembly import default_pipeline
+from starling.control.autoscale_policy import AutoscalePolicy
 from starling.control.backends.local import LocalBackend
 from starling.control.controller import Controller
 from starling.control.state import ControllerState, DesiredPipeline

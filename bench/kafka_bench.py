@@ -20,7 +20,7 @@ from typing import Any
 from confluent_kafka import Consumer
 from rich.console import Console
 
-from starling.cli.main import default_pipeline
+from starling.assembly import default_pipeline
 from starling.control.backends.processes import LocalChain
 from starling.core.kafka_settings import KafkaSettings
 from starling.core.spec import ComponentSpec, PipelineSpec

@@ -32,7 +32,7 @@ from rich.table import Table
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.schemas import PackagedRubinSchemas
-from starling.cli.main import default_pipeline
+from starling.assembly import default_pipeline
 from starling.core.component import ComponentConfig, RawMessage, Source
 from starling.core.embedded import EmbeddedPipeline
 from starling.core.kafka_settings import KafkaSettings
@@ -147,7 +147,7 @@ def interleaved(pairs: dict[str, Callable[[], int]], repeats: int) -> dict[str, 
 _PEAK_RSS_SCRIPT = """
 import sys, tempfile
 from pathlib import Path
-from starling.cli.main import default_pipeline
+from starling.assembly import default_pipeline
 from starling.core.embedded import EmbeddedPipeline
 from starling.core.kafka_settings import KafkaSettings
 from starling.transport.kafka.clients import delete_topics

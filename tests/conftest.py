@@ -10,14 +10,7 @@ import pytest
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.schemas import PackagedRubinSchemas
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def samples_dir() -> Path | None:
-    configured = os.environ.get("STARLING_SAMPLES")
-    candidate = Path(configured) if configured else REPO.parent / "shared" / "data"
-    return candidate if candidate.is_dir() else None
+from tests.support.paths import samples_dir
 
 
 @pytest.fixture(scope="session")
@@ -49,4 +42,4 @@ def output_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 # The Kafka fixtures (a real broker, started once per session) for tests/kafka and tests/control.
-from tests.kafka_support import kafka_bootstrap, prefix  # noqa: E402, F401
+from tests.support.kafka import kafka_bootstrap, prefix  # noqa: E402, F401

@@ -1,5 +1,5 @@
 """``python -m starling`` is the ``starling`` command."""
 
-from starling.cli.main import app
+from starling.cli.app import app
 
 app()

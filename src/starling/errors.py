@@ -6,7 +6,9 @@
     ├── SchemaSourceUnavailableError  a schema registry cannot be reached: the message is fine, wait
     ├── ConfigError               a pipeline or component configuration is invalid
     ├── ComponentNotFoundError    no component of that name is installed (entry points)
-    └── StoreError                the store refused a write or a query
+    ├── StoreError                the store refused a write or a query
+    ├── ControllerUnreachableError  the controller did not answer (``control.client``)
+    └── ControllerRefusedError    the controller answered 4xx/5xx; ``status`` and its ``detail``
 
 An AlertDecodeError never stops a stream: the runtime turns it into a dead letter with its reason.
 """
@@ -57,3 +59,16 @@ class ComponentNotFoundError(ConfigError):
 
 class StoreError(StarlingError):
     """The store could not carry out an operation."""
+
+
+class ControllerUnreachableError(StarlingError):
+    """The controller did not answer (not running, wrong URL, a network failure)."""
+
+
+class ControllerRefusedError(StarlingError):
+    """The controller answered with an error status; ``detail`` is its reason as it gave it."""
+
+    def __init__(self, status: int, detail: object) -> None:
+        super().__init__(str(detail))
+        self.status = status
+        self.detail = detail

@@ -12,8 +12,8 @@ from starling.alert.decoder import AlertDecoder, encode_wire
 from starling.alert.schemas import PackagedRubinSchemas
 from starling.core.deadletter import read_dead_letters
 from starling.errors import AlertDecodeError, UnknownSchemaError
-from starling.store.base import open_store
-from tests.helpers import run_replay, synthetic_messages, write_messages
+from starling.store.open import open_store
+from tests.support.helpers import run_replay, synthetic_messages, write_messages
 
 
 @pytest.fixture(scope="module")

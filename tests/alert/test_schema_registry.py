@@ -11,8 +11,8 @@ import pytest
 from starling.alert.decoder import AlertDecoder
 from starling.alert.schemas import ChainedSchemas, ConfluentSchemaRegistry, PackagedRubinSchemas
 from starling.errors import SchemaSourceUnavailableError, UnknownSchemaError
-from tests.alert.registry_server import Registry as _Registry
-from tests.helpers import synthetic_messages
+from tests.support.helpers import synthetic_messages
+from tests.support.registry_server import Registry as _Registry
 
 
 @pytest.fixture

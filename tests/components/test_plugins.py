@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def test_an_installed_plugin_filter_is_found_and_runs(tmp_path: Path) -> None:
@@ -94,3 +94,19 @@ config = { formats = ["jsonl"] }
     assert refused.returncode == 2
     assert "min_points" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_the_example_plugins_own_tests_pass_with_starling_testing() -> None:
+    """The example package's tests use ``starling.testing`` (no Kafka, no install): run them as its
+    author would, from its own folder."""
+    plugin = REPO / "examples" / "plugin"
+    ran = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=plugin,
+        env={**os.environ, "PYTHONPATH": str(plugin / "src")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "4 passed" in ran.stdout

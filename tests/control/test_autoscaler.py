@@ -11,9 +11,9 @@ import pytest
 from confluent_kafka import Producer
 
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
-from tests.control.support import ControllerProcess
-from tests.helpers import wait_until
-from tests.kafka_support import chain_spec, store_count
+from tests.support.controller import ControllerProcess
+from tests.support.helpers import wait_until
+from tests.support.kafka import chain_spec, store_count
 
 pytestmark = pytest.mark.kafka
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from starling.transport.kafka.feed import feed
-from tests.control.support import ControllerProcess, ctl
-from tests.helpers import wait_until
-from tests.kafka_support import chain_spec, store_count
+from tests.support.controller import ControllerProcess, ctl
+from tests.support.helpers import wait_until
+from tests.support.kafka import chain_spec, store_count
 
 pytestmark = pytest.mark.kafka
 

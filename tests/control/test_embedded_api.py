@@ -8,12 +8,13 @@ from pathlib import Path
 
 import httpx
 
+from starling.control.api.app import worker_app
 from starling.control.auth import SharedSecret
-from starling.control.service import BackgroundServer, worker_app
+from starling.control.server import BackgroundServer
 from starling.core.embedded import EmbeddedPipeline
 from starling.core.spec import ComponentSpec, PipelineSpec
-from starling.store.base import open_store
-from tests.helpers import wait_until
+from starling.store.open import open_store
+from tests.support.helpers import wait_until
 
 
 def test_embedded_runtime_under_the_control_api(tmp_path: Path) -> None:
@@ -35,6 +36,8 @@ def test_embedded_runtime_under_the_control_api(tmp_path: Path) -> None:
     runner.start()
     try:
         wait_until(lambda: httpx.get(f"{base}/ready").status_code == 200, 30, "ready")
+        # Some alerts must pass with the first configuration before anything changes (the {A} run below).
+        wait_until(lambda: http.get(f"{base}/status").json()["messages_in"] > 0, 30, "a first batch")
         assert http.post(f"{base}/pause").json() == {"state": "paused"}
         time.sleep(0.3)
         held = http.get(f"{base}/status").json()["messages_in"]

@@ -12,43 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer
 
 from starling.adql.language import compile_filter
 from starling.alert.decoder import AlertDecoder
 from starling.transport.kafka.envelope import decode_envelope
 from starling.transport.kafka.feed import feed
-from tests.control.support import ControllerProcess
-from tests.helpers import wait_until
-from tests.kafka_support import chain_spec, store_count
+from tests.support.controller import ControllerProcess
+from tests.support.helpers import wait_until
+from tests.support.kafka import chain_spec, read_topic, store_count
 
 pytestmark = pytest.mark.kafka
-
-
-def _read_topic(bootstrap: str, topic: str, expected_at_least: int, timeout_s: float = 60) -> list[Any]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{time.time_ns()}",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([topic])
-    found: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    idle_since = time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                if len(found) >= expected_at_least and time.monotonic() - idle_since > 3:
-                    break
-                continue
-            idle_since = time.monotonic()
-            found.append(message)
-    finally:
-        consumer.close()
-    return found
 
 
 def test_filters_change_while_the_stream_flows(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> None:
@@ -132,7 +105,7 @@ def test_filters_change_while_the_stream_flows(kafka_bootstrap: str, prefix: str
         decoder = AlertDecoder()
         envelopes = [
             decode_envelope(m.value(), decoder)
-            for m in _read_topic(kafka_bootstrap, spec.kafka.topic("filtered"), alerts)
+            for m in read_topic(kafka_bootstrap, spec.kafka.topic("filtered"), alerts)
         ]
         assert len({e.alert.alert_id for e in envelopes}) == alerts
         seen_versions: set[int] = set()
@@ -153,7 +126,7 @@ def test_filters_change_while_the_stream_flows(kafka_bootstrap: str, prefix: str
         assert len(user_versions) >= 3  # the stream crossed the add, the change and the second add
 
         # Bob's matches reached his topic.
-        delivered = _read_topic(kafka_bootstrap, spec.kafka.topic("filter.bob-north"), len(bob_matches))
+        delivered = read_topic(kafka_bootstrap, spec.kafka.topic("filter.bob-north"), len(bob_matches))
         assert {json.loads(m.value())["alert_id"] for m in delivered} == bob_matches
 
         # Try a filter on what the store holds: it counts as the live stage judged.

@@ -13,14 +13,16 @@ import yaml
 from kubernetes import client as k8s
 from typer.testing import CliRunner
 
-from starling.cli.main import app, default_pipeline, input_source
+from starling.assembly import default_pipeline, input_source
+from starling.cli.app import app
 from starling.control.backends.kubernetes import KubernetesBackend
 from starling.core.spec import PipelineSpec
 from starling.deploy.kubernetes import DeploymentSettings, worker_deployment
-from tests.control.kubernetes_replay import ReplayedKubernetesApi
+from tests.support.kubernetes_replay import ReplayedKubernetesApi
+from tests.support.paths import REPO
 
 KUBERNETES_VERSION = "1.30.0"
-EXCHANGE = Path(__file__).with_name("kubernetes_exchange.json")
+EXCHANGE = REPO / "tests" / "support" / "kubernetes_exchange.json"
 
 
 def _written_manifests(tmp_path: Path) -> list[dict[str, Any]]:

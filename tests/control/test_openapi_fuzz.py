@@ -13,13 +13,13 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, positive_data_acceptance
 
+from starling.control.api.app import controller_app, worker_app
 from starling.control.auth import SharedSecret
 from starling.control.backends.local import LocalBackend
-from starling.control.controller import Controller, controller_app
-from starling.control.service import worker_app
+from starling.control.controller import Controller
 from starling.control.state import ControllerState, DesiredPipeline
 from starling.transport.kafka.worker import StageWorker
-from tests.kafka_support import chain_spec
+from tests.support.kafka import chain_spec
 
 _SCRATCH = Path(tempfile.mkdtemp(prefix="starling-fuzz-"))
 _BASE = chain_spec("127.0.0.1:1", "fuzz", 10)  # never contacted: nothing here sends to Kafka

@@ -15,10 +15,9 @@ from mocpy import MOC
 from starling.alert.decoder import AlertDecoder
 from starling.transport.kafka.envelope import decode_envelope
 from starling.transport.kafka.feed import feed
-from tests.control.support import ControllerProcess, ctl_env
-from tests.control.test_filters_live import _read_topic
-from tests.helpers import synthetic_alerts, wait_until
-from tests.kafka_support import chain_spec, store_count
+from tests.support.controller import ControllerProcess, ctl_env
+from tests.support.helpers import synthetic_alerts, wait_until
+from tests.support.kafka import chain_spec, read_topic, store_count
 
 pytestmark = pytest.mark.kafka
 
@@ -71,7 +70,7 @@ def test_watchlists_and_watchmaps_go_live(kafka_bootstrap: str, prefix: str, tmp
         decoder = AlertDecoder()
         envelopes = [
             decode_envelope(m.value(), decoder)
-            for m in _read_topic(kafka_bootstrap, spec.kafka.topic("filtered"), alerts)
+            for m in read_topic(kafka_bootstrap, spec.kafka.topic("filtered"), alerts)
         ]
         target_ids = {a.alert_id for a in targets}
         checked = {"before": 0, "after": 0}

@@ -16,8 +16,8 @@ from starling.control.backends.processes import LocalChain
 from starling.core.spec import ComponentSpec
 from starling.transport.kafka.envelope import decode_envelope
 from starling.transport.kafka.feed import feed
-from tests.helpers import wait_until
-from tests.kafka_support import chain_spec, store_count
+from tests.support.helpers import wait_until
+from tests.support.kafka import chain_spec, store_count
 
 pytestmark = pytest.mark.kafka
 

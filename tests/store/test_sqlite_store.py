@@ -9,8 +9,8 @@ import pytest
 
 from starling.alert.decoder import AlertDecoder
 from starling.errors import StoreError
-from starling.store.base import open_store
-from tests.helpers import dump_store, run_replay, synthetic_messages, write_messages
+from starling.store.open import open_store
+from tests.support.helpers import dump_store, run_replay, synthetic_messages, write_messages
 
 
 def test_replaying_the_same_alerts_twice_leaves_the_same_rows(tmp_path: Path) -> None:

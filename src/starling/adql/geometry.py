@@ -8,11 +8,34 @@ hemisphere).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 from astropy.coordinates import angular_separation
 
+from starling.adql.values import Vec, as_float, number_column
+
 Array = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    ra: Vec
+    dec: Vec
+
+
+@dataclass(frozen=True, slots=True)
+class Circle:
+    centre: Point
+    radius: Vec
+
+
+@dataclass(frozen=True, slots=True)
+class Polygon:
+    ra: list[float]
+    dec: list[float]
 
 
 def distance_deg(ra1: Array, dec1: Array, ra2: Array, dec2: Array) -> Array:
@@ -60,3 +83,48 @@ def polygon_contains(
         crossing_x = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
         inside ^= straddles & (px < crossing_x)
     return inside & (cos_angle > 0)
+
+
+# -- over the columns of a batch (``columns`` may keep a memo for the batch) --------------------------
+
+
+def _point_vectors(columns: Any, point: Point) -> Any:
+    """The point's unit vectors, computed once per batch for the alerts' own positions."""
+    memo: dict[Any, Any] | None = getattr(columns, "memo", None)
+    key = ("unit", id(point.ra.values), id(point.dec.values))
+    if memo is not None and key in memo:
+        return memo[key][0]
+    vectors = unit_vectors(as_float(point.ra.values), as_float(point.dec.values))
+    if memo is not None:  # the arrays are kept with the key, so their ids stay theirs for the batch
+        memo[key] = (vectors, point.ra.values, point.dec.values)
+    return vectors
+
+
+def _chord(columns: Any, p: Point, q: Point) -> Any:
+    """The straight-line distance between the points on the unit sphere (stable at small angles)."""
+    difference = _point_vectors(columns, p) - _point_vectors(columns, q)
+    return np.sqrt(np.einsum("...i,...i->...", difference, difference))
+
+
+def distance(columns: Any, p: Point, q: Point) -> Vec:
+    """ADQL's DISTANCE, in degrees."""
+    chord = _chord(columns, p, q)
+    return number_column(
+        np.degrees(2.0 * np.arcsin(np.minimum(1.0, chord / 2.0))),
+        p.ra.null | p.dec.null | q.ra.null | q.dec.null,
+    )
+
+
+def contains(columns: Any, point: Point, region: Circle | Polygon) -> Vec:
+    """ADQL's CONTAINS: 1 where the point is in the region, else 0."""
+    null = point.ra.null | point.dec.null
+    if isinstance(region, Circle):
+        # Inside when the chord to the centre is at most the chord of the radius: no arcsin per alert.
+        limit = 2.0 * np.sin(np.radians(np.minimum(as_float(region.radius.values), 180.0)) / 2.0)
+        inside = _chord(columns, point, region.centre) <= limit
+        null = null | region.centre.ra.null | region.centre.dec.null | region.radius.null
+    else:
+        inside = polygon_contains(
+            as_float(point.ra.values), as_float(point.dec.values), region.ra, region.dec
+        )
+    return Vec(np.asarray(inside).astype(np.int64), null, "number")

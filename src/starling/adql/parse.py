@@ -1,4 +1,9 @@
-"""Reading a filter: ADQL's condition syntax through sqlglot, with errors that say where and why."""
+"""Reading a filter: ADQL's condition syntax through sqlglot, with errors that say where and why.
+
+The front end's first step, shared by every back end. Before sqlglot reads the text, its size and its
+bracket nesting are held to limits: sqlglot's parser is recursive descent (about 20 Python frames per
+bracket), so unbounded nesting would end in a RecursionError, and a huge text would cost seconds.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,19 @@ from typing import Any
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 
+from starling.adql.catalogue import function_name
 from starling.errors import StarlingError
+
+# sqlglot's node classes (exp.Expression and its many subclasses); typed loosely across its versions.
+Sql = Any
+
+MAX_TOKENS = 50_000  # names, values, operators and brackets: some 12,000 comparisons joined by AND
+MAX_NESTING = 30  # brackets inside brackets (a function's brackets included)
+
+_OPENING = ("L_PAREN", "L_BRACKET", "L_BRACE")  # sqlglot's token types, by name
+_CLOSING = ("R_PAREN", "R_BRACKET", "R_BRACE")
 
 
 class FilterSyntaxError(StarlingError):
@@ -24,6 +40,34 @@ class FilterSyntaxError(StarlingError):
         return {"loc": ["expression"], "msg": self.message, "line": self.line, "column": self.column}
 
 
+def line_column(expression: str, offset: int) -> tuple[int, int]:
+    """The 1-based line and column of a character of the expression."""
+    line_start = expression.rfind("\n", 0, offset) + 1
+    return expression.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
+def position(expression: str, node: Sql) -> tuple[int, int]:
+    """Where the node starts: the earliest token sqlglot placed in it, else its function name."""
+    starts = [
+        int(candidate.meta["start"])
+        for candidate in (node, *node.find_all(exp.Identifier, exp.Literal))
+        if isinstance(getattr(candidate, "meta", {}).get("start"), int)
+    ]
+    found = min(starts) if starts else -1
+    if found < 0 and isinstance(node, exp.Func):
+        found = expression.upper().find(function_name(node))
+    if found < 0:
+        return 1, 1
+    if found > 0 and expression[found - 1] in "'\"":  # a quoted token starts at its quote
+        found -= 1
+    return line_column(expression, found)
+
+
+def fault(expression: str, node: Sql, message: str) -> FilterSyntaxError:
+    """The error for a fault in ``node``, placed where the node starts."""
+    return FilterSyntaxError(message, expression, *position(expression, node))
+
+
 def _unclosed_quote(expression: str) -> int | None:
     opened = None
     for index, char in enumerate(expression):
@@ -32,30 +76,73 @@ def _unclosed_quote(expression: str) -> int | None:
     return opened
 
 
+def _within_limits(tokens: list[Any], expression: str) -> int:
+    """Refuses a text over the size or nesting limits; returns where its brackets are deepest."""
+    if len(tokens) > MAX_TOKENS:
+        raise FilterSyntaxError(
+            f"the filter is too long: more than {MAX_TOKENS:,} names, values and operators; "
+            "split it into several filters",
+            expression,
+            *line_column(expression, tokens[MAX_TOKENS].start),
+        )
+    depth, deepest, deepest_at = 0, 0, 0
+    for token in tokens:
+        if token.token_type.name in _OPENING:
+            depth += 1
+            if depth > MAX_NESTING:
+                raise FilterSyntaxError(
+                    f"the filter is nested too deeply: more than {MAX_NESTING} brackets inside each other",
+                    expression,
+                    *line_column(expression, token.start),
+                )
+            if depth > deepest:
+                deepest, deepest_at = depth, token.start
+        elif token.token_type.name in _CLOSING:
+            depth -= 1
+    return deepest_at
+
+
+def _syntax_error(exc: sqlglot.errors.ParseError, expression: str) -> FilterSyntaxError:
+    first = exc.errors[0] if exc.errors else {}
+    message = str(first.get("description") or exc).replace(
+        "Required keyword: 'expression' missing for", "something is missing after"
+    )
+    message = re.sub(
+        r"<class 'sqlglot\.expressions\.(?:\w+\.)*(\w+)'>", lambda m: m.group(1).upper(), message
+    )
+    highlight = str(first.get("highlight") or "")
+    column = int(first.get("col") or 1) - max(len(highlight) - 1, 0)
+    return FilterSyntaxError(message, expression, int(first.get("line") or 1), column)
+
+
+def _unclosed_string(expression: str) -> FilterSyntaxError:
+    quote = _unclosed_quote(expression)
+    if quote is None:
+        return FilterSyntaxError("cannot read the expression", expression)
+    return FilterSyntaxError(
+        "this string is not closed (a ' is missing)", expression, *line_column(expression, quote)
+    )
+
+
 def parse_condition(expression: str) -> Any:
     """The sqlglot tree of one condition; FilterSyntaxError (with line and column) if it is not one."""
     if not expression.strip():
         raise FilterSyntaxError("the filter is empty", expression)
+    dialect = Dialect.get_or_raise(None)
+    deepest_at = 0
     try:
-        tree = sqlglot.parse_one(expression, into=exp.Condition)
+        tokens = dialect.tokenize(expression)
+        deepest_at = _within_limits(tokens, expression)
+        parsed = dialect.parser().parse_into(exp.Condition, tokens, expression)
     except sqlglot.errors.ParseError as exc:
-        first = exc.errors[0] if exc.errors else {}
-        message = str(first.get("description") or exc).replace(
-            "Required keyword: 'expression' missing for", "something is missing after"
-        )
-        message = re.sub(
-            r"<class 'sqlglot\.expressions\.(?:\w+\.)*(\w+)'>", lambda m: m.group(1).upper(), message
-        )
-        highlight = str(first.get("highlight") or "")
-        column = int(first.get("col") or 1) - max(len(highlight) - 1, 0)
-        raise FilterSyntaxError(message, expression, int(first.get("line") or 1), column) from None
+        raise _syntax_error(exc, expression) from None
     except sqlglot.errors.TokenError:
-        quote = _unclosed_quote(expression)
-        if quote is None:
-            raise FilterSyntaxError("cannot read the expression", expression) from None
-        line = expression.count("\n", 0, quote) + 1
-        column = quote - (expression.rfind("\n", 0, quote) + 1) + 1
+        raise _unclosed_string(expression) from None
+    except RecursionError:  # nesting without brackets (NOT NOT NOT ...) can still exhaust the stack
         raise FilterSyntaxError(
-            "this string is not closed (a ' is missing)", expression, line, column
+            "the filter is nested too deeply for the parser", expression, *line_column(expression, deepest_at)
         ) from None
-    return tree
+    trees = [tree for tree in parsed if tree is not None]
+    if not trees:
+        raise FilterSyntaxError("the filter is empty", expression)
+    return trees[0] if len(trees) == 1 else exp.Block(expressions=trees)

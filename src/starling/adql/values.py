@@ -80,3 +80,15 @@ class Truth:
 
     def unknown(self) -> BoolArray | np.bool_:
         return ~(self.true | self.false)
+
+
+def as_float(values: Any) -> Any:
+    """Whole-number columns as floats, for the maths; strings and other columns as they are."""
+    return values.astype(float) if isinstance(values, np.ndarray) and values.dtype != object else values
+
+
+def number_column(values: Any, null: BoolArray | np.bool_) -> Vec:
+    """A numeric result; NaN and infinities from the maths (sqrt(-1), 1/0) read as NULL."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        null = null | ~np.isfinite(values)
+    return Vec(np.asarray(values), null, "number")

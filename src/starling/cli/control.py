@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import httpx
 import typer
 from pydantic import BaseModel, ConfigDict
 from rich.table import Table
 
+from starling.cli.options import Controller, Token, ask, json_object
 from starling.cli.terminal import console, report_error
 from starling.control.backends.base import Backend
 from starling.core.spec import PipelineSpec
+from starling.errors import StarlingError
 
 ctl_app = typer.Typer(no_args_is_help=True, help="Ask the controller: see and change the running pipeline.")
 token_app = typer.Typer(no_args_is_help=True, help="Access tokens for the control API.")
-
-DEFAULT_CONTROLLER = "http://127.0.0.1:8765"
 
 
 class BackendChoice(BaseModel):
@@ -59,9 +56,10 @@ def run_controller(
     through the backend, and the API on ``host``."""
     import logging
 
-    from starling.cli.main import load_pipeline
-    from starling.control.controller import Controller, controller_app
-    from starling.control.service import BackgroundServer
+    from starling.assembly import assemble
+    from starling.control.api.app import controller_app
+    from starling.control.controller import Controller
+    from starling.control.server import BackgroundServer
     from starling.control.state import ControllerState, DesiredPipeline
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -69,7 +67,7 @@ def run_controller(
     desired = state.load()
     restored = desired is not None
     if desired is None:
-        spec = load_pipeline(pipeline)
+        spec = assemble(pipeline)
         desired = DesiredPipeline(spec=spec)
     # Built before anything is written, so a backend that cannot work leaves no state behind.
     backend = (backend_choice or BackendChoice()).build(desired.spec, output)
@@ -107,6 +105,33 @@ def run_controller(
         state.close()
 
 
+def controller(
+    pipeline: Annotated[Path | None, typer.Option(help="the pipeline to start with (first run only)")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="store, logs and run files")] = Path(
+        "starling-output"
+    ),
+    port: Annotated[int, typer.Option(help="API port (0: any free port)")] = 8765,
+    port_file: Annotated[Path | None, typer.Option(help="write the API's port here")] = None,
+    host: Annotated[str, typer.Option(help="address the API listens on (0.0.0.0 in a pod)")] = "127.0.0.1",
+    backend: Annotated[
+        str, typer.Option(help="local (worker processes here) or kubernetes (a Deployment per stage)")
+    ] = "local",
+    namespace: Annotated[str, typer.Option(help="kubernetes: the namespace of the workers")] = "starling",
+    image: Annotated[str | None, typer.Option(help="kubernetes: the image the workers run")] = None,
+) -> None:
+    """Run the controller: keeps the desired pipeline in the store, runs the workers through its backend,
+    and serves the API that changes the pipeline while it runs (see `starling ctl`)."""
+    if backend not in ("local", "kubernetes"):
+        report_error(f"--backend is local or kubernetes, not {backend!r}")
+        raise typer.Exit(2)
+    try:
+        choice = BackendChoice(kind=backend, namespace=namespace, image=image)
+        run_controller(pipeline, output, port, port_file, host, choice)
+    except StarlingError as exc:
+        report_error(str(exc))
+        raise typer.Exit(2) from None
+
+
 @token_app.command("create")
 def create_token(
     role: Annotated[str, typer.Option(help="operator or user")] = "user",
@@ -126,31 +151,10 @@ def create_token(
     state.close()
 
 
-def _call(
-    method: str, path: str, body: Any = None, controller: str | None = None, token: str | None = None
-) -> Any:
-    url = (controller or os.environ.get("STARLING_CONTROLLER") or DEFAULT_CONTROLLER).rstrip("/") + path
-    secret = token or os.environ.get("STARLING_TOKEN")
-    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-    try:
-        response = httpx.request(method, url, json=body, headers=headers, timeout=30)
-    except httpx.HTTPError as exc:
-        report_error(f"cannot reach the controller at {url}: {exc}")
-        raise typer.Exit(2) from None
-    if response.status_code >= 400:
-        report_error(str(response.json().get("detail")), label=f"refused ({response.status_code})")
-        raise typer.Exit(1)
-    return response.json()
-
-
-Controller = Annotated[str | None, typer.Option(help="controller URL (or $STARLING_CONTROLLER)")]
-Token = Annotated[str | None, typer.Option(help="access token (or $STARLING_TOKEN)")]
-
-
 @ctl_app.command("show")
 def show(controller: Controller = None, token: Token = None) -> None:
     """The pipeline: stages, components in order, replicas, topics, throughput and lag."""
-    view = _call("GET", "/pipeline", controller=controller, token=token)
+    view = ask(controller, token, lambda c: c.pipeline())
     table = Table(title=f"pipeline version {view['version']}", title_justify="left")
     for column in ("stage", "components", "replicas", "in", "alerts/s", "lag"):
         table.add_column(column)
@@ -178,34 +182,33 @@ def add(
     token: Token = None,
 ) -> None:
     """Add a component to a stage of the running pipeline."""
-    body = {"use": use, "name": name, "config": _json(config), "position": position}
-    console.print(_call("POST", f"/stages/{stage}/components", body, controller, token))
+    body = {"use": use, "name": name, "config": json_object(config, "the config"), "position": position}
+    console.print(ask(controller, token, lambda c: c.add_component(stage, body)))
 
 
 @ctl_app.command("remove")
 def remove(stage: str, name: str, controller: Controller = None, token: Token = None) -> None:
     """Remove a component from a stage."""
-    console.print(_call("DELETE", f"/stages/{stage}/components/{name}", None, controller, token))
+    console.print(ask(controller, token, lambda c: c.remove_component(stage, name)))
 
 
 @ctl_app.command("config")
 def configure(stage: str, name: str, config: str, controller: Controller = None, token: Token = None) -> None:
     """Change some config fields of a component (JSON object)."""
-    console.print(
-        _call("PATCH", f"/stages/{stage}/components/{name}", {"config": _json(config)}, controller, token)
-    )
+    changes = json_object(config, "the config")
+    console.print(ask(controller, token, lambda c: c.patch_component(stage, name, changes)))
 
 
 @ctl_app.command("order")
 def order(stage: str, names: list[str], controller: Controller = None, token: Token = None) -> None:
     """Reorder the components of a stage."""
-    console.print(_call("PUT", f"/stages/{stage}/order", {"components": names}, controller, token))
+    console.print(ask(controller, token, lambda c: c.reorder(stage, names)))
 
 
 @ctl_app.command("replicas")
 def replicas(stage: str, count: int, controller: Controller = None, token: Token = None) -> None:
     """Set how many workers run a stage."""
-    console.print(_call("PUT", f"/stages/{stage}/replicas", {"replicas": count}, controller, token))
+    console.print(ask(controller, token, lambda c: c.set_replicas(stage, count)))
 
 
 @ctl_app.command("autoscale")
@@ -222,7 +225,7 @@ def autoscale(
 ) -> None:
     """Let a stage's replicas follow its consumer lag (or --off)."""
     if off:
-        console.print(_call("DELETE", f"/stages/{stage}/autoscaling", None, controller, token))
+        console.print(ask(controller, token, lambda c: c.set_autoscaling(stage, None)))
         return
     policy = {
         "min_replicas": min_replicas,
@@ -231,19 +234,7 @@ def autoscale(
         "scale_up_cooldown_s": up_cooldown,
         "scale_down_cooldown_s": down_cooldown,
     }
-    console.print(_call("PUT", f"/stages/{stage}/autoscaling", policy, controller, token))
+    console.print(ask(controller, token, lambda c: c.set_autoscaling(stage, policy)))
 
 
-def _json(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        report_error(f"not JSON: {exc}")
-        raise typer.Exit(2) from None
-    if not isinstance(value, dict):
-        report_error("the config must be a JSON object")
-        raise typer.Exit(2)
-    return value
-
-
-__all__ = ["ctl_app", "run_controller", "token_app"]
+__all__ = ["controller", "ctl_app", "run_controller", "token_app"]

@@ -46,7 +46,7 @@ def replay(
 
     The file is moved aside first (``dead-letters.<time>.replayed.jsonl``); what fails again is
     dead-lettered anew, with its reason."""
-    from starling.cli.main import load_pipeline
+    from starling.assembly import assemble
     from starling.core.embedded import EmbeddedPipeline
     from starling.core.spec import ComponentSpec
     from starling.errors import StarlingError
@@ -58,7 +58,7 @@ def replay(
     aside = output / f"dead-letters.{time.strftime('%Y%m%dT%H%M%S')}.replayed.jsonl"
     letters.rename(aside)
     try:
-        spec = load_pipeline(pipeline)
+        spec = assemble(pipeline)
         source = ComponentSpec(use="dead-letters", config={"path": str(aside), "stages": stage})
         result = EmbeddedPipeline(spec.model_copy(update={"source": source}), output).run()
     except StarlingError as exc:
@@ -82,12 +82,12 @@ def requeue(
 ) -> None:
     """Over Kafka: put the dead-letter topic's messages back on the topics they came from, once their
     cause is fixed; the running stages take them again."""
-    from starling.cli.main import load_pipeline
+    from starling.assembly import assemble
     from starling.errors import StarlingError
     from starling.transport.kafka.deadletters import requeue_dead_letters
 
     try:
-        spec = load_pipeline(pipeline)
+        spec = assemble(pipeline)
         counts = requeue_dead_letters(spec.kafka)
     except StarlingError as exc:
         report_error(str(exc))

@@ -32,12 +32,12 @@ def kubernetes(
     Secret, RBAC, volumes, probes, a ServiceMonitor), one file per object, for `kubectl apply -f`."""
     from pydantic import ValidationError
 
-    from starling.cli.main import load_pipeline
+    from starling.assembly import assemble
     from starling.control.auth import new_secret
     from starling.deploy.kubernetes import DeploymentSettings, all_manifests
 
     try:
-        spec = load_pipeline(pipeline)
+        spec = assemble(pipeline)
         if bootstrap:
             spec = spec.model_copy(
                 update={"kafka": spec.kafka.model_copy(update={"bootstrap_servers": bootstrap})}

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from starling.cli.options import Controller, Token, ask, json_object
 from starling.cli.terminal import console, report_error
 
 filter_app = typer.Typer(no_args_is_help=True, help="Your filters: check, submit, list, change, try.")
-
-Controller = Annotated[str | None, typer.Option(help="controller URL (or $STARLING_CONTROLLER)")]
-Token = Annotated[str | None, typer.Option(help="access token (or $STARLING_TOKEN)")]
 
 
 def fields_markdown() -> str:
@@ -66,12 +63,6 @@ def check(expression: str) -> None:
     console.print(f"valid; uses {', '.join(sorted(compiled.fields))}")
 
 
-def _call(method: str, path: str, body: Any, controller: str | None, token: str | None) -> Any:
-    from starling.cli.control import _call as call_controller
-
-    return call_controller(method, path, body, controller, token)
-
-
 @filter_app.command("add")
 def add(
     name: str,
@@ -87,7 +78,7 @@ def add(
     token: Token = None,
 ) -> None:
     """Submit a filter; it goes live for the alerts that arrive after."""
-    outputs = [_json_object(o) for o in output or []]
+    outputs = [json_object(o, "an output") for o in output or []]
     body: dict[str, Any] = {
         "name": name,
         "expression": expression,
@@ -98,7 +89,7 @@ def add(
         body["max_per_visit"] = max_per_visit
     if max_per_minute:
         body["max_per_minute"] = max_per_minute
-    console.print(_call("POST", "/filters", body, controller, token))
+    console.print(ask(controller, token, lambda c: c.submit_filter(body)))
 
 
 @filter_app.command("list")
@@ -107,7 +98,7 @@ def list_filters(controller: Controller = None, token: Token = None) -> None:
     table = Table()
     for column in ("name", "owner", "expression", "paused", "seen", "matched", "delivered", "failed"):
         table.add_column(column)
-    for f in _call("GET", "/filters", None, controller, token):
+    for f in ask(controller, token, lambda c: c.filters()):
         counts = f["counts"]
         table.add_row(
             f["name"],
@@ -135,23 +126,23 @@ def change(
     if expression is not None:
         body["expression"] = expression
     if output is not None:
-        body["outputs"] = [_json_object(o) for o in output]
-    console.print(_call("PATCH", f"/filters/{name}", body, controller, token))
+        body["outputs"] = [json_object(o, "an output") for o in output]
+    console.print(ask(controller, token, lambda c: c.change_filter(name, body)))
 
 
 @filter_app.command("pause")
 def pause(name: str, controller: Controller = None, token: Token = None) -> None:
-    console.print(_call("POST", f"/filters/{name}/pause", None, controller, token))
+    console.print(ask(controller, token, lambda c: c.pause_filter(name)))
 
 
 @filter_app.command("resume")
 def resume(name: str, controller: Controller = None, token: Token = None) -> None:
-    console.print(_call("POST", f"/filters/{name}/resume", None, controller, token))
+    console.print(ask(controller, token, lambda c: c.pause_filter(name, paused=False)))
 
 
 @filter_app.command("remove")
 def remove(name: str, controller: Controller = None, token: Token = None) -> None:
-    console.print(_call("DELETE", f"/filters/{name}", None, controller, token))
+    console.print(ask(controller, token, lambda c: c.delete_filter(name)))
 
 
 @filter_app.command("try")
@@ -169,7 +160,7 @@ def try_filter(
         from starling.adql.history import try_filter as run_try
         from starling.adql.parse import FilterSyntaxError
         from starling.errors import StarlingError
-        from starling.store.base import open_store
+        from starling.store.open import open_store
 
         try:
             opened = open_store(store)
@@ -179,24 +170,10 @@ def try_filter(
             report_error(str(exc))
             raise typer.Exit(2) from None
     else:
-        result = _call(
-            "POST", "/try-filter", {"expression": expression, "limit": limit, "sample": 5}, controller, token
-        )
+        result = ask(controller, token, lambda c: c.try_filter(expression, limit, sample=5))
     matched, examined = result["matched"], result["alerts_examined"]
     console.print(f"{matched:,} of {examined:,} stored alerts match ({result['fraction']:.2%})")
     for row in result["sample"]:
         console.print(
             f"  {row['survey']} {row['alert_id']} {row['object_id']} mag={row['mag']}", markup=False
         )
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        report_error(f"not JSON: {exc}")
-        raise typer.Exit(2) from None
-    if not isinstance(value, dict):
-        report_error("an output is a JSON object")
-        raise typer.Exit(2)
-    return value

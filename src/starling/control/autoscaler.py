@@ -17,35 +17,23 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-if TYPE_CHECKING:
-    from starling.control.controller import Controller
+from starling.control.state import DesiredPipeline
+from starling.core.stages import StageName
 
 log = logging.getLogger("starling.autoscaler")
 
-MAX_REPLICAS = 16
 
+class Scalable(Protocol):
+    """What the autoscaler drives: the controller, seen only through what scaling needs."""
 
-class AutoscalePolicy(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    @property
+    def desired(self) -> DesiredPipeline: ...
 
-    min_replicas: int = Field(1, ge=0, le=MAX_REPLICAS)
-    max_replicas: int = Field(4, ge=1, le=MAX_REPLICAS)
-    target_lag_per_replica: int = Field(2000, ge=1, description="messages of lag one replica should carry")
-    scale_up_cooldown_s: float = Field(5.0, ge=0.0, le=3600.0)
-    scale_down_cooldown_s: float = Field(30.0, ge=0.0, le=3600.0)
+    def stage_lag(self, stage: StageName) -> int: ...
 
-    @model_validator(mode="after")
-    def _ordered(self) -> AutoscalePolicy:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError(f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas})")
-        return self
-
-    def wanted(self, lag: int) -> int:
-        return max(self.min_replicas, min(self.max_replicas, math.ceil(lag / self.target_lag_per_replica)))
+    def set_replicas(self, stage: StageName, replicas: int) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +47,7 @@ class Decision:
 
 
 class Autoscaler:
-    def __init__(self, controller: Controller, interval_s: float = 1.0) -> None:
+    def __init__(self, controller: Scalable, interval_s: float = 1.0) -> None:
         self.controller = controller
         self.interval_s = interval_s
         self.decisions: deque[Decision] = deque(maxlen=500)

@@ -1,10 +1,110 @@
-"""Calling a worker's control API, wherever the worker runs (a local process, a Kubernetes pod)."""
+"""The public HTTP clients of Starling's services: the one way a command or a script talks to them.
+
+- :class:`ControllerClient`: the controller's API (pipeline, stages, replicas, autoscaling, users'
+  filters, watchlists and watchmaps). Its errors are :class:`ControllerUnreachableError` (no answer) and
+  :class:`ControllerRefusedError` (an answer of 4xx/5xx, with the status and the service's own ``detail``).
+- :class:`WorkerClient`: one worker's control API, wherever the worker runs (a local process, a
+  Kubernetes pod); the backends say where it listens.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
+
+from starling.errors import ControllerRefusedError, ControllerUnreachableError
+
+__all__ = ["DEFAULT_CONTROLLER", "ControllerClient", "WorkerClient"]
+
+DEFAULT_CONTROLLER = "http://127.0.0.1:8765"
+
+
+class ControllerClient:
+    """Calls the controller at ``url`` (default ``$STARLING_CONTROLLER``, else the local default) with
+    ``token`` (default ``$STARLING_TOKEN``)."""
+
+    def __init__(self, url: str | None = None, token: str | None = None, timeout_s: float = 30.0) -> None:
+        self.url = (url or os.environ.get("STARLING_CONTROLLER") or DEFAULT_CONTROLLER).rstrip("/")
+        self.token = token or os.environ.get("STARLING_TOKEN")
+        self.timeout_s = timeout_s
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        """One call: the decoded JSON answer, or ControllerRefusedError / ControllerUnreachableError."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = httpx.request(
+                method, self.url + path, json=body, headers=headers, timeout=self.timeout_s
+            )
+        except httpx.HTTPError as exc:
+            raise ControllerUnreachableError(f"cannot reach the controller at {self.url}: {exc}") from exc
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {"detail": response.text}
+        if response.status_code >= 400:
+            detail = answer.get("detail", answer) if isinstance(answer, dict) else answer
+            raise ControllerRefusedError(response.status_code, detail)
+        return answer
+
+    # -- the pipeline ------------------------------------------------------------------------------
+
+    def pipeline(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/pipeline"))
+
+    def add_component(self, stage: str, component: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.request("POST", f"/stages/{stage}/components", component))
+
+    def remove_component(self, stage: str, name: str) -> dict[str, Any]:
+        return dict(self.request("DELETE", f"/stages/{stage}/components/{name}"))
+
+    def patch_component(self, stage: str, name: str, config: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.request("PATCH", f"/stages/{stage}/components/{name}", {"config": config}))
+
+    def reorder(self, stage: str, names: list[str]) -> dict[str, Any]:
+        return dict(self.request("PUT", f"/stages/{stage}/order", {"components": names}))
+
+    def set_replicas(self, stage: str, replicas: int) -> dict[str, Any]:
+        return dict(self.request("PUT", f"/stages/{stage}/replicas", {"replicas": replicas}))
+
+    def set_autoscaling(self, stage: str, policy: dict[str, Any] | None) -> dict[str, Any]:
+        """Turn autoscaling on with ``policy``, or off with None."""
+        if policy is None:
+            return dict(self.request("DELETE", f"/stages/{stage}/autoscaling"))
+        return dict(self.request("PUT", f"/stages/{stage}/autoscaling", policy))
+
+    # -- users' filters ----------------------------------------------------------------------------
+
+    def filters(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/filters"))
+
+    def submit_filter(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.request("POST", "/filters", body))
+
+    def change_filter(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.request("PATCH", f"/filters/{name}", changes))
+
+    def pause_filter(self, name: str, paused: bool = True) -> dict[str, Any]:
+        return dict(self.request("POST", f"/filters/{name}/{'pause' if paused else 'resume'}"))
+
+    def delete_filter(self, name: str) -> dict[str, Any]:
+        return dict(self.request("DELETE", f"/filters/{name}"))
+
+    def try_filter(self, expression: str, limit: int, sample: int) -> dict[str, Any]:
+        body = {"expression": expression, "limit": limit, "sample": sample}
+        return dict(self.request("POST", "/try-filter", body))
+
+    # -- watchlists and watchmaps ("watchlists" or "watchmaps") ------------------------------------
+
+    def watched(self, kind: str) -> list[dict[str, Any]]:
+        return list(self.request("GET", f"/{kind}"))
+
+    def put_watched(self, kind: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.request("PUT", f"/{kind}/{name}", body))
+
+    def delete_watched(self, kind: str, name: str) -> dict[str, Any]:
+        return dict(self.request("DELETE", f"/{kind}/{name}"))
 
 
 class WorkerClient:
@@ -33,7 +133,7 @@ class WorkerClient:
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
 
-    def _call(self, method: str, path: str, body: Any, timeout_s: float) -> dict[str, Any] | None:
+    def request(self, method: str, path: str, body: Any, timeout_s: float) -> dict[str, Any] | None:
         if self.base_url is None or not self.alive:
             return None
         response = httpx.request(method, self.url(path), json=body, timeout=timeout_s, headers=self.headers)
@@ -41,14 +141,14 @@ class WorkerClient:
         return result if response.status_code == 200 else None
 
     def post(self, path: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
-        return self._call("POST", path, None, timeout_s)
+        return self.request("POST", path, None, timeout_s)
 
     def put(self, path: str, body: Any, timeout_s: float = 10.0) -> dict[str, Any] | None:
-        return self._call("PUT", path, body, timeout_s)
+        return self.request("PUT", path, body, timeout_s)
 
     def get(self, path: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
         """A reading: a worker that does not answer reads as None rather than raising."""
         try:
-            return self._call("GET", path, None, timeout_s)
+            return self.request("GET", path, None, timeout_s)
         except httpx.HTTPError:
             return None

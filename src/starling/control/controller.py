@@ -1,9 +1,10 @@
-"""The controller: holds the desired pipeline, makes the running workers match it, and serves its API.
+"""The controller: holds the desired pipeline and makes the running workers match it.
 
 Every change (add, remove, reorder, reconfigure a component; set a stage's replicas) is validated
 against the components' own config models first, then saved in the store with a new version, then
 written where new and restarted workers read it, then pushed to the running replicas of the stage
 (``PUT /components``), which apply it between two batches: no restart, no alert lost or doubled.
+Its HTTP API is ``starling.control.api`` (``controller_app``).
 """
 
 from __future__ import annotations
@@ -15,31 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, Field
 
-from starling.control.autoscaler import AutoscalePolicy, Autoscaler
+from starling.control.autoscale_policy import AutoscalePolicy
+from starling.control.autoscaler import Autoscaler
 from starling.control.backends.base import Backend
-from starling.control.filters_api import add_filter_routes
-from starling.control.service import (
-    COMMON_RESPONSES,
-    PROMETHEUS_RESPONSE,
-    XML_RESPONSE,
-    allow_every_method_of_the_path,
-    bearer,
-)
 from starling.control.state import ControllerState, DesiredPipeline
-from starling.control.watch_api import add_watch_routes
 from starling.core.registry import build_component
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.core.stages import STAGES, StageName, stage_component_specs, stage_kind, stage_layout
 from starling.errors import ConfigError, StoreError
 from starling.transport.kafka.clients import GroupLag
-from starling.vo.vosi import availability_xml, capabilities_xml
 
-MAX_REPLICAS = 16
 _STAGE_FIELD: dict[StageName, str] = {"ingest": "annotators", "filter": "filters", "distribute": "sinks"}
 
 
@@ -193,11 +180,11 @@ class Controller:
     def set_filters(self, components: list[ComponentSpec]) -> DesiredPipeline:
         """The filter stage's new components (users' filters among them). Their outputs reach the
         distribute stage's ``deliver`` sink first, so no match is judged before its route is known."""
-        from starling.components.sinks.deliver.sink import with_delivery
+        from starling.assembly import route_deliveries
 
         for component in components:  # refused here, before anything changes
             build_component(component.use, component.config, component.instance_name, "filter")
-        routed = with_delivery(with_stage(self.desired.spec, "filter", components))
+        routed = route_deliveries(with_stage(self.desired.spec, "filter", components))
         if routed.sinks != self.desired.spec.sinks:
             self._change("distribute", list(routed.sinks))
         return self._change("filter", components)
@@ -209,7 +196,7 @@ class Controller:
     def try_filter(self, expression: str, limit: int, sample: int) -> dict[str, Any]:
         """Judge the latest stored alerts with ``expression`` (see ``starling.adql.history``)."""
         from starling.adql.history import try_filter
-        from starling.store.base import open_store
+        from starling.store.open import open_store
 
         if self.store_location is None or not self.store_location.exists():
             raise StoreError("this controller has no store to read (nothing stored yet?)")
@@ -224,177 +211,3 @@ class Controller:
 
     def set_autoscaling(self, stage: StageName, policy: AutoscalePolicy | None) -> DesiredPipeline:
         return self._change(stage, autoscaling=policy)
-
-
-class NewComponent(BaseModel):
-    use: str = Field(min_length=1, description="an installed component (see /components)")
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
-    config: dict[str, Any] = Field(default_factory=dict)
-    position: int | None = Field(None, ge=0, description="index in the stage; default: at the end")
-
-
-class ConfigChange(BaseModel):
-    config: dict[str, Any]
-
-
-class Replicas(BaseModel):
-    replicas: int = Field(ge=0, le=MAX_REPLICAS)
-
-
-class Order(BaseModel):
-    components: list[str]
-
-
-class Changed(BaseModel):
-    version: int
-
-
-def controller_app(controller: Controller) -> FastAPI:
-    app = FastAPI(title="Starling controller", version="0.1.0", responses=COMMON_RESPONSES)
-    allow_every_method_of_the_path(app)
-
-    anyone = bearer(controller.state)
-    operator = bearer(controller.state, "operator")
-    refusals: dict[int | str, dict[str, Any]] = {
-        401: {"description": "no valid token"},
-        403: {"description": "not allowed for this token"},
-        404: {"description": "no such component"},
-        422: {"description": "refused, with the reason"},
-    }
-
-    def guarded(change: Any) -> Changed | JSONResponse:
-        try:
-            return Changed(version=change().version)
-        except ConfigError as exc:
-            return JSONResponse({"detail": exc.problems}, status_code=422)
-        except KeyError as exc:
-            return JSONResponse({"detail": f"no component {exc.args[0]!r} in that stage"}, status_code=404)
-
-    @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok", "service": "controller"}
-
-    @app.get("/ready")
-    def ready() -> dict[str, bool]:
-        return {"ready": True}
-
-    @app.get("/availability", response_class=Response, responses=XML_RESPONSE)
-    def availability() -> Response:
-        return Response(
-            availability_xml(True, controller.started_at, "controller running"), media_type="application/xml"
-        )
-
-    @app.get("/capabilities", response_class=Response, responses=XML_RESPONSE)
-    def capabilities(request: Request) -> Response:
-        return Response(capabilities_xml(str(request.base_url).rstrip("/")), media_type="application/xml")
-
-    @app.get("/status", dependencies=[anyone], responses=refusals)
-    def status() -> dict[str, Any]:
-        return {
-            "state": "running",
-            "uptime_s": round(time.time() - controller.started_at, 3),
-            "pipeline_version": controller.desired.version,
-            "replicas": dict(controller.desired.replicas),
-            "restarts": controller.backend.restarts(),
-            "autoscaler": controller.autoscaler.report(),
-        }
-
-    @app.get("/autoscaler", dependencies=[anyone], responses=refusals)
-    def autoscaler() -> dict[str, Any]:
-        """Policies, the last lag per stage, and the latest decisions with their reasons."""
-        return controller.autoscaler.report()
-
-    @app.get(
-        "/metrics",
-        response_class=Response,
-        dependencies=[anyone],
-        responses={**PROMETHEUS_RESPONSE, **refusals},
-    )
-    def metrics() -> Response:
-        """Replicas and lag per stage, and the autoscaler's decisions, as Prometheus text."""
-        lines = ["# TYPE starling_stage_replicas gauge"]
-        lines += [
-            f'starling_stage_replicas{{stage="{s}"}} {n}' for s, n in controller.desired.replicas.items()
-        ]
-        lines.append("# TYPE starling_stage_lag gauge")
-        lines += [f'starling_stage_lag{{stage="{s}"}} {n}' for s, n in controller.autoscaler.last_lag.items()]
-        lines.append("# TYPE starling_autoscaler_decisions_total counter")
-        counts: dict[tuple[str, str], int] = {}
-        for decision in controller.autoscaler.decisions:
-            key = (decision.stage, "up" if decision.replicas_to > decision.replicas_from else "down")
-            counts[key] = counts.get(key, 0) + 1
-        lines += [
-            f'starling_autoscaler_decisions_total{{stage="{s}",direction="{d}"}} {n}'
-            for (s, d), n in counts.items()
-        ]
-        return Response("\n".join(lines) + "\n", media_type=CONTENT_TYPE_LATEST)
-
-    add_filter_routes(app, controller, anyone, refusals)
-    add_watch_routes(app, controller, anyone, refusals)
-
-    @app.get("/stages/{stage}/workers", dependencies=[operator], responses=refusals)
-    def workers(stage: StageName) -> list[dict[str, Any]]:
-        """Each replica's own status (counts, lag, configuration and its version), as it reports it."""
-        found = []
-        for worker in controller.backend.workers(stage):
-            status = worker.get("/status", timeout_s=2.0)
-            found.append({"replica": worker.replica, "alive": worker.alive, "status": status})
-        return found
-
-    @app.get("/pipeline", dependencies=[anyone], responses=refusals)
-    def pipeline() -> dict[str, Any]:
-        """The stages, their components in order, replicas, topics, throughput and lag."""
-        return controller.view()
-
-    @app.post(
-        "/stages/{stage}/components",
-        dependencies=[operator],
-        responses=refusals,
-        status_code=201,
-        response_model=Changed,
-    )
-    def add(stage: StageName, component: NewComponent) -> Changed | JSONResponse:
-        spec = ComponentSpec(use=component.use, name=component.name, config=component.config)
-        return guarded(lambda: controller.add(stage, spec, component.position))
-
-    @app.delete(
-        "/stages/{stage}/components/{name}",
-        dependencies=[operator],
-        responses=refusals,
-        response_model=Changed,
-    )
-    def remove(stage: StageName, name: str) -> Changed | JSONResponse:
-        return guarded(lambda: controller.remove(stage, name))
-
-    @app.patch(
-        "/stages/{stage}/components/{name}",
-        dependencies=[operator],
-        responses=refusals,
-        response_model=Changed,
-    )
-    def patch(stage: StageName, name: str, change: ConfigChange) -> Changed | JSONResponse:
-        return guarded(lambda: controller.patch(stage, name, change.config))
-
-    @app.put("/stages/{stage}/order", dependencies=[operator], responses=refusals, response_model=Changed)
-    def order(stage: StageName, body: Order) -> Changed | JSONResponse:
-        return guarded(lambda: controller.reorder(stage, body.components))
-
-    @app.put("/stages/{stage}/replicas", dependencies=[operator], responses=refusals, response_model=Changed)
-    def replicas(stage: StageName, body: Replicas) -> Changed | JSONResponse:
-        return guarded(lambda: controller.set_replicas(stage, body.replicas))
-
-    @app.put(
-        "/stages/{stage}/autoscaling", dependencies=[operator], responses=refusals, response_model=Changed
-    )
-    def set_autoscaling(stage: StageName, policy: AutoscalePolicy) -> Changed | JSONResponse:
-        """Turn autoscaling on (or change its policy) for a stage."""
-        return guarded(lambda: controller.set_autoscaling(stage, policy))
-
-    @app.delete(
-        "/stages/{stage}/autoscaling", dependencies=[operator], responses=refusals, response_model=Changed
-    )
-    def stop_autoscaling(stage: StageName) -> Changed | JSONResponse:
-        """Turn autoscaling off for a stage (its replicas stay as they are)."""
-        return guarded(lambda: controller.set_autoscaling(stage, None))
-
-    return app

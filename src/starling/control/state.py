@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from starling.control.autoscaler import AutoscalePolicy
+from starling.control.autoscale_policy import AutoscalePolicy
 from starling.core.spec import PipelineSpec
 from starling.core.stages import STAGES, StageName
 

@@ -1,7 +1,7 @@
 """What makes a runtime controllable while it runs: live component changes, pause, drain, stop.
 
 Both the Kafka stage worker and the embedded pipeline are :class:`LiveRuntime` s, so one control
-API (``starling.control.service``) serves either. Changes are validated when proposed (a wrong one
+API (``starling.control.api``) serves either. Changes are validated when proposed (a wrong one
 is refused at once, with the field named) and applied by the runtime's own loop between two
 batches, so every alert is processed by exactly the components present at its time.
 """

@@ -115,17 +115,8 @@ def _pipeline_volume() -> dict[str, Any]:
     return {"name": "pipeline", "configMap": {"name": PIPELINE_CONFIGMAP}}
 
 
-def worker_deployment(
-    stage: StageName, settings: DeploymentSettings, replicas: int | None = None
-) -> Manifest:
-    """One stage's Deployment; ``replicas`` only when the controller creates it (see the module note)."""
-    component = f"worker-{stage}"
-    data_volume: dict[str, Any] = (
-        {"name": "data", "persistentVolumeClaim": {"claimName": f"{APP}-store"}}
-        if stage == "distribute"
-        else {"name": "data", "emptyDir": {}}
-    )
-    container = {
+def _worker_container(stage: StageName, settings: DeploymentSettings) -> dict[str, Any]:
+    return {
         "name": stage,
         "image": settings.image,
         "args": [
@@ -154,6 +145,19 @@ def worker_deployment(
             {"name": "data", "mountPath": DATA_DIR},
         ],
     }
+
+
+def worker_deployment(
+    stage: StageName, settings: DeploymentSettings, replicas: int | None = None
+) -> Manifest:
+    """One stage's Deployment; ``replicas`` only when the controller creates it (see the module note)."""
+    component = f"worker-{stage}"
+    data_volume: dict[str, Any] = (
+        {"name": "data", "persistentVolumeClaim": {"claimName": f"{APP}-store"}}
+        if stage == "distribute"
+        else {"name": "data", "emptyDir": {}}
+    )
+    container = _worker_container(stage, settings)
     spec: dict[str, Any] = {
         "selector": {"matchLabels": match_labels(component)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
@@ -215,10 +219,8 @@ def service_monitor(settings: DeploymentSettings) -> Manifest:
     }
 
 
-def controller_objects(settings: DeploymentSettings) -> list[Manifest]:
-    component = "controller"
-    account = f"{APP}-controller"
-    container = {
+def _controller_container(settings: DeploymentSettings) -> dict[str, Any]:
+    return {
         "name": "controller",
         "image": settings.image,
         "args": [
@@ -248,31 +250,42 @@ def controller_objects(settings: DeploymentSettings) -> list[Manifest]:
             {"name": "data", "mountPath": DATA_DIR},
         ],
     }
+
+
+def _controller_role(account: str, component: str, settings: DeploymentSettings) -> Manifest:
+    """What the controller may do: manage and scale the stage Deployments, their ConfigMap, read pods."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _metadata(account, component, settings),
+        "rules": [
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments"],
+                "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
+            },
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments/scale"],
+                "verbs": ["get", "patch", "update"],
+            },
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "verbs": ["get", "create", "patch", "update", "delete"],
+            },
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+        ],
+    }
+
+
+def controller_objects(settings: DeploymentSettings) -> list[Manifest]:
+    component = "controller"
+    account = f"{APP}-controller"
+    container = _controller_container(settings)
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(account, component, settings)},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": _metadata(account, component, settings),
-            "rules": [
-                {
-                    "apiGroups": ["apps"],
-                    "resources": ["deployments"],
-                    "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
-                },
-                {
-                    "apiGroups": ["apps"],
-                    "resources": ["deployments/scale"],
-                    "verbs": ["get", "patch", "update"],
-                },
-                {
-                    "apiGroups": [""],
-                    "resources": ["configmaps"],
-                    "verbs": ["get", "create", "patch", "update", "delete"],
-                },
-                {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-            ],
-        },
+        _controller_role(account, component, settings),
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from starling.alert.model import Alert
-from starling.errors import StoreError
 
 TABLES = (
     "objects",
@@ -56,13 +54,3 @@ class AlertStore(ABC):
 
     def counts(self) -> dict[str, int]:
         return {table: self.count(table) for table in TABLES}
-
-
-def open_store(location: str | Path) -> AlertStore:
-    """A store from a location: a file path or ``sqlite:///path`` (PostgreSQL URLs to come)."""
-    text = str(location)
-    if text.startswith(("postgresql://", "postgres://")):
-        raise StoreError("the PostgreSQL store is not implemented yet; use a SQLite path")
-    from starling.store.sqlite import SQLiteStore
-
-    return SQLiteStore(Path(text.removeprefix("sqlite:///")))

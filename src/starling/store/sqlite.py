@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
@@ -12,6 +11,7 @@ from typing import Any
 from starling.alert.model import Alert
 from starling.errors import StoreError
 from starling.store.base import TABLES, AlertStore
+from starling.store.rows import batch_rows
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -97,93 +97,27 @@ class SQLiteStore(AlertStore):
         self._lock = threading.Lock()
 
     def write(self, alerts: Sequence[Alert], matches: Mapping[str, Sequence[Alert]]) -> None:
-        objects: list[tuple[Any, ...]] = []
-        alert_rows: list[tuple[Any, ...]] = []
-        detections: list[tuple[Any, ...]] = []
-        limits: list[tuple[Any, ...]] = []
-        forced: list[tuple[Any, ...]] = []
-        annotations: list[tuple[Any, ...]] = []
-        for a in alerts:
-            history = a.history
-            survey, object_id = a.survey, a.object_id
-            first_mjd = history.detections[0].mjd if history.detections else a.mjd
-            objects.append(
-                (
-                    survey,
-                    object_id,
-                    a.ra,
-                    a.dec,
-                    first_mjd,
-                    a.mjd,
-                    a.alert_id,
-                    a.band,
-                    a.mag,
-                    a.flux,
-                    len(history.detections),
-                    len(history.upper_limits),
-                )
-            )
-            alert_rows.append(
-                (
-                    survey,
-                    a.alert_id,
-                    object_id,
-                    a.mjd,
-                    a.ra,
-                    a.dec,
-                    a.band,
-                    a.mag,
-                    a.mag_err,
-                    a.flux,
-                    a.flux_err,
-                    a.reliability,
-                    a.schema_version,
-                )
-            )
-            detections.extend(
-                (
-                    survey,
-                    d.detection_id,
-                    object_id,
-                    d.mjd,
-                    d.band,
-                    d.ra,
-                    d.dec,
-                    d.mag,
-                    d.mag_err,
-                    d.flux,
-                    d.flux_err,
-                )
-                for d in history.detections
-            )
-            limits.extend(
-                (survey, object_id, u.mjd, u.band, u.limiting_mag, u.limiting_flux)
-                for u in history.upper_limits
-            )
-            forced.extend((survey, object_id, f.mjd, f.band, f.flux, f.flux_err) for f in history.forced)
-            annotations.extend(
-                (survey, a.alert_id, name, json.dumps(payload, default=str))
-                for name, payload in a.annotations.items()
-            )
-        match_rows = [
-            (name, a.survey, a.alert_id, a.object_id, a.mjd)
-            for name, matched in matches.items()
-            for a in matched
-        ]
+        rows = batch_rows(alerts, matches)
         with self._lock:
             try:
                 self._db.execute("BEGIN")
-                self._db.executemany(_UPSERT_OBJECT, objects)
+                self._db.executemany(_UPSERT_OBJECT, rows.objects)
                 self._db.executemany(
-                    "INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", alert_rows
+                    "INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows.alerts
                 )
                 self._db.executemany(
-                    "INSERT OR IGNORE INTO detections VALUES (?,?,?,?,?,?,?,?,?,?,?)", detections
+                    "INSERT OR IGNORE INTO detections VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows.detections
                 )
-                self._db.executemany("INSERT OR IGNORE INTO non_detections VALUES (?,?,?,?,?,?)", limits)
-                self._db.executemany("INSERT OR IGNORE INTO forced_photometry VALUES (?,?,?,?,?,?)", forced)
-                self._db.executemany("INSERT OR REPLACE INTO annotations VALUES (?,?,?,?)", annotations)
-                self._db.executemany("INSERT OR IGNORE INTO filter_matches VALUES (?,?,?,?,?)", match_rows)
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO non_detections VALUES (?,?,?,?,?,?)", rows.non_detections
+                )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO forced_photometry VALUES (?,?,?,?,?,?)", rows.forced_photometry
+                )
+                self._db.executemany("INSERT OR REPLACE INTO annotations VALUES (?,?,?,?)", rows.annotations)
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO filter_matches VALUES (?,?,?,?,?)", rows.filter_matches
+                )
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._db.execute("ROLLBACK")

@@ -29,6 +29,7 @@ from starling.alert.decoder import encode_wire
 from starling.alert.photometry import JD_TO_MJD_OFFSET, mag_err_to_flux_err, mag_to_flux_njy
 from starling.alert.schemas import PackagedRubinSchemas
 from starling.synthetic.cutouts import CutoutPool
+from starling.synthetic.templates import template_record
 from starling.synthetic.ztf_schema import ZTF_SCHEMA_VERSION, ztf_alert_schema
 
 SyntheticSurvey = Literal["ztf", "rubin"]
@@ -92,57 +93,6 @@ class _SkyObject:
         if mjd < self.peak_mjd:
             return self.peak_mag + self.rise_per_day * (self.peak_mjd - mjd)
         return self.peak_mag + self.decline_per_day * (mjd - self.peak_mjd)
-
-
-def _default_value(avro_type: Any, named: dict[str, Any]) -> Any:
-    """The value a freshly-made record holds: null where allowed, else a zero of the type."""
-    if isinstance(avro_type, list):
-        return None if "null" in avro_type else _default_value(avro_type[0], named)
-    if isinstance(avro_type, dict):
-        kind = avro_type["type"]
-        if kind == "record":
-            named[avro_type["name"]] = avro_type
-            return {f["name"]: _default_value(f["type"], named) for f in avro_type["fields"]}
-        if kind == "array":
-            return []
-        if kind == "map":
-            return {}
-        if kind == "enum":
-            return avro_type["symbols"][0]
-        return _default_value(kind, named)
-    zeros: dict[str, Any] = {
-        "null": None,
-        "boolean": False,
-        "int": 0,
-        "long": 0,
-        "float": 0.0,
-        "double": 0.0,
-        "string": "",
-        "bytes": b"",
-    }
-    if avro_type in zeros:
-        return zeros[avro_type]
-    short = avro_type.rsplit(".", 1)[-1]
-    for name, definition in named.items():
-        if name == avro_type or name.rsplit(".", 1)[-1] == short:
-            return _default_value(definition, named)
-    raise ValueError(f"unknown Avro type {avro_type!r}")
-
-
-def template_record(schema: dict[str, Any], field_name: str | None = None) -> dict[str, Any]:
-    """A record of defaults for ``schema`` or for the record type of one of its fields."""
-    named: dict[str, Any] = {}
-    whole = _default_value(schema, named)
-    if field_name is None:
-        return dict(whole)
-    for f in schema["fields"]:
-        if f["name"] == field_name:
-            for option in f["type"] if isinstance(f["type"], list) else [f["type"]]:
-                if isinstance(option, dict) and option.get("type") == "array":
-                    return dict(_default_value(option["items"], named))
-                if option != "null":
-                    return dict(_default_value(option, named))
-    raise KeyError(field_name)
 
 
 class SyntheticNight:

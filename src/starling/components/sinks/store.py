@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from starling.core.component import Batch, ComponentConfig, RunContext, Sink
-from starling.store.base import AlertStore, open_store
+from starling.store.base import AlertStore
+from starling.store.open import open_store
 
 
 class StoreSinkConfig(ComponentConfig):

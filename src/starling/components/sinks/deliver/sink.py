@@ -1,6 +1,6 @@
 """``deliver``: the distribute stage's sink that sends each filter's matches where its owner asked.
 
-Its routes (filter name -> outputs) come from the filters' own configs: ``with_delivery`` derives
+Its routes (filter name -> outputs) come from the filters' own configs: ``starling.assembly`` derives
 them for a pipeline file, and the controller keeps them in step when users change their filters.
 
 - ``kafka``: a topic per filter (default ``<prefix>.filter.<name>``), Avro (one container per message,
@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import fastavro
 from confluent_kafka import Producer
-from pydantic import Field, TypeAdapter
+from pydantic import Field
 
 from starling.alert.export import OUTPUT_SCHEMA, output_record, to_json_ready
 from starling.alert.model import Alert
@@ -36,7 +36,6 @@ from starling.components.sinks.deliver.webhook import WebhookDeliverer
 from starling.components.sinks.files import FileSink, FileSinkConfig
 from starling.core.component import Batch, ComponentConfig, RunContext, Sink
 from starling.core.kafka_settings import KafkaSettings
-from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.transport.kafka.clients import DeliveryTracker, ensure_topics
 
 DELIVER = "deliver"
@@ -182,26 +181,3 @@ class DeliverSink(Sink[DeliverConfig]):
             self._webhooks.close()
         if self._files is not None:
             self._files.close()
-
-
-def with_delivery(spec: PipelineSpec) -> PipelineSpec:
-    """The pipeline with a ``deliver`` sink whose routes are its ADQL filters' outputs (or none)."""
-    routes: dict[str, list[dict[str, Any]]] = {}
-    expressions: dict[str, str] = {}
-    for component in spec.filters:
-        outputs = component.config.get("outputs") if component.use == "adql" else None
-        if outputs:
-            routes[component.instance_name] = TypeAdapter(list[Output]).dump_python(
-                TypeAdapter(list[Output]).validate_python(outputs), mode="json"
-            )
-            expressions[component.instance_name] = str(component.config.get("expression", ""))
-    others = [s for s in spec.sinks if s.instance_name != DELIVER]
-    current = next((s for s in spec.sinks if s.instance_name == DELIVER), None)
-    if not routes:
-        return spec if current is None else spec.model_copy(update={"sinks": others})
-    config = {**(current.config if current else {}), "routes": routes, "expressions": expressions}
-    if current is not None and current.config == config:
-        return spec
-    return spec.model_copy(
-        update={"sinks": [*others, ComponentSpec(use=DELIVER, name=DELIVER, config=config)]}
-    )

@@ -1,0 +1,151 @@
+"""``starling serve``, ``feed`` and ``up``: the stages as services over Kafka."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+
+from starling.assembly import assemble
+from starling.cli.terminal import console, report_error
+from starling.errors import ConfigError, StarlingError
+
+
+def serve(
+    stage: Annotated[str, typer.Argument(help="ingest, filter or distribute")],
+    pipeline: Annotated[Path | None, typer.Option(help="a pipeline description (TOML or JSON)")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="where sinks write")] = Path(
+        "starling-output"
+    ),
+    port: Annotated[int, typer.Option(help="control API port (0: any free port)")] = 0,
+    port_file: Annotated[Path | None, typer.Option(help="write the control API's port here")] = None,
+    host: Annotated[str, typer.Option(help="address the control API listens on (0.0.0.0 in a pod)")] = (
+        "127.0.0.1"
+    ),
+    schema_registry: Annotated[
+        str | None, typer.Option(help="Confluent schema registry URL for Rubin")
+    ] = None,
+) -> None:
+    """Run one stage as a service over Kafka: consume its input topic in a consumer group, run its
+    components, produce its output topic, and serve the control API (/health, /ready, /status, /metrics)."""
+    import logging
+    import signal
+
+    from starling.alert.decoder import AlertDecoder
+    from starling.alert.schemas import default_schema_source
+    from starling.control.api.app import worker_app
+    from starling.control.server import BackgroundServer
+    from starling.core.stages import STAGES
+    from starling.transport.kafka.worker import StageWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if stage not in STAGES:
+        report_error(f"no stage {stage!r}; stages are {', '.join(STAGES)}")
+        raise typer.Exit(2)
+    try:
+        spec = assemble(pipeline)
+        worker = StageWorker(spec, stage, output, AlertDecoder(default_schema_source(schema_registry)))
+    except StarlingError as exc:
+        report_error(str(exc))
+        raise typer.Exit(2) from None
+    from starling.control.auth import SharedSecret, secret_from_environment_or_file
+
+    token_file = output / "run" / f"{stage}-control.token"
+    secret, made = secret_from_environment_or_file(token_file)
+    server = BackgroundServer(worker_app(worker, SharedSecret(secret)), host=host, port=port)
+    bound = server.start()
+    if made:
+        console.print(f"control token written to {token_file}")
+    if port_file is not None:
+        port_file.write_text(str(bound))
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    console.print(f"{stage} worker: control API on http://{host}:{bound}")
+    try:
+        worker.run()
+    finally:
+        server.stop()
+
+
+def feed(
+    inputs: Annotated[
+        list[Path] | None, typer.Argument(help="files to replay (default: a synthetic night)")
+    ] = None,
+    pipeline: Annotated[Path | None, typer.Option(help="a pipeline description (TOML or JSON)")] = None,
+    alerts: Annotated[int, typer.Option(help="alerts in the synthetic night (when no inputs)")] = 20_000,
+    topic: Annotated[str | None, typer.Option(help="topic to write (default <prefix>.raw)")] = None,
+    rate: Annotated[float, typer.Option(help="alerts per second (0: as fast as possible)")] = 0.0,
+) -> None:
+    """Put alerts on Kafka as a survey would (ZTF containers, Rubin wire format), for the ingest stage."""
+    from starling.transport.kafka.feed import feed as feed_messages
+
+    try:
+        spec = assemble(pipeline, inputs, alerts)
+        with Progress(console=console) as progress:
+            task = progress.add_task(
+                "feeding", total=spec.source.config.get("alerts") if not inputs else None
+            )
+            sent = feed_messages(spec, topic, rate, on_progress=lambda n: progress.update(task, completed=n))
+    except StarlingError as exc:
+        report_error(str(exc))
+        raise typer.Exit(2) from None
+    console.print(f"fed {sent:,} messages to {topic or spec.kafka.raw_topic}")
+
+
+def up(
+    inputs: Annotated[
+        list[Path] | None, typer.Argument(help="files to replay (default: a synthetic night)")
+    ] = None,
+    pipeline: Annotated[Path | None, typer.Option(help="a pipeline description (TOML or JSON)")] = None,
+    alerts: Annotated[int, typer.Option(help="alerts in the synthetic night (when no inputs)")] = 20_000,
+    output: Annotated[Path, typer.Option("--output", "-o")] = Path("starling-output"),
+    replicas: Annotated[list[str] | None, typer.Option(help="stage=N, e.g. --replicas ingest=2")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the stream to finish")] = 600.0,
+) -> None:
+    """Run the whole chain over Kafka on this machine (a process per stage), feed it, wait, and stop."""
+    from starling.control.backends.processes import LocalChain
+    from starling.core.stages import STAGES, StageName
+    from starling.transport.kafka.feed import feed as feed_messages
+
+    try:
+        spec = assemble(pipeline, inputs, alerts)
+        counts: dict[StageName, int] = {}
+        for item in replicas or []:
+            name, _, number = item.partition("=")
+            if name not in STAGES or not number.isdigit() or int(number) < 1:
+                raise ConfigError(
+                    f"--replicas {item!r}: expected stage=N with a stage among {', '.join(STAGES)}"
+                )
+            counts[name] = int(number)
+    except (StarlingError, ValueError) as exc:
+        report_error(str(exc))
+        raise typer.Exit(2) from None
+    chain = LocalChain(spec, output, counts)
+    started = time.perf_counter()
+    try:
+        chain.start()
+        console.print(f"workers up: {', '.join(f'{w.stage}#{w.replica} :{w.port}' for w in chain.workers)}")
+        sent = feed_messages(spec)
+        with Progress(console=console) as progress:
+            task = progress.add_task("through the chain", total=sent)
+            while (done := chain.settled_count()) < sent:
+                progress.update(task, completed=done)
+                if time.perf_counter() - started > timeout:
+                    raise StarlingError(f"only {done} of {sent} through after {timeout} s")
+                time.sleep(0.2)
+            progress.update(task, completed=sent)
+        elapsed = time.perf_counter() - started
+        for stage in ("ingest", "filter", "distribute"):
+            for status in chain.statuses(stage):
+                console.print(f"  {stage}: {status['components']}")
+        console.print(
+            f"{sent:,} alerts through the chain in {elapsed:.1f} s ({sent / elapsed:,.0f} alerts/s)"
+        )
+    except StarlingError as exc:
+        report_error(str(exc))
+        raise typer.Exit(2) from None
+    finally:
+        chain.stop()

@@ -1,0 +1,46 @@
+"""The two control APIs, assembled from the routers: the controller's, and each runtime's.
+
+Each app keeps what its handlers act on in ``app.state`` (the controller or the runtime, and the
+token authority the authorization dependency asks), so one set of module-level routers serves every
+app built here.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from starling.control.api import autoscaler, filters, pipeline, watch, worker
+from starling.control.api.common import COMMON_RESPONSES, allow_every_method_of_the_path
+from starling.control.auth import TokenAuthority
+from starling.control.controller import Controller
+from starling.core.live import LiveRuntime
+
+
+def controller_app(controller: Controller) -> FastAPI:
+    """The controller's API; its tokens are those of the controller's store."""
+    app = FastAPI(title="Starling controller", version="0.1.0", responses=COMMON_RESPONSES)
+    app.state.controller = controller
+    app.state.authority = controller.state
+    app.middleware("http")(allow_every_method_of_the_path)
+    for router in (
+        pipeline.probes,
+        pipeline.readers,
+        pipeline.operators,
+        autoscaler.readers,
+        autoscaler.operators,
+        filters.router,
+        watch.router,
+    ):
+        app.include_router(router)
+    return app
+
+
+def worker_app(runtime: LiveRuntime, authority: TokenAuthority) -> FastAPI:
+    """The control API of one runtime. Everything but the probes and VOSI needs an operator token."""
+    app = FastAPI(title=f"Starling {runtime.stage} worker", version="0.1.0", responses=COMMON_RESPONSES)
+    app.state.runtime = runtime
+    app.state.authority = authority
+    app.middleware("http")(allow_every_method_of_the_path)
+    app.include_router(worker.probes)
+    app.include_router(worker.router)
+    return app

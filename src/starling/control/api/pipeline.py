@@ -1,0 +1,210 @@
+"""The controller's API for the pipeline: probes, VOSI, status, metrics, the stages and their workers.
+
+A user token may read (``/status``, ``/pipeline``, ``/metrics``); changing a stage (its components,
+their order and configs, its replicas) and reading each replica's own status need an operator token.
+Each change answers with the desired pipeline's new version (see ``Controller``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
+
+from starling.control.api.auth import ANYONE, OPERATOR
+from starling.control.api.autoscaler import AutoscalerReport
+from starling.control.api.common import (
+    AUTH_RESPONSES,
+    PROMETHEUS_RESPONSE,
+    REFUSED,
+    XML_RESPONSE,
+    Changed,
+    capabilities,
+    changed,
+    problem,
+)
+from starling.control.api.deps import Control
+from starling.control.api.worker import WorkerStatus
+from starling.control.autoscale_policy import MAX_REPLICAS
+from starling.core.spec import ComponentSpec
+from starling.core.stages import StageName
+from starling.vo.vosi import availability_xml
+
+
+class ControllerHealth(BaseModel):
+    status: str = Field(description="'ok' while the controller runs")
+    service: str
+
+
+class Ready(BaseModel):
+    ready: bool
+
+
+class ControllerStatus(BaseModel):
+    state: str
+    uptime_s: float
+    pipeline_version: int
+    replicas: dict[str, int] = Field(description="desired replicas per stage")
+    restarts: dict[str, int] = Field(description="restarts per replica ('stage#index')")
+    autoscaler: AutoscalerReport
+
+
+class WorkerView(BaseModel):
+    """One replica as the pipeline view shows it (nulls where it does not answer)."""
+
+    replica: int
+    alive: bool
+    url: str | None
+    state: str | None
+    messages_in: int | None
+    lag: int | None
+    config_version: int | None
+    uptime_s: float | None
+
+
+class StageView(BaseModel):
+    name: StageName
+    components: list[ComponentSpec]
+    replicas: int
+    input_topics: list[str]
+    output_topic: str | None
+    messages_in: int
+    alerts_per_s: float
+    lag: int
+    workers: list[WorkerView]
+
+
+class PipelineView(BaseModel):
+    version: int = Field(description="the desired pipeline's version")
+    stages: list[StageView]
+
+
+class WorkerReport(BaseModel):
+    """One replica's own status, as it reports it (null when it does not answer)."""
+
+    replica: int
+    alive: bool
+    status: WorkerStatus | None
+
+
+class NewComponent(BaseModel):
+    use: str = Field(min_length=1, description="an installed component (see /components)")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
+    config: dict[str, Any] = Field(default_factory=dict)
+    position: int | None = Field(None, ge=0, description="index in the stage; default: at the end")
+
+
+class ConfigChange(BaseModel):
+    config: dict[str, Any]
+
+
+class Replicas(BaseModel):
+    replicas: int = Field(ge=0, le=MAX_REPLICAS)
+
+
+class Order(BaseModel):
+    components: list[str]
+
+
+CHANGE_RESPONSES = {**REFUSED, 404: problem("no such component")}
+
+probes = APIRouter(tags=["probes"])
+readers = APIRouter(dependencies=ANYONE, responses=AUTH_RESPONSES, tags=["pipeline"])
+operators = APIRouter(dependencies=OPERATOR, responses=AUTH_RESPONSES, tags=["pipeline"])
+
+
+@probes.get("/health")
+def health() -> ControllerHealth:
+    return ControllerHealth(status="ok", service="controller")
+
+
+@probes.get("/ready")
+def ready() -> Ready:
+    return Ready(ready=True)
+
+
+@probes.get("/availability", response_class=Response, responses=XML_RESPONSE)
+def availability(controller: Control) -> Response:
+    """IVOA VOSI availability."""
+    document = availability_xml(True, controller.started_at, "controller running")
+    return Response(document, media_type="application/xml")
+
+
+probes.add_api_route("/capabilities", capabilities, response_class=Response, responses=XML_RESPONSE)
+
+
+@readers.get("/status")
+def status(controller: Control) -> ControllerStatus:
+    return ControllerStatus(
+        state="running",
+        uptime_s=round(time.time() - controller.started_at, 3),
+        pipeline_version=controller.desired.version,
+        replicas=dict(controller.desired.replicas),
+        restarts=controller.backend.restarts(),
+        autoscaler=AutoscalerReport.model_validate(controller.autoscaler.report()),
+    )
+
+
+@readers.get("/pipeline")
+def pipeline(controller: Control) -> PipelineView:
+    """The stages, their components in order, replicas, topics, throughput and lag."""
+    return PipelineView.model_validate(controller.view())
+
+
+@readers.get("/metrics", response_class=Response, responses=PROMETHEUS_RESPONSE)
+def metrics(controller: Control) -> Response:
+    """Replicas and lag per stage, and the autoscaler's decisions, as Prometheus text."""
+    lines = ["# TYPE starling_stage_replicas gauge"]
+    lines += [f'starling_stage_replicas{{stage="{s}"}} {n}' for s, n in controller.desired.replicas.items()]
+    lines.append("# TYPE starling_stage_lag gauge")
+    lines += [f'starling_stage_lag{{stage="{s}"}} {n}' for s, n in controller.autoscaler.last_lag.items()]
+    lines.append("# TYPE starling_autoscaler_decisions_total counter")
+    counts: dict[tuple[str, str], int] = {}
+    for decision in controller.autoscaler.decisions:
+        key = (decision.stage, "up" if decision.replicas_to > decision.replicas_from else "down")
+        counts[key] = counts.get(key, 0) + 1
+    lines += [
+        f'starling_autoscaler_decisions_total{{stage="{s}",direction="{d}"}} {n}'
+        for (s, d), n in counts.items()
+    ]
+    return Response("\n".join(lines) + "\n", media_type=CONTENT_TYPE_LATEST)
+
+
+@operators.get("/stages/{stage}/workers")
+def workers(stage: StageName, controller: Control) -> list[WorkerReport]:
+    """Each replica's own status (counts, lag, configuration and its version), as it reports it."""
+    reports = []
+    for worker in controller.backend.workers(stage):
+        found = worker.get("/status", timeout_s=2.0)
+        status = None if found is None else WorkerStatus.model_validate(found)
+        reports.append(WorkerReport(replica=worker.replica, alive=worker.alive, status=status))
+    return reports
+
+
+@operators.post("/stages/{stage}/components", status_code=201, responses=CHANGE_RESPONSES)
+def add(stage: StageName, component: NewComponent, controller: Control) -> Changed:
+    spec = ComponentSpec(use=component.use, name=component.name, config=component.config)
+    return changed(lambda: controller.add(stage, spec, component.position))
+
+
+@operators.delete("/stages/{stage}/components/{name}", responses=CHANGE_RESPONSES)
+def remove(stage: StageName, name: str, controller: Control) -> Changed:
+    return changed(lambda: controller.remove(stage, name))
+
+
+@operators.patch("/stages/{stage}/components/{name}", responses=CHANGE_RESPONSES)
+def patch(stage: StageName, name: str, change: ConfigChange, controller: Control) -> Changed:
+    return changed(lambda: controller.patch(stage, name, change.config))
+
+
+@operators.put("/stages/{stage}/order", responses=REFUSED)
+def order(stage: StageName, body: Order, controller: Control) -> Changed:
+    return changed(lambda: controller.reorder(stage, body.components))
+
+
+@operators.put("/stages/{stage}/replicas", responses=REFUSED)
+def replicas(stage: StageName, body: Replicas, controller: Control) -> Changed:
+    return changed(lambda: controller.set_replicas(stage, body.replicas))

@@ -1,0 +1,182 @@
+"""Users' watchlists and watchmaps through the controller.
+
+An upload is checked, then goes live in every ingest replica between two batches: alerts that arrive
+after are marked. A user token sees and changes its own; an operator token all of them. A name that
+belongs to someone else is refused (409) rather than taken over.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field, ValidationError
+
+from starling.components.annotators.watch import NAME, Watchlist, WatchTarget, moc_from_upload
+from starling.control.api.auth import ANYONE, Anyone
+from starling.control.api.common import AUTH_RESPONSES, REFUSED, config_refused, problem, refuse
+from starling.control.api.deps import current_controller
+from starling.control.controller import Controller
+from starling.control.state import Principal
+from starling.control.user_watch import WatchEntries, watchlists, watchmaps
+
+
+class NewWatchlist(BaseModel):
+    name: str = Field(pattern=NAME)
+    default_radius_arcsec: float = Field(2.0, gt=0, le=3600)
+    targets: list[WatchTarget] = Field(min_length=1, max_length=1_000_000)
+
+
+class NewWatchmap(BaseModel):
+    name: str = Field(pattern=NAME)
+    kind: Literal["moc-json", "moc-fits", "skymap"] = Field(
+        description="a MOC as JSON, a MOC FITS file, or a HEALPix probability map (FITS)"
+    )
+    moc: dict[str, list[int]] | None = Field(None, description="for moc-json: depth -> NESTED cells")
+    fits_base64: str | None = Field(None, description="for moc-fits and skymap: the file, base64")
+    credible_level: float = Field(0.9, gt=0, le=1, description="for skymap: the credible region kept")
+    description: str = Field("", max_length=2000)
+
+
+class WatchlistSummary(BaseModel):
+    name: str
+    owner: str | None
+    targets: int = Field(description="how many targets it holds")
+    default_radius_arcsec: float
+
+
+class WatchmapSummary(BaseModel):
+    name: str
+    owner: str | None
+    description: str
+    cells: int = Field(description="how many MOC cells the region has, over every depth")
+
+
+class WatchPut(BaseModel):
+    name: str
+    version: int = Field(description="the desired pipeline's version that carries the change")
+    replaced: bool = Field(description="true if it replaced one of the same name")
+
+
+class WatchDeleted(BaseModel):
+    name: str
+    version: int
+    deleted: bool
+
+
+def _lists(controller: Annotated[Controller, Depends(current_controller)]) -> WatchEntries:
+    return watchlists(controller)
+
+
+def _maps(controller: Annotated[Controller, Depends(current_controller)]) -> WatchEntries:
+    return watchmaps(controller)
+
+
+Lists = Annotated[WatchEntries, Depends(_lists)]
+Maps = Annotated[WatchEntries, Depends(_maps)]
+PUT_RESPONSES = {**REFUSED, 409: problem("the name belongs to someone else")}
+NOT_YOURS = {**REFUSED, 404: problem("you have none of that name")}
+
+router = APIRouter(dependencies=ANYONE, responses=AUTH_RESPONSES, tags=["watch"])
+
+
+def _put(kept: WatchEntries, who: Principal, entry: dict[str, Any]) -> WatchPut:
+    existing = next((e for e in kept.entries() if e["name"] == entry["name"]), None)
+    if existing is not None and who.role != "operator" and existing.get("owner") != who.user:
+        refuse(409, f"{entry['name']!r} belongs to someone else; choose another name")
+    others = [e for e in kept.entries() if e["name"] != entry["name"]]
+    owner = existing["owner"] if existing else who.user
+    with config_refused():
+        version = kept.replace([*others, {**entry, "owner": owner}])
+    return WatchPut(name=entry["name"], version=version, replaced=existing is not None)
+
+
+def _delete(kept: WatchEntries, who: Principal, name: str) -> WatchDeleted:
+    if kept.find(who, name) is None:
+        refuse(404, f"you have no {kept.noun} named {name!r}")
+    with config_refused():
+        version = kept.replace([e for e in kept.entries() if e["name"] != name])
+    return WatchDeleted(name=name, version=version, deleted=True)
+
+
+def _same_name(path_name: str, body_name: str) -> None:
+    if body_name != path_name:
+        refuse(422, "the name in the path and in the body differ")
+
+
+@router.get("/watchlists")
+def list_watchlists(lists: Lists, who: Anyone) -> list[WatchlistSummary]:
+    """Your watchlists (an operator: everyone's), without their targets."""
+    return [
+        WatchlistSummary(
+            name=e["name"],
+            owner=e.get("owner"),
+            targets=len(e["targets"]),
+            default_radius_arcsec=e.get("default_radius_arcsec", 2.0),
+        )
+        for e in lists.visible(who)
+    ]
+
+
+@router.put("/watchlists/{name}", responses=PUT_RESPONSES)
+def put_watchlist(name: str, body: NewWatchlist, lists: Lists, who: Anyone) -> WatchPut:
+    """Upload a watchlist, or replace its targets; alerts that arrive after are marked."""
+    _same_name(name, body.name)
+    return _put(lists, who, body.model_dump(mode="json"))
+
+
+# The entry as kept: only the fields it holds (a hand-written pipeline may leave defaults out).
+@router.get("/watchlists/{name}", responses=NOT_YOURS, response_model_exclude_unset=True)
+def get_watchlist(name: str, lists: Lists, who: Anyone) -> Watchlist:
+    found = lists.find(who, name)
+    if found is None:
+        refuse(404, f"you have no watchlist named {name!r}")
+    return Watchlist.model_validate(found)
+
+
+@router.delete("/watchlists/{name}", responses=NOT_YOURS)
+def delete_watchlist(name: str, lists: Lists, who: Anyone) -> WatchDeleted:
+    return _delete(lists, who, name)
+
+
+@router.get("/watchmaps")
+def list_watchmaps(maps: Maps, who: Anyone) -> list[WatchmapSummary]:
+    return [
+        WatchmapSummary(
+            name=e["name"],
+            owner=e.get("owner"),
+            description=e.get("description", ""),
+            cells=sum(len(c) for c in e["moc"].values()),
+        )
+        for e in maps.visible(who)
+    ]
+
+
+def _region(body: NewWatchmap) -> dict[str, list[int]]:
+    """The uploaded region as a MOC in JSON form; 422 saying why it cannot be read."""
+    try:
+        if body.kind == "moc-json":
+            if body.moc is None:
+                refuse(422, "moc-json needs 'moc'")
+            return moc_from_upload("moc-json", body.moc)
+        if body.fits_base64 is None:
+            refuse(422, f"{body.kind} needs 'fits_base64'")
+        fits = base64.b64decode(body.fits_base64, validate=True)
+        return moc_from_upload(body.kind, fits, body.credible_level)
+    except (ValueError, OSError, KeyError, IndexError, binascii.Error, ValidationError) as exc:
+        refuse(422, f"cannot read the {body.kind}: {exc}")
+
+
+@router.put("/watchmaps/{name}", responses=PUT_RESPONSES)
+def put_watchmap(name: str, body: NewWatchmap, maps: Maps, who: Anyone) -> WatchPut:
+    """Upload a region (a MOC, or a probability map and its credible level)."""
+    _same_name(name, body.name)
+    entry = {"name": name, "moc": _region(body), "description": body.description}
+    return _put(maps, who, entry)
+
+
+@router.delete("/watchmaps/{name}", responses=NOT_YOURS)
+def delete_watchmap(name: str, maps: Maps, who: Anyone) -> WatchDeleted:
+    return _delete(maps, who, name)

@@ -1,0 +1,185 @@
+"""The control API every runtime serves: a Kafka stage worker, or the embedded pipeline.
+
+``/health`` answers while the process lives; ``/ready`` once it consumes; ``/status`` gives state,
+counts, lag, partitions and the configuration version; ``/metrics`` is Prometheus text read from the
+runtime's own counts at scrape time; ``GET``/``PATCH /config`` and ``PUT /components`` change the
+components live (validated first; 422 naming the field); ``POST /pause``, ``/resume``, ``/drain``;
+and the IVOA VOSI ``/availability`` and ``/capabilities``. Everything but the probes and VOSI needs
+an operator token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, Field
+
+from starling.control.api.auth import OPERATOR
+from starling.control.api.common import (
+    AUTH_RESPONSES,
+    PROMETHEUS_RESPONSE,
+    XML_RESPONSE,
+    capabilities,
+    config_refused,
+    problem,
+    refuse,
+)
+from starling.control.api.deps import Runtime
+from starling.control.runtime_metrics import runtime_metrics
+from starling.core.spec import ComponentSpec
+from starling.vo.vosi import availability_xml
+
+
+class WorkerHealth(BaseModel):
+    status: str = Field(description="'ok' while the process lives")
+    stage: str
+
+
+class WorkerReady(BaseModel):
+    ready: bool
+    state: str = Field(description="starting, running, paused, draining, drained or stopping")
+
+
+class RuntimeState(BaseModel):
+    state: str
+
+
+class ConfigVersion(BaseModel):
+    version: int
+    applied_at: float = Field(description="Unix time")
+
+
+class WorkerStatus(BaseModel):
+    """What every runtime reports; a Kafka stage worker adds its batches, partitions and topics."""
+
+    model_config = ConfigDict(extra="allow")
+
+    stage: str
+    state: str
+    uptime_s: float
+    messages_in: int
+    alerts_in: int
+    failed: int
+    dead_letters: int
+    lag: int | None = Field(description="messages behind the end of the input; null where unknown")
+    components: dict[str, dict[str, Any]] = Field(
+        description="per component: kind, in, out, failed, and the component's own counters"
+    )
+    config_version: int
+    config_history: list[ConfigVersion]
+    pending_config_version: int | None
+    config: list[ComponentSpec]
+
+
+class WorkerConfig(BaseModel):
+    stage: str
+    version: int
+    pending_version: int | None = Field(description="a change proposed, not yet applied")
+    components: list[ComponentSpec]
+
+
+class ConfigPatch(BaseModel):
+    """Change some fields of one component's config."""
+
+    component: str = Field(description="the component's instance name in this stage")
+    config: dict[str, Any] = Field(description="the fields to change, validated by the component's own model")
+
+
+class ConfigAccepted(BaseModel):
+    version: int = Field(description="the configuration version that carries the change")
+    applied: bool = Field(description="false until the worker reaches the next batch boundary")
+
+
+probes = APIRouter(tags=["probes"])
+router = APIRouter(dependencies=OPERATOR, responses=AUTH_RESPONSES, tags=["runtime"])
+
+
+@probes.get("/health")
+def health(runtime: Runtime) -> WorkerHealth:
+    return WorkerHealth(status="ok", stage=runtime.stage)
+
+
+@probes.get(
+    "/ready",
+    responses={503: {"model": WorkerReady, "description": "not ready yet (starting, draining or stopped)"}},
+)
+def ready(runtime: Runtime, response: Response) -> WorkerReady:
+    ok = runtime.ready
+    response.status_code = 200 if ok else 503
+    return WorkerReady(ready=ok, state=runtime.state)
+
+
+@probes.get("/availability", response_class=Response, responses=XML_RESPONSE)
+def availability(runtime: Runtime) -> Response:
+    """IVOA VOSI availability."""
+    available = runtime.ready and runtime.state == "running"
+    note = f"{runtime.stage}: {runtime.state}"
+    return Response(availability_xml(available, runtime.started_at, note), media_type="application/xml")
+
+
+probes.add_api_route("/capabilities", capabilities, response_class=Response, responses=XML_RESPONSE)
+
+
+@router.get("/status")
+def status(runtime: Runtime) -> WorkerStatus:
+    return WorkerStatus.model_validate(runtime.status())
+
+
+@router.post("/pause")
+def pause(runtime: Runtime) -> RuntimeState:
+    """Stop taking new messages (the group membership and the assignment are kept)."""
+    runtime.pause()
+    return RuntimeState(state=runtime.state)
+
+
+@router.post("/resume")
+def resume(runtime: Runtime) -> RuntimeState:
+    runtime.resume()
+    return RuntimeState(state=runtime.state)
+
+
+@router.post("/drain", status_code=202)
+def drain(runtime: Runtime) -> RuntimeState:
+    """Finish and commit the batch in hand, leave the consumer group, then stop."""
+    runtime.drain()
+    return RuntimeState(state=runtime.state)
+
+
+@router.get("/config")
+def get_config(runtime: Runtime) -> WorkerConfig:
+    """The stage's components in order, with their configs, and the configuration version."""
+    return WorkerConfig(
+        stage=runtime.stage,
+        version=runtime.config_version,
+        pending_version=runtime.pending_version,
+        components=list(runtime.component_specs),
+    )
+
+
+@router.patch(
+    "/config", responses={404: problem("no such component"), 422: problem("refused, with the reason")}
+)
+def patch_config(change: ConfigPatch, runtime: Runtime) -> ConfigAccepted:
+    """Validate a config change and apply it live (next batch boundary), or refuse it with the reason."""
+    try:
+        with config_refused():
+            version = runtime.patch_component(change.component, change.config)
+    except KeyError:
+        names = [c.instance_name for c in runtime.component_specs]
+        refuse(404, f"no component {change.component!r} in this stage; it has {names}")
+    return ConfigAccepted(version=version, applied=False)
+
+
+@router.put("/components", responses={422: problem("refused, with the reason")})
+def put_components(components: list[ComponentSpec], runtime: Runtime) -> ConfigAccepted:
+    """Replace the stage's component list (add, remove, reorder) while it runs."""
+    with config_refused():
+        version = runtime.propose_components(components)
+    return ConfigAccepted(version=version, applied=False)
+
+
+@router.get("/metrics", response_class=Response, responses=PROMETHEUS_RESPONSE)
+def metrics(runtime: Runtime) -> Response:
+    return Response(runtime_metrics(runtime), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,17 @@
+"""Opening a store by where it is: the one place that maps a location to a backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starling.errors import StoreError
+from starling.store.base import AlertStore
+from starling.store.sqlite import SQLiteStore
+
+
+def open_store(location: str | Path) -> AlertStore:
+    """A store from a location: a file path or ``sqlite:///path`` (PostgreSQL URLs to come)."""
+    text = str(location)
+    if text.startswith(("postgresql://", "postgres://")):
+        raise StoreError("the PostgreSQL store is not implemented yet; use a SQLite path")
+    return SQLiteStore(Path(text.removeprefix("sqlite:///")))

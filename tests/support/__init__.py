@@ -1,0 +1,1 @@
+"""What the tests share: paths, helpers, and real peers (Kafka, a schema registry, a webhook receiver)."""

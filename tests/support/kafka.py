@@ -1,0 +1,101 @@
+"""Kafka for the tests: a real broker started by scripts/kafka or $STARLING_KAFKA_BOOTSTRAP, and helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer
+
+from starling.core.kafka_settings import KafkaSettings
+from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.transport.kafka.clients import delete_topics
+from tests.support.paths import REPO
+
+SCRIPT = REPO / "scripts" / "kafka"
+
+
+def kafka_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    external = os.environ.get("STARLING_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    was_running = kafka_script("status").returncode == 0
+    started = kafka_script("start")
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield kafka_script("bootstrap").stdout.strip()
+    if not was_running:
+        kafka_script("stop")
+
+
+@pytest.fixture
+def prefix(kafka_bootstrap: str) -> Iterator[str]:
+    """Topics and consumer groups of their own for each test, deleted when it ends."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    delete_topics(KafkaSettings(bootstrap_servers=kafka_bootstrap), name)
+
+
+def chain_spec(bootstrap: str, prefix: str, alerts: int, **source: object) -> PipelineSpec:
+    return PipelineSpec(
+        batch_size=200,
+        source=ComponentSpec(use="synthetic", config={"alerts": alerts, "alerts_per_visit": 200, **source}),
+        annotators=[ComponentSpec(use="history-summary")],
+        filters=[ComponentSpec(use="threshold", name="bright", config={"max_mag": 19.0})],
+        sinks=[ComponentSpec(use="store")],
+        kafka=KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=4),
+    )
+
+
+def store_count(output: Path, table: str = "alerts") -> int:
+    import sqlite3
+
+    path = output / "starling.db"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=30) as db:
+        try:
+            return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
+def read_topic(bootstrap: str, topic: str, expected_at_least: int, timeout_s: float = 60) -> list[Any]:
+    """Every message of ``topic`` from its start, once at least ``expected_at_least`` came and the
+    topic has been quiet for 3 s (or at ``timeout_s``)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    idle_since = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                if len(found) >= expected_at_least and time.monotonic() - idle_since > 3:
+                    break
+                continue
+            idle_since = time.monotonic()
+            found.append(message)
+    finally:
+        consumer.close()
+    return found
