@@ -1,6 +1,6 @@
 # The one image every Starling service runs: `starling serve <stage>`, `starling controller`,
 # `starling feed`, `starling run`. Build: docker build -t starling:0.1.0 .
-# (No container engine on the development machine: this file is checked by tests/test_deploy_files.py,
+# (No container engine on the development machine: this file is checked by tests/deploy/test_manifests.py,
 # not built there.)
 
 FROM python:3.11-slim AS build

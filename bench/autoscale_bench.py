@@ -26,7 +26,7 @@ from starling.control.state import ControllerState, DesiredPipeline
 from starling.core.kafka_settings import KafkaSettings
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
-from starling.transport.kafka.clients import GroupLag
+from starling.transport.kafka.clients import GroupLag, producer_config
 
 POLICY = AutoscalePolicy(
     min_replicas=1,
@@ -56,7 +56,7 @@ def _spec(bootstrap: str, alerts: int) -> PipelineSpec:
 
 
 def _produce(spec: PipelineSpec, burst: list[bytes]) -> None:
-    producer = Producer(spec.kafka.producer_config())
+    producer = Producer(producer_config(spec.kafka))
     for value in burst:
         while True:
             try:

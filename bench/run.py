@@ -149,8 +149,6 @@ import sys, tempfile
 from pathlib import Path
 from starling.assembly import default_pipeline
 from starling.core.embedded import EmbeddedPipeline
-from starling.core.kafka_settings import KafkaSettings
-from starling.transport.kafka.clients import delete_topics
 from starling.core.spec import ComponentSpec
 # The same simulated sky at every stream length: only the number of alerts changes.
 source = ComponentSpec(use="synthetic", config={"alerts": int(sys.argv[1]), "objects": 3000})

@@ -16,8 +16,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from starling.components.sinks.deliver.outputs import Output
-from starling.components.sinks.deliver.sink import DELIVER
+from starling.components.outputs import DELIVER, Output
 from starling.core.spec import ComponentSpec, PipelineSpec
 
 DEFAULT_SYNTHETIC_ALERTS = 20_000

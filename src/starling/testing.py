@@ -33,10 +33,11 @@ from typing import ClassVar
 from pydantic import Field
 
 from starling.alert.model import Alert
+from starling.assembly import route_deliveries
 from starling.components.sources.files import iter_messages
 from starling.core.component import Batch, ComponentConfig, RawMessage, Sink, Source
 from starling.core.embedded import EmbeddedPipeline
-from starling.core.registry import component_class, register_component
+from starling.core.registry import component_class, register_component, unregister_component
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.errors import ConfigError
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
@@ -121,11 +122,6 @@ class CollectingSink(Sink[CollectConfig]):
             collected.matches.setdefault(name, []).extend(matched)
 
 
-def _install() -> None:
-    register_component(SOURCE_NAME, MessagesSource)
-    register_component(SINK_NAME, CollectingSink)
-
-
 def run_components(
     components: Sequence[ComponentSpec],
     messages: Sequence[RawMessage],
@@ -133,8 +129,9 @@ def run_components(
     batch_size: int = 500,
 ) -> Collected:
     """Run ``messages`` through the given annotators, filters and sinks (each placed in its stage by
-    its kind, in the given order) and a collecting sink last, in the embedded runtime."""
-    _install()
+    its kind, in the given order) and a collecting sink last, in the embedded runtime, assembled as
+    every pipeline is (an ``adql`` filter's outputs are delivered). The testing source and sink are
+    registered for the run only."""
     stages: dict[str, list[ComponentSpec]] = {"annotator": [], "filter": [], "sink": []}
     for component in components:
         kind = component_class(component.use).kind
@@ -144,18 +141,24 @@ def run_components(
     key = f"run-{next(_keys)}"
     _feeds[key] = list(messages)
     _collections[key] = collected = Collected()
-    spec = PipelineSpec(
-        batch_size=batch_size,
-        source=ComponentSpec(use=SOURCE_NAME, config={"key": key}),
-        annotators=stages["annotator"],
-        filters=stages["filter"],
-        sinks=[*stages["sink"], ComponentSpec(use=SINK_NAME, name=SINK_NAME, config={"key": key})],
+    spec = route_deliveries(
+        PipelineSpec(
+            batch_size=batch_size,
+            source=ComponentSpec(use=SOURCE_NAME, config={"key": key}),
+            annotators=stages["annotator"],
+            filters=stages["filter"],
+            sinks=[*stages["sink"], ComponentSpec(use=SINK_NAME, name=SINK_NAME, config={"key": key})],
+        )
     )
+    register_component(SOURCE_NAME, MessagesSource)
+    register_component(SINK_NAME, CollectingSink)
     try:
         with tempfile.TemporaryDirectory(prefix="starling-testing-") as scratch:
             summary = EmbeddedPipeline(spec, output_dir or Path(scratch)).run()
     finally:
         _feeds.pop(key, None)
         _collections.pop(key, None)
+        unregister_component(SOURCE_NAME)
+        unregister_component(SINK_NAME)
     collected.dead_letters = dict(summary.dead_letters)
     return collected

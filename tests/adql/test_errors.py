@@ -49,7 +49,7 @@ def test_the_error_names_where_and_why(expression: str, line: int, column: int, 
 
 def test_the_documented_fields_are_the_generated_ones() -> None:
 
-    from starling.cli.filters import fields_markdown
+    from starling.components.filters.adql import fields_markdown
 
     document = (REPO / "docs" / "filter-language.md").read_text()
     table = document.split("<!-- fields: generated -->\n", 1)[1].split("<!-- fields: end -->", 1)[0]

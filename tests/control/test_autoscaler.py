@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka import Producer
 
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
+from starling.transport.kafka.clients import producer_config
 from tests.support.controller import ControllerProcess
 from tests.support.helpers import wait_until
 from tests.support.kafka import chain_spec, store_count
@@ -63,7 +64,7 @@ def test_a_burst_scales_the_stage_up_then_back_down(
         ]
         burst_started = time.monotonic()
         feeder = threading.Thread(
-            target=_produce, args=(spec.kafka.producer_config(), spec.kafka.raw_topic, burst)
+            target=_produce, args=(producer_config(spec.kafka), spec.kafka.raw_topic, burst)
         )
         feeder.start()
         wait_until(lambda: ingest_replicas() >= 2, 15, "the autoscaler to add an ingest replica")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from starling.core.spec import ComponentSpec
+from starling.errors import ConfigError
 from starling.testing import run_components, synthetic_messages
 
 
@@ -55,5 +56,5 @@ def test_rising_passes_only_alerts_that_brighten_in_their_band() -> None:
 
 def test_a_bad_config_is_refused_with_the_field_named() -> None:
     spec = ComponentSpec(use="example-rising", config={"min_points": 1})
-    with pytest.raises(Exception, match="min_points"):
+    with pytest.raises(ConfigError, match="min_points"):
         run_components([spec], synthetic_messages(10))

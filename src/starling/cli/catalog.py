@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -30,14 +30,14 @@ def add(
     output: Output = Path("starling-output"),
 ) -> None:
     """Read a catalogue once and index it by HEALPix cell (memory-mapped files, never rebuilt)."""
-    from starling.components.annotators.catalog_index import CatalogIndex
+    from starling.components.annotators.catalog_index import CatalogIndex, read_catalog_table
     from starling.components.annotators.crossmatch import catalogs_directory
 
     started = time.perf_counter()
     carried = [c.strip() for c in columns.split(",") if c.strip()]
     try:
         console.print(f"reading {source} ...")
-        table = _read(source)
+        table = read_catalog_table(source)
         missing = [c for c in (ra_column, dec_column, id_column, *carried) if c not in table.colnames]
         if missing:
             report_error(f"{source} has no column {', '.join(missing)}; it has {', '.join(table.colnames)}")
@@ -60,30 +60,6 @@ def add(
         f"catalogue {name}: {len(index):,} rows indexed at HEALPix depth {index.depth} in {folder} "
         f"({time.perf_counter() - started:.1f} s)"
     )
-
-
-def _read(source: Path) -> Any:
-    """An astropy Table from CSV or FITS (astropy), or Parquet (pyarrow, column by column)."""
-    from astropy.table import Table as AstropyTable
-
-    kind = _format(source)
-    if kind == "parquet":
-        import pyarrow.parquet as parquet
-
-        columns = parquet.read_table(source)
-        return AstropyTable({name: columns[name].to_numpy() for name in columns.column_names})
-    return AstropyTable.read(source, format=kind)
-
-
-def _format(source: Path) -> str | None:
-    suffixes = "".join(source.suffixes).lower()
-    if suffixes.endswith(".parquet"):
-        return "parquet"
-    if suffixes.endswith((".csv", ".csv.gz")):
-        return "ascii.csv"
-    if suffixes.endswith((".fits", ".fits.gz", ".fit")):
-        return "fits"
-    return None
 
 
 @catalog_app.command("list")

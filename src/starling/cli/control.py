@@ -2,107 +2,19 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
-from pydantic import BaseModel, ConfigDict
 from rich.table import Table
 
 from starling.cli.options import Controller, Token, ask, json_object
 from starling.cli.terminal import console, report_error
-from starling.control.backends.base import Backend
-from starling.core.spec import PipelineSpec
+from starling.control.launch import BackendChoice, run_controller
 from starling.errors import StarlingError
 
 ctl_app = typer.Typer(no_args_is_help=True, help="Ask the controller: see and change the running pipeline.")
 token_app = typer.Typer(no_args_is_help=True, help="Access tokens for the control API.")
-
-
-class BackendChoice(BaseModel):
-    """Which backend runs the workers; checked before anything starts."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["local", "kubernetes"] = "local"
-    namespace: str = "starling"
-    image: str | None = None
-
-    def build(self, spec: PipelineSpec, output: Path) -> Backend:
-        if self.kind == "local":
-            from starling.control.backends.local import LocalBackend
-
-            return LocalBackend(spec, output)
-        from starling.control.backends.kubernetes import KubernetesBackend
-        from starling.deploy.kubernetes import DeploymentSettings
-
-        settings = DeploymentSettings(namespace=self.namespace)
-        if self.image:
-            settings = settings.model_copy(update={"image": self.image})
-        return KubernetesBackend.from_environment(settings)
-
-
-def run_controller(
-    pipeline: Path | None,
-    output: Path,
-    port: int,
-    port_file: Path | None,
-    host: str = "127.0.0.1",
-    backend_choice: BackendChoice | None = None,
-) -> None:
-    """Start the controller: desired pipeline from the store (or the file, the first time), workers
-    through the backend, and the API on ``host``."""
-    import logging
-
-    from starling.assembly import assemble
-    from starling.control.api.app import controller_app
-    from starling.control.controller import Controller
-    from starling.control.server import BackgroundServer
-    from starling.control.state import ControllerState, DesiredPipeline
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    state = ControllerState(output / "starling.db")
-    desired = state.load()
-    restored = desired is not None
-    if desired is None:
-        spec = assemble(pipeline)
-        desired = DesiredPipeline(spec=spec)
-    # Built before anything is written, so a backend that cannot work leaves no state behind.
-    backend = (backend_choice or BackendChoice()).build(desired.spec, output)
-    if restored:
-        console.print(f"pipeline version {desired.version} restored from {output / 'starling.db'}")
-    else:
-        state.save(desired)
-        console.print(f"new pipeline, version {desired.version}")
-    if not state.tokens():
-        token = state.create_token("operator", "operator")
-        token_path = output / "run" / "operator.token"
-        token_path.parent.mkdir(parents=True, exist_ok=True)
-        token_path.write_text(token)
-        token_path.chmod(0o600)
-        console.print(f"operator token written to {token_path} (shown once)")
-    controller = Controller(state, backend, desired, store_location=output / "starling.db")
-    server = BackgroundServer(controller_app(controller), host=host, port=port)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        backend.start(desired.spec, desired.replicas)
-        controller.autoscaler.start()
-        bound = server.start()
-        if port_file is not None:
-            port_file.write_text(str(bound))
-        console.print(f"controller API on http://{host}:{bound}")
-        stop.wait()
-    finally:
-        # Whatever happens, local workers stop with their controller (Kubernetes keeps its Deployments).
-        controller.autoscaler.stop()
-        controller.close()
-        server.stop()
-        backend.stop()
-        state.close()
 
 
 def controller(
@@ -237,4 +149,4 @@ def autoscale(
     console.print(ask(controller, token, lambda c: c.set_autoscaling(stage, policy)))
 
 
-__all__ = ["controller", "ctl_app", "run_controller", "token_app"]
+__all__ = ["controller", "ctl_app", "token_app"]

@@ -14,32 +14,14 @@ from starling.cli.terminal import console, report_error
 filter_app = typer.Typer(no_args_is_help=True, help="Your filters: check, submit, list, change, try.")
 
 
-def fields_markdown() -> str:
-    """The filter language's fields, as the documentation lists them (generated, never hand-edited)."""
-    from starling.components.filters.adql import current_catalogue
-
-    lines = [
-        "| field | type | unit | what |",
-        "|---|---|---|---|",
-    ]
-    seen: set[int] = set()
-    for field in current_catalogue().all():
-        if "-" in field.name:
-            continue  # listed once, under its underscore alias
-        if id(field) in seen:
-            continue
-        seen.add(id(field))
-        lines.append(f"| `{field.name}` | {field.type} | {field.unit} | {field.description} |")
-    return "\n".join(lines) + "\n"
-
-
 @filter_app.command("fields")
 def fields(markdown: Annotated[bool, typer.Option(help="as a Markdown table")] = False) -> None:
     """Every field a filter can use, with its type and unit."""
+    from starling.components.filters.adql import current_catalogue, fields_markdown
+
     if markdown:
         typer.echo(fields_markdown(), nl=False)  # plain text: a Markdown table must not be wrapped
         return
-    from starling.components.filters.adql import current_catalogue
 
     table = Table()
     for column in ("field", "type", "unit", "what"):
@@ -157,15 +139,12 @@ def try_filter(
 ) -> None:
     """How many stored alerts the filter would have matched, and a sample."""
     if store is not None:
-        from starling.adql.history import try_filter as run_try
         from starling.adql.parse import FilterSyntaxError
+        from starling.control.trial import try_filter_on_store
         from starling.errors import StarlingError
-        from starling.store.open import open_store
 
         try:
-            opened = open_store(store)
-            result = run_try(opened, expression, limit, sample=5)
-            opened.close()
+            result = try_filter_on_store(store, expression, limit, sample=5)
         except (FilterSyntaxError, StarlingError) as exc:
             report_error(str(exc))
             raise typer.Exit(2) from None

@@ -83,7 +83,9 @@ def run(
         int | None, typer.Option(help="serve the control API on 127.0.0.1 at this port (0: any free port)")
     ] = None,
 ) -> None:
-    """Run the whole pipeline in this process (the embedded default) and print a summary."""
+    """Run the whole pipeline in this process (every stage, batches passed in memory) and print a summary.
+
+    With no --pipeline, the embedded default pipeline; INPUTS, when given, replace the pipeline's source."""
     from starling.alert.decoder import AlertDecoder
     from starling.alert.schemas import default_schema_source
 

@@ -72,7 +72,8 @@ def serve(
 
 def feed(
     inputs: Annotated[
-        list[Path] | None, typer.Argument(help="files to replay (default: a synthetic night)")
+        list[Path] | None,
+        typer.Argument(help="files to replay, replacing the pipeline's source (default: its source)"),
     ] = None,
     pipeline: Annotated[Path | None, typer.Option(help="a pipeline description (TOML or JSON)")] = None,
     alerts: Annotated[int, typer.Option(help="alerts in the synthetic night (when no inputs)")] = 20_000,
@@ -97,7 +98,8 @@ def feed(
 
 def up(
     inputs: Annotated[
-        list[Path] | None, typer.Argument(help="files to replay (default: a synthetic night)")
+        list[Path] | None,
+        typer.Argument(help="files to replay, replacing the pipeline's source (default: its source)"),
     ] = None,
     pipeline: Annotated[Path | None, typer.Option(help="a pipeline description (TOML or JSON)")] = None,
     alerts: Annotated[int, typer.Option(help="alerts in the synthetic night (when no inputs)")] = 20_000,

@@ -134,11 +134,18 @@ class WorkerClient:
         return f"{self.base_url}{path}"
 
     def request(self, method: str, path: str, body: Any, timeout_s: float) -> dict[str, Any] | None:
+        """The worker's JSON answer, or None when it is down, unreachable, or refuses (any non-200):
+        a worker that is away reads its configuration from its file when it comes back."""
         if self.base_url is None or not self.alive:
             return None
-        response = httpx.request(method, self.url(path), json=body, timeout=timeout_s, headers=self.headers)
-        result: dict[str, Any] = response.json()
-        return result if response.status_code == 200 else None
+        try:
+            response = httpx.request(
+                method, self.url(path), json=body, timeout=timeout_s, headers=self.headers
+            )
+            result = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        return result if isinstance(result, dict) else None
 
     def post(self, path: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
         return self.request("POST", path, None, timeout_s)
@@ -147,8 +154,4 @@ class WorkerClient:
         return self.request("PUT", path, body, timeout_s)
 
     def get(self, path: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
-        """A reading: a worker that does not answer reads as None rather than raising."""
-        try:
-            return self.request("GET", path, None, timeout_s)
-        except httpx.HTTPError:
-            return None
+        return self.request("GET", path, None, timeout_s)

@@ -9,18 +9,17 @@ Its HTTP API is ``starling.control.api`` (``controller_app``).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from starling.assembly import route_deliveries
 from starling.control.autoscale_policy import AutoscalePolicy
 from starling.control.autoscaler import Autoscaler
 from starling.control.backends.base import Backend
 from starling.control.state import ControllerState, DesiredPipeline
+from starling.control.trial import try_filter_on_store
 from starling.core.registry import build_component
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.core.stages import STAGES, StageName, stage_component_specs, stage_kind, stage_layout
@@ -143,8 +142,7 @@ class Controller:
                 payload = [c.model_dump() for c in components]
                 for worker in self.backend.workers(stage):
                     # A worker that is down reads the new pipeline from its file when it restarts.
-                    with contextlib.suppress(httpx.HTTPError):
-                        worker.put("/components", payload)
+                    worker.put("/components", payload)
             if replicas is not None:
                 self.backend.scale({stage: replicas})
             return desired
@@ -180,8 +178,6 @@ class Controller:
     def set_filters(self, components: list[ComponentSpec]) -> DesiredPipeline:
         """The filter stage's new components (users' filters among them). Their outputs reach the
         distribute stage's ``deliver`` sink first, so no match is judged before its route is known."""
-        from starling.assembly import route_deliveries
-
         for component in components:  # refused here, before anything changes
             build_component(component.use, component.config, component.instance_name, "filter")
         routed = route_deliveries(with_stage(self.desired.spec, "filter", components))
@@ -194,17 +190,10 @@ class Controller:
         return self._change("ingest", components)
 
     def try_filter(self, expression: str, limit: int, sample: int) -> dict[str, Any]:
-        """Judge the latest stored alerts with ``expression`` (see ``starling.adql.history``)."""
-        from starling.adql.history import try_filter
-        from starling.store.open import open_store
-
+        """Judge the latest stored alerts with ``expression`` (see ``starling.control.trial``)."""
         if self.store_location is None or not self.store_location.exists():
             raise StoreError("this controller has no store to read (nothing stored yet?)")
-        store = open_store(self.store_location)
-        try:
-            return try_filter(store, expression, limit, sample)
-        finally:
-            store.close()
+        return try_filter_on_store(self.store_location, expression, limit, sample)
 
     def set_replicas(self, stage: StageName, replicas: int) -> DesiredPipeline:
         return self._change(stage, replicas=replicas)

@@ -14,7 +14,7 @@ SASL/SCRAM and TLS work as usual::
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,36 +62,3 @@ class KafkaSettings(BaseModel):
 
     def group(self, stage: str) -> str:
         return f"{self.topic_prefix}.{stage}"
-
-    def common(self) -> dict[str, Any]:
-        return {"bootstrap.servers": self.bootstrap_servers, **self.client}
-
-    def producer_config(self) -> dict[str, Any]:
-        # Idempotent producer with acks=all: a retry after a broker hiccup writes no duplicate.
-        # message.timeout.ms bounds how long a broker may be away before a batch is given up.
-        return {
-            **self.common(),
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": self.compression,
-            "message.max.bytes": 8_000_000,
-            "message.timeout.ms": 600_000,
-        }
-
-    def consumer_config(self, stage: str) -> dict[str, Any]:
-        return {
-            **self.common(),
-            "group.id": self.group(stage),
-            "enable.auto.commit": False,
-            "auto.offset.reset": "latest" if self.start_from == "latest" else "earliest",
-            "partition.assignment.strategy": "cooperative-sticky",
-            # Alerts are 50-140 kB: librdkafka's default of 1 MB per partition per fetch would take
-            # ~10 alerts a round trip. A short fetch wait keeps latency low at low rates.
-            "fetch.max.bytes": 52_428_800,
-            "max.partition.fetch.bytes": 16_777_216,
-            "fetch.wait.max.ms": 50,
-            "max.poll.interval.ms": 600_000,
-            "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 1_000,
-        }

@@ -21,7 +21,7 @@ from starling.core.deadletter import DeadLetterOutput
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.errors import ConfigError
 
-log = logging.getLogger("starling.runtime")
+log = logging.getLogger("starling.core.live")
 
 
 class LiveRuntime(ABC):

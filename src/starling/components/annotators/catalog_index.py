@@ -182,3 +182,27 @@ class CatalogIndex:
         for name, values in self._carried.items():
             found[name] = values[index].item()
         return found
+
+
+def read_catalog_table(source: Path) -> Any:
+    """A catalogue file as an astropy Table: CSV or FITS (astropy), or Parquet (pyarrow, column by column)."""
+    from astropy.table import Table as AstropyTable
+
+    kind = _format(source)
+    if kind == "parquet":
+        import pyarrow.parquet as parquet
+
+        columns = parquet.read_table(source)
+        return AstropyTable({name: columns[name].to_numpy() for name in columns.column_names})
+    return AstropyTable.read(source, format=kind)
+
+
+def _format(source: Path) -> str | None:
+    suffixes = "".join(source.suffixes).lower()
+    if suffixes.endswith(".parquet"):
+        return "parquet"
+    if suffixes.endswith((".csv", ".csv.gz")):
+        return "ascii.csv"
+    if suffixes.endswith((".fits", ".fits.gz", ".fit")):
+        return "fits"
+    return None

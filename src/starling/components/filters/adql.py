@@ -21,7 +21,7 @@ from starling.adql.parse import FilterSyntaxError
 from starling.adql.plan import FilterPlan
 from starling.alert.model import Alert
 from starling.components.filters.ratecap import RateCap
-from starling.components.sinks.deliver.outputs import Output
+from starling.components.outputs import Output
 from starling.core.component import Batch, Component, ComponentConfig, Filter
 
 COLUMNS_KEY = "filters.columns"
@@ -141,3 +141,20 @@ class AdqlFilter(Filter[AdqlFilterConfig]):
             "held_back_by_cap": self.cap.held_back,
             "cap_hit": self.cap.hit,
         }
+
+
+def fields_markdown() -> str:
+    """The filter language's fields, as the documentation lists them (generated, never hand-edited)."""
+    lines = [
+        "| field | type | unit | what |",
+        "|---|---|---|---|",
+    ]
+    seen: set[int] = set()
+    for field in current_catalogue().all():
+        if "-" in field.name:
+            continue  # listed once, under its underscore alias
+        if id(field) in seen:
+            continue
+        seen.add(id(field))
+        lines.append(f"| `{field.name}` | {field.type} | {field.unit} | {field.description} |")
+    return "\n".join(lines) + "\n"

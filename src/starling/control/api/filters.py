@@ -17,11 +17,10 @@ from pydantic import BaseModel, Field
 
 from starling.adql.language import compile_filter
 from starling.adql.parse import FilterSyntaxError
-from starling.components.sinks.deliver.outputs import Output
+from starling.components.outputs import Output
 from starling.control.api.auth import ANYONE, Anyone
 from starling.control.api.common import AUTH_RESPONSES, REFUSED, config_refused, problem, refuse
-from starling.control.api.deps import Control, current_controller
-from starling.control.controller import Controller
+from starling.control.api.deps import Control
 from starling.control.state import Principal
 from starling.control.user_filters import UserFilters
 from starling.core.spec import ComponentSpec
@@ -73,7 +72,7 @@ class FilterView(BaseModel):
     paused: bool
     max_per_visit: int | None
     max_per_minute: int | None
-    outputs: list[dict[str, Any]] = Field(description="where its matches go, as submitted")
+    outputs: list[Output] = Field(description="where its matches go")
     counts: FilterCounts
 
 
@@ -99,7 +98,7 @@ class TryFilterResult(BaseModel):
     sample: list[dict[str, Any]] = Field(description="some of the matched alerts, as stored")
 
 
-def user_filters(controller: Annotated[Controller, Depends(current_controller)]) -> UserFilters:
+def user_filters(controller: Control) -> UserFilters:
     return UserFilters(controller)
 
 

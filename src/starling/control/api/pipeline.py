@@ -91,7 +91,7 @@ class WorkerReport(BaseModel):
 
 
 class NewComponent(BaseModel):
-    use: str = Field(min_length=1, description="an installed component (see /components)")
+    use: str = Field(min_length=1, description="an installed component (see `starling components`)")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
     config: dict[str, Any] = Field(default_factory=dict)
     position: int | None = Field(None, ge=0, description="index in the stage; default: at the end")

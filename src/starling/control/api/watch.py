@@ -17,8 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starling.components.annotators.watch import NAME, Watchlist, WatchTarget, moc_from_upload
 from starling.control.api.auth import ANYONE, Anyone
 from starling.control.api.common import AUTH_RESPONSES, REFUSED, config_refused, problem, refuse
-from starling.control.api.deps import current_controller
-from starling.control.controller import Controller
+from starling.control.api.deps import Control
 from starling.control.state import Principal
 from starling.control.user_watch import WatchEntries, watchlists, watchmaps
 
@@ -66,11 +65,11 @@ class WatchDeleted(BaseModel):
     deleted: bool
 
 
-def _lists(controller: Annotated[Controller, Depends(current_controller)]) -> WatchEntries:
+def _lists(controller: Control) -> WatchEntries:
     return watchlists(controller)
 
 
-def _maps(controller: Annotated[Controller, Depends(current_controller)]) -> WatchEntries:
+def _maps(controller: Control) -> WatchEntries:
     return watchmaps(controller)
 
 

@@ -27,7 +27,7 @@ from starling.control.api.common import (
     refuse,
 )
 from starling.control.api.deps import Runtime
-from starling.control.runtime_metrics import runtime_metrics
+from starling.control.api.metrics import runtime_metrics
 from starling.core.spec import ComponentSpec
 from starling.vo.vosi import availability_xml
 

@@ -26,12 +26,49 @@ from starling.core.kafka_settings import KafkaSettings
 from starling.errors import StarlingError
 
 
+def client_config(settings: KafkaSettings) -> dict[str, Any]:
+    """What every client of the pipeline's Kafka is given: the servers and the pass-through settings."""
+    return {"bootstrap.servers": settings.bootstrap_servers, **settings.client}
+
+
+def producer_config(settings: KafkaSettings) -> dict[str, Any]:
+    # Idempotent producer with acks=all: a retry after a broker hiccup writes no duplicate.
+    # message.timeout.ms bounds how long a broker may be away before a batch is given up.
+    return {
+        **client_config(settings),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": settings.compression,
+        "message.max.bytes": 8_000_000,
+        "message.timeout.ms": 600_000,
+    }
+
+
+def consumer_config(settings: KafkaSettings, stage: str) -> dict[str, Any]:
+    return {
+        **client_config(settings),
+        "group.id": settings.group(stage),
+        "enable.auto.commit": False,
+        "auto.offset.reset": "latest" if settings.start_from == "latest" else "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        # Alerts are 50-140 kB: librdkafka's default of 1 MB per partition per fetch would take
+        # ~10 alerts a round trip. A short fetch wait keeps latency low at low rates.
+        "fetch.max.bytes": 52_428_800,
+        "max.partition.fetch.bytes": 16_777_216,
+        "fetch.wait.max.ms": 50,
+        "max.poll.interval.ms": 600_000,
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 1_000,
+    }
+
+
 def ensure_topics(settings: KafkaSettings, topics: list[str], timeout_s: float = 30.0) -> None:
     """Create the topics that do not exist yet, with the configured partitions and retention."""
     wanted = [t for t in topics if not t.startswith("^")]
     if not wanted:
         return
-    admin = AdminClient(settings.common())
+    admin = AdminClient(client_config(settings))
     new = [
         NewTopic(
             topic,
@@ -57,7 +94,7 @@ def delete_topics(settings: KafkaSettings, matching: str, timeout_s: float = 30.
 
     Tests and benchmarks call it when they end, or a developer's broker keeps every topic they made.
     """
-    admin = AdminClient(settings.common())
+    admin = AdminClient(client_config(settings))
     names = [
         t for t in admin.list_topics(timeout=timeout_s).topics if matching in t and not t.startswith("__")
     ]
@@ -77,7 +114,7 @@ class GroupLag:
     def __init__(self, settings: KafkaSettings, group: str, topics: list[str]) -> None:
         self.topics = topics
         self.start_from = settings.start_from
-        self.consumer = Consumer({**settings.common(), "group.id": group, "enable.auto.commit": False})
+        self.consumer = Consumer({**client_config(settings), "group.id": group, "enable.auto.commit": False})
 
     def read(self, timeout_s: float = 10.0) -> int:
         cluster = self.consumer.list_topics(timeout=timeout_s).topics

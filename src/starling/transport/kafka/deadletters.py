@@ -8,7 +8,7 @@ from confluent_kafka import Consumer, Producer
 
 from starling.core.deadletter import DeadLetter, DeadLetterOutput
 from starling.core.kafka_settings import KafkaSettings
-from starling.transport.kafka.clients import DeliveryTracker
+from starling.transport.kafka.clients import DeliveryTracker, client_config, producer_config
 
 
 class KafkaDeadLetters(DeadLetterOutput):
@@ -49,13 +49,13 @@ def requeue_dead_letters(settings: KafkaSettings, idle_s: float = 5.0) -> dict[s
     """
     consumer = Consumer(
         {
-            **settings.common(),
+            **client_config(settings),
             "group.id": settings.group("requeue"),
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
         }
     )
-    producer = Producer(settings.producer_config())
+    producer = Producer(producer_config(settings))
     tracker = DeliveryTracker()
     counts: dict[str, int] = {}
     try:

@@ -16,7 +16,7 @@ from starling.core.component import Source
 from starling.core.kafka_settings import KafkaSettings
 from starling.core.registry import build_component
 from starling.core.spec import PipelineSpec
-from starling.transport.kafka.clients import DeliveryTracker, ensure_topics
+from starling.transport.kafka.clients import DeliveryTracker, ensure_topics, producer_config
 
 
 def feed(
@@ -32,7 +32,7 @@ def feed(
     ensure_topics(settings, [target])
     source = build_component(spec.source.use, spec.source.config, spec.source.instance_name, "source")
     assert isinstance(source, Source)
-    producer = Producer({**settings.producer_config(), "linger.ms": 1 if rate_per_s else 20})
+    producer = Producer({**producer_config(settings), "linger.ms": 1 if rate_per_s else 20})
     tracker = DeliveryTracker()
     sent = 0
     started = time.perf_counter()

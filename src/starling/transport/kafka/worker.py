@@ -37,7 +37,7 @@ from starling.core.registry import build_component
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.core.stages import StageName, all_topics, stage_component_specs, stage_kind, stage_layout
 from starling.errors import AlertDecodeError, SchemaSourceUnavailableError
-from starling.transport.kafka.clients import DeliveryTracker, ensure_topics
+from starling.transport.kafka.clients import DeliveryTracker, consumer_config, ensure_topics, producer_config
 from starling.transport.kafka.deadletters import KafkaDeadLetters
 from starling.transport.kafka.envelope import decode_envelope, encode_envelope
 
@@ -71,7 +71,7 @@ class StageWorker(LiveRuntime):
         self.decoder = decoder or AlertDecoder()
         self.settings = spec.kafka
         self.tracker = DeliveryTracker()
-        self.producer = Producer(self.settings.producer_config())
+        self.producer = Producer(producer_config(self.settings))
         self.dead_letters = KafkaDeadLetters(self.producer, self.settings.dead_letter_topic, self.tracker)
         specs = stage_component_specs(spec, stage)
         self.chain = Chain(self._build(specs), self.dead_letters)
@@ -144,7 +144,7 @@ class StageWorker(LiveRuntime):
         ensure_topics(self.settings, all_topics(self.spec))
         for component in self.chain.components:
             component.setup(RunContext(output_dir=self.output_dir, kafka=self.spec.kafka))
-        self.consumer = Consumer(self.settings.consumer_config(self.stage))
+        self.consumer = Consumer(consumer_config(self.settings, self.stage))
         self.consumer.subscribe(
             self.layout.input_topics,
             on_assign=self._on_assign,

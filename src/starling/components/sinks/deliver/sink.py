@@ -24,7 +24,7 @@ from pydantic import Field
 
 from starling.alert.export import OUTPUT_SCHEMA, output_record, to_json_ready
 from starling.alert.model import Alert
-from starling.components.sinks.deliver.outputs import (
+from starling.components.outputs import (
     FilesOutput,
     KafkaOutput,
     Output,
@@ -36,9 +36,7 @@ from starling.components.sinks.deliver.webhook import WebhookDeliverer
 from starling.components.sinks.files import FileSink, FileSinkConfig
 from starling.core.component import Batch, ComponentConfig, RunContext, Sink
 from starling.core.kafka_settings import KafkaSettings
-from starling.transport.kafka.clients import DeliveryTracker, ensure_topics
-
-DELIVER = "deliver"
+from starling.transport.kafka.clients import DeliveryTracker, ensure_topics, producer_config
 
 
 class DeliverConfig(ComponentConfig):
@@ -69,7 +67,7 @@ class DeliverSink(Sink[DeliverConfig]):
         ]
         if topics:
             ensure_topics(self.kafka, sorted(set(topics)))
-            self._producer = Producer(self.kafka.producer_config())
+            self._producer = Producer(producer_config(self.kafka))
         if any(isinstance(o, WebhookOutput) for outputs in self.config.routes.values() for o in outputs):
             self._webhooks = WebhookDeliverer(
                 context.output_dir / "deliveries" / "webhooks",

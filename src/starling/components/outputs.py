@@ -1,10 +1,17 @@
-"""Where a filter's matches go: one or several outputs per filter, delivered by the distribute stage."""
+"""Where a filter's matches go: one or several outputs per filter, delivered by the distribute stage.
+
+The one model the kinds of components share: an ``adql`` filter declares its outputs, the ``deliver``
+sink (named :data:`DELIVER` in every pipeline) sends them, and pipeline assembly routes one to the other.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+# The name of the distribute stage's sink that delivers the filters' outputs.
+DELIVER = "deliver"
 
 
 class _Output(BaseModel):

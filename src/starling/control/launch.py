@@ -1,0 +1,99 @@
+"""Starting the controller as a service: its state, its backend, the autoscaler and its API.
+
+``starling controller`` calls :func:`run_controller`; it runs until SIGTERM or SIGINT, and whatever
+happens, local workers stop with it (a Kubernetes backend keeps its Deployments).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from starling.assembly import assemble
+from starling.control.api.app import controller_app
+from starling.control.backends.base import Backend
+from starling.control.backends.kubernetes import KubernetesBackend
+from starling.control.backends.local import LocalBackend
+from starling.control.controller import Controller
+from starling.control.server import BackgroundServer
+from starling.control.state import ControllerState, DesiredPipeline
+from starling.core.spec import PipelineSpec
+from starling.deploy.kubernetes import DeploymentSettings
+
+log = logging.getLogger("starling.controller")
+
+
+class BackendChoice(BaseModel):
+    """Which backend runs the workers; checked before anything starts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["local", "kubernetes"] = "local"
+    namespace: str = "starling"
+    image: str | None = None
+
+    def build(self, spec: PipelineSpec, output: Path) -> Backend:
+        if self.kind == "local":
+            return LocalBackend(spec, output)
+        settings = DeploymentSettings(namespace=self.namespace)
+        if self.image:
+            settings = settings.model_copy(update={"image": self.image})
+        return KubernetesBackend.from_environment(settings)
+
+
+def run_controller(
+    pipeline: Path | None,
+    output: Path,
+    port: int,
+    port_file: Path | None,
+    host: str = "127.0.0.1",
+    backend_choice: BackendChoice | None = None,
+) -> None:
+    """Start the controller: desired pipeline from the store (or the file, the first time), workers
+    through the backend, and the API on ``host``."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    state = ControllerState(output / "starling.db")
+    desired = state.load()
+    restored = desired is not None
+    if desired is None:
+        spec = assemble(pipeline)
+        desired = DesiredPipeline(spec=spec)
+    # Built before anything is written, so a backend that cannot work leaves no state behind.
+    backend = (backend_choice or BackendChoice()).build(desired.spec, output)
+    if restored:
+        log.info(f"pipeline version {desired.version} restored from {output / 'starling.db'}")
+    else:
+        state.save(desired)
+        log.info(f"new pipeline, version {desired.version}")
+    if not state.tokens():
+        token = state.create_token("operator", "operator")
+        token_path = output / "run" / "operator.token"
+        token_path.parent.mkdir(parents=True, exist_ok=True)
+        token_path.write_text(token)
+        token_path.chmod(0o600)
+        log.info(f"operator token written to {token_path} (shown once)")
+    controller = Controller(state, backend, desired, store_location=output / "starling.db")
+    server = BackgroundServer(controller_app(controller), host=host, port=port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        backend.start(desired.spec, desired.replicas)
+        controller.autoscaler.start()
+        bound = server.start()
+        if port_file is not None:
+            port_file.write_text(str(bound))
+        log.info(f"controller API on http://{host}:{bound}")
+        stop.wait()
+    finally:
+        # Whatever happens, local workers stop with their controller (Kubernetes keeps its Deployments).
+        controller.autoscaler.stop()
+        controller.close()
+        server.stop()
+        backend.stop()
+        state.close()
