@@ -1,4 +1,4 @@
-"""Built-in filters. (User filters in the ADQL expression language come with the filters work.)"""
+"""``threshold``: fixed cuts on magnitude, reliability, detections, survey and band (users write ADQL)."""
 
 from __future__ import annotations
 
