@@ -12,6 +12,8 @@ import pytest
 
 from starling.alert.decoder import AlertDecoder, encode_wire
 from starling.alert.schemas import PackagedRubinSchemas
+from starling.store.open import open_store
+from tests.support.helpers import run_replay
 
 VERSIONS = [
     "3.0",
@@ -89,3 +91,28 @@ def test_elasticc_simulation_decodes(samples: Path, decoder: AlertDecoder) -> No
     assert alert.flux == pytest.approx(98.14994812011719)
     assert 2396011 in {d.detection_id for d in alert.history.detections}
     assert len(alert.history.detections) == 7
+
+
+def test_real_solar_system_alerts_land_on_their_own_objects_never_a_zero_id(
+    samples: Path, tmp_path: Path
+) -> None:
+    """Real LSSTCam solar-system alerts carry diaObjectId 0 and their own ssObjectId: each is its
+    asteroid's object (in the alerts, the store and the Kafka key), not one object '0' for all."""
+    folder = samples / "realworld" / "rubin"
+    decoder = AlertDecoder()
+    alerts = [a for p in sorted(folder.glob("*.avro")) for a in decoder.decode(p.read_bytes(), p.name)]
+    moving = [a for a in alerts if a.record["diaSource"].get("ssObjectId")]
+    assert len(moving) >= 2
+    assert all(a.record["diaSource"]["diaObjectId"] in (0, None) for a in moving)
+    assert [a.object_id for a in moving] == [f"sso-{a.record['diaSource']['ssObjectId']}" for a in moving]
+    assert len({a.object_id for a in moving}) == len({a.record["diaSource"]["ssObjectId"] for a in moving})
+    assert "0" not in {a.object_id for a in alerts}
+    summary = run_replay([folder], tmp_path)
+    assert summary.dead_letters == {}
+    store = open_store(tmp_path / "starling.db")
+    try:
+        stored = {r["object_id"] for r in store.query("SELECT object_id FROM objects WHERE survey = 'rubin'")}
+    finally:
+        store.close()
+    assert {a.object_id for a in moving} <= stored
+    assert "0" not in stored

@@ -85,15 +85,22 @@ def build_rubin_history(record: Record) -> History:
     return History(tuple(detections), tuple(upper_limits), tuple(forced))
 
 
+def _known_id(value: object) -> object | None:
+    """An id, or None where Rubin writes none: null, or 0 (a solar-system source carries diaObjectId 0)."""
+    return None if value is None or value == 0 else value
+
+
 def _object_id(record: Record, source: Record) -> str:
-    """The DiaObject's id; a solar-system source with no DiaObject is named after its SSObject."""
-    dia_object = record.get("diaObject")
-    if dia_object and dia_object.get("diaObjectId") is not None:
-        return str(dia_object["diaObjectId"])
-    if source.get("diaObjectId") is not None:
-        return str(source["diaObjectId"])
-    if source.get("ssObjectId") is not None:
-        return f"sso-{source['ssObjectId']}"
+    """The DiaObject's id; else, for a solar-system source, its SSObject's (``sso-<id>``); never a zero id,
+    which would merge every asteroid into one object and one Kafka partition."""
+    dia_object = record.get("diaObject") or {}
+    dia_object_id = _known_id(dia_object.get("diaObjectId")) or _known_id(source.get("diaObjectId"))
+    if dia_object_id is not None:
+        return str(dia_object_id)
+    ss_source = record.get("ssSource") or {}
+    ss_object_id = _known_id(source.get("ssObjectId")) or _known_id(ss_source.get("ssObjectId"))
+    if ss_object_id is not None:
+        return f"sso-{ss_object_id}"
     return f"source-{source['diaSourceId']}"
 
 
