@@ -45,3 +45,15 @@ def test_a_source_or_a_missing_folder_is_refused(tmp_path: Path) -> None:
         run_components([ComponentSpec(use="synthetic")], [])
     with pytest.raises(ConfigError, match="no samples folder"):
         sample_messages(tmp_path / "absent")
+
+
+def test_every_real_world_alert_runs_through_the_annotators_with_no_dead_letter(samples: Path) -> None:
+    """ZTF 1.8 to 4.02 (files and a nightly archive) and real LSSTCam alerts, as a plugin author's tests
+    would feed them."""
+    messages = sample_messages(samples / "realworld")
+    annotators = [ComponentSpec(use=name) for name in ("history-summary", "solar-system", "lc-features")]
+    result = run_components(annotators, messages)
+    assert result.dead_letters == {}
+    assert len(result.alerts) == len(messages)
+    assert {a.survey for a in result.alerts} == {"ztf", "rubin"}
+    assert all("history-summary" in a.annotations for a in result.alerts)

@@ -9,12 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from starling.adql.fields import RowColumns
-from starling.adql.language import compile_filter
+from starling.adql.language import CompiledFilter
 
 
-def judge_rows(expression: str, rows: list[dict[str, Any]], sample: int = 20) -> dict[str, Any]:
+def judge_rows(compiled: CompiledFilter, rows: list[dict[str, Any]], sample: int = 20) -> dict[str, Any]:
     """How many of ``rows`` (stored alerts, newest first) the filter matches, and a sample of them."""
-    compiled = compile_filter(expression)
     if not rows:
         return {"alerts_examined": 0, "matched": 0, "fraction": 0.0, "sample": []}
     verdicts = compiled.evaluate(RowColumns(rows))

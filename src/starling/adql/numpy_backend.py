@@ -119,24 +119,15 @@ class _Compiler:
 
     def _chain(self, node: Sql) -> Node:
         first, *rest = [self.truth(operand) for operand in self.checked.operands(node)]
+        combine = Truth.both if isinstance(node, exp.And) else Truth.either
 
-        if isinstance(node, exp.And):
-
-            def all_of(c: Any) -> Truth:
-                result: Truth = first(c)
-                for operand in rest:
-                    result = result.both(operand(c))
-                return result
-
-            return Node("bool", all_of)
-
-        def any_of(c: Any) -> Truth:
+        def chain(c: Any) -> Truth:  # one loop over the operands, however long the chain
             result: Truth = first(c)
             for operand in rest:
-                result = result.either(operand(c))
+                result = combine(result, operand(c))
             return result
 
-        return Node("bool", any_of)
+        return Node("bool", chain)
 
     def _not(self, node: Sql) -> Node:
         inner = self.truth(node.this)

@@ -70,13 +70,19 @@ def serve(
         server.stop()
 
 
+# The options ``feed`` and ``up`` share: what to put on the survey topic.
+Inputs = Annotated[
+    list[Path] | None,
+    typer.Argument(help="files to replay, replacing the pipeline's source (default: its source)"),
+]
+PipelineFile = Annotated[Path | None, typer.Option(help="a pipeline description (TOML or JSON)")]
+SyntheticAlerts = Annotated[int, typer.Option(help="alerts in the synthetic night (when no inputs)")]
+
+
 def feed(
-    inputs: Annotated[
-        list[Path] | None,
-        typer.Argument(help="files to replay, replacing the pipeline's source (default: its source)"),
-    ] = None,
-    pipeline: Annotated[Path | None, typer.Option(help="a pipeline description (TOML or JSON)")] = None,
-    alerts: Annotated[int, typer.Option(help="alerts in the synthetic night (when no inputs)")] = 20_000,
+    inputs: Inputs = None,
+    pipeline: PipelineFile = None,
+    alerts: SyntheticAlerts = 20_000,
     topic: Annotated[str | None, typer.Option(help="topic to write (default <prefix>.raw)")] = None,
     rate: Annotated[float, typer.Option(help="alerts per second (0: as fast as possible)")] = 0.0,
 ) -> None:
@@ -97,12 +103,9 @@ def feed(
 
 
 def up(
-    inputs: Annotated[
-        list[Path] | None,
-        typer.Argument(help="files to replay, replacing the pipeline's source (default: its source)"),
-    ] = None,
-    pipeline: Annotated[Path | None, typer.Option(help="a pipeline description (TOML or JSON)")] = None,
-    alerts: Annotated[int, typer.Option(help="alerts in the synthetic night (when no inputs)")] = 20_000,
+    inputs: Inputs = None,
+    pipeline: PipelineFile = None,
+    alerts: SyntheticAlerts = 20_000,
     output: Annotated[Path, typer.Option("--output", "-o")] = Path("starling-output"),
     replicas: Annotated[list[str] | None, typer.Option(help="stage=N, e.g. --replicas ingest=2")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the stream to finish")] = 600.0,

@@ -191,8 +191,8 @@ class Controller:
 
     def try_filter(self, expression: str, limit: int, sample: int) -> dict[str, Any]:
         """Judge the latest stored alerts with ``expression`` (see ``starling.control.trial``)."""
-        if self.store_location is None or not self.store_location.exists():
-            raise StoreError("this controller has no store to read (nothing stored yet?)")
+        if self.store_location is None:
+            raise StoreError("this controller has no store to read")
         return try_filter_on_store(self.store_location, expression, limit, sample)
 
     def set_replicas(self, stage: StageName, replicas: int) -> DesiredPipeline:

@@ -16,7 +16,7 @@ from starling.store.open import open_store
 def try_filter_on_store(location: Path | str, expression: str, limit: int, sample: int) -> dict[str, Any]:
     """Judge the latest ``limit`` alerts stored at ``location`` with ``expression`` (a syntax error
     raises before the store is opened)."""
-    compile_filter(expression)
+    compiled = compile_filter(expression)
     if isinstance(location, Path) and not location.exists():
         raise StoreError(f"no store at {location} (nothing stored yet?)")
     store = open_store(location)
@@ -24,4 +24,4 @@ def try_filter_on_store(location: Path | str, expression: str, limit: int, sampl
         rows = latest_alert_rows(store, limit)
     finally:
         store.close()
-    return judge_rows(expression, rows, sample)
+    return judge_rows(compiled, rows, sample)
