@@ -8,23 +8,28 @@ Two framings arrive:
 - the Confluent **wire format** (byte ``0x00``, 4-byte big-endian schema id, schemaless Avro): how
   Rubin sends every Kafka message. The schema comes from a :class:`SchemaSource`.
 
-Any failure becomes an :class:`AlertDecodeError` whose reason names the problem (truncated, wrong
-magic byte, unknown schema id, record that does not fit); the runtime turns it into a dead letter.
+Any failure, whatever raised it, becomes an :class:`AlertDecodeError` whose reason names the problem
+(truncated, wrong magic byte, unknown schema id, record that does not fit, over a limit); the runtime
+turns it into a dead letter. The cost of a message is bounded before it is paid (:class:`DecodeLimits`):
+its size, what its blocks decompress to, and (through the writer-schema checks of
+:mod:`starling.alert.writer_schema`) how many records and items its counts may claim.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import fastavro
 from fastavro.read import HEADER_SCHEMA
 
+from starling.alert.codecs import decompress_block
 from starling.alert.model import Alert, Record
 from starling.alert.rubin import normalize_rubin
 from starling.alert.schemas import SchemaSource, WriterSchema, default_schema_source
+from starling.alert.writer_schema import CheckedSchema, check_alert_schema
 from starling.alert.ztf import normalize_ztf
 from starling.errors import AlertDecodeError, UnknownSchemaError
 
@@ -34,6 +39,16 @@ _WIRE_HEADER_BYTES = 5
 _SYNC_BYTES = 16
 _PARSED_HEADER_SCHEMA = fastavro.parse_schema(HEADER_SCHEMA)
 _MAX_CACHED_SCHEMAS = 64
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """What one message may cost. A real alert is 10-300 kB; the defaults leave room for container
+    files of many alerts while keeping a hostile message's memory to about a gigabyte at worst."""
+
+    max_message_bytes: int = 32 * _MIB
+    max_decompressed_bytes: int = 64 * _MIB
 
 
 def _read_record(stream: io.BytesIO, parsed_schema: Any) -> Record:
@@ -59,22 +74,38 @@ def _describe_failure(exc: BaseException) -> str:
 
 def normalize_record(record: Record, schema_name: str, origin: str) -> Alert:
     """Route a decoded record to its survey's normalizer by the writer schema's name."""
-    if schema_name.startswith("ztf"):
-        return normalize_ztf(record, origin)
-    if "diaSource" in record:  # lsst.vX_Y.alert, and Rubin-shaped simulations such as ELAsTiCC
-        return normalize_rubin(record, schema_name, origin)
-    raise AlertDecodeError(f"writer schema {schema_name!r} is neither a ZTF nor a Rubin alert schema")
+    is_ztf = schema_name.startswith("ztf")
+    if not is_ztf and "diaSource" not in record:  # Rubin: lsst.vX_Y.alert, and ELAsTiCC simulations
+        raise AlertDecodeError(f"writer schema {schema_name!r} is neither a ZTF nor a Rubin alert schema")
+    try:
+        return normalize_ztf(record, origin) if is_ztf else normalize_rubin(record, schema_name, origin)
+    except AlertDecodeError:
+        raise
+    except Exception as exc:  # a field of the wrong type or shape, whatever the normalizer tripped on
+        survey = "ZTF" if is_ztf else "Rubin"
+        raise AlertDecodeError(
+            f"record does not fit the {survey} alert model: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 class AlertDecoder:
     """Decodes messages of either framing; one instance per worker (it holds the schema caches)."""
 
-    def __init__(self, schemas: SchemaSource | None = None) -> None:
+    def __init__(self, schemas: SchemaSource | None = None, limits: DecodeLimits | None = None) -> None:
         self.schemas = schemas if schemas is not None else default_schema_source()
-        self._container_schemas: dict[bytes, tuple[str, Any]] = {}
+        self.limits = limits or DecodeLimits()
+        # Parsed and checked container schemas by their text; a refused one keeps its refusal, so a
+        # flood of the same poison costs one parse.
+        self._container_schemas: dict[bytes, tuple[CheckedSchema, Any] | AlertDecodeError] = {}
+        self._wire_checked: dict[int, CheckedSchema] = {}
 
     def decode(self, payload: bytes, origin: str = "") -> list[Alert]:
         """All alerts in one message (a ZTF message holds one; a container file may hold several)."""
+        if len(payload) > self.limits.max_message_bytes:
+            raise AlertDecodeError(
+                f"message of {len(payload)} bytes is over the decoder's limit of "
+                f"{self.limits.max_message_bytes} bytes"
+            )
         if payload[:4] == CONTAINER_MAGIC:
             schema_name, records = self._read_container(payload)
         elif payload[:1] == bytes([WIRE_MAGIC]):
@@ -97,6 +128,8 @@ class AlertDecoder:
             )
         schema_id = int.from_bytes(payload[1:_WIRE_HEADER_BYTES], "big")
         schema: WriterSchema = self.schemas.get(schema_id)
+        if schema_id not in self._wire_checked:
+            self._wire_checked[schema_id] = check_alert_schema(schema.parsed)
         body = io.BytesIO(payload)
         body.seek(_WIRE_HEADER_BYTES)
         try:
@@ -115,18 +148,23 @@ class AlertDecoder:
 
     # -- Avro container files --------------------------------------------------------------------
 
-    def _container_schema(self, schema_json: bytes) -> tuple[str, Any]:
-        """The parsed writer schema of a container header, parsed once per distinct schema text."""
+    def _container_schema(self, schema_json: bytes) -> tuple[CheckedSchema, Any]:
+        """The checked and parsed writer schema of a container header, once per distinct schema text."""
         cached = self._container_schemas.get(schema_json)
         if cached is None:
-            definition = json.loads(schema_json)
-            parsed = fastavro.parse_schema(definition)
-            name = definition.get("name", "") if isinstance(definition, dict) else ""
-            namespace = definition.get("namespace") if isinstance(definition, dict) else None
-            full_name = f"{namespace}.{name}" if namespace and "." not in name else name
+            try:
+                definition = json.loads(schema_json)
+                checked = check_alert_schema(definition)
+                cached = (checked, fastavro.parse_schema(definition))
+            except AlertDecodeError as exc:
+                cached = exc
+            except Exception as exc:  # not JSON, or JSON that fastavro does not take for a schema
+                cached = AlertDecodeError(f"unreadable writer schema: {_describe_failure(exc)}")
             if len(self._container_schemas) >= _MAX_CACHED_SCHEMAS:
                 self._container_schemas.clear()
-            cached = self._container_schemas[schema_json] = (full_name, parsed)
+            self._container_schemas[schema_json] = cached
+        if isinstance(cached, AlertDecodeError):
+            raise AlertDecodeError(cached.reason)
         return cached
 
     def _read_container(self, payload: bytes) -> tuple[str, list[Record]]:
@@ -134,42 +172,50 @@ class AlertDecoder:
         try:
             header = _read_record(stream, _PARSED_HEADER_SCHEMA)
             meta: dict[str, bytes] = header["meta"]
-            schema_name, parsed = self._container_schema(meta["avro.schema"])
+            schema_json = meta["avro.schema"]
+            codec = meta.get("avro.codec", b"null").decode("utf-8", "replace")
+            sync: bytes = header["sync"]
         except Exception as exc:
             raise AlertDecodeError(f"unreadable Avro container header: {_describe_failure(exc)}") from exc
-        codec = meta.get("avro.codec", b"null")
-        if codec not in (b"null", b"deflate"):
-            return schema_name, self._read_container_slowly(payload)
-        sync: bytes = header["sync"]
-        records: list[Record] = []
+        checked, parsed = self._container_schema(schema_json)
         try:
-            while stream.tell() < len(payload):
-                count = _read_long(stream)
-                size = _read_long(stream)
-                block = stream.read(size)
-                if len(block) != size:
-                    raise EOFError(f"block of {size} bytes has only {len(block)}")
-                if codec == b"deflate":
-                    block = zlib.decompress(block, -15)
-                block_stream = io.BytesIO(block)
-                records.extend(_read_record(block_stream, parsed) for _ in range(count))
-                if stream.read(_SYNC_BYTES) != sync:
-                    raise EOFError("missing or wrong sync marker after a block")
+            records = self._read_blocks(stream, len(payload), codec, sync, checked, parsed)
+        except AlertDecodeError as exc:
+            raise AlertDecodeError(f"cannot decode container ({checked.full_name}): {exc.reason}") from exc
         except Exception as exc:
             raise AlertDecodeError(
-                f"cannot decode container ({schema_name}): {_describe_failure(exc)}"
+                f"cannot decode container ({checked.full_name}): {_describe_failure(exc)}"
             ) from exc
         if not records:
-            raise AlertDecodeError(f"container file ({schema_name}) holds no records")
-        return schema_name, records
+            raise AlertDecodeError(f"container file ({checked.full_name}) holds no records")
+        return checked.full_name, records
 
-    @staticmethod
-    def _read_container_slowly(payload: bytes) -> list[Record]:
-        """Codecs other than null/deflate (snappy, zstandard...): let fastavro do all of it."""
-        try:
-            return [record for record in fastavro.reader(io.BytesIO(payload)) if isinstance(record, dict)]
-        except Exception as exc:
-            raise AlertDecodeError(f"cannot decode container: {_describe_failure(exc)}") from exc
+    def _read_blocks(
+        self, stream: io.BytesIO, end: int, codec: str, sync: bytes, checked: CheckedSchema, parsed: Any
+    ) -> list[Record]:
+        """Each block's count is checked against its bytes before a record of it is decoded."""
+        records: list[Record] = []
+        budget = self.limits.max_decompressed_bytes
+        while stream.tell() < end:
+            count = _read_long(stream)
+            size = _read_long(stream)
+            if count < 0 or size < 0:
+                raise AlertDecodeError(f"block header declares {count} records in {size} bytes")
+            block = stream.read(size)
+            if len(block) != size:
+                raise EOFError(f"block of {size} bytes has only {len(block)}")
+            block = decompress_block(codec, block, budget)
+            budget -= len(block)
+            if count * checked.min_record_bytes > len(block):
+                raise AlertDecodeError(
+                    f"block declares {count} records in {len(block)} bytes, but a record of this "
+                    f"schema takes at least {checked.min_record_bytes} bytes"
+                )
+            block_stream = io.BytesIO(block)
+            records.extend(_read_record(block_stream, parsed) for _ in range(count))
+            if stream.read(_SYNC_BYTES) != sync:
+                raise EOFError("missing or wrong sync marker after a block")
+        return records
 
 
 def encode_wire(schema_id: int, parsed_schema: Any, record: Record) -> bytes:
@@ -181,4 +227,4 @@ def encode_wire(schema_id: int, parsed_schema: Any, record: Record) -> bytes:
     return out.getvalue()
 
 
-__all__ = ["AlertDecoder", "UnknownSchemaError", "encode_wire", "normalize_record"]
+__all__ = ["AlertDecoder", "DecodeLimits", "UnknownSchemaError", "encode_wire", "normalize_record"]
