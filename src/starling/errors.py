@@ -3,7 +3,10 @@
     StarlingError                 base of everything below
     ├── AlertDecodeError          a message could not be turned into alerts (reason in .reason)
     │   └── UnknownSchemaError    a Rubin schema id that neither the registry nor the package knows
-    ├── SchemaSourceUnavailableError  a schema registry cannot be reached: the message is fine, wait
+    ├── OutageError               infrastructure failed (not the alert's fault): back off, take it again
+    │   ├── SchemaSourceUnavailableError  a schema registry cannot be reached
+    │   ├── StoreUnavailableError     the store is locked, full, read-only or unreachable
+    │   └── KafkaUnavailableError     Kafka did not acknowledge what a stage produced
     ├── ConfigError               a pipeline or component configuration is invalid
     ├── ComponentNotFoundError    no component of that name is installed (entry points)
     ├── StoreError                the store refused a write or a query
@@ -11,6 +14,7 @@
     └── ControllerRefusedError    the controller answered 4xx/5xx; ``status`` and its ``detail``
 
 An AlertDecodeError never stops a stream: the runtime turns it into a dead letter with its reason.
+An OutageError never turns good alerts into dead letters: the stage waits and takes the batch again.
 """
 
 from __future__ import annotations
@@ -37,9 +41,21 @@ class UnknownSchemaError(AlertDecodeError):
         self.schema_id = schema_id
 
 
-class SchemaSourceUnavailableError(StarlingError):
-    """A schema registry did not answer (down, unreachable, a 5xx). Not the message's fault: a stage
-    waits and takes the batch again rather than dead-lettering good alerts."""
+class OutageError(StarlingError):
+    """A piece of infrastructure failed: a store, a disk, Kafka, a schema registry. Not the alert's
+    fault: a stage backs off and takes the batch again; nothing of it is dead-lettered or committed."""
+
+
+class SchemaSourceUnavailableError(OutageError):
+    """A schema registry did not answer (down, unreachable, a 5xx)."""
+
+
+class StoreUnavailableError(OutageError):
+    """The store could not be written for a reason of its own (locked, disk full, read-only, down)."""
+
+
+class KafkaUnavailableError(OutageError):
+    """Kafka did not acknowledge messages a stage produced, within the producer's timeout."""
 
 
 class ConfigError(StarlingError):

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from starling.alert.model import Alert
 from starling.cli.app import app
-from starling.core.component import Annotator, ComponentConfig
+from starling.core.component import ComponentConfig, Filter
 from starling.core.registry import register_component
 from tests.support.helpers import dump_store
 
@@ -19,17 +19,18 @@ class _FlakyConfig(ComponentConfig):
     pass
 
 
-class Flaky(Annotator[_FlakyConfig]):
-    """Refuses every third alert until it is fixed: the test's stand-in for a bug fixed later."""
+class Flaky(Filter[_FlakyConfig]):
+    """Refuses every third alert until it is fixed: the test's stand-in for a bug fixed later. (A
+    filter: an annotator's failure costs an alert only its annotation, never a dead letter.)"""
 
     Config: ClassVar[type[ComponentConfig]] = _FlakyConfig
     broken: ClassVar[bool] = True
 
-    def annotate(self, alerts: Sequence[Alert]) -> None:
+    def evaluate(self, alerts: Sequence[Alert]) -> Sequence[bool]:
         for alert in alerts:
             if Flaky.broken and alert.alert_id % 3 == 0:
-                raise RuntimeError(f"cannot annotate {alert.alert_id} (a bug)")
-            alert.annotations[self.name] = {"ok": 1}
+                raise RuntimeError(f"a bug met on {alert.alert_id}")
+        return [True] * len(alerts)
 
 
 def test_dead_letters_are_replayed_once_fixed(tmp_path: Path) -> None:
@@ -41,7 +42,7 @@ batch_size = 100
 [source]
 use = "synthetic"
 config = { alerts = 600, cutouts = false }
-[[annotators]]
+[[filters]]
 use = "test-flaky"
 [[sinks]]
 use = "store"

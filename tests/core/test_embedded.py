@@ -39,6 +39,17 @@ class FailOnRubin(Annotator[_FailOnRubinConfig]):
             alert.annotations[self.name] = {"ok": True}
 
 
+class RefuseRubin(Sink[_FailOnRubinConfig]):
+    """A sink that cannot write Rubin alerts: a buggy plugin, at the end of the chain."""
+
+    Config: ClassVar[type[ComponentConfig]] = _FailOnRubinConfig
+
+    def write(self, batch: Batch) -> None:
+        for alert in batch.alerts:
+            if alert.survey == "rubin":
+                raise ValueError(f"cannot handle {alert.alert_id}")
+
+
 class _CollectConfig(ComponentConfig):
     pass
 
@@ -55,10 +66,12 @@ class Collect(Sink[_CollectConfig]):
 @pytest.fixture
 def plugins() -> Iterator[None]:
     register_component("fail-on-rubin", FailOnRubin)
+    register_component("refuse-rubin", RefuseRubin)
     register_component("collect", Collect)
     Collect.seen.clear()
     yield
     unregister_component("fail-on-rubin")
+    unregister_component("refuse-rubin")
     unregister_component("collect")
 
 
@@ -68,7 +81,24 @@ def test_builtin_components_are_found_through_entry_points() -> None:
         assert name in found, name
 
 
-def test_a_failing_component_dead_letters_only_the_alerts_at_fault(tmp_path: Path, plugins: None) -> None:
+def test_a_failing_sink_dead_letters_only_the_alerts_at_fault(tmp_path: Path, plugins: None) -> None:
+    messages = synthetic_messages(200, seed=2)
+    paths = write_messages(tmp_path / "in", messages)
+    spec = replay_spec(paths, sinks=[ComponentSpec(use="refuse-rubin"), ComponentSpec(use="collect")])
+    summary = EmbeddedPipeline(spec, tmp_path / "out").run()
+    rubin = sum(1 for origin, _ in messages if ":rubin:" in origin)
+    assert 0 < rubin < len(messages)
+    assert summary.stats.stages["refuse-rubin"].failed == rubin
+    assert len(Collect.seen) == len(messages) - rubin
+    assert {survey for survey, _ in Collect.seen} == {"ztf"}
+    assert summary.dead_letter_path is not None
+    letters = list(read_dead_letters(summary.dead_letter_path))
+    assert len(letters) == rubin
+    assert all(letter.stage == "sink" and "ValueError: cannot handle" in letter.reason for letter in letters)
+    assert all(letter.payload[:1] == b"\x00" for letter in letters)  # the original Rubin bytes are kept
+
+
+def test_a_failing_annotator_costs_an_alert_only_its_annotation(tmp_path: Path, plugins: None) -> None:
     messages = synthetic_messages(200, seed=2)
     paths = write_messages(tmp_path / "in", messages)
     spec = replay_spec(
@@ -76,17 +106,12 @@ def test_a_failing_component_dead_letters_only_the_alerts_at_fault(tmp_path: Pat
     )
     summary = EmbeddedPipeline(spec, tmp_path / "out").run()
     rubin = sum(1 for origin, _ in messages if ":rubin:" in origin)
-    assert 0 < rubin < len(messages)
     assert summary.stats.stages["fail-on-rubin"].failed == rubin
-    assert len(Collect.seen) == len(messages) - rubin
-    assert {survey for survey, _ in Collect.seen} == {"ztf"}
-    assert summary.dead_letter_path is not None
-    letters = list(read_dead_letters(summary.dead_letter_path))
-    assert len(letters) == rubin
-    assert all(
-        letter.stage == "annotator" and "ValueError: cannot handle" in letter.reason for letter in letters
-    )
-    assert all(letter.payload[:1] == b"\x00" for letter in letters)  # the original Rubin bytes are kept
+    assert len(Collect.seen) == len(messages)  # every alert went on
+    assert summary.dead_letter_path is None
+    failures = summary.stats.annotation_failures
+    assert sum(failures.values()) == rubin
+    assert all(key.startswith("fail-on-rubin: ValueError: cannot handle") for key in failures)
 
 
 def test_config_errors_name_the_field() -> None:

@@ -1,24 +1,33 @@
 """Running a stage's components over batches: the part every runtime shares (embedded or Kafka).
 
-The errors of one alert never stop the stream. A message that does not decode becomes a dead letter
-at once. If a component fails on a batch, its alerts are retried one at a time through that
-component; those that fail alone become dead letters (with the component's error as reason) and the
-others go on.
+The errors of one alert never stop the stream. A message that does not decode becomes a dead letter.
+If a component fails on a batch, its alerts are retried one at a time through that component; those
+that fail alone become dead letters (with the component's error as reason) and the others go on. An
+annotator that fails on one alert costs that alert nothing but its annotation: the alert goes on
+without it, and the failure is counted with its reason.
+
+An outage (``starling.core.outage``) is not an alert's fault, so it is never isolated alert by alert:
+it ends the batch. Inside :meth:`Chain.batch`, a batch is all or nothing as far as the chain's own
+effects go: its dead letters are written and its counts kept only when it completes, so a batch taken
+again after an outage is counted once and dead-letters nothing twice.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
 from starling.core.component import Batch, Component, RawMessage, Sink
-from starling.core.deadletter import DeadLetter, DeadLetterOutput
-from starling.errors import AlertDecodeError, SchemaSourceUnavailableError
+from starling.core.deadletter import DeadLetter, DeadLetterOutput, count_reason
+from starling.core.outage import as_outage
+from starling.errors import AlertDecodeError
 
 log = logging.getLogger("starling.chain")
 
@@ -41,6 +50,22 @@ class RunStats:
     stages: dict[str, StageCounts] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
+    # "<annotator>: <reason>" -> alerts that went on without that annotation
+    annotation_failures: Counter[str] = field(default_factory=Counter)
+
+    def snapshot(self) -> RunStats:
+        """A copy of the counts, to put back if the batch in hand is abandoned."""
+        return replace(
+            self,
+            stages={name: replace(counts) for name, counts in self.stages.items()},
+            annotation_failures=Counter(self.annotation_failures),
+        )
+
+    def restore(self, snapshot: RunStats) -> None:
+        self.messages_in, self.alerts_decoded = snapshot.messages_in, snapshot.alerts_decoded
+        self.annotation_failures = snapshot.annotation_failures
+        for name, counts in snapshot.stages.items():
+            self.stages[name] = counts
 
     @property
     def elapsed_s(self) -> float:
@@ -66,10 +91,46 @@ class Chain:
     ) -> None:
         self.components = list(components)
         self.dead_letters = dead_letters
+        self._held_letters: list[DeadLetter] | None = None
         self.stats = stats or RunStats()
         self.stats.stages.setdefault("decode", StageCounts("decoder"))
         for component in self.components:
             self.stats.stages.setdefault(component.name, StageCounts(component.kind))
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One batch, all or nothing: on an outage (re-raised as an OutageError) its counts are put
+        back and its dead letters dropped, for the runtime to take the batch again; else they are
+        written when the batch completes."""
+        before = self.stats.snapshot()
+        self._held_letters = []
+        try:
+            yield
+        except Exception as exc:
+            outage = as_outage(exc)
+            self.stats.restore(before)
+            self._held_letters = None
+            if outage is not None and outage is not exc:
+                raise outage from exc
+            raise
+        held, self._held_letters = self._held_letters, None
+        for letter in held or ():
+            self.dead_letters.add(letter)
+
+    def release_dead_letters(self) -> None:
+        """Write the dead letters held so far (a runtime that must see them acknowledged before its
+        commit calls this inside the batch; later ones are held again)."""
+        if self._held_letters:
+            held, self._held_letters = self._held_letters, []
+            for letter in held:
+                self.dead_letters.add(letter)
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        """Dead-letter a message: now, or when the batch in hand completes."""
+        if self._held_letters is not None:
+            self._held_letters.append(letter)
+        else:
+            self.dead_letters.add(letter)
 
     def decode(
         self, messages: Sequence[RawMessage], decoder: AlertDecoder
@@ -78,15 +139,8 @@ class Chain:
         counts = self.stats.stages["decode"]
         alerts: list[Alert] = []
         payloads: dict[int, RawMessage] = {}
-        before = (self.stats.messages_in, counts.alerts_in, counts.failed)
-        try:
-            for message in messages:
-                self._decode_one(message, decoder, alerts, payloads)
-        except SchemaSourceUnavailableError:
-            # The batch will be taken again: its counts start over. (A bad message met before the
-            # outage is dead-lettered again then: dead letters are at least once, like everything.)
-            self.stats.messages_in, counts.alerts_in, counts.failed = before
-            raise
+        for message in messages:
+            self._decode_one(message, decoder, alerts, payloads)
         counts.alerts_out += len(alerts)
         self.stats.alerts_decoded += len(alerts)
         return alerts, payloads
@@ -101,9 +155,7 @@ class Chain:
             decoded = decoder.decode(message.payload, message.origin)
         except AlertDecodeError as exc:
             counts.failed += 1
-            self.dead_letters.add(
-                DeadLetter(message.origin, "decode", "decoder", exc.reason, message.payload)
-            )
+            self.dead_letter(DeadLetter(message.origin, "decode", "decoder", exc.reason, message.payload))
             return
         for alert in decoded:
             payloads[id(alert)] = message
@@ -136,7 +188,9 @@ class Chain:
         counts.alerts_in += len(batch)
         try:
             result = component.process(batch)
-        except Exception:  # a component's bug or bad data: isolate the alerts at fault below
+        except Exception as exc:  # a component's bug or bad data: isolate the alerts at fault below
+            if as_outage(exc) is not None:
+                raise
             result = self._apply_one_by_one(component, batch, payloads)
         if isinstance(component, Sink):
             component.flush()
@@ -154,10 +208,18 @@ class Chain:
             try:
                 out = component.process(single)
             except Exception as exc:
+                if as_outage(exc) is not None:
+                    raise
                 self.stats.stages[component.name].failed += 1
-                message = payloads.get(id(alert), RawMessage(b"", alert.origin))
                 reason = f"{type(exc).__name__}: {exc}"
-                self.dead_letters.add(
+                if component.kind == "annotator":  # the alert goes on, without this annotation
+                    alert.annotations.pop(component.name, None)
+                    count_reason(self.stats.annotation_failures, reason, component.name)
+                    log.warning("%s gave no annotation for %s: %s", component.name, alert.alert_id, reason)
+                    survivors.append(alert)
+                    continue
+                message = payloads.get(id(alert), RawMessage(b"", alert.origin))
+                self.dead_letter(
                     DeadLetter(message.origin, component.kind, component.name, reason, message.payload)
                 )
                 continue

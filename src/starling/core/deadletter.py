@@ -17,6 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+MAX_REASONS = 100
+_REASON_CHARS = 300
+
+
+def count_reason(counter: Counter[str], reason: str, prefix: str) -> None:
+    """Count one failure by its reason, keeping at most MAX_REASONS distinct reasons (a reason that
+    names an alert is new each time; past the limit they are counted as ``<prefix>: other reasons``)."""
+    key = f"{prefix}: {reason}"[:_REASON_CHARS]
+    if key not in counter and len(counter) >= MAX_REASONS:
+        key = f"{prefix}: other reasons"
+    counter[key] += 1
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
@@ -38,7 +50,7 @@ class DeadLetterOutput(ABC):
 
     def add(self, letter: DeadLetter) -> None:
         self.write(letter)
-        self.by_reason[f"{letter.stage}/{letter.component}: {letter.reason}"] += 1
+        count_reason(self.by_reason, letter.reason, f"{letter.stage}/{letter.component}")
 
     @abstractmethod
     def write(self, letter: DeadLetter) -> None: ...

@@ -3,7 +3,8 @@
     source -> decode -> annotators -> filters -> sinks      (one batch at a time)
 
 Sinks are flushed after every batch: that is the commit point. Dead letters go to
-``dead-letters.jsonl`` in the output directory.
+``dead-letters.jsonl`` in the output directory. An outage (a full disk, a locked store) holds the
+batch: it is taken again after a back-off until it goes through, and nothing of it is dead-lettered.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from starling.core.deadletter import DeadLetterFile
 from starling.core.live import LiveRuntime
 from starling.core.registry import build_component
 from starling.core.spec import ComponentSpec, PipelineSpec
-from starling.errors import ConfigError
+from starling.errors import ConfigError, OutageError
 
 DEAD_LETTER_FILE = "dead-letters.jsonl"
 
@@ -113,8 +114,18 @@ class EmbeddedPipeline(LiveRuntime):
         )
 
     def process_messages(self, messages: list[RawMessage]) -> Batch:
-        """Decode a chunk of messages and pass the alerts through every component."""
-        alerts, payloads = self.chain.decode(messages, self.decoder)
-        batch = self.chain.run(Batch(alerts), payloads)
-        self.dead_letters.flush()
-        return batch
+        """Decode a chunk of messages and pass the alerts through every component; through an outage,
+        take the chunk again until it goes through (or the runtime is stopped)."""
+        while True:
+            try:
+                with self.chain.batch():
+                    alerts, payloads = self.chain.decode(messages, self.decoder)
+                    batch = self.chain.run(Batch(alerts), payloads)
+                self.dead_letters.flush()
+            except OutageError as outage:
+                if self._stop.is_set():
+                    raise
+                self.backoff.wait(outage, self._stop, self.stage)
+                continue
+            self.backoff.clear()
+            return batch

@@ -18,6 +18,7 @@ from typing import Any
 from starling.core.chain import Chain, StageCounts
 from starling.core.component import Component, RunContext
 from starling.core.deadletter import DeadLetterOutput
+from starling.core.outage import Backoff
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.errors import ConfigError
 
@@ -44,6 +45,7 @@ class LiveRuntime(ABC):
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._ready = threading.Event()
+        self.backoff = Backoff()
 
     @abstractmethod
     def _build(self, specs: list[ComponentSpec]) -> list[Component[Any]]:
@@ -62,6 +64,9 @@ class LiveRuntime(ABC):
             "failed": sum(c.failed for c in stats.stages.values()),
             "dead_letters": len(self.dead_letters),
             "lag": self.lag(),
+            "outage": self.backoff.status(),
+            "outages_total": self.backoff.outages_total,
+            "annotation_failures": dict(stats.annotation_failures.most_common(20)),
             "components": {
                 name: {
                     "kind": c.kind,

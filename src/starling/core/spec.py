@@ -41,6 +41,10 @@ from starling.core.kafka_settings import KafkaSettings
 from starling.core.registry import format_validation_error
 from starling.errors import ConfigError
 
+# A component's name becomes a file name, a folder, a topic suffix and a metric label: letters,
+# digits and ``_.-``, starting with a letter or digit (so never ``..``), at most 128 characters.
+COMPONENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+
 
 class ComponentSpec(BaseModel):
     """One component: the installed component to ``use``, an instance ``name``, and its config."""
@@ -48,7 +52,7 @@ class ComponentSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     use: str = Field(min_length=1)
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str | None = Field(None, pattern=COMPONENT_NAME_PATTERN)
     config: dict[str, Any] = Field(default_factory=dict)
 
     @property

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from starling.alert.model import Alert
-from starling.errors import StoreError
+from starling.errors import StoreError, StoreUnavailableError
 from starling.store.base import TABLES, AlertStore
 from starling.store.rows import batch_rows
 
@@ -81,6 +81,17 @@ _UPSERT_OBJECT = (
 )
 
 
+# What the rows of a batch can be at fault for; any other SQLite error is the store's own (locked,
+# disk full, I/O, read-only, a file that cannot be opened) and is waited out, not blamed on alerts.
+_DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.DataError)
+
+
+def _write_error(path: Path, exc: sqlite3.Error) -> StoreError | StoreUnavailableError:
+    if isinstance(exc, _DATA_ERRORS):
+        return StoreError(f"SQLite store {path}: batch not written: {exc}")
+    return StoreUnavailableError(f"SQLite store {path} cannot be written: {exc}")
+
+
 class SQLiteStore(AlertStore):
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -120,8 +131,9 @@ class SQLiteStore(AlertStore):
                 )
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise StoreError(f"SQLite store {self.path}: batch not written: {exc}") from exc
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise _write_error(self.path, exc) from exc
 
     def count(self, table: str) -> int:
         if table not in TABLES:

@@ -41,11 +41,44 @@ class RuntimeCollector(Collector):
             )
             gauge.add_metric([stage], lag)
             yield gauge
+        yield from _outage_metrics(w)
         up = GaugeMetricFamily(
             "starling_uptime_seconds", "Seconds since the worker started", labels=["stage"]
         )
         up.add_metric([stage], time.time() - w.started_at)
         yield up
+
+
+def _outage_metrics(runtime: LiveRuntime) -> Iterator[Metric]:
+    stage = runtime.stage
+    outage = runtime.backoff.status()
+    waiting = GaugeMetricFamily(
+        "starling_outage",
+        "1 while the stage waits out an outage (store, disk, Kafka, schema registry), else 0",
+        labels=["stage"],
+    )
+    waiting.add_metric([stage], 1 if outage is not None else 0)
+    yield waiting
+    seconds = GaugeMetricFamily(
+        "starling_outage_seconds", "How long the current outage has lasted (0: none)", labels=["stage"]
+    )
+    seconds.add_metric([stage], outage["for_s"] if outage is not None else 0.0)
+    yield seconds
+    total = CounterMetricFamily("starling_outages", "Outages the stage has waited out", labels=["stage"])
+    total.add_metric([stage], runtime.backoff.outages_total)
+    yield total
+    absent = CounterMetricFamily(
+        "starling_annotation_failures",
+        "Alerts that went on without an annotation because its annotator failed on them",
+        labels=["stage", "component"],
+    )
+    per_annotator: dict[str, int] = {}
+    for key, count in runtime.stats.annotation_failures.items():
+        name = key.split(":", 1)[0]
+        per_annotator[name] = per_annotator.get(name, 0) + count
+    for name, count in per_annotator.items():
+        absent.add_metric([stage, name], count)
+    yield absent
 
 
 def runtime_metrics(runtime: LiveRuntime) -> bytes:

@@ -29,7 +29,7 @@ from starling.control.api.common import (
 from starling.control.api.deps import Control
 from starling.control.api.worker import WorkerStatus
 from starling.control.autoscale_policy import MAX_REPLICAS
-from starling.core.spec import ComponentSpec
+from starling.core.spec import COMPONENT_NAME_PATTERN, ComponentSpec
 from starling.core.stages import StageName
 from starling.vo.vosi import availability_xml
 
@@ -92,7 +92,7 @@ class WorkerReport(BaseModel):
 
 class NewComponent(BaseModel):
     use: str = Field(min_length=1, description="an installed component (see `starling components`)")
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str | None = Field(None, pattern=COMPONENT_NAME_PATTERN)
     config: dict[str, Any] = Field(default_factory=dict)
     position: int | None = Field(None, ge=0, description="index in the stage; default: at the end")
 

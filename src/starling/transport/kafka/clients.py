@@ -23,7 +23,10 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from starling.core.kafka_settings import KafkaSettings
-from starling.errors import StarlingError
+from starling.errors import KafkaUnavailableError, StarlingError
+
+# The largest message a producer sends and a topic of the pipeline takes.
+MAX_MESSAGE_BYTES = 8_000_000
 
 
 def client_config(settings: KafkaSettings) -> dict[str, Any]:
@@ -40,7 +43,7 @@ def producer_config(settings: KafkaSettings) -> dict[str, Any]:
         "acks": "all",
         "linger.ms": 5,
         "compression.type": settings.compression,
-        "message.max.bytes": 8_000_000,
+        "message.max.bytes": MAX_MESSAGE_BYTES,
         "message.timeout.ms": 600_000,
     }
 
@@ -74,7 +77,7 @@ def ensure_topics(settings: KafkaSettings, topics: list[str], timeout_s: float =
             topic,
             num_partitions=settings.partitions,
             replication_factor=settings.replication_factor,
-            config={"retention.ms": str(settings.retention_ms), "max.message.bytes": "8000000"},
+            config={"retention.ms": str(settings.retention_ms), "max.message.bytes": str(MAX_MESSAGE_BYTES)},
         )
         for topic in wanted
     ]
@@ -155,4 +158,4 @@ class DeliveryTracker:
         with self._lock:
             failed, self.failed = self.failed, []
         if failed:
-            raise StarlingError(f"{len(failed)} messages not delivered, e.g. {failed[0]}")
+            raise KafkaUnavailableError(f"{len(failed)} messages not delivered, e.g. {failed[0]}")

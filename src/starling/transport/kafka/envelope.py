@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 
 import fastavro
@@ -23,6 +24,7 @@ from starling.alert.export import SUMMARY_FIELDS
 from starling.alert.model import Alert, Record
 from starling.alert.rubin import build_rubin_history
 from starling.alert.ztf import build_ztf_history
+from starling.core.spec import COMPONENT_NAME_PATTERN
 from starling.errors import AlertDecodeError
 
 ENVELOPE_MAGIC = b"S\x01"
@@ -92,6 +94,10 @@ def decode_envelope(data: bytes, decoder: AlertDecoder) -> Envelope:
         raise AlertDecodeError(f"corrupt Starling envelope: {type(exc).__name__}: {exc}") from exc
     payload: bytes = fields["payload"]
     alert_id: int = fields["alert_id"]
+    matches = list(fields["matches"])
+    for name in matches:  # they become file and folder names downstream
+        if not re.fullmatch(COMPONENT_NAME_PATTERN, name):
+            raise AlertDecodeError(f"envelope names a match {name[:80]!r} that is not a filter's name")
 
     def load_record() -> Record:
         for candidate in decoder.decode(payload, fields["origin"]):
@@ -119,4 +125,4 @@ def decode_envelope(data: bytes, decoder: AlertDecoder) -> Envelope:
         record_loader=load_record,
     )
     alert.annotations.update(annotations)
-    return Envelope(alert, payload, list(fields["matches"]), dict(fields.get("provenance") or {}))
+    return Envelope(alert, payload, matches, dict(fields.get("provenance") or {}))

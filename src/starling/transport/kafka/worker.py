@@ -7,6 +7,9 @@ idempotent (the store's keys; envelopes keyed by object), so a replay adds no du
 
 While the broker is away, the worker keeps trying: the producer retries until its message timeout,
 and commits are retried until they succeed or the group has moved on (then the batch is replayed).
+Any outage (a schema registry, the store, a disk, Kafka not acknowledging) holds the batch: nothing is
+committed or dead-lettered, and after a back-off the consumer goes back to the batch's first offsets.
+An envelope too large for Kafka is dead-lettered (its survey message is the reference to it).
 """
 
 from __future__ import annotations
@@ -36,8 +39,14 @@ from starling.core.live import LiveRuntime
 from starling.core.registry import build_component
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.core.stages import StageName, all_topics, stage_component_specs, stage_kind, stage_layout
-from starling.errors import AlertDecodeError, SchemaSourceUnavailableError
-from starling.transport.kafka.clients import DeliveryTracker, consumer_config, ensure_topics, producer_config
+from starling.errors import AlertDecodeError, OutageError
+from starling.transport.kafka.clients import (
+    MAX_MESSAGE_BYTES,
+    DeliveryTracker,
+    consumer_config,
+    ensure_topics,
+    producer_config,
+)
 from starling.transport.kafka.deadletters import KafkaDeadLetters
 from starling.transport.kafka.envelope import decode_envelope, encode_envelope
 
@@ -191,26 +200,25 @@ class StageWorker(LiveRuntime):
             elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consume error on %s: %s", self.stage, error.str())
         try:
-            batch, payloads = self._batch(good)
-        except SchemaSourceUnavailableError as exc:
+            with self.chain.batch():
+                batch, payloads = self._batch(good)
+                batch = self.chain.run(batch, payloads)
+                if self.layout.output_topic is not None:
+                    self._produce(batch, payloads)
+                self.chain.release_dead_letters()
+                self._wait_for_acknowledgements()
+        except OutageError as exc:
             self._wait_and_take_again(good, exc)
             return
-        self._registry_waits = 0
-        batch = self.chain.run(batch, payloads)
-        if self.layout.output_topic is not None:
-            self._produce(batch, payloads)
-        self._wait_for_acknowledgements()
+        self.backoff.clear()
         self._commit(good)
         self.batches += 1
         self.last_batch_at = time.time()
 
-    def _wait_and_take_again(self, messages: list[Message], reason: Exception) -> None:
-        """A schema registry is down: nothing is dead-lettered or committed; after a back-off (1 s, 2 s,
-        4 s ... 30 s) the consumer goes back to the batch's first offsets and takes it again."""
+    def _wait_and_take_again(self, messages: list[Message], outage: OutageError) -> None:
+        """An outage: nothing is dead-lettered or committed; after a back-off (1 s, 2 s, 4 s ... 30 s)
+        the consumer goes back to the batch's first offsets and takes it again."""
         assert self.consumer is not None
-        self._registry_waits = getattr(self, "_registry_waits", 0) + 1
-        delay = min(30.0, 2.0 ** (self._registry_waits - 1))
-        log.warning("%s: %s; taking the batch again in %.0f s", self.stage, reason, delay)
         first: dict[tuple[str, int], int] = {}
         for message in messages:
             topic, partition, offset = message.topic(), message.partition(), message.offset()
@@ -219,7 +227,7 @@ class StageWorker(LiveRuntime):
             first[topic, partition] = min(first.get((topic, partition), offset), offset)
         for (topic, partition), offset in first.items():
             self.consumer.seek(TopicPartition(topic, partition, offset))
-        self._stop.wait(delay)
+        self.backoff.wait(outage, self._stop, self.stage)
 
     def _batch(self, messages: list[Message]) -> tuple[Batch, dict[int, RawMessage]]:
         raw = [RawMessage(m.value() or b"", f"{m.topic()}/{m.partition()}@{m.offset()}") for m in messages]
@@ -238,7 +246,7 @@ class StageWorker(LiveRuntime):
                 envelope = decode_envelope(message.payload, self.decoder)
             except AlertDecodeError as exc:
                 decode_counts.failed += 1
-                self.dead_letters.add(
+                self.chain.dead_letter(
                     DeadLetter(message.origin, "decode", "envelope", exc.reason, message.payload)
                 )
                 continue
@@ -261,6 +269,9 @@ class StageWorker(LiveRuntime):
             payload = payloads[id(alert)].payload
             provenance = {**self._provenance.get(id(alert), {}), self.stage: self.config_version}
             value = encode_envelope(alert, payload, matched_by.get(id(alert), []), provenance)
+            if len(value) > MAX_MESSAGE_BYTES:
+                self._dead_letter_oversized(alert, payloads[id(alert)], len(value))
+                continue
             while True:
                 try:
                     # Keyed by object: one object's alerts stay in order on one partition.
@@ -274,6 +285,13 @@ class StageWorker(LiveRuntime):
                 except BufferError:  # the local queue is full: let deliveries drain, then retry
                     self.producer.poll(0.5)
             self.producer.poll(0)
+
+    def _dead_letter_oversized(self, alert: Alert, message: RawMessage, size: int) -> None:
+        reason = (
+            f"envelope of alert {alert.alert_id} is {size} bytes, over Kafka's message limit of "
+            f"{MAX_MESSAGE_BYTES} bytes; the survey message is kept as its reference"
+        )
+        self.chain.dead_letter(DeadLetter(message.origin, self.stage, "envelope", reason, message.payload))
 
     def _wait_for_acknowledgements(self) -> None:
         while self.producer.flush(1.0) > 0:

@@ -36,7 +36,10 @@ from starling.components.sinks.deliver.webhook import WebhookDeliverer
 from starling.components.sinks.files import FileSink, FileSinkConfig
 from starling.core.component import Batch, ComponentConfig, RunContext, Sink
 from starling.core.kafka_settings import KafkaSettings
+from starling.errors import KafkaUnavailableError
 from starling.transport.kafka.clients import DeliveryTracker, ensure_topics, producer_config
+
+_ACK_WAIT_S = 60.0
 
 
 class DeliverConfig(ComponentConfig):
@@ -152,8 +155,12 @@ class DeliverSink(Sink[DeliverConfig]):
     def flush(self) -> None:
         """Everything of the batch is acknowledged (Kafka) or in the outbox (webhooks) before the commit."""
         if self._producer is not None:
-            self._producer.flush(60)
+            waiting = self._producer.flush(_ACK_WAIT_S)
             self._tracker.raise_if_failed()
+            if waiting:  # the stage takes the batch again; nothing is committed before Kafka has it
+                raise KafkaUnavailableError(
+                    f"{waiting} matches not acknowledged by Kafka after {_ACK_WAIT_S:.0f} s"
+                )
         if self._webhooks is not None:
             self._webhooks.flush()
         if self._files is not None:
