@@ -34,7 +34,7 @@ class KafkaDeadLetters(DeadLetterOutput):
         return f"kafka topic {self.topic}"
 
     def write(self, letter: DeadLetter) -> None:
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             ("reason", letter.reason[:_MAX_REASON_CHARS].encode()),
             ("stage", letter.stage.encode()),
             ("component", letter.component.encode()),
@@ -116,8 +116,10 @@ def requeue_dead_letters(settings: KafkaSettings, idle_s: float = 5.0) -> dict[s
     return counts
 
 
-def _origin_topic(headers: list[tuple[str, bytes | None]], settings: KafkaSettings) -> str:
-    raw_origin = dict(headers).get("origin") or b""
+def _origin_topic(
+    headers: dict[str, str | bytes | None] | list[tuple[str, str | bytes | None]], settings: KafkaSettings
+) -> str:
+    raw_origin = (headers if isinstance(headers, dict) else dict(headers)).get("origin") or b""
     origin = raw_origin.decode() if isinstance(raw_origin, bytes) else str(raw_origin)
     return origin.rsplit("/", 1)[0] if "/" in origin else settings.raw_topic
 
