@@ -116,9 +116,7 @@ class _SizeWalker:
         self._in_progress.add(id(schema))
         try:
             fields = [f for f in schema.get("fields") or [] if isinstance(f, dict)]
-            return sum(
-                self.min_bytes(f.get("type"), f"{where}.{f.get('name')}", namespace) for f in fields
-            )
+            return sum(self.min_bytes(f.get("type"), f"{where}.{f.get('name')}", namespace) for f in fields)
         finally:
             self._in_progress.discard(id(schema))
 

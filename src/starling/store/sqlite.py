@@ -93,7 +93,7 @@ def _write_error(path: Path, exc: sqlite3.Error) -> StoreError | StoreUnavailabl
 
 
 class SQLiteStore(AlertStore):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lock_timeout_s: float = 60.0) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -101,7 +101,7 @@ class SQLiteStore(AlertStore):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             # Replicas of a sink stage may share one file: wait for the writer's lock, do not fail.
-            self._db.execute("PRAGMA busy_timeout=60000")
+            self._db.execute(f"PRAGMA busy_timeout={int(lock_timeout_s * 1000)}")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc

@@ -14,6 +14,13 @@ from starling.store.open import open_store
 
 class StoreSinkConfig(ComponentConfig):
     path: str = Field("starling.db", description="SQLite file (relative to the output directory) or URL")
+    lock_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="how long a write waits for another writer's lock before the "
+        "store counts as down (the stage then backs off and tries again; nothing is dead-lettered)",
+    )
 
 
 class StoreSink(Sink[StoreSinkConfig]):
@@ -28,7 +35,7 @@ class StoreSink(Sink[StoreSinkConfig]):
         if "://" not in location and not Path(location).is_absolute():
             location = str(context.output_dir / location)
         self.location = location
-        self.store = open_store(location)
+        self.store = open_store(location, self.config.lock_timeout_s)
 
     def write(self, batch: Batch) -> None:
         self.store.write(batch.alerts, batch.matches)
