@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -34,7 +33,9 @@ def test_the_ingest_stage_waits_for_the_registry(kafka_bootstrap: str, prefix: s
     runner = threading.Thread(target=worker.run, daemon=True)
     runner.start()
     try:
-        time.sleep(6)  # the registry is down: the worker waits and takes its batch again
+        # The registry is down: the worker waits and takes its batch again, and again.
+        wait_until(lambda: (worker.backoff.status() or {}).get("attempts", 0) >= 3, 60, "three tries")
+        assert "unreachable" in worker.status()["outage"]["reason"]
         assert worker.stats.alerts_decoded == 0
         assert len(worker.dead_letters) == 0
         schema = json.dumps(SchemaRegistry.all_schemas_from_filesystem().get_by_id(1100).definition)
