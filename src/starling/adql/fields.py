@@ -23,6 +23,7 @@ import numpy as np
 
 from starling.adql.values import Vec
 from starling.alert.model import Alert
+from starling.alert.photometry import finite
 
 FieldType = Literal["float", "int", "string"]
 
@@ -47,9 +48,10 @@ class FieldDef:
 
 
 def _snr(alert: Alert) -> float | None:
-    if alert.flux is None or not alert.flux_err:
+    flux, error = finite(alert.flux), finite(alert.flux_err)
+    if flux is None or error is None or error <= 0:
         return None
-    return abs(alert.flux) / alert.flux_err
+    return finite(abs(flux) / error)
 
 
 def _first_mjd(alert: Alert) -> float:
@@ -296,7 +298,7 @@ class AlertColumns:
             null = np.logical_or.reduce([np.broadcast_to(i.null, (len(self),)) for i in inputs])
             with np.errstate(all="ignore"):
                 derived = np.asarray(function(*(i.values for i in inputs)), dtype=float)
-            null = null | np.isnan(derived)
+            null = null | ~np.isfinite(derived)  # 1/0 and overflow too: NULL, never an infinity
             cached = Vec(derived, null if null.any() else np.bool_(False), "number")
             self._cache[field.name] = cached
         if cached is None:
@@ -322,8 +324,8 @@ class AlertColumns:
             )
             for index, field in enumerate(floats):
                 column = np.ascontiguousarray(table[:, index])
-                nan = np.isnan(column)
-                self._cache[field.name] = Vec(column, nan if nan.any() else np.bool_(False), "number")
+                bad = ~np.isfinite(column)  # None (NaN here) and any infinity are NULL
+                self._cache[field.name] = Vec(column, bad if bad.any() else np.bool_(False), "number")
         history = [f for f in wanted if f.source == "history" and f.attribute is None]
         if len(history) > 1:
             rows = [tuple(f.get(alert) for f in history) for alert in self.alerts]

@@ -35,16 +35,25 @@ class Vec:
         """A column from Python values, None for NULL; integers stay exact (ids beyond 2**53).
 
         A column without NULL gets a scalar False mask, so the common case costs no mask operations.
+        A value that is no finite number (NaN, an infinity, a string in a numeric field) is NULL.
         """
         if integer:
-            if None in values:
-                null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-                array = np.array([0 if v is None else v for v in values], dtype=np.int64)
-                return Vec(array, null, "number")
-            return Vec(np.array(values, dtype=np.int64), np.bool_(False), "number")
-        array = np.array(values, dtype=float)  # None becomes NaN
-        nan = np.isnan(array)
-        return Vec(array, nan if nan.any() else np.bool_(False), "number")
+            try:
+                if None in values:
+                    null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+                    array = np.array([0 if v is None else v for v in values], dtype=np.int64)
+                    return Vec(array, null, "number")
+                return Vec(np.array(values, dtype=np.int64), np.bool_(False), "number")
+            except (TypeError, ValueError, OverflowError):  # NaN, 1e308, 2**70, a string ...
+                return Vec.numbers([_integer(v) for v in values], integer=True)
+        try:
+            array = np.array(values, dtype=float)  # None becomes NaN
+        except (TypeError, ValueError, OverflowError):
+            array = np.array([_real(v) for v in values], dtype=float)
+        finite = np.isfinite(array)
+        if finite.all():
+            return Vec(array, np.bool_(False), "number")
+        return Vec(np.where(finite, array, np.nan), ~finite, "number")
 
     @staticmethod
     def strings(values: list[str | None]) -> Vec:
@@ -80,6 +89,26 @@ class Truth:
 
     def unknown(self) -> BoolArray | np.bool_:
         return ~(self.true | self.false)
+
+
+_INT64 = np.iinfo(np.int64)
+
+
+def _integer(value: Any) -> int | None:
+    """A whole number that fits the column, else None (NULL)."""
+    if isinstance(value, (int, np.integer)):
+        return int(value) if _INT64.min <= value <= _INT64.max else None
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return _integer(int(value))
+    return None
+
+
+def _real(value: Any) -> float:
+    """A number as a float, NaN (NULL) for what is not one."""
+    try:
+        return float(value) if not isinstance(value, (str, bytes)) else float("nan")
+    except (TypeError, ValueError, OverflowError):
+        return float("nan")
 
 
 def as_float(values: Any) -> Any:

@@ -19,6 +19,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from starling.alert.photometry import finite
+
 Survey = Literal["ztf", "rubin"]
 Record = dict[str, Any]
 
@@ -237,6 +239,19 @@ class Alert:
             f"Alert({self.survey} {self.alert_id} object={self.object_id} "
             f"ra={self.ra:.6f} dec={self.dec:.6f} mjd={self.mjd:.5f} band={self.band})"
         )
+
+
+def checked_position_and_time(ra: object, dec: object, mjd: object) -> tuple[float, float, float]:
+    """An alert's position (degrees) and time (MJD), each a finite number, the declination within
+    +-90 and the right ascension within -360 to 720 (taken modulo 360 by the sky searches): what every
+    alert has, and what the store and the sky searches need. A sentinel there (NaN, -999, null) is a
+    ValueError, which the survey codecs refuse the alert for."""
+    checked = finite(ra), finite(dec), finite(mjd)
+    if checked[0] is None or checked[1] is None or checked[2] is None:
+        raise ValueError(f"no valid position and time (ra={ra!r}, dec={dec!r}, mjd={mjd!r})")
+    if not (-360.0 <= checked[0] <= 720.0 and -90.0 <= checked[1] <= 90.0):
+        raise ValueError(f"no valid position and time (ra={ra!r}, dec={dec!r}, mjd={mjd!r})")
+    return checked[0], checked[1], checked[2]
 
 
 _CUTOUT_ROLES = {"cutoutScience": "science", "cutoutTemplate": "template", "cutoutDifference": "difference"}

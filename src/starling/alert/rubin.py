@@ -4,6 +4,10 @@ The Rubin schema renamed fields over its versions (``midPointTai`` -> ``midpoint
 ``filterName`` -> ``band``, ``decl`` -> ``dec``, ``psFlux`` -> ``psfFlux``, ``alertId`` ->
 ``diaSourceId``); each name below is tried newest first, so one normalizer reads every version.
 Fluxes are in nJy; magnitudes are derived (AB) where the flux is positive.
+
+Rubin writes NaN where a measurement failed; such a flux, and an uncertainty or noise that is not a
+positive number, is absent (None). A history row without a finite time is left out; an alert without
+a finite time and position is refused.
 """
 
 from __future__ import annotations
@@ -11,8 +15,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from starling.alert.model import Alert, Detection, ForcedPoint, History, Record, UpperLimit
-from starling.alert.photometry import flux_err_to_mag_err, flux_njy_to_mag
+from starling.alert.model import (
+    Alert,
+    Detection,
+    ForcedPoint,
+    History,
+    Record,
+    UpperLimit,
+    checked_position_and_time,
+)
+from starling.alert.photometry import finite, flux_err_to_mag_err, flux_njy_to_mag, uncertainty
 from starling.errors import AlertDecodeError
 
 _TIME = ("midpointMjdTai", "midPointTai")
@@ -39,46 +51,57 @@ def _first(row: Record, names: tuple[str, ...]) -> Any:
     return None
 
 
-def _detection(row: Record) -> Detection:
-    flux, flux_err = _first(row, _FLUX), _first(row, _FLUX_ERR)
+def _photometry(row: Record) -> tuple[float | None, float | None]:
+    """The row's PSF flux and its uncertainty (nJy), each None where Rubin wrote NaN or null."""
+    return finite(_first(row, _FLUX)), uncertainty(_first(row, _FLUX_ERR))
+
+
+def _detection(row: Record, mjd: float) -> Detection:
+    flux, flux_err = _photometry(row)
     return Detection(
         detection_id=int(row["diaSourceId"]),
-        mjd=float(_first(row, _TIME)),
+        mjd=mjd,
         band=str(_first(row, _BAND) or ""),
-        ra=row.get("ra"),
-        dec=_first(row, _DEC),
-        mag=flux_njy_to_mag(flux) if flux is not None else None,
-        mag_err=flux_err_to_mag_err(flux, flux_err) if flux is not None and flux_err is not None else None,
+        ra=finite(row.get("ra")),
+        dec=finite(_first(row, _DEC)),
+        mag=flux_njy_to_mag(flux),
+        mag_err=flux_err_to_mag_err(flux, flux_err),
         flux=flux,
         flux_err=flux_err,
     )
 
 
-def _forced_point(row: Record) -> ForcedPoint:
-    return ForcedPoint(
-        mjd=float(_first(row, _TIME)),
-        band=str(_first(row, _BAND) or ""),
-        flux=_first(row, _FLUX),
-        flux_err=_first(row, _FLUX_ERR),
-    )
+def _forced_point(row: Record, mjd: float) -> ForcedPoint:
+    flux, flux_err = _photometry(row)
+    return ForcedPoint(mjd=mjd, band=str(_first(row, _BAND) or ""), flux=flux, flux_err=flux_err)
 
 
-def _upper_limit(row: Record) -> UpperLimit:
-    noise = row.get("diaNoise")
-    limiting_flux = _UPPER_LIMIT_SIGMA * noise if noise is not None else None
+def _upper_limit(row: Record, mjd: float) -> UpperLimit:
+    noise = uncertainty(row.get("diaNoise"))
+    limiting_flux = finite(_UPPER_LIMIT_SIGMA * noise) if noise is not None else None
     return UpperLimit(
-        mjd=float(_first(row, _TIME)),
+        mjd=mjd,
         band=str(_first(row, _BAND) or ""),
-        limiting_mag=flux_njy_to_mag(limiting_flux) if limiting_flux is not None else None,
+        limiting_mag=flux_njy_to_mag(limiting_flux),
         limiting_flux=limiting_flux,
     )
 
 
+def _timed(rows: Any) -> list[tuple[Record, float]]:
+    """The rows that have a finite time, with it (a row without one cannot be placed on the curve)."""
+    found = []
+    for row in rows or ():
+        mjd = finite(_first(row, _TIME))
+        if mjd is not None:
+            found.append((row, mjd))
+    return found
+
+
 def build_rubin_history(record: Record) -> History:
-    detections = [_detection(record["diaSource"])]
-    detections.extend(_detection(row) for row in record.get("prvDiaSources") or ())
-    upper_limits = [_upper_limit(row) for row in record.get("prvDiaNondetectionLimits") or ()]
-    forced = [_forced_point(row) for row in record.get("prvDiaForcedSources") or ()]
+    detections = [_detection(row, mjd) for row, mjd in _timed([record["diaSource"]])]
+    detections.extend(_detection(row, mjd) for row, mjd in _timed(record.get("prvDiaSources")))
+    upper_limits = [_upper_limit(row, mjd) for row, mjd in _timed(record.get("prvDiaNondetectionLimits"))]
+    forced = [_forced_point(row, mjd) for row, mjd in _timed(record.get("prvDiaForcedSources"))]
     detections.sort(key=lambda d: d.mjd)
     upper_limits.sort(key=lambda u: u.mjd)
     forced.sort(key=lambda f: f.mjd)
@@ -108,25 +131,25 @@ def normalize_rubin(record: Record, schema_name: str, origin: str = "") -> Alert
     """Turn a decoded Rubin record into an Alert; ``schema_name`` is the writer schema's full name."""
     try:
         source = record["diaSource"]
-        flux, flux_err = _first(source, _FLUX), _first(source, _FLUX_ERR)
+        flux, flux_err = _photometry(source)
         alert_id = record.get("diaSourceId", record.get("alertId"))
         if alert_id is None:
             alert_id = source["diaSourceId"]
-        reliability = source.get("reliability")
-        if reliability is None and source.get("spuriousness") is not None:
-            reliability = 1.0 - source["spuriousness"]
+        reliability = finite(source.get("reliability"))
+        spuriousness = finite(source.get("spuriousness"))
+        if reliability is None and spuriousness is not None:
+            reliability = 1.0 - spuriousness
+        ra, dec, mjd = checked_position_and_time(source["ra"], _first(source, _DEC), _first(source, _TIME))
         return Alert(
             survey="rubin",
             alert_id=int(alert_id),
             object_id=_object_id(record, source),
-            ra=float(source["ra"]),
-            dec=float(_first(source, _DEC)),
-            mjd=float(_first(source, _TIME)),
+            ra=ra,
+            dec=dec,
+            mjd=mjd,
             band=str(_first(source, _BAND) or ""),
-            mag=flux_njy_to_mag(flux) if flux is not None else None,
-            mag_err=flux_err_to_mag_err(flux, flux_err)
-            if flux is not None and flux_err is not None
-            else None,
+            mag=flux_njy_to_mag(flux),
+            mag_err=flux_err_to_mag_err(flux, flux_err),
             flux=flux,
             flux_err=flux_err,
             reliability=reliability,

@@ -148,6 +148,11 @@ class CatalogIndex:
             )
         ra_array, dec_array = np.asarray(ra, dtype=float), np.asarray(dec, dtype=float)
         n = ra_array.size
+        # A position that is no position (NaN, an infinity, |dec| > 90) matches nothing; it is searched
+        # at (0, 0) so the HEALPix code, which refuses such latitudes, never sees it.
+        valid = np.isfinite(ra_array) & np.isfinite(dec_array) & (np.abs(dec_array) <= 90.0)
+        if not valid.all():
+            ra_array, dec_array = np.where(valid, ra_array, 0.0), np.where(valid, dec_array, 0.0)
         neighbourhood = nested.neighbours(
             cells_of(ra_array, dec_array, self.depth), self.depth, num_threads=1
         )
@@ -164,7 +169,7 @@ class CatalogIndex:
         points = unit_vectors(ra_array, dec_array)
         difference = np.asarray(self.xyz[rows]) - points[owner]
         chord = np.sqrt(np.einsum("ij,ij->i", difference, difference))
-        inside = chord <= chord_for_arcsec(radius_arcsec)
+        inside = (chord <= chord_for_arcsec(radius_arcsec)) & valid[owner]
         owner, rows, chord = owner[inside], rows[inside], chord[inside]
         count = np.bincount(owner, minlength=n).astype(np.int64)
         nearest = np.full(n, -1, dtype=np.int64)
@@ -177,10 +182,11 @@ class CatalogIndex:
         return Matches(nearest, distance, count, (owner, rows, arcsec_for_chord(chord)))
 
     def row(self, index: int) -> dict[str, Any]:
-        """The id and carried columns of one row, as plain Python values."""
+        """The id and carried columns of one row, as plain Python values (a NaN in the catalogue: None)."""
         found: dict[str, Any] = {"id": self.ids[index].item()}
         for name, values in self._carried.items():
-            found[name] = values[index].item()
+            value = values[index].item()
+            found[name] = None if isinstance(value, float) and not math.isfinite(value) else value
         return found
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from starling.alert.model import Alert
+from starling.alert.photometry import finite
 from starling.core.component import AnnotationField, Annotator, ComponentConfig
 
 
@@ -16,6 +17,7 @@ class HistorySummaryConfig(ComponentConfig):
 class HistorySummary(Annotator[HistorySummaryConfig]):
     """Summarises the light curve each alert carries: counts, time span, brightest magnitude, and
     the change in magnitude since the previous detection in the same band (negative = brightening).
+    A value that cannot be computed (no magnitude: a sentinel, a negative flux) is None.
     """
 
     Config: ClassVar[type[ComponentConfig]] = HistorySummaryConfig
@@ -34,24 +36,24 @@ class HistorySummary(Annotator[HistorySummaryConfig]):
     def annotate(self, alerts: Sequence[Alert]) -> None:
         for alert in alerts:
             history = alert.history
-            mags = [d.mag for d in history.detections if d.mag is not None]
-            same_band_before = [
-                d
+            # (time, band, magnitude) of each detection with a magnitude; sentinels were read as None.
+            measured = [
+                (d.mjd, d.band, mag)
                 for d in history.detections
-                if d.band == alert.band and d.mjd < alert.mjd and d.mag is not None
+                if (mag := finite(d.mag)) is not None and finite(d.mjd) is not None
             ]
+            alert_mag = finite(alert.mag)
+            same_band_before = [m for m in measured if m[1] == alert.band and m[0] < alert.mjd]
             delta = None
-            if same_band_before and alert.mag is not None:
-                previous = same_band_before[-1]
-                assert previous.mag is not None
-                delta = alert.mag - previous.mag
+            if same_band_before and alert_mag is not None:
+                delta = finite(alert_mag - same_band_before[-1][2])
             first = history.detections[0].mjd if history.detections else alert.mjd
             alert.annotations[self.name] = {
                 "n_detections": len(history.detections),
                 "n_upper_limits": len(history.upper_limits),
                 "n_forced": len(history.forced),
-                "first_mjd": first,
-                "span_days": alert.mjd - first,
-                "peak_mag": min(mags) if mags else None,
+                "first_mjd": finite(first),
+                "span_days": finite(alert.mjd - first),
+                "peak_mag": min(m[2] for m in measured) if measured else None,
                 "delta_mag_same_band": delta,
             }

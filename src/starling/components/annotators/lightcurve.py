@@ -15,6 +15,9 @@ groups in one call. Per band (``g``, ``r`` ...):
 
 And ``colors``: for each pair of neighbouring bands both seen, the latest magnitude in the bluer band
 less the latest in the redder (``g_r`` ...), and the days between the two (``g_r_dt``).
+
+A detection without a finite magnitude and time (a sentinel, a negative flux) is left out, and a
+feature that cannot be computed (one point, two at one time) is None: never NaN or an infinity.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import light_curve as lc
 import numpy as np
 
 from starling.alert.model import Alert
+from starling.alert.photometry import finite
 from starling.core.component import AnnotationField, Annotator, ComponentConfig
 
 BANDS = ("u", "g", "r", "i", "z", "y")
@@ -90,13 +94,15 @@ def _flat_detections(alerts: Sequence[Alert]) -> tuple[np.ndarray, ...]:
     owner, band, mjd, mag, error = [], [], [], [], []
     for index, alert in enumerate(alerts):
         for detection in alert.history.detections:
-            if detection.mag is None or detection.band not in BANDS:
+            magnitude, time = finite(detection.mag), finite(detection.mjd)
+            if magnitude is None or time is None or detection.band not in BANDS:
                 continue
+            uncertainty = finite(detection.mag_err)
             owner.append(index)
             band.append(BANDS.index(detection.band))
-            mjd.append(detection.mjd)
-            mag.append(detection.mag)
-            error.append(detection.mag_err if detection.mag_err else 0.1)
+            mjd.append(time)
+            mag.append(magnitude)
+            error.append(uncertainty if uncertainty is not None and uncertainty > 0 else 0.1)
     return (
         np.array(owner, dtype=np.int64),
         np.array(band, dtype=np.int64),
@@ -124,7 +130,7 @@ def batch_features(alerts: Sequence[Alert]) -> list[dict[str, Any]]:
     by_mag = np.lexsort((mjd, mag, group))
     peak_at = by_mag[np.r_[True, group[by_mag][1:] != group[by_mag][:-1]]]
     peak_mag, peak_mjd = mag[peak_at], mjd[peak_at]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):  # 0/0 and x/0 (one point, or two at one time): absent below
         rise = (first_mag - peak_mag) / (peak_mjd - first_mjd)
         decline = (last_mag - peak_mag) / (last_mjd - peak_mjd)
     rich = np.flatnonzero(counts >= MIN_POINTS_FOR_PACKAGE)
@@ -133,31 +139,44 @@ def batch_features(alerts: Sequence[Alert]) -> list[dict[str, Any]]:
         curves = [
             (mjd[starts[g] : ends[g]], mag[starts[g] : ends[g]], error[starts[g] : ends[g]]) for g in rich
         ]
-        package[rich] = _EXTRACTOR.many(curves, sorted=True, check=False, n_jobs=1, fill_value=np.nan)
+        with np.errstate(all="ignore"):
+            package[rich] = _EXTRACTOR.many(curves, sorted=True, check=False, n_jobs=1, fill_value=np.nan)
     for g in range(starts.size):
         alert_index, band_name = int(owner[starts[g]]), BANDS[int(band[starts[g]])]
         features: dict[str, Any] = {
             "n_det": int(counts[g]),
-            "first_mjd": float(first_mjd[g]),
-            "last_mjd": float(last_mjd[g]),
-            "span_days": float(last_mjd[g] - first_mjd[g]),
-            "peak_mag": float(peak_mag[g]),
-            "peak_mjd": float(peak_mjd[g]),
-            "latest_mag": float(last_mag[g]),
-            "rise_rate": float(rise[g]) if np.isfinite(rise[g]) else None,
-            "decline_rate": float(decline[g]) if np.isfinite(decline[g]) else None,
+            "first_mjd": _number(first_mjd[g]),
+            "last_mjd": _number(last_mjd[g]),
+            "span_days": _number(last_mjd[g] - first_mjd[g]),
+            "peak_mag": _number(peak_mag[g]),
+            "peak_mjd": _number(peak_mjd[g]),
+            "latest_mag": _number(last_mag[g]),
+            "rise_rate": _number(rise[g]),
+            "decline_rate": _number(decline[g]),
         }
         if counts[g] >= MIN_POINTS_FOR_PACKAGE:
             for name, column in _COLUMNS.items():
-                value = package[g, column]
-                features[name] = float(value) if np.isfinite(value) else None
+                features[name] = _number(package[g, column])
         results[alert_index][band_name] = features
     for found in results:
-        colors = {}
-        for blue, red in itertools.pairwise(BANDS):
-            if blue in found and red in found:
-                colors[f"{blue}_{red}"] = found[blue]["latest_mag"] - found[red]["latest_mag"]
-                colors[f"{blue}_{red}_dt"] = abs(found[blue]["last_mjd"] - found[red]["last_mjd"])
+        colors = _colors(found)
         if colors:
             found["colors"] = colors
     return results
+
+
+def _number(value: Any) -> float | None:
+    """A feature as a plain float, or None where it cannot be computed (NaN, an infinity)."""
+    return finite(float(value))
+
+
+def _colors(found: dict[str, Any]) -> dict[str, float | None]:
+    colors: dict[str, float | None] = {}
+    for blue, red in itertools.pairwise(BANDS):
+        if blue in found and red in found:
+            blue_mag, red_mag = found[blue]["latest_mag"], found[red]["latest_mag"]
+            blue_mjd, red_mjd = found[blue]["last_mjd"], found[red]["last_mjd"]
+            both_mags, both_times = None not in (blue_mag, red_mag), None not in (blue_mjd, red_mjd)
+            colors[f"{blue}_{red}"] = finite(blue_mag - red_mag) if both_mags else None
+            colors[f"{blue}_{red}_dt"] = finite(abs(blue_mjd - red_mjd)) if both_times else None
+    return colors

@@ -8,7 +8,8 @@
   non-zero ``ssObjectId`` on the diaSource (the association, without a distance).
 
 Writes ``known`` (1 or 0), ``distance_arcsec``, ``name`` and ``magnitude`` (predicted V, ZTF) under
-its name, so a filter can ask ``solar_system.known = 0``.
+its name, so a filter can ask ``solar_system.known = 0``. A distance or magnitude the survey marks
+missing (ZTF's -999, NaN, null) is None.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from starling.alert.model import Alert
+from starling.alert.photometry import finite, reported_mag
 from starling.core.component import AnnotationField, Annotator, ComponentConfig
 
 
@@ -28,8 +30,10 @@ class SolarSystemConfig(ComponentConfig):
     )
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and value == value else None
+def _distance(value: Any) -> float | None:
+    """A distance in arcsec; None for a sentinel (ZTF's -999 when nothing is near, NaN, null)."""
+    number = finite(value)
+    return number if number is not None and number >= 0.0 else None
 
 
 class SolarSystem(Annotator[SolarSystemConfig]):
@@ -51,8 +55,8 @@ class SolarSystem(Annotator[SolarSystemConfig]):
 
     def _ztf(self, record: dict[str, Any]) -> dict[str, Any]:
         candidate = record.get("candidate") or {}
-        distance = _number(candidate.get("ssdistnr"))
-        if distance is None or distance < 0:
+        distance = _distance(candidate.get("ssdistnr"))
+        if distance is None:
             return {"known": 0, "distance_arcsec": None, "name": None, "magnitude": None}
         name = candidate.get("ssnamenr")
         known = distance <= self.config.max_distance_arcsec
@@ -60,9 +64,7 @@ class SolarSystem(Annotator[SolarSystemConfig]):
             "known": int(known),
             "distance_arcsec": distance,
             "name": name if isinstance(name, str) and name not in ("", "null") else None,
-            "magnitude": _number(candidate.get("ssmagnr"))
-            if (candidate.get("ssmagnr") or -999) > -999
-            else None,
+            "magnitude": reported_mag(candidate.get("ssmagnr")),
         }
 
     @staticmethod
@@ -74,7 +76,7 @@ class SolarSystem(Annotator[SolarSystemConfig]):
             )
             return {
                 "known": 1,
-                "distance_arcsec": _number(source.get("ephOffset")),
+                "distance_arcsec": _distance(source.get("ephOffset")),
                 "name": name,
                 "magnitude": None,
             }

@@ -171,9 +171,12 @@ class Watchmaps(Annotator[WatchmapsConfig]):
     def annotate(self, alerts: Sequence[Alert]) -> None:
         if not alerts or not self.mocs:
             return
-        lon = np.fromiter((a.ra % 360.0 for a in alerts), dtype=float, count=len(alerts)) * u.deg
-        lat = np.fromiter((a.dec for a in alerts), dtype=float, count=len(alerts)) * u.deg
-        inside = {name: moc.contains_lonlat(lon, lat) for name, moc in self.mocs.items()}
+        ra = np.fromiter((a.ra for a in alerts), dtype=float, count=len(alerts))
+        dec = np.fromiter((a.dec for a in alerts), dtype=float, count=len(alerts))
+        # A position that is no position (NaN, an infinity, |dec| > 90) lies in no region.
+        valid = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90.0)
+        lon, lat = np.where(valid, ra, 0.0) % 360.0 * u.deg, np.where(valid, dec, 0.0) * u.deg
+        inside = {name: moc.contains_lonlat(lon, lat) & valid for name, moc in self.mocs.items()}
         for position, alert in enumerate(alerts):
             marks = {name: {"inside": 1} for name, found in inside.items() if found[position]}
             if marks:
