@@ -19,6 +19,10 @@ An OutageError never turns good alerts into dead letters: the stage waits and ta
 
 from __future__ import annotations
 
+# What a blanket ``except`` must still let through: the process being asked to end. Anything else a
+# component raises, a Rust extension's panic (a BaseException) included, is the component's failure.
+PROCESS_EXITS = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
 
 class StarlingError(Exception):
     """Base class of Starling's own errors."""

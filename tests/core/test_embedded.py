@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -50,6 +51,21 @@ class RefuseRubin(Sink[_FailOnRubinConfig]):
                 raise ValueError(f"cannot handle {alert.alert_id}")
 
 
+class PanicOnRubin(Sink[_FailOnRubinConfig]):
+    """Calls a Rust extension with what makes it panic, on Rubin alerts: a panic is a BaseException."""
+
+    Config: ClassVar[type[ComponentConfig]] = _FailOnRubinConfig
+
+    def write(self, batch: Batch) -> None:
+        import astropy.units as u
+        import cdshealpix
+        from astropy.coordinates import Latitude, Longitude
+
+        for alert in batch.alerts:
+            if alert.survey == "rubin":
+                cdshealpix.lonlat_to_healpix(Longitude([math.nan], u.deg), Latitude([math.nan], u.deg), 10)
+
+
 class _CollectConfig(ComponentConfig):
     pass
 
@@ -67,11 +83,13 @@ class Collect(Sink[_CollectConfig]):
 def plugins() -> Iterator[None]:
     register_component("fail-on-rubin", FailOnRubin)
     register_component("refuse-rubin", RefuseRubin)
+    register_component("panic-on-rubin", PanicOnRubin)
     register_component("collect", Collect)
     Collect.seen.clear()
     yield
     unregister_component("fail-on-rubin")
     unregister_component("refuse-rubin")
+    unregister_component("panic-on-rubin")
     unregister_component("collect")
 
 
@@ -81,20 +99,25 @@ def test_builtin_components_are_found_through_entry_points() -> None:
         assert name in found, name
 
 
-def test_a_failing_sink_dead_letters_only_the_alerts_at_fault(tmp_path: Path, plugins: None) -> None:
+@pytest.mark.parametrize(
+    ("sink", "reason"), [("refuse-rubin", "ValueError: cannot handle"), ("panic-on-rubin", "PanicException")]
+)
+def test_a_failing_sink_dead_letters_only_the_alerts_at_fault(
+    tmp_path: Path, plugins: None, sink: str, reason: str
+) -> None:
     messages = synthetic_messages(200, seed=2)
     paths = write_messages(tmp_path / "in", messages)
-    spec = replay_spec(paths, sinks=[ComponentSpec(use="refuse-rubin"), ComponentSpec(use="collect")])
+    spec = replay_spec(paths, sinks=[ComponentSpec(use=sink), ComponentSpec(use="collect")])
     summary = EmbeddedPipeline(spec, tmp_path / "out").run()
     rubin = sum(1 for origin, _ in messages if ":rubin:" in origin)
     assert 0 < rubin < len(messages)
-    assert summary.stats.stages["refuse-rubin"].failed == rubin
+    assert summary.stats.stages[sink].failed == rubin
     assert len(Collect.seen) == len(messages) - rubin
     assert {survey for survey, _ in Collect.seen} == {"ztf"}
     assert summary.dead_letter_path is not None
     letters = list(read_dead_letters(summary.dead_letter_path))
     assert len(letters) == rubin
-    assert all(letter.stage == "sink" and "ValueError: cannot handle" in letter.reason for letter in letters)
+    assert all(letter.stage == "sink" and reason in letter.reason for letter in letters)
     assert all(letter.payload[:1] == b"\x00" for letter in letters)  # the original Rubin bytes are kept
 
 

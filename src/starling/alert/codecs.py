@@ -16,7 +16,7 @@ from collections.abc import Callable
 import cramjam
 from backports import zstd
 
-from starling.errors import AlertDecodeError
+from starling.errors import PROCESS_EXITS, AlertDecodeError
 
 _SNAPPY_CRC_BYTES = 4
 
@@ -96,5 +96,7 @@ def decompress_block(codec: str, block: bytes, limit: int) -> bytes:
         return decompress(block, limit)
     except AlertDecodeError:
         raise
-    except Exception as exc:  # each library raises its own types on corrupt input
+    except BaseException as exc:  # each library raises its own types on corrupt input (cramjam may panic)
+        if isinstance(exc, PROCESS_EXITS):
+            raise
         raise AlertDecodeError(f"corrupt {codec} block: {type(exc).__name__}: {exc}") from exc

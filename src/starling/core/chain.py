@@ -27,7 +27,7 @@ from starling.alert.model import Alert
 from starling.core.component import Batch, Component, RawMessage, Sink
 from starling.core.deadletter import DeadLetter, DeadLetterOutput, count_reason
 from starling.core.outage import as_outage
-from starling.errors import AlertDecodeError
+from starling.errors import PROCESS_EXITS, AlertDecodeError
 
 log = logging.getLogger("starling.chain")
 
@@ -171,7 +171,9 @@ class Chain:
                 done.add(cls)
                 try:
                     cls.cooperate(batch, peers[cls])
-                except Exception:  # each then does its own work, and its own failure is isolated
+                except BaseException as exc:  # each then does its own work, and its own failure is isolated
+                    if isinstance(exc, PROCESS_EXITS):
+                        raise
                     log.exception("%s could not prepare the batch together", cls.__name__)
             batch = self._apply(component, batch, payloads)
         return batch
@@ -188,8 +190,8 @@ class Chain:
         counts.alerts_in += len(batch)
         try:
             result = component.process(batch)
-        except Exception as exc:  # a component's bug or bad data: isolate the alerts at fault below
-            if as_outage(exc) is not None:
+        except BaseException as exc:  # a component's bug or bad data (or a panic in a Rust extension)
+            if isinstance(exc, PROCESS_EXITS) or as_outage(exc) is not None:
                 raise
             result = self._apply_one_by_one(component, batch, payloads)
         if isinstance(component, Sink):
@@ -207,8 +209,8 @@ class Chain:
             single = Batch([alert], {k: [a for a in v if a is alert] for k, v in batch.matches.items()})
             try:
                 out = component.process(single)
-            except Exception as exc:
-                if as_outage(exc) is not None:
+            except BaseException as exc:
+                if isinstance(exc, PROCESS_EXITS) or as_outage(exc) is not None:
                     raise
                 self.stats.stages[component.name].failed += 1
                 reason = f"{type(exc).__name__}: {exc}"
