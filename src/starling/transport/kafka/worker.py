@@ -47,6 +47,7 @@ from starling.transport.kafka.clients import (
     ensure_topics,
     producer_config,
 )
+from starling.transport.kafka.crash_guard import CRASHES_BEFORE_DEAD_LETTER, CrashGuard
 from starling.transport.kafka.deadletters import KafkaDeadLetters
 from starling.transport.kafka.envelope import decode_envelope, encode_envelope
 
@@ -93,6 +94,7 @@ class StageWorker(LiveRuntime):
         # Where the group stands on each partition (read at assignment, moved at each commit): the
         # start of the lag for a partition this worker has not read from yet.
         self._committed: dict[tuple[str, int], int] = {}
+        self.crash_guard = CrashGuard()
 
     def lag(self) -> int | None:
         """Messages behind the end of the assigned partitions, as of the last poll (None before)."""
@@ -134,7 +136,9 @@ class StageWorker(LiveRuntime):
                         if (original.topic, original.partition) == (tp.topic, tp.partition):
                             original.offset = tp.offset
         try:
-            for tp in consumer.committed(partitions, timeout=10.0):
+            committed = consumer.committed(partitions, timeout=10.0)
+            self.crash_guard.on_assign(committed)
+            for tp in committed:
                 if tp.offset >= 0:
                     self._committed[tp.topic, tp.partition] = tp.offset
         except KafkaException:
@@ -191,7 +195,6 @@ class StageWorker(LiveRuntime):
 
     def process(self, messages: list[Message]) -> None:
         """One batch: run the components, produce, wait for acknowledgements, then commit."""
-        assert self.consumer is not None
         good = []
         for message in messages:
             error = message.error()
@@ -199,6 +202,16 @@ class StageWorker(LiveRuntime):
                 good.append(message)
             elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consume error on %s: %s", self.stage, error.str())
+        if not good:
+            return
+        if any(self.crash_guard.crashes_at(m) for m in good):
+            self._process_one_by_one(good)
+            return
+        self._mark_in_hand(self.crash_guard.markers(good))
+        self._process_batch(good)
+
+    def _process_batch(self, good: list[Message]) -> bool:
+        """Run, produce, wait for Kafka, commit; False if an outage sent the batch back to be taken again."""
         try:
             with self.chain.batch():
                 batch, payloads = self._batch(good)
@@ -209,11 +222,43 @@ class StageWorker(LiveRuntime):
                 self._wait_for_acknowledgements()
         except OutageError as exc:
             self._wait_and_take_again(good, exc)
-            return
+            return False
         self.backoff.clear()
         self._commit(good)
         self.batches += 1
         self.last_batch_at = time.time()
+        return True
+
+    def _process_one_by_one(self, messages: list[Message]) -> None:
+        """A worker died with some of these in hand: each is marked and taken alone, so the next crash
+        names one message; a message in hand at two crashes is dead-lettered and passed."""
+        for message in messages:
+            crashes = self.crash_guard.crashes_at(message)
+            if crashes >= CRASHES_BEFORE_DEAD_LETTER:
+                self._dead_letter_crasher(message, crashes)
+            else:
+                self._mark_in_hand(self.crash_guard.markers([message], crashes))
+                if not self._process_batch([message]):
+                    return  # an outage: the consumer goes back to this message, and on from there
+            self.crash_guard.passed(message)
+
+    def _dead_letter_crasher(self, message: Message, crashes: int) -> None:
+        origin = f"{message.topic()}/{message.partition()}@{message.offset()}"
+        reason = (
+            f"the {self.stage} worker died {crashes} times with this message in hand (a crash, not an error)"
+        )
+        log.error("%s: %s: %s; dead-lettered", self.stage, origin, reason)
+        self.dead_letters.add(DeadLetter(origin, self.stage, "worker", reason, message.value() or b""))
+        self._wait_for_acknowledgements()
+        self._commit([message])
+
+    def _mark_in_hand(self, markers: list[TopicPartition]) -> None:
+        """Commit where the group stands already, with the offsets in hand as the commit's metadata."""
+        assert self.consumer is not None
+        try:
+            self.consumer.commit(offsets=markers, asynchronous=False)
+        except KafkaException as exc:  # the guard is a safety net; the batch goes on without it
+            log.info("%s: could not mark the batch in hand (%s)", self.stage, exc)
 
     def _wait_and_take_again(self, messages: list[Message], outage: OutageError) -> None:
         """An outage: nothing is dead-lettered or committed; after a back-off (1 s, 2 s, 4 s ... 30 s)
