@@ -12,6 +12,7 @@ import bz2
 import lzma
 import zlib
 from collections.abc import Callable
+from typing import Protocol
 
 import cramjam
 from backports import zstd
@@ -25,33 +26,46 @@ def _too_big(codec: str, limit: int) -> AlertDecodeError:
     return AlertDecodeError(f"{codec} block decompresses to more than {limit} bytes (the decoder's limit)")
 
 
-def _deflate(block: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(-15)
-    out = inflater.decompress(block, limit + 1)
+class _Decompressor(Protocol):
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes, max_length: int, /) -> bytes: ...
+
+
+def _whole_stream(
+    codec: str, decompressor: _Decompressor, block: bytes, limit: int, trailer_allowed: bool = False
+) -> bytes:
+    """One compressed stream, the whole block: bounded, complete, and nothing after it (a second
+    stream would be decompressed by no one: silently lost data)."""
+    out = decompressor.decompress(block, limit + 1)
     if len(out) > limit:
-        raise _too_big("deflate", limit)
+        raise _too_big(codec, limit)
+    if not decompressor.eof:
+        raise AlertDecodeError(f"truncated {codec} block (its compressed stream does not end)")
+    if decompressor.unused_data and not trailer_allowed:
+        raise AlertDecodeError(f"{codec} block holds {len(decompressor.unused_data)} bytes after its stream")
     return out
+
+
+def _deflate(block: bytes, limit: int) -> bytes:
+    # fastavro (and so Spark's Python writers) leaves zlib's checksum bytes after the raw stream.
+    return _whole_stream("deflate", zlib.decompressobj(-15), block, limit, trailer_allowed=True)
 
 
 def _bzip2(block: bytes, limit: int) -> bytes:
-    out = bz2.BZ2Decompressor().decompress(block, limit + 1)
-    if len(out) > limit:
-        raise _too_big("bzip2", limit)
-    return out
+    return _whole_stream("bzip2", bz2.BZ2Decompressor(), block, limit)
 
 
 def _xz(block: bytes, limit: int) -> bytes:
-    out = lzma.LZMADecompressor().decompress(block, limit + 1)
-    if len(out) > limit:
-        raise _too_big("xz", limit)
-    return out
+    return _whole_stream("xz", lzma.LZMADecompressor(), block, limit)
 
 
 def _zstandard(block: bytes, limit: int) -> bytes:
-    out = zstd.ZstdDecompressor().decompress(block, limit + 1)
-    if len(out) > limit:
-        raise _too_big("zstandard", limit)
-    return out
+    return _whole_stream("zstandard", zstd.ZstdDecompressor(), block, limit)
 
 
 def _snappy_length(block: bytes) -> int:

@@ -67,8 +67,10 @@ def _read_long(stream: io.BytesIO) -> int:
 
 def _describe_failure(exc: BaseException) -> str:
     """Name the usual ways a record fails to decode in words a person reads in a dead-letter file."""
-    if isinstance(exc, EOFError | IndexError | StopIteration):
+    if isinstance(exc, EOFError | StopIteration):
         return f"truncated message (ended inside a record: {type(exc).__name__} {exc})".replace(" )", ")")
+    if isinstance(exc, IndexError):  # an enum symbol or union branch the schema does not have
+        return f"bytes that do not fit the schema (an index out of range: {exc})"
     return f"{type(exc).__name__}: {exc}"
 
 
