@@ -23,6 +23,7 @@ from pathlib import Path
 import fastavro
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,7 +34,7 @@ from starling.core.kafka_settings import KafkaSettings
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.errors import AlertDecodeError
 from starling.testing import sample_messages
-from starling.transport.kafka.clients import ensure_topics, producer_config
+from starling.transport.kafka.clients import MAX_MESSAGE_BYTES, ensure_topics, producer_config
 from starling.transport.kafka.worker import StageWorker
 from tests.support import avro_bytes as avro
 from tests.support.helpers import wait_until
@@ -159,3 +160,56 @@ def test_hostile_messages_among_real_alerts_cost_nothing_but_themselves(
     assert not lettered & good, "a real alert was dead-lettered"
     assert all(dict(m.headers() or [])["reason"] for m in letters)
     assert len(distribute.dead_letters) == 0
+
+
+def _alert_of_size(ztf: bytes, size: int) -> bytes:
+    """A real ZTF alert whose science stamp is padded until the message is ``size`` bytes."""
+    reader = fastavro.reader(io.BytesIO(ztf))
+    record = dict(next(iter(reader)))  # type: ignore[call-overload]
+    record["cutoutScience"] = {**record["cutoutScience"], "stampData": b""}
+    out = io.BytesIO()
+    fastavro.writer(out, reader.writer_schema, [record])
+    padding = size - len(out.getvalue()) - 4  # less the bytes that the stamp's longer length takes
+    record["cutoutScience"] = {**record["cutoutScience"], "stampData": bytes(padding)}
+    out = io.BytesIO()
+    fastavro.writer(out, reader.writer_schema, [record])
+    return out.getvalue()
+
+
+def _survey_topic_of_large_messages(settings_: KafkaSettings, payloads: list[bytes]) -> None:
+    """A survey's own topic may take larger messages than the pipeline's topics do."""
+    admin = AdminClient({"bootstrap.servers": settings_.bootstrap_servers})
+    config = {"max.message.bytes": str(4 * MAX_MESSAGE_BYTES)}
+    for future in admin.create_topics([NewTopic(settings_.raw_topic, 1, 1, config=config)]).values():
+        future.result(30)
+    producer = Producer(
+        {"bootstrap.servers": settings_.bootstrap_servers, "message.max.bytes": 4 * MAX_MESSAGE_BYTES}
+    )
+    for payload in payloads:
+        producer.produce(settings_.raw_topic, value=payload)
+    assert producer.flush(60) == 0
+
+
+def test_an_envelope_too_large_for_kafka_is_dead_lettered_with_a_reference(
+    kafka_bootstrap: str, prefix: str, tmp_path: Path, real_messages: list[tuple[RawMessage, avro.Shape]]
+) -> None:
+    """A survey message larger than the pipeline's topics take: its envelope cannot go on, so that
+    alert is dead-lettered, with its origin as the reference to the message (too large to copy), and
+    the alerts around it go on."""
+    ztf = next(m.payload for m, _ in real_messages if "kowalski" in m.origin)
+    big = _alert_of_size(ztf, MAX_MESSAGE_BYTES + 100_000)
+    others = [m.payload for m, _ in real_messages if m.payload[:1] == b"\x00"]  # the Rubin alerts
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=prefix, partitions=1)
+    spec = PipelineSpec(
+        source=ComponentSpec(use="synthetic"), sinks=[ComponentSpec(use="store")], kafka=kafka
+    )
+    _survey_topic_of_large_messages(kafka, [*others[:4], big, *others[4:]])
+    with _chain(spec, tmp_path):
+        wait_until(lambda: store_count(tmp_path) >= len(others), DELAY_S, "the other alerts to be stored")
+    [letter] = read_topic(kafka_bootstrap, kafka.dead_letter_topic, 1, timeout_s=30)
+    headers = dict(letter.headers())
+    assert b"over Kafka's message limit" in headers["reason"]
+    assert headers["origin"] == f"{kafka.raw_topic}/0@4".encode()  # the reference to the message
+    assert int(headers["payload_bytes"]) == len(big)
+    assert letter.value() in (None, b"")
+    assert store_count(tmp_path) == len(others)
