@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -12,7 +13,7 @@ import pytest
 from starling.alert.model import Alert
 from starling.core.component import Annotator, Batch, ComponentConfig, Sink
 from starling.core.deadletter import read_dead_letters
-from starling.core.embedded import EmbeddedPipeline
+from starling.core.embedded import EmbeddedPipeline, RunSummary
 from starling.core.registry import (
     available_components,
     build_component,
@@ -21,7 +22,9 @@ from starling.core.registry import (
 )
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.errors import ComponentNotFoundError, ConfigError
-from tests.support.helpers import replay_spec, synthetic_messages, write_messages
+from tests.support.helpers import replay_spec, synthetic_messages, wait_until, write_messages
+from tests.support.kafka import store_count
+from tests.support.small_disk import small_disk
 
 
 class _FailOnRubinConfig(ComponentConfig):
@@ -187,3 +190,26 @@ def test_bad_pipeline_files_are_explained(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="repeated: threshold"):
         PipelineSpec.from_file(twice)
+
+
+def test_a_full_disk_holds_the_embedded_pipeline_until_space_is_freed(tmp_path: Path) -> None:
+    """An outage is waited out (and shown), never turned into dead letters; then the run goes on."""
+    messages = synthetic_messages(1500, seed=4)
+    paths = write_messages(tmp_path / "in", messages)
+    with small_disk(tmp_path / "disk", size_mib=24) as disk:
+        store = ComponentSpec(use="store", config={"path": str(disk.path / "starling.db")})
+        pipeline = EmbeddedPipeline(replay_spec(paths, sinks=[store], batch_size=50), tmp_path / "out")
+        disk.fill(leave_bytes=256 * 1024)
+        outcome: list[RunSummary] = []
+        runner = threading.Thread(target=lambda: outcome.append(pipeline.run()), daemon=True)
+        runner.start()
+        wait_until(lambda: pipeline.backoff.active, 120, "the pipeline to meet the full disk")
+        assert "full" in pipeline.status()["outage"]["reason"]
+        assert 0 < store_count(disk.path) < len(messages)
+        disk.free()
+        runner.join(timeout=120)
+        assert outcome, "the run did not end once space was freed"
+        assert store_count(disk.path) == len(messages)
+    assert outcome[0].dead_letter_path is None
+    assert pipeline.status()["outages_total"] == 1
+    assert outcome[0].stats.stages["store"].alerts_in == len(messages)  # batches taken again count once
