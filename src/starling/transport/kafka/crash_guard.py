@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import Message, TopicPartition
 
+from starling.transport.kafka.offsets import position
+
 CRASHES_BEFORE_DEAD_LETTER = 2
 
 
@@ -50,14 +52,6 @@ def _read_marker(metadata: str | None) -> InHand | None:
         return None  # metadata written by someone else
 
 
-def _position(message: Message) -> tuple[str, int, int]:
-    topic, partition, offset = message.topic(), message.partition(), message.offset()
-    assert topic is not None
-    assert partition is not None
-    assert offset is not None
-    return topic, partition, offset
-
-
 class CrashGuard:
     def __init__(self) -> None:
         self._crashed: dict[tuple[str, int], InHand] = {}
@@ -71,7 +65,7 @@ class CrashGuard:
 
     def crashes_at(self, message: Message) -> int:
         """How many workers died with this message in hand (0: it is not known to be in a crash)."""
-        topic, partition, offset = _position(message)
+        topic, partition, offset = position(message)
         found = self._crashed.get((topic, partition))
         if found is None or not found.first <= offset <= found.last:
             return 0
@@ -81,7 +75,7 @@ class CrashGuard:
         """The commits that mark these messages as in hand, one per partition at its first offset."""
         ranges: dict[tuple[str, int], tuple[int, int]] = {}
         for message in messages:
-            topic, partition, offset = _position(message)
+            topic, partition, offset = position(message)
             first, last = ranges.get((topic, partition), (offset, offset))
             ranges[topic, partition] = (min(first, offset), max(last, offset))
         return [
@@ -91,7 +85,7 @@ class CrashGuard:
 
     def passed(self, message: Message) -> None:
         """A message of a crashed range went through (or was dead-lettered): forget what is behind it."""
-        topic, partition, offset = _position(message)
+        topic, partition, offset = position(message)
         found = self._crashed.get((topic, partition))
         if found is not None and offset >= found.last:
             del self._crashed[topic, partition]

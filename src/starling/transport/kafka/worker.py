@@ -50,18 +50,9 @@ from starling.transport.kafka.clients import (
 from starling.transport.kafka.crash_guard import CRASHES_BEFORE_DEAD_LETTER, CrashGuard
 from starling.transport.kafka.deadletters import KafkaDeadLetters
 from starling.transport.kafka.envelope import decode_envelope, encode_envelope
+from starling.transport.kafka.offsets import commit_after, mark_in_hand, rewind
 
 log = logging.getLogger("starling.worker")
-
-_COMMIT_RETRY_S = 1.0
-_RETRIABLE_COMMIT_ERRORS = {
-    KafkaError._TRANSPORT,
-    KafkaError._TIMED_OUT,
-    KafkaError.COORDINATOR_NOT_AVAILABLE,
-    KafkaError.NOT_COORDINATOR,
-    KafkaError.REQUEST_TIMED_OUT,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-}
 
 
 class StageWorker(LiveRuntime):
@@ -207,8 +198,10 @@ class StageWorker(LiveRuntime):
         if any(self.crash_guard.crashes_at(m) for m in good):
             self._process_one_by_one(good)
             return
-        self._mark_in_hand(self.crash_guard.markers(good))
-        self._process_batch(good)
+        if mark_in_hand(self._consumer(), self.crash_guard.markers(good), self.stage):
+            self._process_batch(good)
+        else:
+            rewind(self._consumer(), good)
 
     def _process_batch(self, good: list[Message]) -> bool:
         """Run, produce, wait for Kafka, commit; False if an outage sent the batch back to be taken again."""
@@ -237,7 +230,11 @@ class StageWorker(LiveRuntime):
             if crashes >= CRASHES_BEFORE_DEAD_LETTER:
                 self._dead_letter_crasher(message, crashes)
             else:
-                self._mark_in_hand(self.crash_guard.markers([message], crashes))
+                if not mark_in_hand(
+                    self._consumer(), self.crash_guard.markers([message], crashes), self.stage
+                ):
+                    rewind(self._consumer(), [message])
+                    return  # the group is rebalancing: this message may be another member's now
                 if not self._process_batch([message]):
                     return  # an outage: the consumer goes back to this message, and on from there
             self.crash_guard.passed(message)
@@ -252,26 +249,10 @@ class StageWorker(LiveRuntime):
         self._wait_for_acknowledgements()
         self._commit([message])
 
-    def _mark_in_hand(self, markers: list[TopicPartition]) -> None:
-        """Commit where the group stands already, with the offsets in hand as the commit's metadata."""
-        assert self.consumer is not None
-        try:
-            self.consumer.commit(offsets=markers, asynchronous=False)
-        except KafkaException as exc:  # the guard is a safety net; the batch goes on without it
-            log.info("%s: could not mark the batch in hand (%s)", self.stage, exc)
-
     def _wait_and_take_again(self, messages: list[Message], outage: OutageError) -> None:
         """An outage: nothing is dead-lettered or committed; after a back-off (1 s, 2 s, 4 s ... 30 s)
         the consumer goes back to the batch's first offsets and takes it again."""
-        assert self.consumer is not None
-        first: dict[tuple[str, int], int] = {}
-        for message in messages:
-            topic, partition, offset = message.topic(), message.partition(), message.offset()
-            if topic is None or partition is None or offset is None:
-                continue
-            first[topic, partition] = min(first.get((topic, partition), offset), offset)
-        for (topic, partition), offset in first.items():
-            self.consumer.seek(TopicPartition(topic, partition, offset))
+        rewind(self._consumer(), messages)
         self.backoff.wait(outage, self._stop, self.stage)
 
     def _batch(self, messages: list[Message]) -> tuple[Batch, dict[int, RawMessage]]:
@@ -344,32 +325,11 @@ class StageWorker(LiveRuntime):
         self.tracker.raise_if_failed()
 
     def _commit(self, messages: list[Message]) -> None:
+        self._committed.update(commit_after(self._consumer(), messages, self.stage))
+
+    def _consumer(self) -> Consumer:
         assert self.consumer is not None
-        if not messages:
-            return
-        next_offsets: dict[tuple[str, int], int] = {}
-        for m in messages:
-            topic, partition, offset = m.topic(), m.partition(), m.offset()
-            assert topic is not None
-            assert partition is not None
-            assert offset is not None
-            next_offsets[topic, partition] = max(next_offsets.get((topic, partition), 0), offset + 1)
-        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
-        while True:
-            try:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
-                self._committed.update(next_offsets)
-                return
-            except KafkaException as exc:
-                error = exc.args[0]
-                if isinstance(error, KafkaError) and error.code() in _RETRIABLE_COMMIT_ERRORS:
-                    log.info("%s: commit failed (%s); retrying", self.stage, error.str())
-                    time.sleep(_COMMIT_RETRY_S)
-                    continue
-                # The group moved on (rebalance): these offsets are another member's now, and the
-                # batch will be replayed there. Idempotent writes make that harmless.
-                log.warning("%s: commit refused (%s); the batch will be replayed", self.stage, exc)
-                return
+        return self.consumer
 
     def status(self) -> dict[str, Any]:
         return {
