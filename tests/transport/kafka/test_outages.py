@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from starling.control.api.metrics import runtime_metrics
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.store.sqlite import SQLiteStore
 from starling.transport.kafka.feed import feed
@@ -61,6 +62,7 @@ def _assert_nothing_lost(worker: StageWorker, spec: PipelineSpec, store_dir: Pat
     assert len(worker.dead_letters) == 0
     assert worker.status()["outages_total"] >= 1
     assert worker.status()["outage"] is None
+    assert b'starling_outage{stage="distribute"} 0.0' in runtime_metrics(worker)
     assert store_count(store_dir) == ALERTS
     assert store_count(store_dir, "annotations") == ALERTS  # history-summary, once per alert
     letters = read_topic(spec.kafka.bootstrap_servers, spec.kafka.dead_letter_topic, 0, timeout_s=5)
@@ -77,6 +79,7 @@ def test_a_full_disk_holds_the_stage_until_space_is_freed(
             wait_until(lambda: worker.backoff.active, 120, "the stage to meet the full disk")
             outage = worker.status()["outage"]
             assert "full" in outage["reason"], outage
+            assert b'starling_outage{stage="distribute"} 1.0' in runtime_metrics(worker)
             assert 0 < store_count(disk.path) < ALERTS  # it came mid-stream
             assert len(worker.dead_letters) == 0
             disk.free()
