@@ -125,8 +125,8 @@ def test_filters_change_while_the_stream_flows(kafka_bootstrap: str, prefix: str
         user_versions = [v for v in seen_versions if any(c["use"] == "adql" for c in versions[v])]
         assert len(user_versions) >= 3  # the stream crossed the add, the change and the second add
 
-        # Bob's matches reached his topic.
-        delivered = read_topic(kafka_bootstrap, spec.kafka.topic("filter.bob-north"), len(bob_matches))
+        # A topic of his own, named by owner and filter: no other user's filter can write to it.
+        delivered = read_topic(kafka_bootstrap, spec.kafka.topic("user.bob.bob-north"), len(bob_matches))
         assert {json.loads(m.value())["alert_id"] for m in delivered} == bob_matches
 
         # Try a filter on what the store holds: it counts as the live stage judged.

@@ -36,7 +36,7 @@ def ctl_env(args: list[str], url: str, headers: dict[str, str]) -> subprocess.Co
 
 
 class ControllerProcess:
-    def __init__(self, pipeline: Path, output: Path) -> None:
+    def __init__(self, pipeline: Path, output: Path, *options: str) -> None:
         self.output = output
         self.port_file = output / "controller.port"
         self.port_file.unlink(missing_ok=True)
@@ -55,6 +55,7 @@ class ControllerProcess:
                 "0",
                 "--port-file",
                 str(self.port_file),
+                *options,
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import time
+import tomllib
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from starling.cli.options import Controller, Token, ask, json_object
 from starling.cli.terminal import console, report_error
 from starling.control.launch import BackendChoice, run_controller
-from starling.errors import StarlingError
+from starling.control.quotas import Quotas
+from starling.errors import ConfigError, StarlingError
 
 ctl_app = typer.Typer(no_args_is_help=True, help="Ask the controller: see and change the running pipeline.")
 token_app = typer.Typer(no_args_is_help=True, help="Access tokens for the control API.")
@@ -30,6 +34,9 @@ def controller(
     ] = "local",
     namespace: Annotated[str, typer.Option(help="kubernetes: the namespace of the workers")] = "starling",
     image: Annotated[str | None, typer.Option(help="kubernetes: the image the workers run")] = None,
+    quotas: Annotated[
+        Path | None, typer.Option(help="a TOML file of per-user quotas (filters_per_user = 50, ...)")
+    ] = None,
 ) -> None:
     """Run the controller: keeps the desired pipeline in the store, runs the workers through its backend,
     and serves the API that changes the pipeline while it runs (see `starling ctl`)."""
@@ -38,29 +45,99 @@ def controller(
         raise typer.Exit(2)
     try:
         choice = BackendChoice(kind=backend, namespace=namespace, image=image)
-        run_controller(pipeline, output, port, port_file, host, choice)
+        run_controller(pipeline, output, port, port_file, host, choice, read_quotas(quotas))
     except StarlingError as exc:
         report_error(str(exc))
         raise typer.Exit(2) from None
 
 
+Output = Annotated[Path, typer.Option("--output", "-o", help="where the controller keeps its state")]
+
+
+def read_quotas(path: Path | None) -> Quotas | None:
+    """Per-user quotas from a TOML file (a ConfigError naming the field if one is wrong)."""
+    if path is None:
+        return None
+    try:
+        return Quotas.model_validate(tomllib.loads(path.read_text()))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read the quotas {path}: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"quotas {path}: {problems}") from exc
+
+
 @token_app.command("create")
 def create_token(
-    role: Annotated[str, typer.Option(help="operator or user")] = "user",
-    user: Annotated[str, typer.Option(help="who the token is for")] = "user",
-    output: Annotated[Path, typer.Option("--output", "-o", help="where the store is")] = Path(
-        "starling-output"
-    ),
+    role: Annotated[
+        str, typer.Option(help="operator, user, or metrics (reads /metrics and /status only)")
+    ] = "user",
+    user: Annotated[str, typer.Option(help="who the token is for (a user's name is its owner id)")] = "user",
+    expires_days: Annotated[
+        float | None, typer.Option(help="days until it stops working (none: never)")
+    ] = None,
+    output: Output = Path("starling-output"),
 ) -> None:
     """Create a token (printed once; only its hash is kept)."""
     from starling.control.state import ControllerState
+    from starling.control.tokens import ROLES
 
-    if role not in ("operator", "user"):
-        report_error("--role must be operator or user")
+    if role not in ROLES:
+        report_error(f"--role must be one of {', '.join(ROLES)}")
         raise typer.Exit(2)
     state = ControllerState(output / "starling.db")
-    console.print(state.create_token(role, user))  # type: ignore[arg-type]
+    try:
+        expires = expires_days * 86_400 if expires_days is not None else None
+        token, _ = state.tokens_store.create(role, user, expires)
+        console.print(token)
+    except StarlingError as exc:
+        report_error(str(exc))
+        raise typer.Exit(2) from None
+    finally:
+        state.close()
+
+
+@token_app.command("list")
+def list_tokens(output: Output = Path("starling-output")) -> None:
+    """Every token: id, role, user, created, expires, revoked (never the secrets)."""
+    from starling.control.state import ControllerState
+
+    state = ControllerState(output / "starling.db")
+    table = Table()
+    for column in ("id", "role", "user", "created", "expires", "revoked"):
+        table.add_column(column)
+    for entry in state.tokens_store.list():
+        when = {
+            k: time.strftime("%Y-%m-%d %H:%M", time.gmtime(v)) if isinstance(v, float) else ""
+            for k, v in entry.items()
+        }
+        table.add_row(
+            str(entry["id"]),
+            str(entry["role"]),
+            str(entry["user"]),
+            when["created"],
+            when["expires"],
+            when["revoked"],
+        )
     state.close()
+    console.print(table)
+
+
+@token_app.command("revoke")
+def revoke_token(
+    token_id: Annotated[str, typer.Argument(help="the token's id (see `token list`)")],
+    output: Output = Path("starling-output"),
+) -> None:
+    """Revoke a token at once."""
+    from starling.control.state import ControllerState
+
+    state = ControllerState(output / "starling.db")
+    revoked = state.tokens_store.revoke(token_id)
+    state.close()
+    if not revoked:
+        report_error(f"no token {token_id!r} to revoke")
+        raise typer.Exit(2)
+    console.print(f"revoked {token_id}")
 
 
 @ctl_app.command("show")

@@ -15,7 +15,8 @@ import secrets
 from pathlib import Path
 from typing import Protocol
 
-from starling.control.state import Principal
+from starling.control.tokens import Principal
+from starling.core.secrets import write_private
 
 TOKEN_ENV = "STARLING_CONTROL_TOKEN"
 
@@ -48,7 +49,5 @@ def secret_from_environment_or_file(token_file: Path) -> tuple[str, bool]:
     if token_file.is_file():
         return token_file.read_text().strip(), False
     secret = new_secret()
-    token_file.parent.mkdir(parents=True, exist_ok=True)
-    token_file.write_text(secret)
-    token_file.chmod(0o600)
+    write_private(token_file, secret)
     return secret, True

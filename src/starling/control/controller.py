@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from starling.assembly import route_deliveries
 from starling.control.autoscale_policy import AutoscalePolicy
 from starling.control.autoscaler import Autoscaler
 from starling.control.backends.base import Backend
+from starling.control.quotas import Quotas
 from starling.control.state import ControllerState, DesiredPipeline
-from starling.control.trial import try_filter_on_store
+from starling.control.trial import Trials, try_filter_on_store
 from starling.core.registry import build_component
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.core.stages import STAGES, StageName, stage_component_specs, stage_kind, stage_layout
@@ -40,14 +42,18 @@ class Controller:
         backend: Backend,
         desired: DesiredPipeline,
         store_location: Path | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self.state = state
+        self.quotas = quotas or Quotas()
         self.store_location = store_location
         self.backend = backend
         self.desired = desired
         self.autoscaler = Autoscaler(self)
+        self.trials = Trials()
         self.started_at = time.time()
-        self._lock = threading.Lock()
+        # Re-entrant: an edit reads, decides and writes under it, and the write takes it again.
+        self._lock = threading.RLock()
         self._lag_readers: dict[StageName, GroupLag] = {}
 
     def stage_lag(self, stage: StageName) -> int:
@@ -175,15 +181,28 @@ class Controller:
                 return self._change(stage, [*current[:index], updated, *current[index + 1 :]])
         raise KeyError(name)
 
+    def edit(
+        self, stage: StageName, edit: Callable[[list[ComponentSpec]], list[ComponentSpec]]
+    ) -> DesiredPipeline:
+        """Read a stage's components, change them with ``edit`` and write them, as one step: changes
+        made at the same time (by one user or many) each see the one before, and none is lost. ``edit``
+        may raise to refuse the change (nothing is written)."""
+        with self._lock:
+            components = edit(self.components(stage))
+            if stage == "filter":
+                return self.set_filters(components)
+            return self._change(stage, components)
+
     def set_filters(self, components: list[ComponentSpec]) -> DesiredPipeline:
         """The filter stage's new components (users' filters among them). Their outputs reach the
         distribute stage's ``deliver`` sink first, so no match is judged before its route is known."""
         for component in components:  # refused here, before anything changes
             build_component(component.use, component.config, component.instance_name, "filter")
-        routed = route_deliveries(with_stage(self.desired.spec, "filter", components))
-        if routed.sinks != self.desired.spec.sinks:
-            self._change("distribute", list(routed.sinks))
-        return self._change("filter", components)
+        with self._lock:
+            routed = route_deliveries(with_stage(self.desired.spec, "filter", components))
+            if routed.sinks != self.desired.spec.sinks:
+                self._change("distribute", list(routed.sinks))
+            return self._change("filter", components)
 
     def set_annotators(self, components: list[ComponentSpec]) -> DesiredPipeline:
         """The ingest stage's new annotators (users' watchlists and watchmaps among them)."""
@@ -193,7 +212,7 @@ class Controller:
         """Judge the latest stored alerts with ``expression`` (see ``starling.control.trial``)."""
         if self.store_location is None:
             raise StoreError("this controller has no store to read")
-        return try_filter_on_store(self.store_location, expression, limit, sample)
+        return self.trials.run(try_filter_on_store, self.store_location, expression, limit, sample)
 
     def set_replicas(self, stage: StageName, replicas: int) -> DesiredPipeline:
         return self._change(stage, replicas=replicas)

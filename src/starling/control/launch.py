@@ -20,8 +20,10 @@ from starling.control.backends.base import Backend
 from starling.control.backends.kubernetes import KubernetesBackend
 from starling.control.backends.local import LocalBackend
 from starling.control.controller import Controller
+from starling.control.quotas import Quotas
 from starling.control.server import BackgroundServer
 from starling.control.state import ControllerState, DesiredPipeline
+from starling.core.secrets import write_private
 from starling.core.spec import PipelineSpec
 from starling.deploy.kubernetes import DeploymentSettings
 
@@ -53,9 +55,10 @@ def run_controller(
     port_file: Path | None,
     host: str = "127.0.0.1",
     backend_choice: BackendChoice | None = None,
+    quotas: Quotas | None = None,
 ) -> None:
     """Start the controller: desired pipeline from the store (or the file, the first time), workers
-    through the backend, and the API on ``host``."""
+    through the backend, and the API on ``host``; ``quotas`` bound what each user may hold."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     state = ControllerState(output / "starling.db")
     desired = state.load()
@@ -73,11 +76,9 @@ def run_controller(
     if not state.tokens():
         token = state.create_token("operator", "operator")
         token_path = output / "run" / "operator.token"
-        token_path.parent.mkdir(parents=True, exist_ok=True)
-        token_path.write_text(token)
-        token_path.chmod(0o600)
+        write_private(token_path, token)
         log.info(f"operator token written to {token_path} (shown once)")
-    controller = Controller(state, backend, desired, store_location=output / "starling.db")
+    controller = Controller(state, backend, desired, store_location=output / "starling.db", quotas=quotas)
     server = BackgroundServer(controller_app(controller), host=host, port=port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

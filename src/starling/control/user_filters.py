@@ -7,10 +7,12 @@ delivered, failed and waiting by the distribute stage's ``deliver`` sink.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starling.control.controller import Controller
-from starling.control.state import Principal
+from starling.control.tokens import Principal
+from starling.core.secrets import redact_secrets
 from starling.core.spec import ComponentSpec
 
 
@@ -67,7 +69,7 @@ class UserFilters:
             "paused": config.get("paused", False),
             "max_per_visit": config.get("max_per_visit"),
             "max_per_minute": config.get("max_per_minute"),
-            "outputs": config.get("outputs", []),
+            "outputs": redact_secrets(config.get("outputs", [])),
             "counts": {
                 "seen": counted.get("seen", 0),
                 "matched": counted.get("matched", 0),
@@ -78,6 +80,6 @@ class UserFilters:
             },
         }
 
-    def replace(self, components: list[ComponentSpec]) -> int:
-        """Put ``components`` live as the filter stage; the new pipeline version."""
-        return self.controller.set_filters(components).version
+    def edit(self, edit: Callable[[list[ComponentSpec]], list[ComponentSpec]]) -> int:
+        """Change the filter stage's components in one step (see ``Controller.edit``); the new version."""
+        return self.controller.edit("filter", edit).version

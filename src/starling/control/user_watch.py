@@ -7,10 +7,11 @@ an operator all of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starling.control.controller import Controller
-from starling.control.state import Principal
+from starling.control.tokens import Principal
 from starling.core.spec import ComponentSpec
 
 
@@ -38,16 +39,20 @@ class WatchEntries:
     def find(self, principal: Principal, name: str) -> dict[str, Any] | None:
         return next((e for e in self.visible(principal) if e["name"] == name), None)
 
-    def replace(self, entries: list[dict[str, Any]]) -> int:
-        """Put ``entries`` live (ConfigError if the annotator refuses them); the new pipeline version."""
-        components = self.controller.components("ingest")
-        current = self.component()
-        updated = ComponentSpec(use=self.use, name=self.use, config={self.key: entries})
-        if current is None:
-            components = [*components, updated]
-        else:
-            components = [updated if c is current else c for c in components]
-        return self.controller.set_annotators(components).version
+    def edit(self, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> int:
+        """Change the entries in one step: ``edit`` gets the current ones and returns the new ones (or
+        raises to refuse), under the controller's lock, so no concurrent change is lost (ConfigError if
+        the annotator refuses them); the new pipeline version."""
+
+        def on_components(components: list[ComponentSpec]) -> list[ComponentSpec]:
+            current = next((c for c in components if c.use == self.use), None)
+            entries = edit(list(current.config.get(self.key, [])) if current else [])
+            updated = ComponentSpec(use=self.use, name=self.use, config={self.key: entries})
+            if current is None:
+                return [*components, updated]
+            return [updated if c is current else c for c in components]
+
+        return self.controller.edit("ingest", on_components).version
 
 
 def watchlists(controller: Controller) -> WatchEntries:

@@ -19,6 +19,7 @@ from starling.core.chain import Chain, StageCounts
 from starling.core.component import Component, RunContext
 from starling.core.deadletter import DeadLetterOutput
 from starling.core.outage import Backoff
+from starling.core.secrets import redact_secrets
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.errors import ConfigError
 
@@ -80,7 +81,7 @@ class LiveRuntime(ABC):
             "config_version": self.config_version,
             "config_history": self.config_history[-20:],
             "pending_config_version": self.pending_version,
-            "config": [c.model_dump() for c in self.component_specs],
+            "config": redact_secrets([c.model_dump() for c in self.component_specs]),
         }
 
     def lag(self) -> int | None:

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     PRIMARY KEY (survey, alert_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS alerts_by_object ON alerts (survey, object_id, mjd);
+CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (mjd);
 CREATE TABLE IF NOT EXISTS detections (
     survey TEXT NOT NULL, detection_id INTEGER NOT NULL, object_id TEXT NOT NULL,
     mjd REAL NOT NULL, band TEXT, ra REAL, dec REAL,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from starling.control.api import autoscaler, filters, pipeline, watch, worker
+from starling.control.api import autoscaler, filters, pipeline, tokens, watch, worker
 from starling.control.api.common import COMMON_RESPONSES, allow_every_method_of_the_path
+from starling.control.api.limits import BodyLimit
 from starling.control.auth import TokenAuthority
 from starling.control.controller import Controller
 from starling.core.live import LiveRuntime
@@ -22,14 +23,17 @@ def controller_app(controller: Controller) -> FastAPI:
     app.state.controller = controller
     app.state.authority = controller.state
     app.middleware("http")(allow_every_method_of_the_path)
+    app.add_middleware(BodyLimit)
     for router in (
         pipeline.probes,
+        pipeline.scrapers,
         pipeline.readers,
         pipeline.operators,
         autoscaler.readers,
         autoscaler.operators,
         filters.router,
         watch.router,
+        tokens.router,
     ):
         app.include_router(router)
     return app
@@ -41,6 +45,7 @@ def worker_app(runtime: LiveRuntime, authority: TokenAuthority) -> FastAPI:
     app.state.runtime = runtime
     app.state.authority = authority
     app.middleware("http")(allow_every_method_of_the_path)
+    app.add_middleware(BodyLimit)
     app.include_router(worker.probes)
     app.include_router(worker.router)
     return app

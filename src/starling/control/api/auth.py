@@ -1,8 +1,12 @@
-"""The one authorization dependency of every control API: a bearer token, checked by the app's authority.
+"""The one authorization policy of every control API: a bearer token, checked by the app's authority.
 
 The app holds its ``TokenAuthority`` in ``app.state.authority`` (the controller's token store, or a
-worker's shared secret), so the same dependency serves both APIs. No token or an unknown one: 401;
-a valid token without the role a route needs: 403.
+worker's shared secret), so the same dependencies serve both APIs. No token, an unknown, revoked or
+expired one: 401; a valid token without the role a route needs: 403. Three levels:
+
+- ``SCRAPER``: any valid token, a ``metrics`` token included (``/metrics``, ``/status``);
+- ``ANYONE``: an operator or a user (what a user may do to its own objects; routes scope to the owner);
+- ``OPERATOR``: an operator.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, HTTPException, Request
 
 from starling.control.auth import TokenAuthority
-from starling.control.state import Principal
+from starling.control.tokens import Principal
 
 
 def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
@@ -26,6 +30,13 @@ def principal(request: Request, authorization: Annotated[str | None, Header()] =
     return found
 
 
+def member(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    """Whoever the token names, if it is an operator's or a user's (not a metrics token)."""
+    if who.role not in ("operator", "user"):
+        raise HTTPException(403, "this token may only read /metrics and /status")
+    return who
+
+
 def operator(who: Annotated[Principal, Depends(principal)]) -> Principal:
     """Whoever the token names, if it is an operator."""
     if who.role != "operator":
@@ -33,8 +44,9 @@ def operator(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
-Anyone = Annotated[Principal, Depends(principal)]
+Anyone = Annotated[Principal, Depends(member)]
 Operator = Annotated[Principal, Depends(operator)]
 # For routers and routes that need the check but not the principal.
-ANYONE: list[Any] = [Depends(principal)]
+SCRAPER: list[Any] = [Depends(principal)]
+ANYONE: list[Any] = [Depends(member)]
 OPERATOR: list[Any] = [Depends(operator)]

@@ -108,6 +108,6 @@ async def allow_every_method_of_the_path(request: Request, call_next: RequestRes
     return response
 
 
-def capabilities(request: Request) -> Response:
+async def capabilities(request: Request) -> Response:
     """IVOA VOSI capabilities."""
     return Response(capabilities_xml(str(request.base_url).rstrip("/")), media_type="application/xml")

@@ -14,12 +14,12 @@ from starling.control.controller import Controller
 from starling.core.live import LiveRuntime
 
 
-def current_controller(request: Request) -> Controller:
+async def current_controller(request: Request) -> Controller:
     controller: Controller = request.app.state.controller
     return controller
 
 
-def current_runtime(request: Request) -> LiveRuntime:
+async def current_runtime(request: Request) -> LiveRuntime:
     runtime: LiveRuntime = request.app.state.runtime
     return runtime
 

@@ -10,6 +10,7 @@ new filter is judged before its outputs are known.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -21,8 +22,11 @@ from starling.components.outputs import Output
 from starling.control.api.auth import ANYONE, Anyone
 from starling.control.api.common import AUTH_RESPONSES, REFUSED, config_refused, problem, refuse
 from starling.control.api.deps import Control
-from starling.control.state import Principal
+from starling.control.quotas import over_quota
+from starling.control.tokens import Principal
+from starling.control.trial import TrialsBusyError
 from starling.control.user_filters import UserFilters
+from starling.control.user_outputs import placed_outputs
 from starling.core.spec import ComponentSpec
 from starling.errors import StoreError
 
@@ -49,7 +53,7 @@ class FilterChange(BaseModel):
 
 class TryFilter(BaseModel):
     expression: str = Field(min_length=1, max_length=20_000)
-    limit: int = Field(10_000, ge=1, le=200_000, description="how many of the latest stored alerts to judge")
+    limit: int = Field(10_000, ge=1, le=20_000, description="how many of the latest stored alerts to judge")
     sample: int = Field(20, ge=0, le=500, description="how many of the matches to show")
 
 
@@ -124,18 +128,47 @@ def _found(filters: UserFilters, who: Principal, name: str) -> ComponentSpec:
     return spec
 
 
-def _replaced(filters: UserFilters, components: list[ComponentSpec]) -> int:
+def _owned(specs: list[ComponentSpec], who: Principal, name: str) -> int:
+    """The index of ``who``'s filter ``name`` among the stage's components (404 if there is none)."""
+    mine = who.role == "operator"
+    for index, spec in enumerate(specs):
+        if (
+            spec.use == "adql"
+            and spec.instance_name == name
+            and (mine or UserFilters.owner(spec) == who.user)
+        ):
+            return index
+    refuse(404, f"you have no filter named {name!r}")
+
+
+def _edited(filters: UserFilters, edit: Callable[[list[ComponentSpec]], list[ComponentSpec]]) -> int:
     with config_refused():
-        return filters.replace(components)
+        return filters.edit(edit)
+
+
+def _placed(
+    filters: UserFilters, who: Principal, name: str, outputs: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The outputs with their topics decided (see ``user_outputs``); 422 naming any aimed elsewhere."""
+    spec = filters.controller.desired.spec
+    placed, problems = placed_outputs(spec, outputs, who.user, who.role == "operator", name)
+    if problems:
+        refuse(422, [{"loc": ["body", "outputs"], "msg": problem} for problem in problems])
+    return placed
 
 
 def _update(filters: UserFilters, who: Principal, name: str, changes: dict[str, Any]) -> FilterChanged:
-    spec = _found(filters, who, name)
     if "expression" in changes:
         _check(changes["expression"])
-    updated = spec.model_copy(update={"config": {**spec.config, **changes}})
-    version = _replaced(filters, [updated if s.instance_name == name else s for s in filters.specs()])
-    return FilterChanged(name=name, version=version)
+    if "outputs" in changes:
+        changes = {**changes, "outputs": _placed(filters, who, name, changes["outputs"])}
+
+    def update(specs: list[ComponentSpec]) -> list[ComponentSpec]:
+        index = _owned(specs, who, name)
+        updated = specs[index].model_copy(update={"config": {**specs[index].config, **changes}})
+        return [*specs[:index], updated, *specs[index + 1 :]]
+
+    return FilterChanged(name=name, version=_edited(filters, update))
 
 
 @router.get("/filters")
@@ -149,11 +182,20 @@ def list_filters(filters: Filters, who: Anyone) -> list[FilterView]:
 def submit(body: NewFilter, filters: Filters, who: Anyone) -> FilterSubmitted:
     """Check a filter and put it live for the alerts that arrive after (within seconds)."""
     _check(body.expression)
-    if any(s.instance_name == body.name for s in filters.specs()):
-        refuse(409, f"a filter named {body.name!r} exists; choose another name")
     config = body.model_dump(mode="json", exclude={"name"}, exclude_none=True)
+    config["outputs"] = _placed(filters, who, body.name, config.get("outputs", []))
     spec = ComponentSpec(use="adql", name=body.name, config={**config, "owner": who.user})
-    version = _replaced(filters, [*filters.specs(), spec])
+
+    def add(specs: list[ComponentSpec]) -> list[ComponentSpec]:
+        if any(s.instance_name == body.name for s in specs):
+            refuse(409, f"a filter named {body.name!r} exists; choose another name")
+        limit = filters.controller.quotas.filters_per_user
+        mine = sum(1 for s in specs if s.use == "adql" and UserFilters.owner(s) == who.user)
+        if who.role != "operator" and mine >= limit:
+            refuse(403, over_quota("filters", limit))
+        return [*specs, spec]
+
+    version = _edited(filters, add)
     return FilterSubmitted(name=body.name, version=version, live=True)
 
 
@@ -164,8 +206,11 @@ def get_filter(name: str, filters: Filters, who: Anyone) -> FilterView:
 
 @router.patch("/filters/{name}", responses=NOT_YOURS)
 def change(name: str, body: FilterChange, filters: Filters, who: Anyone) -> FilterChanged:
-    """Change some of a filter's settings; the new version judges the alerts that arrive after."""
-    return _update(filters, who, name, body.model_dump(mode="json", exclude_unset=True))
+    """Change some of a filter's settings; the new version judges the alerts that arrive after. A null
+    cap removes the cap; a null anything else leaves it as it is."""
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    kept = {k: v for k, v in changes.items() if v is not None or k in ("max_per_visit", "max_per_minute")}
+    return _update(filters, who, name, kept)
 
 
 @router.post("/filters/{name}/pause", responses=NOT_YOURS)
@@ -180,20 +225,32 @@ def resume(name: str, filters: Filters, who: Anyone) -> FilterChanged:
 
 @router.delete("/filters/{name}", responses=NOT_YOURS)
 def delete(name: str, filters: Filters, who: Anyone) -> FilterDeleted:
-    _found(filters, who, name)
-    version = _replaced(filters, [s for s in filters.specs() if s.instance_name != name])
-    return FilterDeleted(name=name, version=version, deleted=True)
+    def remove(specs: list[ComponentSpec]) -> list[ComponentSpec]:
+        index = _owned(specs, who, name)
+        return [*specs[:index], *specs[index + 1 :]]
+
+    return FilterDeleted(name=name, version=_edited(filters, remove), deleted=True)
 
 
 @router.post(
     "/try-filter",
-    responses={**REFUSED, 409: problem("the store cannot be read")},
+    responses={
+        **REFUSED,
+        409: problem("the store cannot be read"),
+        429: problem("other trials are running"),
+        503: problem("the trial took too long"),
+    },
     response_model_exclude_unset=True,
 )
 def try_on_history(body: TryFilter, controller: Control) -> TryFilterResult:
-    """How many of the latest stored alerts the filter would have matched, and a sample."""
+    """How many of the latest stored alerts the filter would have matched, and a sample. Trials run
+    one at a time on their own thread, a few waiting; past that, 429."""
     _check(body.expression)
     try:
         return TryFilterResult.model_validate(controller.try_filter(body.expression, body.limit, body.sample))
     except StoreError as exc:
         refuse(409, f"the store cannot be read: {exc}")
+    except TrialsBusyError as exc:
+        refuse(429, str(exc))
+    except TimeoutError:
+        refuse(503, f"the trial took longer than {controller.trials.timeout_s:.0f} s; try a smaller limit")

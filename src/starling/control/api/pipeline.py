@@ -1,6 +1,7 @@
 """The controller's API for the pipeline: probes, VOSI, status, metrics, the stages and their workers.
 
-A user token may read (``/status``, ``/pipeline``, ``/metrics``); changing a stage (its components,
+Any token (a ``metrics`` token too) may read ``/status`` and ``/metrics``; a user token ``/pipeline``,
+redacted to what it may see; changing a stage (its components,
 their order and configs, its replicas) and reading each replica's own status need an operator token.
 Each change answers with the desired pipeline's new version (see ``Controller``).
 """
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
-from starling.control.api.auth import ANYONE, OPERATOR
+from starling.control.api.auth import ANYONE, OPERATOR, SCRAPER, Anyone
 from starling.control.api.autoscaler import AutoscalerReport
 from starling.control.api.common import (
     AUTH_RESPONSES,
@@ -29,6 +30,7 @@ from starling.control.api.common import (
 from starling.control.api.deps import Control
 from starling.control.api.worker import WorkerStatus
 from starling.control.autoscale_policy import MAX_REPLICAS
+from starling.control.views import pipeline_view
 from starling.core.spec import COMPONENT_NAME_PATTERN, ComponentSpec
 from starling.core.stages import StageName
 from starling.vo.vosi import availability_xml
@@ -112,22 +114,23 @@ class Order(BaseModel):
 CHANGE_RESPONSES = {**REFUSED, 404: problem("no such component")}
 
 probes = APIRouter(tags=["probes"])
+scrapers = APIRouter(dependencies=SCRAPER, responses=AUTH_RESPONSES, tags=["pipeline"])
 readers = APIRouter(dependencies=ANYONE, responses=AUTH_RESPONSES, tags=["pipeline"])
 operators = APIRouter(dependencies=OPERATOR, responses=AUTH_RESPONSES, tags=["pipeline"])
 
 
 @probes.get("/health")
-def health() -> ControllerHealth:
+async def health() -> ControllerHealth:
     return ControllerHealth(status="ok", service="controller")
 
 
 @probes.get("/ready")
-def ready() -> Ready:
+async def ready() -> Ready:
     return Ready(ready=True)
 
 
 @probes.get("/availability", response_class=Response, responses=XML_RESPONSE)
-def availability(controller: Control) -> Response:
+async def availability(controller: Control) -> Response:
     """IVOA VOSI availability."""
     document = availability_xml(True, controller.started_at, "controller running")
     return Response(document, media_type="application/xml")
@@ -136,7 +139,7 @@ def availability(controller: Control) -> Response:
 probes.add_api_route("/capabilities", capabilities, response_class=Response, responses=XML_RESPONSE)
 
 
-@readers.get("/status")
+@scrapers.get("/status")
 def status(controller: Control) -> ControllerStatus:
     return ControllerStatus(
         state="running",
@@ -149,12 +152,13 @@ def status(controller: Control) -> ControllerStatus:
 
 
 @readers.get("/pipeline")
-def pipeline(controller: Control) -> PipelineView:
-    """The stages, their components in order, replicas, topics, throughput and lag."""
-    return PipelineView.model_validate(controller.view())
+def pipeline(controller: Control, who: Anyone) -> PipelineView:
+    """The stages, their components in order, replicas, topics, throughput and lag. Secrets are never
+    shown; a user token sees its own components' configs and none of another user's."""
+    return PipelineView.model_validate(pipeline_view(controller.view(), who))
 
 
-@readers.get("/metrics", response_class=Response, responses=PROMETHEUS_RESPONSE)
+@scrapers.get("/metrics", response_class=Response, responses=PROMETHEUS_RESPONSE)
 def metrics(controller: Control) -> Response:
     """Replicas and lag per stage, and the autoscaler's decisions, as Prometheus text."""
     lines = ["# TYPE starling_stage_replicas gauge"]

@@ -18,7 +18,8 @@ from starling.components.annotators.watch import NAME, Watchlist, WatchTarget, m
 from starling.control.api.auth import ANYONE, Anyone
 from starling.control.api.common import AUTH_RESPONSES, REFUSED, config_refused, problem, refuse
 from starling.control.api.deps import Control
-from starling.control.state import Principal
+from starling.control.quotas import over_quota
+from starling.control.tokens import Principal
 from starling.control.user_watch import WatchEntries, watchlists, watchmaps
 
 
@@ -81,22 +82,53 @@ NOT_YOURS = {**REFUSED, 404: problem("you have none of that name")}
 router = APIRouter(dependencies=ANYONE, responses=AUTH_RESPONSES, tags=["watch"])
 
 
+def _check_quotas(kept: WatchEntries, who: Principal, entries: list[dict[str, Any]]) -> None:
+    """``entries``, as they would be after the change, within ``who``'s quotas (an operator has none)."""
+    if who.role == "operator":
+        return
+    quotas = kept.controller.quotas
+    mine = [e for e in entries if e.get("owner") == who.user]
+    if kept.key == "maps":
+        if len(mine) > quotas.watchmaps_per_user:
+            refuse(403, over_quota("watchmaps", quotas.watchmaps_per_user))
+        return
+    if len(mine) > quotas.watchlists_per_user:
+        refuse(403, over_quota("watchlists", quotas.watchlists_per_user))
+    if max((len(e["targets"]) for e in mine), default=0) > quotas.targets_per_list:
+        refuse(403, over_quota("targets in one watchlist", quotas.targets_per_list))
+    if sum(len(e["targets"]) for e in mine) > quotas.targets_per_user:
+        refuse(403, over_quota("targets over all your watchlists", quotas.targets_per_user))
+
+
 def _put(kept: WatchEntries, who: Principal, entry: dict[str, Any]) -> WatchPut:
-    existing = next((e for e in kept.entries() if e["name"] == entry["name"]), None)
-    if existing is not None and who.role != "operator" and existing.get("owner") != who.user:
-        refuse(409, f"{entry['name']!r} belongs to someone else; choose another name")
-    others = [e for e in kept.entries() if e["name"] != entry["name"]]
-    owner = existing["owner"] if existing else who.user
+    replaced = False
+
+    def put(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        nonlocal replaced
+        existing = next((e for e in entries if e["name"] == entry["name"]), None)
+        if existing is not None and who.role != "operator" and existing.get("owner") != who.user:
+            refuse(409, f"{entry['name']!r} belongs to someone else; choose another name")
+        replaced = existing is not None
+        owner = existing["owner"] if existing else who.user
+        changed = [*(e for e in entries if e["name"] != entry["name"]), {**entry, "owner": owner}]
+        _check_quotas(kept, who, changed)
+        return changed
+
     with config_refused():
-        version = kept.replace([*others, {**entry, "owner": owner}])
-    return WatchPut(name=entry["name"], version=version, replaced=existing is not None)
+        version = kept.edit(put)
+    return WatchPut(name=entry["name"], version=version, replaced=replaced)
 
 
 def _delete(kept: WatchEntries, who: Principal, name: str) -> WatchDeleted:
-    if kept.find(who, name) is None:
-        refuse(404, f"you have no {kept.noun} named {name!r}")
+    def delete(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not any(
+            e["name"] == name and (who.role == "operator" or e.get("owner") == who.user) for e in entries
+        ):
+            refuse(404, f"you have no {kept.noun} named {name!r}")
+        return [e for e in entries if e["name"] != name]
+
     with config_refused():
-        version = kept.replace([e for e in kept.entries() if e["name"] != name])
+        version = kept.edit(delete)
     return WatchDeleted(name=name, version=version, deleted=True)
 
 
@@ -172,8 +204,11 @@ def _region(body: NewWatchmap) -> dict[str, list[int]]:
 def put_watchmap(name: str, body: NewWatchmap, maps: Maps, who: Anyone) -> WatchPut:
     """Upload a region (a MOC, or a probability map and its credible level)."""
     _same_name(name, body.name)
-    entry = {"name": name, "moc": _region(body), "description": body.description}
-    return _put(maps, who, entry)
+    region = _region(body)
+    limit = maps.controller.quotas.cells_per_map
+    if who.role != "operator" and sum(len(cells) for cells in region.values()) > limit:
+        refuse(403, over_quota("cells in one watchmap", limit))
+    return _put(maps, who, {"name": name, "moc": region, "description": body.description})
 
 
 @router.delete("/watchmaps/{name}", responses=NOT_YOURS)

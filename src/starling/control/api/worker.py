@@ -28,6 +28,7 @@ from starling.control.api.common import (
 )
 from starling.control.api.deps import Runtime
 from starling.control.api.metrics import runtime_metrics
+from starling.core.secrets import redact_secrets
 from starling.core.spec import ComponentSpec
 from starling.vo.vosi import availability_xml
 
@@ -97,7 +98,7 @@ router = APIRouter(dependencies=OPERATOR, responses=AUTH_RESPONSES, tags=["runti
 
 
 @probes.get("/health")
-def health(runtime: Runtime) -> WorkerHealth:
+async def health(runtime: Runtime) -> WorkerHealth:
     return WorkerHealth(status="ok", stage=runtime.stage)
 
 
@@ -105,14 +106,14 @@ def health(runtime: Runtime) -> WorkerHealth:
     "/ready",
     responses={503: {"model": WorkerReady, "description": "not ready yet (starting, draining or stopped)"}},
 )
-def ready(runtime: Runtime, response: Response) -> WorkerReady:
+async def ready(runtime: Runtime, response: Response) -> WorkerReady:
     ok = runtime.ready
     response.status_code = 200 if ok else 503
     return WorkerReady(ready=ok, state=runtime.state)
 
 
 @probes.get("/availability", response_class=Response, responses=XML_RESPONSE)
-def availability(runtime: Runtime) -> Response:
+async def availability(runtime: Runtime) -> Response:
     """IVOA VOSI availability."""
     available = runtime.ready and runtime.state == "running"
     note = f"{runtime.stage}: {runtime.state}"
@@ -154,7 +155,9 @@ def get_config(runtime: Runtime) -> WorkerConfig:
         stage=runtime.stage,
         version=runtime.config_version,
         pending_version=runtime.pending_version,
-        components=list(runtime.component_specs),
+        components=[
+            c.model_copy(update={"config": redact_secrets(c.config)}) for c in runtime.component_specs
+        ],
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from starling.control.auth import TOKEN_ENV, new_secret
 from starling.control.client import WorkerClient
+from starling.core.secrets import write_private
 from starling.core.spec import PipelineSpec
 from starling.core.stages import STAGES, StageName, all_topics
 from starling.errors import StarlingError
@@ -73,9 +74,8 @@ class LocalChain:
         """The pipeline description every worker reads when it starts (rewritten on every change)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.output_dir / "logs").mkdir(parents=True, exist_ok=True)
-        staged = self.spec_path.with_suffix(".json.tmp")
-        staged.write_text(self.spec.model_dump_json(indent=2))
-        staged.replace(self.spec_path)  # atomic: a starting worker never reads half a file
+        # Private (it holds the users' webhook secrets), and atomic: a starting worker never reads half.
+        write_private(self.spec_path, self.spec.model_dump_json(indent=2))
 
     def start_topics(self) -> None:
         ensure_topics(self.spec.kafka, all_topics(self.spec))

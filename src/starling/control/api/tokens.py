@@ -1,0 +1,71 @@
+"""Access tokens through the controller: list, create (operator), revoke.
+
+A user lists and revokes its own tokens; an operator everyone's, and creates them. A token is shown
+once, when it is made; after that only its id names it.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from starling.control.api.auth import ANYONE, Anyone, Operator
+from starling.control.api.common import AUTH_RESPONSES, REFUSED, config_refused, problem, refuse
+from starling.control.api.deps import Control
+from starling.control.tokens import USER_NAME, Role
+
+_DAY_S = 86_400.0
+
+
+class TokenView(BaseModel):
+    id: str
+    role: Role
+    user: str
+    created: float
+    expires: float | None = Field(description="when it stops working (null: never)")
+    revoked: float | None = Field(description="when it was revoked (null: it was not)")
+
+
+class NewToken(BaseModel):
+    role: Role = "user"
+    user: str = Field(pattern=USER_NAME, description="the owner: a user's name (ignored for an operator)")
+    expires_in_days: float | None = Field(90.0, gt=0, le=3650, description="null: never")
+
+
+class TokenMade(BaseModel):
+    id: str
+    token: str = Field(description="shown this once; only its SHA-256 is kept")
+
+
+class TokenRevoked(BaseModel):
+    id: str
+    revoked: bool
+
+
+router = APIRouter(dependencies=ANYONE, responses=AUTH_RESPONSES, tags=["tokens"])
+
+
+@router.get("/tokens")
+def list_tokens(controller: Control, who: Anyone) -> list[TokenView]:
+    """Your tokens (an operator's: everyone's), never the secrets."""
+    user = None if who.role == "operator" else who.user
+    return [TokenView.model_validate(t) for t in controller.state.tokens_store.list(user)]
+
+
+@router.post("/tokens", status_code=201, responses=REFUSED)
+def create_token(body: NewToken, controller: Control, who: Operator) -> TokenMade:
+    """Make a token (operators only)."""
+    user = "operator" if body.role == "operator" else body.user
+    expires = body.expires_in_days * _DAY_S if body.expires_in_days is not None else None
+    with config_refused():
+        token, token_id = controller.state.tokens_store.create(body.role, user, expires)
+    return TokenMade(id=token_id, token=token)
+
+
+@router.delete("/tokens/{token_id}", responses={404: problem("you have no such token")})
+def revoke_token(token_id: str, controller: Control, who: Anyone) -> TokenRevoked:
+    """Revoke a token at once: your own (an operator: anyone's)."""
+    user = None if who.role == "operator" else who.user
+    if not controller.state.tokens_store.revoke(token_id, user):
+        refuse(404, f"you have no token {token_id!r} to revoke")
+    return TokenRevoked(id=token_id, revoked=True)

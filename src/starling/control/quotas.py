@@ -1,0 +1,23 @@
+"""What one user may hold, so that no user can take the broker's memory, its configuration or its
+workers' time from the others. The operator sets them (``Controller.quotas``); an operator token is
+not bound by them. A change past a quota is refused (403) saying which quota and its value.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Quotas(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    filters_per_user: int = Field(50, ge=0)
+    watchlists_per_user: int = Field(20, ge=0)
+    targets_per_list: int = Field(100_000, ge=1)
+    targets_per_user: int = Field(250_000, ge=1)
+    watchmaps_per_user: int = Field(20, ge=0)
+    cells_per_map: int = Field(200_000, ge=1, description="MOC cells of one watchmap, over every depth")
+
+
+def over_quota(what: str, limit: int) -> str:
+    return f"over your quota: at most {limit} {what} (ask the operator for more)"

@@ -1,0 +1,187 @@
+"""Many users on one controller, as they would use it at once: no change lost, nothing of one user
+shown to another, no secret shown to anyone. A real controller process, its workers, the real Kafka."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.controller import ControllerProcess
+from tests.support.helpers import wait_until
+from tests.support.kafka import chain_spec
+
+pytestmark = pytest.mark.kafka
+
+USERS = ("ada", "bob", "cyd")
+CHANGES_PER_USER = 6
+CANARY = "canary-0f1e2d3c4b5a69788796a5b4"  # a webhook secret: it must never be seen again
+
+
+@pytest.fixture
+def controller(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> Iterator[ControllerProcess]:
+    pipeline = tmp_path / "pipeline.json"
+    pipeline.write_text(chain_spec(kafka_bootstrap, prefix, 0).model_dump_json())
+    running = ControllerProcess(pipeline, tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _filter_worker_config(controller: ControllerProcess) -> list[dict[str, Any]]:
+    reports = httpx.get(f"{controller.url}/stages/filter/workers", headers=controller.operator).json()
+    return [c for report in reports if report["status"] for c in report["status"]["config"]]
+
+
+def test_concurrent_changes_by_many_users_are_all_kept_and_live(controller: ControllerProcess) -> None:
+    tokens = {user: controller.user_token(user) for user in USERS}
+
+    def submit(user: str, index: int) -> httpx.Response:
+        body = {"name": f"{user}-f{index}", "expression": f"mag < {15 + index}"}
+        return httpx.post(f"{controller.url}/filters", headers=tokens[user], json=body, timeout=60)
+
+    def watch(user: str, index: int) -> httpx.Response:
+        body = {"name": f"{user}-l{index}", "targets": [{"name": "t", "ra": 10.0 + index, "dec": 5.0}]}
+        return httpx.put(
+            f"{controller.url}/watchlists/{user}-l{index}", headers=tokens[user], json=body, timeout=60
+        )
+
+    jobs = [(job, u, i) for u in USERS for i in range(CHANGES_PER_USER) for job in (submit, watch)]
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        answers = list(pool.map(lambda j: j[0](j[1], j[2]), jobs))
+    assert all(a.status_code in (200, 201) for a in answers), [
+        a.text for a in answers if a.status_code >= 300
+    ]
+
+    filters = {f["name"] for f in httpx.get(f"{controller.url}/filters", headers=controller.operator).json()}
+    expected = {f"{u}-f{i}" for u in USERS for i in range(CHANGES_PER_USER)}
+    assert filters == expected  # none lost
+    lists = {w["name"] for w in httpx.get(f"{controller.url}/watchlists", headers=controller.operator).json()}
+    assert lists == {f"{u}-l{i}" for u in USERS for i in range(CHANGES_PER_USER)}
+    wait_until(
+        lambda: expected <= {c["name"] for c in _filter_worker_config(controller)},
+        30,
+        "every filter in the worker",
+    )
+    for user in USERS:  # each sees its own
+        own = httpx.get(f"{controller.url}/filters", headers=tokens[user]).json()
+        assert {f["name"] for f in own} == {f"{user}-f{i}" for i in range(CHANGES_PER_USER)}
+
+
+def test_no_user_sees_another_and_no_one_sees_a_secret(controller: ControllerProcess) -> None:
+    ada, bob = controller.user_token("ada"), controller.user_token("bob")
+    hook = {"type": "webhook", "url": "https://hooks.example.org/ada", "secret": CANARY}
+    body = {"name": "ada-secret-hook", "expression": "mag < 18", "outputs": [hook]}
+    assert httpx.post(f"{controller.url}/filters", headers=ada, json=body).status_code == 201
+    wait_until(
+        lambda: any(c["name"] == "ada-secret-hook" for c in _filter_worker_config(controller)),
+        30,
+        "the filter live",
+    )
+
+    seen_by_bob = httpx.get(f"{controller.url}/pipeline", headers=bob).text
+    assert "ada-secret-hook" not in seen_by_bob
+    assert "hooks.example.org" not in seen_by_bob
+    assert "127.0.0.1" not in seen_by_bob  # the workers' addresses
+    assert httpx.get(f"{controller.url}/filters/ada-secret-hook", headers=bob).status_code == 404
+
+    views = [
+        httpx.get(f"{controller.url}/pipeline", headers=controller.operator).text,
+        httpx.get(f"{controller.url}/pipeline", headers=ada).text,
+        httpx.get(f"{controller.url}/filters", headers=ada).text,
+        httpx.get(f"{controller.url}/filters", headers=controller.operator).text,
+        httpx.get(f"{controller.url}/stages/filter/workers", headers=controller.operator).text,
+        httpx.get(f"{controller.url}/stages/distribute/workers", headers=controller.operator).text,
+        httpx.get(f"{controller.url}/metrics", headers=controller.operator).text,
+    ]
+    assert "ada-secret-hook" in views[0]  # the operator sees the filter, not its secret
+    assert all(CANARY not in view for view in views)
+    for path in controller.output.rglob("*"):
+        if path.is_file() and CANARY.encode() in path.read_bytes():
+            # Only where it must be kept to be used, and only for its owner's eyes.
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+            assert path.name in ("starling.db", "starling.db-wal", "pipeline.json"), path
+
+
+@pytest.fixture
+def strict_controller(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> Iterator[ControllerProcess]:
+    pipeline = tmp_path / "pipeline.json"
+    pipeline.write_text(chain_spec(kafka_bootstrap, prefix, 0).model_dump_json())
+    quotas = tmp_path / "quotas.toml"
+    quotas.write_text("filters_per_user = 3\nwatchlists_per_user = 2\ntargets_per_list = 100\n")
+    running = ControllerProcess(pipeline, tmp_path, "--quotas", str(quotas))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_requests_and_holdings_are_bounded(strict_controller: ControllerProcess) -> None:
+    url, ada = strict_controller.url, strict_controller.user_token("ada")
+    for index in range(3):
+        body = {"name": f"f{index}", "expression": "mag < 19"}
+        assert httpx.post(f"{url}/filters", headers=ada, json=body).status_code == 201
+    over = httpx.post(f"{url}/filters", headers=ada, json={"name": "f3", "expression": "mag < 19"})
+    assert over.status_code == 403
+    assert "at most 3 filters" in over.json()["detail"]
+    targets = [{"name": f"t{i}", "ra": 1.0, "dec": 2.0} for i in range(101)]
+    big_list = httpx.put(f"{url}/watchlists/l", headers=ada, json={"name": "l", "targets": targets})
+    assert big_list.status_code == 403
+    assert "at most 100 targets" in big_list.json()["detail"]
+    op_list = httpx.put(
+        f"{url}/watchlists/l", headers=strict_controller.operator, json={"name": "l", "targets": targets}
+    )
+    assert op_list.status_code == 200  # an operator is not bound by users' quotas
+
+    huge = b'{"name": "x", "expression": "' + b"a" * (17 * 1024 * 1024) + b'"}'
+    assert httpx.post(f"{url}/filters", headers=ada, content=huge).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit holds on the bytes as they come
+        yield b'{"name": "x", "expression": "'
+        for _ in range(20):
+            yield b"a" * (1024 * 1024)
+        yield b'"}'
+
+    assert httpx.post(f"{url}/filters", headers=ada, content=chunks()).status_code == 413
+
+
+@pytest.fixture
+def controller_with_history(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> Iterator[ControllerProcess]:
+    """A controller over a store that already holds a night of alerts (a trial then takes a while)."""
+    night = [sys.executable, "-m", "starling", "run", "--alerts", "5000", "-o", str(tmp_path), "--quiet"]
+    subprocess.run(night, check=True, capture_output=True, timeout=300)
+    pipeline = tmp_path / "pipeline.json"
+    pipeline.write_text(chain_spec(kafka_bootstrap, prefix, 0).model_dump_json())
+    running = ControllerProcess(pipeline, tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_trials_cannot_take_the_api_from_everyone(controller_with_history: ControllerProcess) -> None:
+    url, ada = controller_with_history.url, controller_with_history.user_token("ada")
+    too_many = httpx.post(f"{url}/try-filter", headers=ada, json={"expression": "mag < 19", "limit": 200_000})
+    assert too_many.status_code == 422
+
+    def trial(_: int) -> int:
+        body = {"expression": "mag < 19", "limit": 20_000}
+        return httpx.post(f"{url}/try-filter", headers=ada, json=body, timeout=120).status_code
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        running = pool.map(trial, range(40))
+        health = httpx.get(f"{url}/health", timeout=5)  # answered while the trials are asked
+        statuses = list(running)
+    assert health.status_code == 200
+    assert all(s in (200, 429) for s in statuses), statuses
+    # One runs and two wait; the others are told at once to come back, and no thread is held for them.
+    assert statuses.count(200) >= 3
+    assert statuses.count(429) >= 20
