@@ -26,9 +26,10 @@ from starling.adql.catalogue import (
     suggestions,
 )
 from starling.adql.fields import FieldCatalogue, FieldDef
-from starling.adql.parse import FilterSyntaxError, Sql, fault
+from starling.adql.like import LikePattern, PatternError
+from starling.adql.parse import MAX_DEPTH, TOO_DEEP, FilterSyntaxError, Sql, fault, number_literal
 
-MAX_DEPTH = 100  # levels of operators, functions and brackets; an AND/OR chain counts as one level
+MAX_DECIMALS = 300  # ROUND and TRUNCATE: 10**300 is still a double
 
 COMPARISONS = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE)
 ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)
@@ -65,19 +66,17 @@ def check_depth(tree: Sql, expression: str) -> None:
     while pending:
         node, depth = pending.pop()
         if depth > MAX_DEPTH:
-            raise fault(
-                expression,
-                node,
-                f"the filter is nested too deeply: more than {MAX_DEPTH} levels of operators, "
-                "functions and brackets inside each other",
-            )
+            raise fault(expression, node, TOO_DEEP)
         chain = isinstance(node, CONNECTIVES)
         for child in reversed(list(node.iter_expressions())):  # the leftmost first, to name it
             pending.append((child, depth if chain and type(child) is type(node) else depth + 1))
 
 
 def too_deep(expression: str) -> FilterSyntaxError:
-    return FilterSyntaxError("the filter is nested too deeply to be compiled here", expression)
+    """Within the limits, but the stack it was compiled from was already deep (a rare caller)."""
+    return FilterSyntaxError(
+        f"the filter is nested too deeply to be compiled here (at most {MAX_DEPTH} levels)", expression
+    )
 
 
 @dataclass
@@ -218,10 +217,23 @@ class _Checker:
         return "bool"
 
     def _like(self, node: Sql) -> str:
-        self.expect(node.this, "string")
-        self.type(node.expression)
-        if not isinstance(self.constant(node.expression), str):
-            raise self.fail(node.expression, "LIKE takes a string pattern")
+        like, escape = (node.this, node.expression) if isinstance(node, exp.Escape) else (node, None)
+        if not isinstance(like, (exp.Like, exp.ILike)):
+            raise self.fail(node, "ESCAPE follows a LIKE pattern")
+        self.expect(like.this, "string")
+        self.type(like.expression)
+        pattern, mark = self.constant(like.expression), None
+        if not isinstance(pattern, str):
+            raise self.fail(like.expression, "LIKE takes a string pattern")
+        if escape is not None:
+            self.type(escape)
+            mark = self.constant(escape)
+            if not isinstance(mark, str) or len(mark) != 1:
+                raise self.fail(escape, "ESCAPE takes one character")
+        try:
+            LikePattern(pattern, mark)
+        except PatternError as exc:
+            raise self.fail(like.expression, str(exc)) from None
         return "bool"
 
     def _arithmetic(self, node: Sql) -> str:
@@ -246,11 +258,8 @@ class _Checker:
         if node.is_string:
             self.checked.constants[id(node)] = node.this
             return "string"
-        try:
-            value: float | int = int(node.this)  # whole numbers stay exact (ids beyond 2**53)
-        except ValueError:
-            value = float(node.this)
-        self.checked.constants[id(node)] = value
+        # Whole numbers stay exact (ids beyond 2**53); beyond int64, a real kept beyond it.
+        self.checked.constants[id(node)] = number_literal(node.this)
         return "number"
 
     def _null(self, node: Sql) -> str:
@@ -309,6 +318,10 @@ class _Checker:
             raise self.fail(node, "RAND takes a constant whole number (0 or more) as its seed")
         if not isinstance(value, int):
             raise self.fail(node, f"{function_name(node)} takes a whole number of decimals")
+        if name != "RAND" and abs(value) > MAX_DECIMALS:
+            raise self.fail(
+                arg, f"{function_name(node)} takes at most {MAX_DECIMALS} decimals (either side of the point)"
+            )
 
     def _without_frame(self, args: list[Sql]) -> list[Sql]:
         """ADQL's optional first argument, the coordinate system: only ICRS (or empty) is served."""
@@ -356,6 +369,7 @@ _RULES: dict[type[Sql], Callable[[_Checker, Sql], str]] = {
     exp.Is: _Checker._is,
     exp.Like: _Checker._like,
     exp.ILike: _Checker._like,
+    exp.Escape: _Checker._like,
     **{cls: _Checker._arithmetic for cls in ARITHMETIC},
     exp.Neg: _Checker._neg,
     exp.DPipe: _Checker._concatenation,

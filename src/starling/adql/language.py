@@ -5,7 +5,7 @@ syntax, names, functions, types and limits, with the line and column of a fault)
 (``numpy_backend.py``) compiles the checked tree to operations on a batch's columns.
 
 Supported: arithmetic (+ - * / %, unary -), ``||``, comparisons (= <> != < <= > >=), AND, OR, NOT,
-[NOT] BETWEEN, [NOT] IN (a list), IS [NOT] NULL, [NOT] LIKE / ILIKE, the ADQL math functions, LOWER,
+[NOT] BETWEEN, [NOT] IN (a list), IS [NOT] NULL, [NOT] LIKE / ILIKE [ESCAPE], the ADQL math functions, LOWER,
 UPPER, COALESCE, and the geometry: POINT, CIRCLE, POLYGON, DISTANCE, CONTAINS, INTERSECTS, COORD1,
 COORD2 (ICRS, degrees).
 """

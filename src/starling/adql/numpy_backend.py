@@ -11,9 +11,9 @@ Nothing is checked here: ``checks.py`` has refused every fault before, with its 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import operator
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,11 +21,14 @@ from typing import Any, Protocol
 import numpy as np
 from sqlglot import exp
 
+from starling.adql.budget import check_time
 from starling.adql.checks import ARITHMETIC, COMPARISONS, Checked, rule_for
 from starling.adql.fields import AlertColumns, FieldDef
+from starling.adql.like import LikePattern
 from starling.adql.numpy_functions import FUNCTIONS, Evaluate, Node, divide, literal
 from starling.adql.parse import Sql
-from starling.adql.values import Truth, Vec, number_column
+from starling.adql.structure import structure
+from starling.adql.values import Truth, Vec, arithmetic, change_case, compare, modulo, negate, number_column
 from starling.alert.model import Alert
 
 
@@ -61,12 +64,13 @@ _COMPARE: dict[type[Sql], Callable[[Any, Any], Any]] = {
     exp.GTE: operator.ge,
 }
 _ARITHMETIC: dict[type[Sql], Callable[[Any, Any], Any]] = {
-    exp.Add: operator.add,
-    exp.Sub: operator.sub,
-    exp.Mul: operator.mul,
+    exp.Add: functools.partial(arithmetic, operator.add),  # exact within int64, never wrapped around
+    exp.Sub: functools.partial(arithmetic, operator.sub),
+    exp.Mul: functools.partial(arithmetic, operator.mul),
     exp.Div: divide,  # ADQL's / is real division, whole numbers or not
-    exp.Mod: np.fmod,  # SQL's MOD keeps the sign of the dividend
+    exp.Mod: modulo,  # SQL's MOD keeps the sign of the dividend; MOD(x, 0) is NULL
 }
+_LEAVES = (exp.Column, exp.Placeholder)  # read as they are: nothing to share
 _UNKNOWN = Truth(np.bool_(False), np.bool_(False))
 _COMPILATIONS = itertools.count()
 
@@ -85,23 +89,26 @@ class _Compiler:
         self.parameters = parameters
         # Sub-expressions with parameters belong to this compilation; the others are shared by all.
         self.namespace = f"{next(_COMPILATIONS)}|"
+        self.keys: dict[int, str] = {}  # the memo's key of each node (its structure), by identity
 
     def compile(self, node: Sql) -> Node:
         rule = rule_for(_RULES, node)
         assert rule is not None, f"{type(node).__name__} passed the checks but has no rule"
         compiled = rule(self, node)
-        if compiled.constant is not None or compiled.type == "null":
+        if compiled.constant is not None or compiled.type == "null" or isinstance(node, _LEAVES):
             return compiled
-        key = node.sql()
-        if self.parameters and node.find(exp.Placeholder) is not None:
+        key = structure(node, self.keys)
+        if self.parameters and "Placeholder(" in key:
             key = self.namespace + key
         run = compiled.run
 
         def shared(columns: Any) -> Any:  # one evaluation per batch for every filter that has it
             memo: dict[str, Any] | None = getattr(columns, "memo", None)
             if memo is None:
+                check_time(columns)
                 return run(columns)
             if key not in memo:
+                check_time(columns)  # past its time budget, an evaluation stops here
                 memo[key] = run(columns)
             return memo[key]
 
@@ -133,12 +140,13 @@ class _Compiler:
         inner = self.truth(node.this)
         return Node("bool", lambda c: inner(c).negate())
 
-    def _compare(self, compare: Callable[[Any, Any], Any], a: Sql, b: Sql) -> Evaluate:
-        left, right = self.compile(a).run, self.compile(b).run
+    def _compare(self, op: Callable[[Any, Any], Any], a: Sql | Evaluate, b: Sql) -> Evaluate:
+        left = self.compile(a).run if isinstance(a, exp.Expression) else a
+        right = self.compile(b).run
 
         def run(c: Any) -> Truth:
             x, y = left(c), right(c)
-            return Truth.of(compare(x.values, y.values), x.null | y.null)
+            return Truth.of(compare(op, x.values, y.values), x.null | y.null)
 
         return run
 
@@ -146,12 +154,14 @@ class _Compiler:
         return Node("bool", self._compare(_COMPARE[type(node)], node.this, node.expression))
 
     def _between(self, node: Sql) -> Node:
-        low = self._compare(operator.ge, node.this, node.args["low"])
-        high = self._compare(operator.le, node.this, node.args["high"])
+        subject = self.compile(node.this).run
+        low = self._compare(operator.ge, subject, node.args["low"])
+        high = self._compare(operator.le, subject, node.args["high"])
         return Node("bool", lambda c: low(c).both(high(c)))
 
     def _in(self, node: Sql) -> Node:
-        first, *rest = [self._compare(operator.eq, node.this, item) for item in node.expressions]
+        subject = self.compile(node.this).run  # once, not once per item of a long list
+        first, *rest = [self._compare(operator.eq, subject, item) for item in node.expressions]
 
         def any_of(c: Any) -> Truth:
             result: Truth = first(c)
@@ -166,20 +176,21 @@ class _Compiler:
         return Node("bool", lambda c: (lambda v: Truth(v.null, ~v.null))(inner(c)))
 
     def _like(self, node: Sql) -> Node:
-        subject = self.compile(node.this).run
-        pattern = "".join(
-            ".*" if ch == "%" else "." if ch == "_" else re.escape(ch)
-            for ch in self.checked.constant(node.expression)
+        like, escape = (
+            (node.this, self.checked.constant(node.expression))
+            if isinstance(node, exp.Escape)
+            else (node, None)
         )
-        regex = re.compile(pattern, re.DOTALL | (re.IGNORECASE if isinstance(node, exp.ILike) else 0))
+        fold = isinstance(like, exp.ILike)  # x ILIKE p is LOWER(x) LIKE LOWER(p)
+        pattern = LikePattern(self.checked.constant(like.expression), escape, fold)
+        negated = bool(like.args.get("negate"))  # sqlglot reads x NOT LIKE p as LIKE, negated
+        subject = self.compile(like.this).run
 
         def run(c: Any) -> Truth:
             v = subject(c)
-            values = np.atleast_1d(v.values)
-            matched = np.fromiter(
-                (regex.fullmatch(s) is not None for s in values), dtype=bool, count=len(values)
-            )
-            return Truth.of(matched if np.ndim(v.values) else matched[0], v.null)
+            values = change_case(v.values, upper=False) if fold else v.values
+            truth = Truth.of(pattern.match_array(values, lambda: check_time(c)), v.null)
+            return truth.negate() if negated else truth
 
         return Node("bool", run)
 
@@ -191,6 +202,9 @@ class _Compiler:
 
         def run(c: Any) -> Vec:
             x, y = left(c), right(c)
+            if apply is modulo:
+                values, null = modulo(x.values, y.values)
+                return number_column(values, x.null | y.null | null)
             return number_column(apply(x.values, y.values), x.null | y.null)
 
         return Node("number", run)
@@ -200,7 +214,7 @@ class _Compiler:
         if constant is not None:
             return literal(constant)
         inner = self.compile(node.this).run
-        return Node("number", lambda c: (lambda v: Vec(-v.values, v.null, "number"))(inner(c)))
+        return Node("number", lambda c: (lambda v: Vec(negate(v.values), v.null, "number"))(inner(c)))
 
     def _concatenation(self, node: Sql) -> Node:
         left, right = self.compile(node.this).run, self.compile(node.expression).run
@@ -241,6 +255,7 @@ _RULES: dict[type[Sql], Callable[[_Compiler, Sql], Node]] = {
     exp.Is: _Compiler._is,
     exp.Like: _Compiler._like,
     exp.ILike: _Compiler._like,
+    exp.Escape: _Compiler._like,
     **{cls: _Compiler._arithmetic for cls in ARITHMETIC},
     exp.Neg: _Compiler._neg,
     exp.DPipe: _Compiler._concatenation,

@@ -16,7 +16,7 @@ import numpy as np
 from starling.adql.checks import Checked
 from starling.adql.geometry import Circle, Point, Polygon, contains, distance
 from starling.adql.parse import Sql
-from starling.adql.values import Vec, as_float, number_column
+from starling.adql.values import Vec, as_float, change_case, number_column
 
 Evaluate = Callable[[Any], Any]  # Columns -> Vec | Truth | Point | Circle | Polygon
 
@@ -117,8 +117,8 @@ def _rand(compiler: Compiling, node: Sql, name: str, args: list[Sql]) -> Node:
 
 def _case(compiler: Compiling, node: Sql, name: str, args: list[Sql]) -> Node:
     (s,) = _runs(compiler, args)
-    convert = np.strings.lower if name == "LOWER" else np.strings.upper
-    return Node("string", lambda c: (lambda v: Vec(convert(v.values), v.null, "string"))(s(c)))
+    upper = name == "UPPER"  # never cut short: UPPER('ß') is 'SS', wider than the column
+    return Node("string", lambda c: (lambda v: Vec(change_case(v.values, upper), v.null, "string"))(s(c)))
 
 
 def _coalesce(compiler: Compiling, node: Sql, name: str, args: list[Sql]) -> Node:

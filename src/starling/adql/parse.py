@@ -7,6 +7,7 @@ bracket), so unbounded nesting would end in a RecursionError, and a huge text wo
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -22,9 +23,16 @@ Sql = Any
 
 MAX_TOKENS = 50_000  # names, values, operators and brackets: some 12,000 comparisons joined by AND
 MAX_NESTING = 30  # brackets inside brackets (a function's brackets included)
+MAX_DEPTH = 100  # levels of operators, functions and brackets; an AND/OR chain counts as one level
+TOO_DEEP = (
+    f"the filter is nested too deeply: more than {MAX_DEPTH} levels of operators, functions and "
+    "brackets inside each other"
+)
 
 _OPENING = ("L_PAREN", "L_BRACKET", "L_BRACE")  # sqlglot's token types, by name
 _CLOSING = ("R_PAREN", "R_BRACKET", "R_BRACE")
+_PREFIX = ("NOT", "DASH", "PLUS")  # NOT NOT NOT ... or - - - ...: a level each, without a bracket
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class FilterSyntaxError(StarlingError):
@@ -76,8 +84,37 @@ def _unclosed_quote(expression: str) -> int | None:
     return opened
 
 
+def number_literal(text: str) -> int | float:
+    """A numeric literal's value. A whole number stays exact within 64 bits; beyond, it is a real
+    (a double), kept beyond the 64-bit range (so ``alert_id < 99999999999999999999999`` holds for
+    every id, and ``alert_id = -9223372036854775809`` for none); beyond a double, an infinity."""
+    try:
+        value = int(text)
+    except ValueError:
+        return float(text)  # 1.5, 1e3; 1e400 is an infinity
+    if _INT64_MIN <= value <= _INT64_MAX:
+        return value
+    try:
+        real = float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+    if abs(real) == 2.0**63 and abs(value) != 2**63:  # rounded onto 2**63: one step further out
+        real = math.nextafter(real, math.copysign(math.inf, real))
+    return real
+
+
+def _prefix_runs(tokens: list[Any], expression: str) -> None:
+    """Refuses more than MAX_DEPTH prefix operators in a row (the parser recurses on each)."""
+    run = 0
+    for token in tokens:
+        run = run + 1 if token.token_type.name in _PREFIX else 0
+        if run > MAX_DEPTH + 1:  # the first may be a binary minus
+            raise FilterSyntaxError(TOO_DEEP, expression, *line_column(expression, token.start))
+
+
 def _within_limits(tokens: list[Any], expression: str) -> int:
     """Refuses a text over the size or nesting limits; returns where its brackets are deepest."""
+    _prefix_runs(tokens, expression)
     if len(tokens) > MAX_TOKENS:
         raise FilterSyntaxError(
             f"the filter is too long: more than {MAX_TOKENS:,} names, values and operators; "
@@ -140,7 +177,10 @@ def parse_condition(expression: str) -> Any:
         raise _unclosed_string(expression) from None
     except RecursionError:  # nesting without brackets (NOT NOT NOT ...) can still exhaust the stack
         raise FilterSyntaxError(
-            "the filter is nested too deeply for the parser", expression, *line_column(expression, deepest_at)
+            f"the filter is nested too deeply for the parser (at most {MAX_NESTING} brackets and "
+            f"{MAX_DEPTH} levels inside each other)",
+            expression,
+            *line_column(expression, deepest_at),
         ) from None
     trees = [tree for tree in parsed if tree is not None]
     if not trees:

@@ -8,6 +8,8 @@ the alerts for which it is true.
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -121,3 +123,93 @@ def number_column(values: Any, null: BoolArray | np.bool_) -> Vec:
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
         null = null | ~np.isfinite(values)
     return Vec(np.asarray(values), null, "number")
+
+
+# -- exact comparisons and arithmetic on whole numbers ----------------------------------------------
+
+_TWO_63 = 2.0**63  # the first real beyond int64 (int64's largest is 2**63 - 1)
+_SWAPPED: dict[Callable[[Any, Any], Any], Callable[[Any, Any], Any]] = {
+    operator.lt: operator.gt,
+    operator.le: operator.ge,
+    operator.gt: operator.lt,
+    operator.ge: operator.le,
+}
+
+
+def _kind(values: Any) -> str:
+    return str(getattr(values, "dtype", np.asarray(values).dtype).kind)
+
+
+def compare(op: Callable[[Any, Any], Any], x: Any, y: Any) -> Any:
+    """``op(x, y)`` elementwise, exact between whole numbers and reals.
+
+    numpy compares an int64 with a float64 by turning the int64 into a float64, so ids beyond 2**53
+    compare wrongly (and a real beyond int64 cannot be one): a whole number and a real are compared
+    here as the numbers they are.
+    """
+    kx, ky = _kind(x), _kind(y)
+    if kx in "iu" and ky == "f":
+        return _whole_with_real(op, x, y)
+    if kx == "f" and ky in "iu":
+        return _whole_with_real(_SWAPPED.get(op, op), y, x)
+    return op(x, y)
+
+
+def _whole_with_real(op: Callable[[Any, Any], Any], whole: Any, real: Any) -> Any:
+    """The order of each whole number against each real (-1, 0, 1), then ``op(order, 0)``."""
+    real = np.asarray(real, dtype=float)
+    above, below = real >= _TWO_63, real < -_TWO_63  # beyond every int64 (an infinity too)
+    inside = np.where(above | below | np.isnan(real), 0.0, real)
+    floor = np.floor(inside)
+    whole_part = floor.astype(np.int64)  # exact: |floor| < 2**63
+    fraction = inside - floor  # exact, in [0, 1)
+    order = (whole > whole_part).astype(np.int8) - (whole < whole_part).astype(np.int8)
+    order = np.where(order == 0, -(fraction > 0).astype(np.int8), order)  # whole == floor < real
+    order = np.where(above, -1, np.where(below, 1, order))
+    return op(order, 0)
+
+
+def _overflowing(op: Callable[[Any, Any], Any], x: Any, y: Any, result: Any) -> Any:
+    """Where a whole-number result wrapped around (int64 overflow)."""
+    if op is operator.add:
+        return ((x ^ result) & (y ^ result)) < 0
+    if op is operator.sub:
+        return ((x ^ y) & (x ^ result)) < 0
+    exact = np.multiply(as_float(x), as_float(y))  # a wrapped product is 2**64 or more away from it
+    return np.abs(np.asarray(result, dtype=float) - exact) > 1.0 + np.abs(exact) * 2.0**-40
+
+
+def arithmetic(op: Callable[[Any, Any], Any], x: Any, y: Any) -> Any:
+    """``op(x, y)`` for + - *: whole numbers stay exact within int64, and a result beyond it is a
+    real (never wrapped around)."""
+    x, y = np.asarray(x), np.asarray(y)
+    result = op(x, y)
+    if x.dtype.kind in "iu" and y.dtype.kind in "iu":
+        over = _overflowing(op, x, y, result)
+        if np.any(over):
+            result = np.where(over, op(as_float(x), as_float(y)), result)
+    return result
+
+
+def modulo(x: Any, y: Any) -> tuple[Any, Any]:
+    """SQL's MOD (the sign of the dividend); MOD(x, 0) is NULL."""
+    x, y = np.asarray(x), np.asarray(y)
+    return np.fmod(x, y), (y == 0) if y.dtype.kind in "iu" else np.bool_(False)
+
+
+def negate(x: Any) -> Any:
+    """-x; the negation of int64's smallest is a real (2**63), not itself."""
+    x = np.asarray(x)
+    if x.dtype.kind == "i" and np.any(x == _INT64.min):
+        return -as_float(x)
+    return -x
+
+
+def change_case(values: Any, upper: bool) -> Any:
+    """UPPER or LOWER, never cut short: 'ß' is 'SS' and 'İ' is 'i̇', longer than the column's width."""
+    values = np.asarray(values)
+    width = max(values.dtype.itemsize // 4, 1)
+    wide = values.astype(f"<U{width * 3}")  # no character changes case into more than three
+    changed = np.strings.upper(wide) if upper else np.strings.lower(wide)
+    longest = int(np.max(np.strings.str_len(changed), initial=1))
+    return changed.astype(f"<U{max(longest, 1)}")

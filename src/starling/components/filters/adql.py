@@ -4,6 +4,11 @@ Every ``adql`` filter of a stage reads the same columns of the batch (``Batch.sh
 the sub-expressions it has in common with the others, so a hundred live filters cost about what
 their distinct comparisons cost, column-wise. A paused filter judges nothing. The rate cap holds back
 matches past the cap and counts them.
+
+One user's filter never costs another's: a filter whose evaluation raises or goes past its time
+budget (``budget_s``, stopped there) matches nothing in that batch, the others are judged as ever,
+and after ``max_failing_batches`` such batches in a row it is paused with its reason (``health.py``),
+all of it in its counters.
 """
 
 from __future__ import annotations
@@ -18,14 +23,16 @@ from pydantic import Field, field_validator, model_validator
 from starling.adql.fields import AlertColumns, FieldCatalogue, catalogue
 from starling.adql.language import CompiledFilter, compile_filter
 from starling.adql.parse import FilterSyntaxError
-from starling.adql.plan import FilterPlan
+from starling.adql.plan import Failure, FilterPlan, Judgement, run_filter
 from starling.alert.model import Alert
+from starling.components.filters.health import FilterHealth
 from starling.components.filters.ratecap import RateCap
 from starling.components.outputs import Output
 from starling.core.component import Batch, Component, ComponentConfig, Filter
 
 COLUMNS_KEY = "filters.columns"
 VERDICTS_KEY = "filters.verdicts"
+JUDGEMENT_KEY = "filters.judgement"  # (the columns judged, the Judgement)
 
 
 @functools.lru_cache(maxsize=8)
@@ -76,6 +83,16 @@ class AdqlFilterConfig(ComponentConfig):
     max_per_visit: int | None = Field(None, ge=1, description="matches passed on per exposure, at most")
     max_per_minute: int | None = Field(None, ge=1, description="matches passed on per minute, at most")
     outputs: list[Output] = Field(default_factory=list, description="where the matches go")
+    budget_s: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="seconds its evaluation may take per batch; past it, it is stopped and matches "
+        "nothing in that batch (an overrun)",
+    )
+    max_failing_batches: int = Field(
+        3, ge=1, le=10_000, description="batches in a row that fail or overrun before it is paused"
+    )
 
     @field_validator("expression")
     @classmethod
@@ -101,8 +118,18 @@ class AdqlFilter(Filter[AdqlFilterConfig]):
 
     def __init__(self, config: AdqlFilterConfig, name: str) -> None:
         super().__init__(config, name)
-        self.compiled: CompiledFilter = compile_filter(config.expression, current_catalogue())
         self.cap = RateCap(config.max_per_visit, config.max_per_minute)
+        self.health = FilterHealth(name, config.max_failing_batches)
+
+    @functools.cached_property
+    def compiled(self) -> CompiledFilter:
+        """This filter alone (the stage judges it with the others, ``cooperate``)."""
+        return compile_filter(self.config.expression, current_catalogue())
+
+    @property
+    def judging(self) -> bool:
+        """Neither paused by its owner nor for failing."""
+        return not self.config.paused and not self.health.paused
 
     def evaluate(self, alerts: Sequence[Alert]) -> Sequence[bool]:
         """For one call outside a stage; a stage goes through ``process`` and the shared columns."""
@@ -111,35 +138,62 @@ class AdqlFilter(Filter[AdqlFilterConfig]):
     @classmethod
     def cooperate(cls, batch: Batch, peers: Sequence[Component[Any]]) -> None:
         """Judge every live ADQL filter of the stage at once, grouped by shape (``FilterPlan``)."""
-        live = tuple(
-            (p.name, p.config.expression) for p in peers if isinstance(p, AdqlFilter) and not p.config.paused
-        )
+        live = [p for p in peers if isinstance(p, AdqlFilter) and p.judging]
         if not live or not batch.alerts:
             return
         columns = shared_columns(batch)
-        batch.shared[VERDICTS_KEY] = _plan(live).evaluate(columns)
+        plan = _plan(tuple((p.name, p.config.expression) for p in live))
+        judgement = plan.judge(columns, {p.name: p.config.budget_s for p in live})
+        batch.shared[JUDGEMENT_KEY] = (columns, judgement)
+        batch.shared[VERDICTS_KEY] = judgement.verdicts
 
     def process(self, batch: Batch) -> Batch:
-        if self.config.paused or not batch.alerts:
+        if not self.judging or not batch.alerts:
             batch.matches[self.name] = []
             return batch
         columns = shared_columns(batch)
-        verdicts = batch.shared.get(VERDICTS_KEY, {}).get(self.name)
-        if verdicts is None or len(verdicts) != len(batch.alerts):  # alone (a retry, a direct call)
-            verdicts = self.compiled.evaluate(columns)
+        verdicts, failure, seconds = self._judged(batch, columns)
+        self.health.record(failure, seconds)
+        if verdicts is None:  # failed in this batch: no match, and the others went on
+            batch.matches[self.name] = []
+            return batch
         matched: list[Alert] = columns.objects[verdicts].tolist()
         batch.matches[self.name] = self.cap.admit(matched)
         return batch
 
+    def _judged(self, batch: Batch, columns: BatchColumns) -> tuple[Any, Failure | None, float]:
+        """Its verdicts from the stage's judgement, else judged alone (a retry, a direct call)."""
+        judged: tuple[BatchColumns, Judgement] | None = batch.shared.get(JUDGEMENT_KEY)
+        if judged is not None and judged[0] is columns:
+            judgement = judged[1]
+            seconds = judgement.seconds.get(self.name, 0.0)
+            if self.name in judgement.failures:
+                return None, judgement.failures[self.name], seconds
+            if self.name in judgement.verdicts:
+                return judgement.verdicts[self.name], None, seconds
+        try:
+            compiled = self.compiled
+        except Exception as exc:  # refused on arrival; the installed annotators may have changed
+            return None, Failure(f"cannot be compiled: {type(exc).__name__}: {exc}"), 0.0
+        outcome, seconds = run_filter(compiled, columns, self.config.budget_s)
+        if isinstance(outcome, Failure):
+            return None, outcome, seconds
+        return np.broadcast_to(outcome.true, (len(columns),)), None, seconds
+
     def counters(self) -> dict[str, Any]:
-        return {"held_back_by_cap": self.cap.held_back, "paused": self.config.paused}
+        return {
+            "held_back_by_cap": self.cap.held_back,
+            "paused": not self.judging,
+            **self.health.counters(),
+        }
 
     def describe(self) -> dict[str, Any]:
         return {
             "expression": self.config.expression,
-            "paused": self.config.paused,
+            "paused": not self.judging,
             "held_back_by_cap": self.cap.held_back,
             "cap_hit": self.cap.hit,
+            **self.health.counters(),
         }
 
 
