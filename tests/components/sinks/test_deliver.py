@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,19 @@ import xmlschema
 from starling.alert.model import Alert
 from starling.assembly import route_deliveries
 from starling.components.filters.ratecap import RateCap
+from starling.components.outputs import ALLOW_ENV
+from starling.components.sinks.deliver.outbox import delivery_id
 from starling.components.sinks.deliver.voevent import describe, voevent_xml
 from starling.components.sinks.deliver.webhook import WebhookDeliverer, signature
 from starling.core.embedded import EmbeddedPipeline
 from starling.core.spec import ComponentSpec, PipelineSpec
+from tests.components.sinks.endpoints import free_port
 from tests.support.helpers import decode_samples, synthetic_alerts, wait_until
 from tests.support.webhook_server import WebhookReceiver
 
 SECRET = "a-secret-of-sixteen-chars"
+# The receivers live on 127.0.0.1, which webhooks may reach only when the operator allows it.
+LOOPBACK = ["127.0.0.1/32"]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +53,7 @@ def test_voevent_packets_are_valid_voevent_2_0(samples: Path, sample_alerts: lis
 
 def test_webhooks_are_signed_and_survive_an_endpoint_that_fails_then_recovers(tmp_path: Path) -> None:
     with WebhookReceiver(fail_first=3) as receiver:
-        deliverer = WebhookDeliverer(tmp_path, backoff_s=0.05)
+        deliverer = WebhookDeliverer(tmp_path, backoff_s=0.05, allow=LOOPBACK)
         try:
             for n in range(10):
                 deliverer.submit("bright", receiver.url, SECRET, {"n": n}, 2.0, max_attempts=5)
@@ -67,16 +71,13 @@ def test_webhooks_are_signed_and_survive_an_endpoint_that_fails_then_recovers(tm
     assert deliverer.counters()["failed"] == {}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_a_dead_endpoint_keeps_deliveries_for_redelivery_even_across_a_restart(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/hook"
-    deliverer = WebhookDeliverer(tmp_path, backoff_s=0.01)
+    # Each delivery spends its attempts (the circuit stays closed), then waits for redelivery.
+    deliverer = WebhookDeliverer(
+        tmp_path, backoff_s=0.01, max_backoff_s=0.05, breaker_failures=100, allow=LOOPBACK
+    )
     for n in range(5):
         deliverer.submit("north", url, None, {"n": n}, 0.5, max_attempts=2)
     deliverer.flush()
@@ -85,10 +86,13 @@ def test_a_dead_endpoint_keeps_deliveries_for_redelivery_even_across_a_restart(t
     deliverer.close()
     # A new worker finds them waiting; the endpoint is back; they go through.
     with WebhookReceiver(port=port) as receiver:
-        restarted = WebhookDeliverer(tmp_path, backoff_s=0.01)
+        restarted = WebhookDeliverer(
+            tmp_path, backoff_s=0.01, max_backoff_s=0.05, breaker_failures=100, allow=LOOPBACK
+        )
         try:
             assert restarted.counters()["waiting"] == {"north": 5}
-            assert restarted.redeliver() == 5
+            assert restarted.redeliver() == 5  # queued again at once (else at the next redelivery)
+            wait_until(lambda: len(receiver.received) == 5, 30, "the redeliveries")
             assert sorted(r["json"]["n"] for r in receiver.received) == list(range(5))
             assert restarted.counters()["waiting"] == {}
         finally:
@@ -99,8 +103,11 @@ def test_signature_is_hmac_sha256_of_the_body() -> None:
     assert signature("k" * 16, b"{}") == "sha256=" + hmac.new(b"k" * 16, b"{}", hashlib.sha256).hexdigest()
 
 
-def test_an_embedded_run_delivers_to_files_voevent_and_a_webhook(tmp_path: Path) -> None:
+def test_an_embedded_run_delivers_to_files_voevent_and_a_webhook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     alerts = 600
+    monkeypatch.setenv(ALLOW_ENV, "127.0.0.1/32")  # the operator's allow-list, where filters are checked
     with WebhookReceiver() as receiver:
         spec = route_deliveries(
             PipelineSpec(
@@ -127,7 +134,10 @@ def test_an_embedded_run_delivers_to_files_voevent_and_a_webhook(tmp_path: Path)
                         },
                     ),
                 ],
-                sinks=[ComponentSpec(use="store")],
+                sinks=[
+                    ComponentSpec(use="store"),
+                    ComponentSpec(use="deliver", name="deliver", config={"allow_networks": LOOPBACK}),
+                ],
             )
         )
         assert [s.use for s in spec.sinks] == ["store", "deliver"]
@@ -141,6 +151,11 @@ def test_an_embedded_run_delivers_to_files_voevent_and_a_webhook(tmp_path: Path)
     packets = {p.stem for p in (tmp_path / "voevent" / "bright").glob("*.xml")}
     assert packets == {f"{a.survey}-{a.alert_id}" for a in synthetic_alerts(alerts) if a.alert_id in expected}
     assert {r["json"]["alert_id"] for r in receiver.received} == north
+    ids = {
+        a.alert_id: delivery_id("north", f"{a.survey}:{a.alert_id}", receiver.url)
+        for a in synthetic_alerts(alerts)
+    }
+    assert all(r["headers"]["Starling-Delivery-Id"] == ids[r["json"]["alert_id"]] for r in receiver.received)
     assert summary.stats.stages["deliver"].failed == 0
 
 
@@ -175,7 +190,7 @@ def test_a_slow_webhook_does_not_hold_the_stage(tmp_path: Path) -> None:
             original(handler)
 
         receiver.server.RequestHandlerClass.do_POST = slow  # type: ignore[attr-defined]
-        deliverer = WebhookDeliverer(tmp_path)
+        deliverer = WebhookDeliverer(tmp_path, allow=LOOPBACK)
         try:
             for n in range(20):
                 deliverer.submit("slow", receiver.url, None, {"n": n}, 5.0, 3)

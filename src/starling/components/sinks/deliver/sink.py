@@ -6,7 +6,9 @@ them for a pipeline file, and the controller keeps them in step when users chang
 - ``kafka``: a topic per filter (default ``<prefix>.filter.<name>``), Avro (one container per message,
   schema ``starling.v1.alert``, as ZTF distributes alerts) or JSON; produced with acks=all and
   flushed before the stage commits, so a match is delivered at least once.
-- ``webhook``: queued, signed, retried, kept for redelivery (``starling.components.sinks.deliver.webhook``).
+- ``webhook``: queued per endpoint, signed, retried with capped back-off behind a circuit breaker, kept
+  for redelivery, and only to addresses the egress policy allows: public ones, and the networks or hosts
+  of ``allow_networks`` (with ``STARLING_EGRESS_ALLOW``) (``starling.components.sinks.deliver.webhook``).
 - ``voevent``: VOEvent 2.0 packets as files (``voevent/<filter>/``) and on a topic if one is named.
 - ``files``: JSON lines and Avro files per filter, as the ``files`` sink writes them.
 """
@@ -20,11 +22,13 @@ from typing import Any, ClassVar
 
 import fastavro
 from confluent_kafka import Producer
-from pydantic import Field
+from pydantic import Field, TypeAdapter, ValidationInfo, field_validator, model_validator
 
 from starling.alert.export import OUTPUT_SCHEMA, output_record, to_json_ready
 from starling.alert.model import Alert
 from starling.components.outputs import (
+    CONTEXT_KEY,
+    EgressPolicy,
     FilesOutput,
     KafkaOutput,
     Output,
@@ -42,12 +46,46 @@ from starling.transport.kafka.clients import DeliveryTracker, ensure_topics, pro
 _ACK_WAIT_S = 60.0
 
 
+_ROUTES: TypeAdapter[dict[str, list[Output]]] = TypeAdapter(dict[str, list[Output]])
+
+
 class DeliverConfig(ComponentConfig):
     routes: dict[str, list[Output]] = Field(default_factory=dict, description="filter name -> its outputs")
     expressions: dict[str, str] = Field(default_factory=dict, description="filter name -> expression")
-    queue_size: int = Field(10_000, ge=1, description="webhook deliveries waiting to be sent, at most")
+    queue_size: int = Field(
+        100, ge=1, description="webhook deliveries held in memory per healthy endpoint (the rest on disk)"
+    )
     redeliver_every_s: float = Field(30.0, gt=0, description="how often failed webhooks are tried again")
-    retry_backoff_s: float = Field(0.5, gt=0, le=60, description="first webhook retry delay (then doubled)")
+    retry_backoff_s: float = Field(
+        0.5, gt=0, le=60, description="first webhook retry delay (then doubled, up to max_backoff_s)"
+    )
+    max_backoff_s: float = Field(300.0, gt=0, le=3600, description="the longest webhook retry delay")
+    breaker_failures: int = Field(5, ge=1, description="failures in a row that open an endpoint's circuit")
+    breaker_cool_down_s: float = Field(
+        60.0, gt=0, le=3600, description="how long an open circuit waits before a probe"
+    )
+    webhook_senders: int = Field(4, ge=2, le=64, description="threads sending webhooks (all endpoints)")
+    allow_networks: list[str] = Field(
+        default_factory=list,
+        description="networks (10.0.0.0/8) or host names webhooks may reach besides public addresses",
+    )
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _valid_entries(cls, entries: list[str]) -> list[str]:
+        EgressPolicy.of(entries)  # names the entry that is neither a network nor a host name
+        return entries
+
+    @model_validator(mode="before")
+    @classmethod
+    def _routes_under_the_allow_list(cls, data: Any, info: ValidationInfo) -> Any:
+        """The routes' URLs are checked against this sink's allow-list too, not only the operator's."""
+        allowed = data.get("allow_networks") if isinstance(data, dict) else None
+        if not allowed or not isinstance(allowed, list) or not data.get("routes"):
+            return data
+        given = info.context.get(CONTEXT_KEY, []) if isinstance(info.context, dict) else []
+        context = {CONTEXT_KEY: [*given, *(str(entry) for entry in allowed)]}
+        return {**data, "routes": _ROUTES.validate_python(data["routes"], context=context)}
 
 
 class DeliverSink(Sink[DeliverConfig]):
@@ -72,11 +110,17 @@ class DeliverSink(Sink[DeliverConfig]):
             ensure_topics(self.kafka, sorted(set(topics)))
             self._producer = Producer(producer_config(self.kafka))
         if any(isinstance(o, WebhookOutput) for outputs in self.config.routes.values() for o in outputs):
+            config = self.config
             self._webhooks = WebhookDeliverer(
                 context.output_dir / "deliveries" / "webhooks",
-                self.config.queue_size,
-                self.config.redeliver_every_s,
-                self.config.retry_backoff_s,
+                config.queue_size,
+                config.redeliver_every_s,
+                config.retry_backoff_s,
+                max_backoff_s=config.max_backoff_s,
+                breaker_failures=config.breaker_failures,
+                breaker_cool_down_s=config.breaker_cool_down_s,
+                senders=config.webhook_senders,
+                allow=config.allow_networks,
             )
         file_filters = tuple(
             f for f, outputs in self.config.routes.items() if any(isinstance(o, FilesOutput) for o in outputs)
@@ -127,7 +171,13 @@ class DeliverSink(Sink[DeliverConfig]):
             assert self._webhooks is not None
             payload = to_json_ready(output_record(alert, filter_name, False))
             self._webhooks.submit(
-                filter_name, str(output.url), output.secret, payload, output.timeout_s, output.max_attempts
+                filter_name,
+                str(output.url),
+                output.secret,
+                payload,
+                output.timeout_s,
+                output.max_attempts,
+                key=f"{alert.survey}:{alert.alert_id}",
             )
         elif isinstance(output, VOEventOutput):
             packet = voevent_xml(
@@ -173,11 +223,20 @@ class DeliverSink(Sink[DeliverConfig]):
             hooks = self._webhooks.counters()
             for name, count in hooks["delivered"].items():
                 delivered[name] = delivered.get(name, 0) + count
-            result.update(failed=hooks["failed"], waiting=hooks["waiting"], webhooks_queued=hooks["queued"])
+            result.update(
+                failed=hooks["failed"],
+                waiting=hooks["waiting"],
+                webhooks_queued=hooks["queued"],
+                webhook_failure_reasons=hooks["reasons"],
+                webhook_endpoints=hooks["endpoints"],
+            )
         return result
 
     def describe(self) -> dict[str, Any]:
-        return self.counters()
+        """The counts for a run's summary (each endpoint's state is in ``counters``, for /status)."""
+        described = self.counters()
+        described.pop("webhook_endpoints", None)
+        return described
 
     def close(self) -> None:
         if self._producer is not None:
