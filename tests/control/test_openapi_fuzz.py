@@ -33,6 +33,7 @@ worker_schema = schemathesis.openapi.from_asgi(
 
 _state = ControllerState(_SCRATCH / "controller" / "starling.db")
 _OPERATOR = _state.create_token("operator", "fuzzer")
+_USER = _state.create_token("user", "fuzzed")
 _controller = Controller(_state, LocalBackend(_SPEC, _SCRATCH / "controller"), DesiredPipeline(spec=_SPEC))
 controller_schema = schemathesis.openapi.from_asgi("/openapi.json", controller_app(_controller)).exclude(
     # Both would start real worker processes; test_controller.py and test_autoscaler.py cover them.
@@ -68,3 +69,13 @@ def test_controller_api(case: schemathesis.Case) -> None:
     semantic = case.path.startswith(("/stages/", "/filters", "/try-filter", "/watchlists", "/watchmaps"))
     excluded = [positive_data_acceptance] if semantic else []
     case.call_and_validate(headers={"Authorization": f"Bearer {_OPERATOR}"}, excluded_checks=excluded)
+
+
+@controller_schema.parametrize()
+@_FUZZ
+def test_controller_api_as_a_user(case: schemathesis.Case) -> None:
+    """The same document with a user's token: what it may not do is refused with a documented 403 or
+    404, never a 5xx; what it may do answers as documented."""
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {_USER}"}, excluded_checks=[positive_data_acceptance]
+    )
