@@ -66,7 +66,7 @@ def test_filters_change_while_the_stream_flows(kafka_bootstrap: str, prefix: str
             f"{url}/filters", headers=ada, json={"name": "ada-bright", "expression": "mag < 19"}
         )
         assert created.status_code == 201, created.text
-        applied(lambda s: "ada-bright" in s["components"])
+        applied(lambda s: "ada.ada-bright" in s["components"])  # a user's filter: <owner>.<name>
         time.sleep(1.5)
         changed = httpx.patch(f"{url}/filters/ada-bright", headers=ada, json={"expression": "mag < 18"})
         assert changed.status_code == 200, changed.text
@@ -78,7 +78,7 @@ def test_filters_change_while_the_stream_flows(kafka_bootstrap: str, prefix: str
             "outputs": [{"type": "kafka", "format": "json"}],
         }
         assert httpx.post(f"{url}/filters", headers=bob, json=north).status_code == 201
-        applied(lambda s: "bob-north" in s["components"])
+        applied(lambda s: "bob.bob-north" in s["components"])
         # Bob cannot see or touch Ada's filter; the operator sees both.
         assert httpx.delete(f"{url}/filters/ada-bright", headers=bob).status_code == 404
         assert [f["name"] for f in httpx.get(f"{url}/filters", headers=bob).json()] == ["bob-north"]
@@ -86,13 +86,16 @@ def test_filters_change_while_the_stream_flows(kafka_bootstrap: str, prefix: str
             "ada-bright",
             "bob-north",
         }
-        taken = httpx.post(
-            f"{url}/filters", headers=bob, json={"name": "ada-bright", "expression": "mag < 1"}
-        )
-        assert taken.status_code == 409
+        # Names are each user's own: Bob may have an "ada-bright" too, and learns nothing of Ada's.
+        own = {"name": "ada-bright", "expression": "mag < 1"}
+        assert httpx.post(f"{url}/filters", headers=bob, json=own).status_code == 201
+        applied(lambda s: "bob.ada-bright" in s["components"])
+        assert httpx.post(f"{url}/filters", headers=bob, json=own).status_code == 409
+        assert httpx.delete(f"{url}/filters/ada-bright", headers=bob).status_code == 200
+        applied(lambda s: not any(c.get("name") == "bob.ada-bright" for c in s["config"]))
         time.sleep(1.5)
         assert httpx.delete(f"{url}/filters/ada-bright", headers=ada).status_code == 200
-        applied(lambda s: not any(c.get("name") == "ada-bright" for c in s["config"]))
+        applied(lambda s: not any(c.get("name") == "ada.ada-bright" for c in s["config"]))
         feeder.join(timeout=120)
         wait_until(lambda: store_count(tmp_path) >= alerts, 180, "the whole stream to be stored")
         assert max(applied_in) < 10  # live within seconds, nothing restarted
@@ -114,13 +117,13 @@ def test_filters_change_while_the_stream_flows(kafka_bootstrap: str, prefix: str
             version = envelope.provenance["filter"]
             seen_versions.add(version)
             live = {c["name"]: c["config"]["expression"] for c in versions[version] if c["use"] == "adql"}
-            for name in ("ada-bright", "bob-north"):
+            for name in ("ada.ada-bright", "bob.bob-north"):
                 if name not in live:
                     assert name not in envelope.matches
                     continue
                 expected = bool(compile_filter(live[name]).evaluate_alerts([envelope.alert])[0])
                 assert (name in envelope.matches) == expected, (name, live[name], envelope.alert)
-            if "bob-north" in envelope.matches:
+            if "bob.bob-north" in envelope.matches:
                 bob_matches.add(envelope.alert.alert_id)
         user_versions = [v for v in seen_versions if any(c["use"] == "adql" for c in versions[v])]
         assert len(user_versions) >= 3  # the stream crossed the add, the change and the second add

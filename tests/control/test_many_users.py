@@ -63,11 +63,12 @@ def test_concurrent_changes_by_many_users_are_all_kept_and_live(controller: Cont
 
     filters = {f["name"] for f in httpx.get(f"{controller.url}/filters", headers=controller.operator).json()}
     expected = {f"{u}-f{i}" for u in USERS for i in range(CHANGES_PER_USER)}
+    components = {f"{u}.{u}-f{i}" for u in USERS for i in range(CHANGES_PER_USER)}  # <owner>.<name>
     assert filters == expected  # none lost
     lists = {w["name"] for w in httpx.get(f"{controller.url}/watchlists", headers=controller.operator).json()}
     assert lists == {f"{u}-l{i}" for u in USERS for i in range(CHANGES_PER_USER)}
     wait_until(
-        lambda: expected <= {c["name"] for c in _filter_worker_config(controller)},
+        lambda: components <= {c["name"] for c in _filter_worker_config(controller)},
         30,
         "every filter in the worker",
     )
@@ -82,7 +83,7 @@ def test_no_user_sees_another_and_no_one_sees_a_secret(controller: ControllerPro
     body = {"name": "ada-secret-hook", "expression": "mag < 18", "outputs": [hook]}
     assert httpx.post(f"{controller.url}/filters", headers=ada, json=body).status_code == 201
     wait_until(
-        lambda: any(c["name"] == "ada-secret-hook" for c in _filter_worker_config(controller)),
+        lambda: any(c["name"] == "ada.ada-secret-hook" for c in _filter_worker_config(controller)),
         30,
         "the filter live",
     )

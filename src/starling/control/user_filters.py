@@ -1,6 +1,9 @@
 """Users' filters as the controller holds them: ``adql`` components of the filter stage.
 
-A filter's config carries its owner. A user sees its own filters, an operator all of them. Counts are
+A filter's config carries its owner. A user sees its own filters, an operator all of them. Names are
+each owner's own: a user's filter ``bright`` is the component ``<user>.bright`` (a user's name holds no
+dot), so two users may both have a ``bright`` and neither learns of the other's; an operator's filter
+is named as given, and an operator names a user's filter by its component name. Counts are
 summed over the replicas as they report them: seen, matched and held back by the filter stage;
 delivered, failed and waiting by the distribute stage's ``deliver`` sink.
 """
@@ -36,8 +39,20 @@ class UserFilters:
             if s.use == "adql" and (principal.role == "operator" or self.owner(s) == principal.user)
         ]
 
+    @staticmethod
+    def component_name(principal: Principal, name: str) -> str:
+        """The component that ``principal``'s filter ``name`` is (an operator's: ``name`` itself)."""
+        return name if principal.role == "operator" else f"{principal.user}.{name}"
+
+    @classmethod
+    def shown_name(cls, spec: ComponentSpec) -> str:
+        """The name its owner gave it."""
+        owner = cls.owner(spec)
+        return spec.instance_name.removeprefix(f"{owner}.") if owner != "operator" else spec.instance_name
+
     def find(self, principal: Principal, name: str) -> ComponentSpec | None:
-        return next((s for s in self.visible(principal) if s.instance_name == name), None)
+        wanted = self.component_name(principal, name)
+        return next((s for s in self.visible(principal) if s.instance_name == wanted), None)
 
     def counts(self) -> dict[str, dict[str, Any]]:
         """Per filter, summed over the replicas: seen, matched, held back; delivered and failed."""
@@ -62,7 +77,8 @@ class UserFilters:
         config = spec.config
         counted = counts.get(spec.instance_name, {})
         return {
-            "name": spec.instance_name,
+            "name": self.shown_name(spec),
+            "id": spec.instance_name,
             "owner": self.owner(spec),
             "expression": config.get("expression"),
             "description": config.get("description", ""),

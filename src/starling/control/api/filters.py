@@ -34,7 +34,7 @@ FILTER_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 class NewFilter(BaseModel):
-    name: str = Field(pattern=FILTER_NAME, description="unique among the pipeline's filters")
+    name: str = Field(pattern=FILTER_NAME, description="unique among your filters")
     expression: str = Field(min_length=1, max_length=20_000, description="an ADQL condition")
     description: str = Field("", max_length=2000)
     outputs: list[Output] = Field(default_factory=list)
@@ -69,7 +69,8 @@ class FilterCounts(BaseModel):
 
 
 class FilterView(BaseModel):
-    name: str
+    name: str = Field(description="the name its owner gave it")
+    id: str = Field(description="the component it is in the filter stage (<owner>.<name> for a user's)")
     owner: str
     expression: str | None
     description: str
@@ -130,11 +131,12 @@ def _found(filters: UserFilters, who: Principal, name: str) -> ComponentSpec:
 
 def _owned(specs: list[ComponentSpec], who: Principal, name: str) -> int:
     """The index of ``who``'s filter ``name`` among the stage's components (404 if there is none)."""
+    wanted = UserFilters.component_name(who, name)
     mine = who.role == "operator"
     for index, spec in enumerate(specs):
         if (
             spec.use == "adql"
-            and spec.instance_name == name
+            and spec.instance_name == wanted
             and (mine or UserFilters.owner(spec) == who.user)
         ):
             return index
@@ -183,12 +185,13 @@ def submit(body: NewFilter, filters: Filters, who: Anyone) -> FilterSubmitted:
     """Check a filter and put it live for the alerts that arrive after (within seconds)."""
     _check(body.expression)
     config = body.model_dump(mode="json", exclude={"name"}, exclude_none=True)
+    component = UserFilters.component_name(who, body.name)
     config["outputs"] = _placed(filters, who, body.name, config.get("outputs", []))
-    spec = ComponentSpec(use="adql", name=body.name, config={**config, "owner": who.user})
+    spec = ComponentSpec(use="adql", name=component, config={**config, "owner": who.user})
 
     def add(specs: list[ComponentSpec]) -> list[ComponentSpec]:
-        if any(s.instance_name == body.name for s in specs):
-            refuse(409, f"a filter named {body.name!r} exists; choose another name")
+        if any(s.instance_name == component for s in specs):
+            refuse(409, f"you have a filter named {body.name!r}; choose another name")
         limit = filters.controller.quotas.filters_per_user
         mine = sum(1 for s in specs if s.use == "adql" and UserFilters.owner(s) == who.user)
         if who.role != "operator" and mine >= limit:
