@@ -61,6 +61,10 @@ def test_concurrent_changes_by_many_users_are_all_kept_and_live(controller: Cont
         a.text for a in answers if a.status_code >= 300
     ]
 
+    # Each change answered live only once every replica applied it: then it is in each worker already.
+    assert all(a.json()["live"] for a in answers)
+    in_workers = {c["name"] for c in _filter_worker_config(controller)}
+    assert {f"{u}.{u}-f{i}" for u in USERS for i in range(CHANGES_PER_USER)} <= in_workers
     filters = {f["name"] for f in httpx.get(f"{controller.url}/filters", headers=controller.operator).json()}
     expected = {f"{u}-f{i}" for u in USERS for i in range(CHANGES_PER_USER)}
     components = {f"{u}.{u}-f{i}" for u in USERS for i in range(CHANGES_PER_USER)}  # <owner>.<name>

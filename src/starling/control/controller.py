@@ -19,6 +19,7 @@ from starling.assembly import route_deliveries
 from starling.control.autoscale_policy import AutoscalePolicy
 from starling.control.autoscaler import Autoscaler
 from starling.control.backends.base import Backend
+from starling.control.client import WorkerClient
 from starling.control.quotas import Quotas
 from starling.control.state import ControllerState, DesiredPipeline
 from starling.control.trial import Trials, try_filter_on_store
@@ -51,6 +52,9 @@ class Controller:
         self.desired = desired
         self.autoscaler = Autoscaler(self)
         self.trials = Trials()
+        # Per stage, the replicas the latest component change went to, and the configuration version
+        # each accepted it as (None: it did not answer).
+        self.rollouts: dict[StageName, list[tuple[WorkerClient, int | None]]] = {}
         self.started_at = time.time()
         # Re-entrant: an edit reads, decides and writes under it, and the write takes it again.
         self._lock = threading.RLock()
@@ -146,12 +150,39 @@ class Controller:
             self.backend.write_spec(spec)
             if components is not None:
                 payload = [c.model_dump() for c in components]
+                accepted: list[tuple[WorkerClient, int | None]] = []
                 for worker in self.backend.workers(stage):
                     # A worker that is down reads the new pipeline from its file when it restarts.
-                    worker.put("/components", payload)
+                    answer = worker.put("/components", payload)
+                    accepted.append((worker, int(answer["version"]) if answer else None))
+                self.rollouts[stage] = accepted
             if replicas is not None:
                 self.backend.scale({stage: replicas})
             return desired
+
+    def wait_live(self, stage: StageName, timeout_s: float = 5.0) -> bool:
+        """Whether every replica of ``stage`` applied its latest change (waiting up to ``timeout_s``):
+        a replica applies a change between two batches, or within a fraction of a second when idle.
+        False if one did not accept it (it is down, and will read it when it starts) or is slow."""
+        deadline = time.monotonic() + timeout_s
+        waiting = list(self.rollouts.get(stage, []))
+        if not waiting and self.desired.replicas.get(stage, 0) > 0 and stage in self.rollouts:
+            return False  # replicas are wanted, and none is running to apply it
+        while waiting:
+            if any(version is None for _, version in waiting):
+                return False
+            status = [(w, v, w.get("/status", timeout_s=2.0) or {}) for w, v in waiting]
+            waiting = [
+                (w, v)
+                for w, v, s in status
+                if int(s.get("config_version") or 0) < (v or 0) or s.get("pending_config_version") is not None
+            ]
+            if not waiting:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
     def components(self, stage: StageName) -> list[ComponentSpec]:
         return stage_component_specs(self.desired.spec, stage)

@@ -84,10 +84,14 @@ class FilterView(BaseModel):
 class FilterChanged(BaseModel):
     name: str
     version: int = Field(description="the desired pipeline's version that carries the change")
+    live: bool = Field(
+        description="every replica of the filter stage (and of the distribute stage, for its outputs) "
+        "applied the change within 5 s; false if one did not (it applies it when it can, or when it starts)"
+    )
 
 
 class FilterSubmitted(FilterChanged):
-    live: bool
+    pass
 
 
 class FilterDeleted(FilterChanged):
@@ -143,9 +147,14 @@ def _owned(specs: list[ComponentSpec], who: Principal, name: str) -> int:
     refuse(404, f"you have no filter named {name!r}")
 
 
-def _edited(filters: UserFilters, edit: Callable[[list[ComponentSpec]], list[ComponentSpec]]) -> int:
+def _edited(
+    filters: UserFilters, edit: Callable[[list[ComponentSpec]], list[ComponentSpec]]
+) -> tuple[int, bool]:
+    """The new version, and whether it is live in every replica that must apply it."""
     with config_refused():
-        return filters.edit(edit)
+        version = filters.edit(edit)
+    controller = filters.controller
+    return version, controller.wait_live("distribute") and controller.wait_live("filter")
 
 
 def _placed(
@@ -170,7 +179,8 @@ def _update(filters: UserFilters, who: Principal, name: str, changes: dict[str, 
         updated = specs[index].model_copy(update={"config": {**specs[index].config, **changes}})
         return [*specs[:index], updated, *specs[index + 1 :]]
 
-    return FilterChanged(name=name, version=_edited(filters, update))
+    version, live = _edited(filters, update)
+    return FilterChanged(name=name, version=version, live=live)
 
 
 @router.get("/filters")
@@ -198,8 +208,8 @@ def submit(body: NewFilter, filters: Filters, who: Anyone) -> FilterSubmitted:
             refuse(403, over_quota("filters", limit))
         return [*specs, spec]
 
-    version = _edited(filters, add)
-    return FilterSubmitted(name=body.name, version=version, live=True)
+    version, live = _edited(filters, add)
+    return FilterSubmitted(name=body.name, version=version, live=live)
 
 
 @router.get("/filters/{name}", responses=NOT_YOURS)
@@ -232,7 +242,8 @@ def delete(name: str, filters: Filters, who: Anyone) -> FilterDeleted:
         index = _owned(specs, who, name)
         return [*specs[:index], *specs[index + 1 :]]
 
-    return FilterDeleted(name=name, version=_edited(filters, remove), deleted=True)
+    version, live = _edited(filters, remove)
+    return FilterDeleted(name=name, version=version, live=live, deleted=True)
 
 
 @router.post(

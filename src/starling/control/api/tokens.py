@@ -29,7 +29,7 @@ class TokenView(BaseModel):
 class NewToken(BaseModel):
     role: Role = "user"
     user: str = Field(pattern=USER_NAME, description="the owner: a user's name (ignored for an operator)")
-    expires_in_days: float | None = Field(90.0, gt=0, le=3650, description="null: never")
+    expires_in_days: float | None = Field(90.0, gt=0, le=3650, strict=True, description="null: never")
 
 
 class TokenMade(BaseModel):
