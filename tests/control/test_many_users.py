@@ -113,7 +113,7 @@ def test_no_user_sees_another_and_no_one_sees_a_secret(controller: ControllerPro
         if path.is_file() and CANARY.encode() in path.read_bytes():
             # Only where it must be kept to be used, and only for its owner's eyes.
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-            assert path.name in ("starling.db", "starling.db-wal", "pipeline.json"), path
+            assert path.name in ("starling.db", "starling.db-wal", "pipeline.json", "outbox.sqlite"), path
 
 
 @pytest.fixture
