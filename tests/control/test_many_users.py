@@ -121,7 +121,9 @@ def strict_controller(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> Iter
     pipeline = tmp_path / "pipeline.json"
     pipeline.write_text(chain_spec(kafka_bootstrap, prefix, 0).model_dump_json())
     quotas = tmp_path / "quotas.toml"
-    quotas.write_text("filters_per_user = 3\nwatchlists_per_user = 2\ntargets_per_list = 100\n")
+    quotas.write_text(
+        "filters_per_user = 3\nwatchlists_per_user = 2\ntargets_per_list = 100\nmatches_per_minute = 100\n"
+    )
     running = ControllerProcess(pipeline, tmp_path, "--quotas", str(quotas))
     try:
         yield running
@@ -131,9 +133,12 @@ def strict_controller(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> Iter
 
 def test_requests_and_holdings_are_bounded(strict_controller: ControllerProcess) -> None:
     url, ada = strict_controller.url, strict_controller.user_token("ada")
-    for index in range(3):
-        body = {"name": f"f{index}", "expression": "mag < 19"}
+    for index, asked in enumerate((None, 1000, 10)):
+        body = {"name": f"f{index}", "expression": "mag < 19", "max_per_minute": asked}
         assert httpx.post(f"{url}/filters", headers=ada, json=body).status_code == 201
+    # Output volume: at most the operator's quota of matches a minute, or the filter's own lower cap.
+    caps = [httpx.get(f"{url}/filters/f{index}", headers=ada).json()["max_per_minute"] for index in range(3)]
+    assert caps == [100, 100, 10]
     over = httpx.post(f"{url}/filters", headers=ada, json={"name": "f3", "expression": "mag < 19"})
     assert over.status_code == 403
     assert "at most 3 filters" in over.json()["detail"]

@@ -17,6 +17,9 @@ class Quotas(BaseModel):
     targets_per_user: int = Field(250_000, ge=1)
     watchmaps_per_user: int = Field(20, ge=0)
     cells_per_map: int = Field(200_000, ge=1, description="MOC cells of one watchmap, over every depth")
+    matches_per_minute: int = Field(
+        6_000, ge=1, description="matches one user's filter passes on per minute, at most (its output volume)"
+    )
 
 
 def over_quota(what: str, limit: int) -> str:

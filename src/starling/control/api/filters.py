@@ -168,7 +168,18 @@ def _placed(
     return placed
 
 
+def _capped(filters: UserFilters, who: Principal, config: dict[str, Any]) -> dict[str, Any]:
+    """A user's filter passes on at most the operator's quota of matches a minute (its own cap if lower)."""
+    if who.role == "operator":
+        return config
+    quota = filters.controller.quotas.matches_per_minute
+    asked = config.get("max_per_minute")
+    return {**config, "max_per_minute": min(asked, quota) if asked is not None else quota}
+
+
 def _update(filters: UserFilters, who: Principal, name: str, changes: dict[str, Any]) -> FilterChanged:
+    if "max_per_minute" in changes:
+        changes = _capped(filters, who, changes)
     if "expression" in changes:
         _check(changes["expression"])
     if "outputs" in changes:
@@ -197,6 +208,7 @@ def submit(body: NewFilter, filters: Filters, who: Anyone) -> FilterSubmitted:
     config = body.model_dump(mode="json", exclude={"name"}, exclude_none=True)
     component = UserFilters.component_name(who, body.name)
     config["outputs"] = _placed(filters, who, body.name, config.get("outputs", []))
+    config = _capped(filters, who, config)
     spec = ComponentSpec(use="adql", name=component, config={**config, "owner": who.user})
 
     def add(specs: list[ComponentSpec]) -> list[ComponentSpec]:
