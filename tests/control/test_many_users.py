@@ -81,6 +81,30 @@ def test_concurrent_changes_by_many_users_are_all_kept_and_live(controller: Cont
         assert {f["name"] for f in own} == {f"{user}-f{i}" for i in range(CHANGES_PER_USER)}
 
 
+def test_a_change_based_on_a_stale_read_is_refused(controller: ControllerProcess) -> None:
+    """Optimistic concurrency: what was read carries an ETag; a change sent with it as If-Match is
+    refused (412) if the filter changed meanwhile, so no one overwrites a change they never saw."""
+    url, ada = controller.url, controller.user_token("ada")
+    assert (
+        httpx.post(f"{url}/filters", headers=ada, json={"name": "f", "expression": "mag < 19"}).status_code
+        == 201
+    )
+    read = httpx.get(f"{url}/filters/f", headers=ada)
+    tag = read.headers["ETag"]
+    meanwhile = httpx.patch(f"{url}/filters/ada.f", headers=controller.operator, json={"description": "op"})
+    assert meanwhile.status_code == 200
+    stale = httpx.patch(f"{url}/filters/f", headers={**ada, "If-Match": tag}, json={"expression": "mag < 18"})
+    assert stale.status_code == 412
+    fresh_tag = httpx.get(f"{url}/filters/f", headers=ada).headers["ETag"]
+    assert fresh_tag != tag
+    fresh = httpx.patch(
+        f"{url}/filters/f", headers={**ada, "If-Match": fresh_tag}, json={"expression": "mag < 18"}
+    )
+    assert fresh.status_code == 200
+    assert httpx.delete(f"{url}/filters/f", headers={**ada, "If-Match": fresh_tag}).status_code == 412
+    assert httpx.delete(f"{url}/filters/f", headers=ada).status_code == 200  # no If-Match: no check
+
+
 def test_no_user_sees_another_and_no_one_sees_a_secret(controller: ControllerProcess) -> None:
     ada, bob = controller.user_token("ada"), controller.user_token("bob")
     hook = {"type": "webhook", "url": "https://hooks.example.org/ada", "secret": CANARY}

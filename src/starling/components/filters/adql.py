@@ -80,6 +80,9 @@ class AdqlFilterConfig(ComponentConfig):
     description: str = Field("", max_length=2000)
     owner: str = Field("operator", description="who may change it (set by the controller)")
     paused: bool = Field(False, description="a paused filter judges nothing and matches nothing")
+    resumed_at: float | None = Field(
+        None, description="when its owner last resumed it: a resume also lifts a pause for failures"
+    )
     max_per_visit: int | None = Field(None, ge=1, description="matches passed on per exposure, at most")
     max_per_minute: int | None = Field(None, ge=1, description="matches passed on per minute, at most")
     outputs: list[Output] = Field(default_factory=list, description="where the matches go")

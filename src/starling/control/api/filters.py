@@ -10,10 +10,13 @@ new filter is judged before its outputs are known.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Header, Response
 from pydantic import BaseModel, Field
 
 from starling.adql.language import compile_filter
@@ -177,7 +180,21 @@ def _capped(filters: UserFilters, who: Principal, config: dict[str, Any]) -> dic
     return {**config, "max_per_minute": min(asked, quota) if asked is not None else quota}
 
 
-def _update(filters: UserFilters, who: Principal, name: str, changes: dict[str, Any]) -> FilterChanged:
+def etag(spec: ComponentSpec) -> str:
+    """A filter's entity tag: the digest of its configuration (it changes with any change to it)."""
+    text = json.dumps(spec.config, sort_keys=True, default=str)
+    return f'"{hashlib.sha256(text.encode()).hexdigest()[:20]}"'
+
+
+def _matches(if_match: str | None, spec: ComponentSpec) -> None:
+    """412 if the caller read another state of the filter than the one it would change."""
+    if if_match is not None and if_match.strip() != "*" and etag(spec) not in if_match:
+        refuse(412, f"the filter changed since you read it (it is now {etag(spec)}); read it again")
+
+
+def _update(
+    filters: UserFilters, who: Principal, name: str, changes: dict[str, Any], if_match: str | None = None
+) -> FilterChanged:
     if "max_per_minute" in changes:
         changes = _capped(filters, who, changes)
     if "expression" in changes:
@@ -187,6 +204,7 @@ def _update(filters: UserFilters, who: Principal, name: str, changes: dict[str, 
 
     def update(specs: list[ComponentSpec]) -> list[ComponentSpec]:
         index = _owned(specs, who, name)
+        _matches(if_match, specs[index])
         updated = specs[index].model_copy(update={"config": {**specs[index].config, **changes}})
         return [*specs[:index], updated, *specs[index + 1 :]]
 
@@ -225,33 +243,45 @@ def submit(body: NewFilter, filters: Filters, who: Anyone) -> FilterSubmitted:
 
 
 @router.get("/filters/{name}", responses=NOT_YOURS)
-def get_filter(name: str, filters: Filters, who: Anyone) -> FilterView:
-    return FilterView.model_validate(filters.view(_found(filters, who, name), filters.counts()))
+def get_filter(name: str, filters: Filters, who: Anyone, response: Response) -> FilterView:
+    """One of your filters, with an ``ETag``: send it back as ``If-Match`` with a change, and a change
+    made meanwhile by someone else (another of your sessions, an operator) is not overwritten (412)."""
+    spec = _found(filters, who, name)
+    response.headers["ETag"] = etag(spec)
+    return FilterView.model_validate(filters.view(spec, filters.counts()))
 
 
-@router.patch("/filters/{name}", responses=NOT_YOURS)
-def change(name: str, body: FilterChange, filters: Filters, who: Anyone) -> FilterChanged:
+IfMatch = Annotated[str | None, Header(description="the ETag you read: refused (412) if it changed since")]
+CHANGE_RESPONSES = {**NOT_YOURS, 412: problem("it changed since you read it")}
+
+
+@router.patch("/filters/{name}", responses=CHANGE_RESPONSES)
+def change(
+    name: str, body: FilterChange, filters: Filters, who: Anyone, if_match: IfMatch = None
+) -> FilterChanged:
     """Change some of a filter's settings; the new version judges the alerts that arrive after. A null
     cap removes the cap; a null anything else leaves it as it is."""
     changes = body.model_dump(mode="json", exclude_unset=True)
     kept = {k: v for k, v in changes.items() if v is not None or k in ("max_per_visit", "max_per_minute")}
-    return _update(filters, who, name, kept)
+    return _update(filters, who, name, kept, if_match)
 
 
-@router.post("/filters/{name}/pause", responses=NOT_YOURS)
-def pause(name: str, filters: Filters, who: Anyone) -> FilterChanged:
-    return _update(filters, who, name, {"paused": True})
+@router.post("/filters/{name}/pause", responses=CHANGE_RESPONSES)
+def pause(name: str, filters: Filters, who: Anyone, if_match: IfMatch = None) -> FilterChanged:
+    return _update(filters, who, name, {"paused": True}, if_match)
 
 
-@router.post("/filters/{name}/resume", responses=NOT_YOURS)
-def resume(name: str, filters: Filters, who: Anyone) -> FilterChanged:
-    return _update(filters, who, name, {"paused": False})
+@router.post("/filters/{name}/resume", responses=CHANGE_RESPONSES)
+def resume(name: str, filters: Filters, who: Anyone, if_match: IfMatch = None) -> FilterChanged:
+    """Resume a paused filter: paused by its owner, or by the filter stage after repeated failures."""
+    return _update(filters, who, name, {"paused": False, "resumed_at": time.time()}, if_match)
 
 
-@router.delete("/filters/{name}", responses=NOT_YOURS)
-def delete(name: str, filters: Filters, who: Anyone) -> FilterDeleted:
+@router.delete("/filters/{name}", responses=CHANGE_RESPONSES)
+def delete(name: str, filters: Filters, who: Anyone, if_match: IfMatch = None) -> FilterDeleted:
     def remove(specs: list[ComponentSpec]) -> list[ComponentSpec]:
         index = _owned(specs, who, name)
+        _matches(if_match, specs[index])
         return [*specs[:index], *specs[index + 1 :]]
 
     version, live = _edited(filters, remove)
