@@ -8,6 +8,9 @@ this machine is shared and noisy and absolute times drift:
    (decode, history-summary, two filters, SQLite store, match files)
 3. peak memory (RSS) of ``starling run`` at 10,000 and at 100,000 alerts   (target: growth < 50 MB)
 
+and, by group: ``filters`` (the shared ADQL plan vs a per-alert loop), ``neighbours`` (user B's p99 in the
+filter stage with user A's heaviest legal filters vs without), ``crossmatch``, ``kafka``, ``autoscale``.
+
 The messages are a synthetic night (ZTF Avro containers and Rubin wire-format messages, half each,
 with real-sized cutouts), made before any timing starts.
 """
@@ -46,6 +49,7 @@ from autoscale_bench import autoscale_figures
 from crossmatch_bench import crossmatch_figures, feature_figures
 from filter_bench import filter_figures
 from kafka_bench import run_kafka_benchmarks
+from neighbours_bench import envelopes, neighbour_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -258,7 +262,7 @@ def core_figures(quick: bool) -> tuple[list[tuple[str, str, str, str]], dict[str
     return figures, results
 
 
-GROUPS = ("core", "filters", "crossmatch", "kafka", "autoscale")
+GROUPS = ("core", "filters", "neighbours", "crossmatch", "kafka", "autoscale")
 
 
 def main() -> None:
@@ -277,6 +281,8 @@ def main() -> None:
         figures, results = core_figures(args.quick)
     if "filters" in groups:
         figures.extend(filter_figures(args.quick, console))
+    if "neighbours" in groups:
+        figures.extend(neighbour_figures(envelopes(2_000 if args.quick else 10_000), console))
     if "crossmatch" in groups:
         figures.extend(crossmatch_figures(args.quick, console))
         figures.extend(feature_figures(args.quick, console))
