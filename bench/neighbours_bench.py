@@ -12,6 +12,7 @@ time (what B waits for a match) and throughput, each as a ratio to the quiet run
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 import statistics
@@ -57,9 +58,11 @@ def heavy_filters(count: int, seed: int = 13) -> list[str]:
 
 
 def _components(expressions: list[tuple[str, str]]) -> list[AdqlFilter]:
+    """Filters as the controller makes them: a user's named ``<owner>.<name>``, owned by that user."""
     built = []
     for name, expression in expressions:
-        built.append(AdqlFilter(AdqlFilterConfig(expression=expression), name))
+        owner = name.split(".", 1)[0] if "." in name else "operator"
+        built.append(AdqlFilter(AdqlFilterConfig(expression=expression, owner=owner), name))
     return built
 
 
@@ -102,22 +105,28 @@ def neighbour_figures(
     )
     quota = Quotas().filters_per_user
     noisy = quiet + _components([(f"ada.heavy{i}", e) for i, e in enumerate(heavy_filters(quota))])
-    p99: dict[str, list[float]] = {"quiet": [], "noisy": []}
+    for filters in (quiet, noisy):  # the plan is built once per change of filters, not per batch
+        _batch_times(messages[:BATCH], filters)
+    times: dict[str, list[float]] = {"quiet": [], "noisy": []}
     rate: dict[str, list[float]] = {"quiet": [], "noisy": []}
     for turn in range(rounds):  # interleaved, so drift on a shared machine touches both alike
         console.print(f"neighbours: round {turn + 1}/{rounds}")
         for label, filters in (("quiet", quiet), ("noisy", noisy)):
-            times = _batch_times(messages, filters)
-            p99[label].append(statistics.quantiles(times, n=100)[98] if len(times) > 1 else times[0])
-            rate[label].append(len(messages) / sum(times))
-    latency = min(p99["noisy"]) / min(p99["quiet"])
+            gc.collect()  # each run starts with the same garbage to collect: none
+            batches = _batch_times(messages, filters)
+            times[label].extend(batches)  # pooled over the rounds: a p99 over every batch of both
+            rate[label].append(len(messages) / sum(batches))
+    p99 = {
+        label: statistics.quantiles(found, n=100, method="inclusive")[98] for label, found in times.items()
+    }
+    latency = p99["noisy"] / p99["quiet"]
     throughput = max(rate["quiet"]) / max(rate["noisy"])
     return [
         (
             f"user B's p99 batch time with user A's {quota} heaviest legal filters",
             f"{latency:.2f}x",
             f"<= {TARGET}x",
-            f"{min(p99['noisy']) * 1000:.1f} ms vs {min(p99['quiet']) * 1000:.1f} ms",
+            f"{p99['noisy'] * 1000:.1f} ms vs {p99['quiet'] * 1000:.1f} ms",
         ),
         (
             "filter stage throughput, quiet / with user A",

@@ -42,3 +42,38 @@ def time_budget(columns: Any, seconds: float | None) -> Iterator[None]:
         yield
     finally:
         columns.deadline = previous
+
+
+SHARE_SPENT = "its owner's share of this batch's time is spent: not judged in this batch"
+
+
+class OwnerShares:
+    """Each owner's share of one batch's time: the seconds all of its filters may take together.
+
+    A filter's own budget bounds one filter; a share bounds a user, so that a user with many heavy
+    filters (each within its budget) cannot take the stage from the others. An owner with no share
+    (the operator) is bounded by its filters' budgets alone. Time spent on a group of same-shape
+    filters of several owners, computed once for all, counts for each of them.
+    """
+
+    def __init__(self, owners: dict[str, str], shares_s: dict[str, float]) -> None:
+        self._owners = owners  # filter -> owner
+        self._left = dict(shares_s)  # owner -> seconds left in this batch
+
+    def _bounded(self, names: list[str]) -> set[str]:
+        return {self._owners[n] for n in names if self._owners.get(n) in self._left}
+
+    def spent(self, names: list[str]) -> set[str]:
+        """Those of ``names`` whose owner has no time left in this batch."""
+        return {n for n in names if self._left.get(self._owners.get(n, ""), 1.0) <= 0.0}
+
+    def left(self, names: list[str]) -> float | None:
+        """The time left to a group of one owner's filters (None: unbounded, or several owners)."""
+        owners = {self._owners.get(n) for n in names}
+        if len(owners) != 1 or not self._bounded(names):
+            return None
+        return self._left[owners.pop() or ""]
+
+    def spend(self, names: list[str], seconds: float) -> None:
+        for owner in self._bounded(names):
+            self._left[owner] -= seconds

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlglot import exp
 
-from starling.adql.budget import OverBudgetError, time_budget
+from starling.adql.budget import SHARE_SPENT, OverBudgetError, OwnerShares, time_budget
 from starling.adql.checks import check_depth
 from starling.adql.fields import FieldCatalogue
 from starling.adql.language import Columns, CompiledFilter, compile_filter, compile_tree
@@ -235,8 +235,11 @@ class FilterPlan:
     def _singles(self, names: Sequence[str]) -> list[_Group]:
         return [_Group(None, [n], compiled=c) for n in names if (c := self._single(n)) is not None]
 
-    def judge(self, columns: Columns, budgets: Mapping[str, float] | None = None) -> Judgement:
-        """Every filter's verdicts (or failure) over the batch; ``budgets``: seconds per filter."""
+    def judge(
+        self, columns: Columns, budgets: Mapping[str, float] | None = None, shares: OwnerShares | None = None
+    ) -> Judgement:
+        """Every filter's verdicts (or failure) over the batch; ``budgets``: seconds per filter;
+        ``shares``: seconds per owner, for all of its filters together."""
         judgement = Judgement(failures=dict(self.broken))
         prefetch = getattr(columns, "prefetch", None)
         if prefetch is not None:
@@ -244,20 +247,37 @@ class FilterPlan:
             with contextlib.suppress(Exception):
                 prefetch(self.fields)
         for group in self.groups:
-            self._judge_group(group, columns, budgets or {}, judgement)
+            self._judge_group(group, columns, budgets or {}, judgement, shares)
         for name, failure in self.broken.items():  # some found only now, judged alone
             judgement.failures.setdefault(name, failure)
         return judgement
 
     def _judge_group(
-        self, group: _Group, columns: Columns, budgets: Mapping[str, float], judgement: Judgement
+        self,
+        group: _Group,
+        columns: Columns,
+        budgets: Mapping[str, float],
+        judgement: Judgement,
+        shares: OwnerShares | None = None,
     ) -> None:
         assert group.compiled is not None
         budget = max((budgets[n] for n in group.names if n in budgets), default=None)
+        if shares is not None:
+            spent = shares.spent(group.names)
+            if spent:  # judged without them; the others of the group, each alone
+                judgement.failures.update(dict.fromkeys(spent, Failure(SHARE_SPENT, True)))
+                for single in self._singles([n for n in group.names if n not in spent]):
+                    self._judge_group(single, columns, budgets, judgement, shares)
+                return
+            left = shares.left(group.names)
+            if left is not None:
+                budget = left if budget is None else min(budget, left)
         outcome, seconds = run_filter(group.compiled, columns, budget)
+        if shares is not None:
+            shares.spend(group.names, seconds)
         if isinstance(outcome, Failure) and not outcome.overrun and len(group.names) > 1:
             for single in self._singles(group.names):  # which of them is at fault: each alone
-                self._judge_group(single, columns, budgets, judgement)
+                self._judge_group(single, columns, budgets, judgement, shares)
             return
         if isinstance(outcome, Failure):
             judgement.failures.update(dict.fromkeys(group.names, outcome))

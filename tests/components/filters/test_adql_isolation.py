@@ -223,3 +223,44 @@ def test_in_a_pipeline_no_alert_is_dead_lettered_for_a_failing_filter(
     }
     lines = (tmp_path / "matches" / "bright.jsonl").read_text().splitlines()
     assert {json.loads(line)["alert_id"] for line in lines} == expected
+
+
+def test_a_users_filters_together_take_at_most_its_share_of_the_batch(
+    cot: dict[str, Callable[[Any], Any]],
+) -> None:
+    """Each of ada's filters is within its own budget, but together they would take the stage: past her
+    share of the batch's time they are not judged in that batch, while bob's and the operator's are."""
+
+    def slow(x: Any) -> Any:
+        time.sleep(0.01)  # each of her filters: 10 ms, well within its own budget of 0.5 s
+        return 1.0 / np.tan(x)
+
+    cot["call"] = slow
+    alerts = synthetic_alerts(200, seed=3)
+    share = {"owner_share_ms_per_1000_alerts": 100.0}  # 20 ms for a batch of 200
+    heavy = [  # each of another shape (i ABS around mag), so none shares another's computation
+        AdqlFilter(
+            AdqlFilterConfig(expression=f"COT({'ABS(' * i}mag{')' * i}) > -{unique()}", owner="ada", **share),
+            f"ada.f{i}",
+        )
+        for i in range(20)
+    ]
+    bob = AdqlFilter(AdqlFilterConfig(expression="mag < 19", owner="bob", **share), "bob.bright")
+    operator = AdqlFilter(AdqlFilterConfig(expression="mag < 18"), "bright")
+    stage = [*heavy, bob, operator]
+    batch = Batch(list(alerts))
+    began = time.perf_counter()
+    AdqlFilter.cooperate(batch, stage)
+    for component in stage:
+        component.process(batch)
+    took = time.perf_counter() - began
+    assert took < 0.1  # her 20 filters would take 200 ms in all; her share is 20 ms (and one overrun)
+    assert {a.alert_id for a in batch.matches["bob.bright"]} == {
+        a.alert_id for a in alerts if a.mag is not None and a.mag < 19
+    }
+    assert {a.alert_id for a in batch.matches["bright"]} == {
+        a.alert_id for a in alerts if a.mag is not None and a.mag < 18
+    }
+    judged = [f for f in heavy if f.counters()["overruns"] == 0]
+    assert 0 < len(judged) < len(heavy)
+    assert any("share of this batch's time is spent" in str(f.counters()["last_failure"]) for f in heavy)

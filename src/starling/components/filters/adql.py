@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from starling.adql.budget import OwnerShares
 from starling.adql.fields import AlertColumns, FieldCatalogue, catalogue
 from starling.adql.language import CompiledFilter, compile_filter
 from starling.adql.parse import FilterSyntaxError
@@ -71,6 +72,17 @@ def current_catalogue() -> FieldCatalogue:
     return _catalogue(tuple(available_components()))
 
 
+def _shares(live: Sequence[AdqlFilter], alerts: int) -> OwnerShares:
+    """Each user's share of the batch's time (the smallest its filters declare); operators have none."""
+    shares: dict[str, float] = {}
+    for component in live:
+        owner = component.config.owner
+        if owner != "operator":
+            seconds = component.config.owner_share_ms_per_1000_alerts * alerts / 1e6
+            shares[owner] = min(shares.get(owner, seconds), seconds)
+    return OwnerShares({p.name: p.config.owner for p in live}, shares)
+
+
 class AdqlFilterConfig(ComponentConfig):
     expression: str = Field(
         min_length=1,
@@ -92,6 +104,13 @@ class AdqlFilterConfig(ComponentConfig):
         le=60,
         description="seconds its evaluation may take per batch; past it, it is stopped and matches "
         "nothing in that batch (an overrun)",
+    )
+    owner_share_ms_per_1000_alerts: float = Field(
+        10.0,
+        gt=0,
+        le=60_000,
+        description="the time all of its owner's filters may take together, per 1,000 alerts of a batch "
+        "(an operator's filters are not bound by it); past it they are not judged in that batch",
     )
     max_failing_batches: int = Field(
         3, ge=1, le=10_000, description="batches in a row that fail or overrun before it is paused"
@@ -146,7 +165,7 @@ class AdqlFilter(Filter[AdqlFilterConfig]):
             return
         columns = shared_columns(batch)
         plan = _plan(tuple((p.name, p.config.expression) for p in live))
-        judgement = plan.judge(columns, {p.name: p.config.budget_s for p in live})
+        judgement = plan.judge(columns, {p.name: p.config.budget_s for p in live}, _shares(live, len(batch)))
         batch.shared[JUDGEMENT_KEY] = (columns, judgement)
         batch.shared[VERDICTS_KEY] = judgement.verdicts
 

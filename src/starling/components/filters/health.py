@@ -51,11 +51,12 @@ class FilterHealth:
             self.errors += 1
         self.in_a_row += 1
         self.last_failure = failure.reason
-        log.warning("filter %s matched nothing in this batch: %s", self.name, failure.reason)
+        # Counted, not logged at each batch: one user's failing filters must not flood the stage's log.
+        log.debug("filter %s matched nothing in this batch: %s", self.name, failure.reason)
         if self.in_a_row >= self.max_failing_batches and not self.paused:
             self.paused_reason = f"paused after {self.in_a_row} failing batches in a row: {failure.reason}"
             self.paused_at = self.clock()
-            log.error("filter %s %s", self.name, self.paused_reason)
+            log.warning("filter %s %s", self.name, self.paused_reason)
 
     def counters(self) -> dict[str, Any]:
         return {
