@@ -29,7 +29,10 @@ def test_filters_change_while_the_stream_flows(kafka_bootstrap: str, prefix: str
     spec = chain_spec(kafka_bootstrap, prefix, alerts)
     pipeline = tmp_path / "pipeline.json"
     pipeline.write_text(spec.model_dump_json())
-    controller = ControllerProcess(pipeline, tmp_path)
+    # Every match is checked below: no output-volume quota holds any back in this test.
+    quotas = tmp_path / "quotas.toml"
+    quotas.write_text("matches_per_minute = 10000000\n")
+    controller = ControllerProcess(pipeline, tmp_path, "--quotas", str(quotas))
     try:
         url, operator = controller.url, controller.operator
         ada, bob = controller.user_token("ada"), controller.user_token("bob")

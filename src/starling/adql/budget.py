@@ -22,10 +22,16 @@ class OverBudgetError(StarlingError):
     """An evaluation went past its time budget (the batch is judged without it)."""
 
 
+def cpu_clock() -> float:
+    """The clock budgets are counted on: the judging thread's CPU time. A filter is charged for what it
+    computes, never for the time its process waited for a core (a loaded machine costs no verdicts)."""
+    return time.thread_time()
+
+
 def check_time(columns: Any) -> None:
     """Raises OverBudgetError if the deadline set on the columns has passed."""
     deadline = getattr(columns, "deadline", None)
-    if deadline is not None and time.monotonic() > deadline:
+    if deadline is not None and cpu_clock() > deadline:
         raise OverBudgetError("over its time budget: stopped")
 
 
@@ -34,7 +40,7 @@ def time_budget(columns: Any, seconds: float | None) -> Iterator[None]:
     """Evaluations on ``columns`` within the block stop after ``seconds`` (None: no limit)."""
     previous = getattr(columns, "deadline", None)
     try:
-        columns.deadline = None if seconds is None else time.monotonic() + seconds
+        columns.deadline = None if seconds is None else cpu_clock() + seconds
     except AttributeError:  # columns that take no attribute: measured afterwards only
         yield
         return
@@ -51,8 +57,9 @@ class OwnerShares:
     """Each owner's share of one batch's time: the seconds all of its filters may take together.
 
     A filter's own budget bounds one filter; a share bounds a user, so that a user with many heavy
-    filters (each within its budget) cannot take the stage from the others. An owner with no share
-    (the operator) is bounded by its filters' budgets alone. Time spent on a group of same-shape
+    filters (each within its budget) cannot take the stage from the others. Like budgets, shares are
+    CPU time (``cpu_clock``). An owner with no share (the operator) is bounded by its filters' budgets
+    alone. Time spent on a group of same-shape
     filters of several owners, computed once for all, counts for each of them.
     """
 

@@ -72,13 +72,18 @@ def current_catalogue() -> FieldCatalogue:
     return _catalogue(tuple(available_components()))
 
 
+# A batch costs a filter some time whatever its size (reading a column, each numpy call): a share is
+# never less, or the small batches of a slow stream would spend it on overheads alone.
+SHARE_FLOOR_S = 0.005
+
+
 def _shares(live: Sequence[AdqlFilter], alerts: int) -> OwnerShares:
     """Each user's share of the batch's time (the smallest its filters declare); operators have none."""
     shares: dict[str, float] = {}
     for component in live:
         owner = component.config.owner
         if owner != "operator":
-            seconds = component.config.owner_share_ms_per_1000_alerts * alerts / 1e6
+            seconds = max(SHARE_FLOOR_S, component.config.owner_share_ms_per_1000_alerts * alerts / 1e6)
             shares[owner] = min(shares.get(owner, seconds), seconds)
     return OwnerShares({p.name: p.config.owner for p in live}, shares)
 
@@ -102,8 +107,8 @@ class AdqlFilterConfig(ComponentConfig):
         0.5,
         gt=0,
         le=60,
-        description="seconds its evaluation may take per batch; past it, it is stopped and matches "
-        "nothing in that batch (an overrun)",
+        description="seconds of CPU its evaluation may take per batch; past it, it is stopped and "
+        "matches nothing in that batch (an overrun)",
     )
     owner_share_ms_per_1000_alerts: float = Field(
         10.0,
