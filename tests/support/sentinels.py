@@ -21,11 +21,9 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from starling.alert.decoder import AlertDecoder
+from starling.alert.decoder import AlertDecoder, normalize_record
 from starling.alert.model import Alert, Record
-from starling.alert.rubin import normalize_rubin
 from starling.alert.schemas import PackagedRubinSchemas
-from starling.alert.ztf import normalize_ztf
 from starling.testing import sample_messages
 
 MISSING = "<missing>"  # the field taken out of the row, as an older schema lacks it
@@ -143,9 +141,9 @@ def renormalized(alert: Alert, record: Record | None = None) -> Alert:
     """A fresh Alert from ``record`` (default: the alert's own), through the survey's codec."""
     record = alert.record if record is None else record
     if alert.survey == "ztf":
-        return normalize_ztf(record, alert.origin)
+        return normalize_record(record, "ztf.alert", alert.origin)
     major, _, minor = alert.schema_version.partition(".")
-    return normalize_rubin(record, f"lsst.v{major}_{minor}.alert", alert.origin)
+    return normalize_record(record, f"lsst.v{major}_{minor}.alert", alert.origin)
 
 
 def non_finite(value: Any, path: str = "") -> Iterator[str]:

@@ -25,7 +25,6 @@ from starling.alert.model import (
     checked_position_and_time,
 )
 from starling.alert.photometry import finite, flux_err_to_mag_err, flux_njy_to_mag, uncertainty
-from starling.errors import AlertDecodeError
 
 _TIME = ("midpointMjdTai", "midPointTai")
 _BAND = ("band", "filterName")
@@ -128,37 +127,33 @@ def _object_id(record: Record, source: Record) -> str:
 
 
 def normalize_rubin(record: Record, schema_name: str, origin: str = "") -> Alert:
-    """Turn a decoded Rubin record into an Alert; ``schema_name`` is the writer schema's full name."""
-    try:
-        source = record["diaSource"]
-        flux, flux_err = _photometry(source)
-        alert_id = record.get("diaSourceId", record.get("alertId"))
-        if alert_id is None:
-            alert_id = source["diaSourceId"]
-        reliability = finite(source.get("reliability"))
-        spuriousness = finite(source.get("spuriousness"))
-        if reliability is None and spuriousness is not None:
-            reliability = 1.0 - spuriousness
-        ra, dec, mjd = checked_position_and_time(source["ra"], _first(source, _DEC), _first(source, _TIME))
-        return Alert(
-            survey="rubin",
-            alert_id=int(alert_id),
-            object_id=_object_id(record, source),
-            ra=ra,
-            dec=dec,
-            mjd=mjd,
-            band=str(_first(source, _BAND) or ""),
-            mag=flux_njy_to_mag(flux),
-            mag_err=flux_err_to_mag_err(flux, flux_err),
-            flux=flux,
-            flux_err=flux_err,
-            reliability=reliability,
-            schema_version=schema_version_from_name(schema_name),
-            record=record,
-            history_builder=build_rubin_history,
-            origin=origin,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise AlertDecodeError(
-            f"record does not fit the Rubin alert model: {type(exc).__name__}: {exc}"
-        ) from exc
+    """Turn a decoded Rubin record into an Alert; ``schema_name`` is the writer schema's full name. A
+    record that does not fit raises; ``starling.alert.decoder.normalize_record`` words it as a refusal."""
+    source = record["diaSource"]
+    flux, flux_err = _photometry(source)
+    alert_id = record.get("diaSourceId", record.get("alertId"))
+    if alert_id is None:
+        alert_id = source["diaSourceId"]
+    reliability = finite(source.get("reliability"))
+    spuriousness = finite(source.get("spuriousness"))
+    if reliability is None and spuriousness is not None:
+        reliability = 1.0 - spuriousness
+    ra, dec, mjd = checked_position_and_time(source["ra"], _first(source, _DEC), _first(source, _TIME))
+    return Alert(
+        survey="rubin",
+        alert_id=int(alert_id),
+        object_id=_object_id(record, source),
+        ra=ra,
+        dec=dec,
+        mjd=mjd,
+        band=str(_first(source, _BAND) or ""),
+        mag=flux_njy_to_mag(flux),
+        mag_err=flux_err_to_mag_err(flux, flux_err),
+        flux=flux,
+        flux_err=flux_err,
+        reliability=reliability,
+        schema_version=schema_version_from_name(schema_name),
+        record=record,
+        history_builder=build_rubin_history,
+        origin=origin,
+    )

@@ -32,7 +32,6 @@ from starling.alert.photometry import (
     reported_mag,
     uncertainty,
 )
-from starling.errors import AlertDecodeError
 
 ZTF_BANDS = {1: "g", 2: "r", 3: "i"}
 # ZTF marks missing forced-photometry values with this sentinel rather than null.
@@ -135,32 +134,28 @@ def build_ztf_history(record: Record) -> History:
 
 
 def normalize_ztf(record: Record, origin: str = "") -> Alert:
-    """Turn a decoded ZTF record into an Alert; a record that lacks what every ZTF alert has is refused."""
-    try:
-        candidate = record["candidate"]
-        mag, mag_err = reported_mag(candidate.get("magpsf")), uncertainty(candidate.get("sigmapsf"))
-        flux, flux_err = _signed_flux(mag, mag_err, candidate.get("isdiffpos"))
-        drb = finite(candidate.get("drb"))
-        ra, dec, mjd = checked_position_and_time(candidate["ra"], candidate["dec"], _row_mjd(candidate))
-        return Alert(
-            survey="ztf",
-            alert_id=int(record["candid"]),
-            object_id=str(record["objectId"]),
-            ra=ra,
-            dec=dec,
-            mjd=mjd,
-            band=ztf_band(candidate.get("fid")),
-            mag=mag,
-            mag_err=mag_err,
-            flux=flux,
-            flux_err=flux_err,
-            reliability=drb if drb is not None else finite(candidate.get("rb")),
-            schema_version=str(record.get("schemavsn", "")),
-            record=record,
-            history_builder=build_ztf_history,
-            origin=origin,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise AlertDecodeError(
-            f"record does not fit the ZTF alert model: {type(exc).__name__}: {exc}"
-        ) from exc
+    """Turn a decoded ZTF record into an Alert. A record that lacks what every ZTF alert has raises (a
+    KeyError, a ValueError ...); ``starling.alert.decoder.normalize_record`` words it as a refusal."""
+    candidate = record["candidate"]
+    mag, mag_err = reported_mag(candidate.get("magpsf")), uncertainty(candidate.get("sigmapsf"))
+    flux, flux_err = _signed_flux(mag, mag_err, candidate.get("isdiffpos"))
+    drb = finite(candidate.get("drb"))
+    ra, dec, mjd = checked_position_and_time(candidate["ra"], candidate["dec"], _row_mjd(candidate))
+    return Alert(
+        survey="ztf",
+        alert_id=int(record["candid"]),
+        object_id=str(record["objectId"]),
+        ra=ra,
+        dec=dec,
+        mjd=mjd,
+        band=ztf_band(candidate.get("fid")),
+        mag=mag,
+        mag_err=mag_err,
+        flux=flux,
+        flux_err=flux_err,
+        reliability=drb if drb is not None else finite(candidate.get("rb")),
+        schema_version=str(record.get("schemavsn", "")),
+        record=record,
+        history_builder=build_ztf_history,
+        origin=origin,
+    )
