@@ -25,15 +25,20 @@ CHANGES_PER_USER = 6
 CANARY = "canary-0f1e2d3c4b5a69788796a5b4"  # a webhook secret: it must never be seen again
 
 
-@pytest.fixture
-def controller(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> Iterator[ControllerProcess]:
-    pipeline = tmp_path / "pipeline.json"
-    pipeline.write_text(chain_spec(kafka_bootstrap, prefix, 0).model_dump_json())
-    running = ControllerProcess(pipeline, tmp_path)
+def _running(bootstrap: str, prefix: str, work: Path, *options: str) -> Iterator[ControllerProcess]:
+    """A controller process over the chain of ``prefix`` (started with ``options``), stopped after."""
+    pipeline = work / "pipeline.json"
+    pipeline.write_text(chain_spec(bootstrap, prefix, 0).model_dump_json())
+    running = ControllerProcess(pipeline, work, *options)
     try:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def controller(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> Iterator[ControllerProcess]:
+    yield from _running(kafka_bootstrap, prefix, tmp_path)
 
 
 def _filter_worker_config(controller: ControllerProcess) -> list[dict[str, Any]]:
@@ -142,17 +147,11 @@ def test_no_user_sees_another_and_no_one_sees_a_secret(controller: ControllerPro
 
 @pytest.fixture
 def strict_controller(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> Iterator[ControllerProcess]:
-    pipeline = tmp_path / "pipeline.json"
-    pipeline.write_text(chain_spec(kafka_bootstrap, prefix, 0).model_dump_json())
     quotas = tmp_path / "quotas.toml"
     quotas.write_text(
         "filters_per_user = 3\nwatchlists_per_user = 2\ntargets_per_list = 100\nmatches_per_minute = 100\n"
     )
-    running = ControllerProcess(pipeline, tmp_path, "--quotas", str(quotas))
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from _running(kafka_bootstrap, prefix, tmp_path, "--quotas", str(quotas))
 
 
 def test_requests_and_holdings_are_bounded(strict_controller: ControllerProcess) -> None:
@@ -192,13 +191,7 @@ def controller_with_history(kafka_bootstrap: str, prefix: str, tmp_path: Path) -
     """A controller over a store that already holds a night of alerts (a trial then takes a while)."""
     night = [sys.executable, "-m", "starling", "run", "--alerts", "5000", "-o", str(tmp_path), "--quiet"]
     subprocess.run(night, check=True, capture_output=True, timeout=300)
-    pipeline = tmp_path / "pipeline.json"
-    pipeline.write_text(chain_spec(kafka_bootstrap, prefix, 0).model_dump_json())
-    running = ControllerProcess(pipeline, tmp_path)
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from _running(kafka_bootstrap, prefix, tmp_path)
 
 
 def test_trials_cannot_take_the_api_from_everyone(controller_with_history: ControllerProcess) -> None:
