@@ -170,5 +170,8 @@ def test_the_sentinel_checks_and_conversions() -> None:
     assert [flux_njy_to_mag(v) for v in (0.0, -5.0, math.nan, math.inf, None)] == [None] * 5
     assert flux_njy_to_mag(3631e9) == pytest.approx(0.0, abs=1e-3)
     assert flux_err_to_mag_err(5e-324, 1e308) is None  # overflows: absent, not an infinity
+    assert flux_err_to_mag_err(1e308, 3.5e-123) is None  # underflows: absent, not a zero error
+    assert flux_err_to_mag_err(1000.0, 0.0) is None
+    assert flux_njy_to_mag(1e308) is None  # -738.6: no source is that bright
     assert flux_err_to_mag_err(1000.0, math.nan) is None
     assert flux_err_to_mag_err(1000.0, 100.0) == pytest.approx(0.10857, abs=1e-5)

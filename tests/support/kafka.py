@@ -19,26 +19,36 @@ from starling.transport.kafka.clients import delete_topics
 from tests.support.paths import REPO
 
 SCRIPT = REPO / "scripts" / "kafka"
+# A cluster the person running the tests points at (read before the fixture sets the variable itself).
+EXTERNAL_BOOTSTRAP = os.environ.get("STARLING_KAFKA_BOOTSTRAP")
 
 
 def kafka_script(*args: str) -> subprocess.CompletedProcess[str]:
+    """The project's broker, never the one this session points everything else at."""
+    env = {k: v for k, v in os.environ.items() if k != "STARLING_KAFKA_BOOTSTRAP"}
     return subprocess.run(
-        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=600, check=False
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=600, check=False, env=env
     )
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    external = os.environ.get("STARLING_KAFKA_BOOTSTRAP")
-    if external:
-        yield external
+    if EXTERNAL_BOOTSTRAP:
+        yield EXTERNAL_BOOTSTRAP
         return
     was_running = kafka_script("status").returncode == 0
     started = kafka_script("start")
     assert started.returncode == 0, started.stdout + started.stderr
-    yield kafka_script("bootstrap").stdout.strip()
-    if not was_running:
-        kafka_script("stop")
+    bootstrap = kafka_script("bootstrap").stdout.strip()
+    # The script may have chosen another port (the default one taken): whatever reads the default
+    # bootstrap from the environment, in this process or the workers it starts, finds this broker.
+    os.environ["STARLING_KAFKA_BOOTSTRAP"] = bootstrap
+    try:
+        yield bootstrap
+    finally:
+        del os.environ["STARLING_KAFKA_BOOTSTRAP"]
+        if not was_running:
+            kafka_script("stop")
 
 
 @pytest.fixture

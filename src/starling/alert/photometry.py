@@ -54,11 +54,12 @@ def mag_to_flux_njy(mag: float) -> float:
 
 
 def flux_njy_to_mag(flux: float | None) -> float | None:
-    """Flux density in nJy to AB magnitude; None when the flux is not a positive finite number."""
+    """Flux density in nJy to AB magnitude; None when the flux is not a positive finite number, or so far
+    from any real source that the magnitude would be outside what :func:`reported_mag` accepts."""
     number = finite(flux)
     if number is None or not number > 0.0:
         return None
-    return AB_ZERO_POINT_NJY_MAG - 2.5 * math.log10(number)
+    return reported_mag(AB_ZERO_POINT_NJY_MAG - 2.5 * math.log10(number))
 
 
 def mag_err_to_flux_err(flux: float, mag_err: float) -> float:
@@ -67,12 +68,12 @@ def mag_err_to_flux_err(flux: float, mag_err: float) -> float:
 
 
 def flux_err_to_mag_err(flux: float | None, flux_err: float | None) -> float | None:
-    """Propagate a flux error to a magnitude error, to first order; None when the flux is not positive
-    or either is not a finite number (or the ratio overflows)."""
-    number, error = finite(flux), finite(flux_err)
+    """Propagate a flux error to a magnitude error, to first order; None when the flux is not positive,
+    the error is not an :func:`uncertainty`, or the ratio overflows or underflows to zero."""
+    number, error = finite(flux), uncertainty(flux_err)
     if number is None or error is None or not number > 0.0:
         return None
-    return finite(_MAG_ERR_PER_FRACTIONAL_FLUX * error / number)
+    return uncertainty(_MAG_ERR_PER_FRACTIONAL_FLUX * error / number)
 
 
 def jd_to_mjd(jd: float) -> float:

@@ -16,7 +16,7 @@ from starling.store.open import open_store
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 from starling.transport.kafka.feed import feed
 from tests.support.helpers import wait_until
-from tests.support.kafka import chain_spec, kafka_script, store_count
+from tests.support.kafka import EXTERNAL_BOOTSTRAP, chain_spec, kafka_script, store_count
 
 pytestmark = pytest.mark.kafka
 
@@ -127,9 +127,7 @@ def test_kill_9_of_workers_mid_stream_loses_and_duplicates_nothing(
 
 
 def test_broker_restart_mid_stream(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> None:
-    import os
-
-    if os.environ.get("STARLING_KAFKA_BOOTSTRAP"):
+    if EXTERNAL_BOOTSTRAP:
         pytest.skip("an external Kafka cannot be restarted by the tests")
     alerts = 3000
     spec = chain_spec(kafka_bootstrap, prefix, alerts)
