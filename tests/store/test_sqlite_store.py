@@ -84,8 +84,3 @@ def test_store_refuses_unknown_tables_and_bad_sql(tmp_path: Path) -> None:
             store.query("SELEC nonsense")
     finally:
         store.close()
-
-
-def test_postgres_urls_are_refused_clearly() -> None:
-    with pytest.raises(StoreError, match="PostgreSQL store is not implemented"):
-        open_store("postgresql://localhost/starling")

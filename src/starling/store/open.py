@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from starling.errors import StoreError
 from starling.store.base import AlertStore
-from starling.store.sqlite import SQLiteStore
+from starling.store.location import is_postgres, sqlite_path
 
 
-def open_store(location: str | Path, lock_timeout_s: float = 60.0) -> AlertStore:
-    """A store from a location: a file path or ``sqlite:///path`` (PostgreSQL URLs to come).
+def open_store(location: str | Path, lock_timeout_s: float = 60.0, cutouts: Path | None = None) -> AlertStore:
+    """A store from a location: a file path, ``sqlite:///path`` or ``postgresql://user@host/db``.
 
     ``lock_timeout_s``: how long a write waits for another writer's lock before the store is taken
-    to be down (an outage: the stage backs off and tries again)."""
-    text = str(location)
-    if text.startswith(("postgresql://", "postgres://")):
-        raise StoreError("the PostgreSQL store is not implemented yet; use a SQLite path")
-    return SQLiteStore(Path(text.removeprefix("sqlite:///")), lock_timeout_s)
+    to be down (an outage: the stage backs off and tries again). ``cutouts``: the directory that keeps
+    the cutout files (none kept when None). A store behind the schema this code writes is migrated."""
+    if is_postgres(location):
+        from starling.store.postgres import PostgresStore  # psycopg is loaded only when it is used
+
+        return PostgresStore(str(location), lock_timeout_s, cutouts)
+    from starling.store.sqlite import SQLiteStore
+
+    return SQLiteStore(sqlite_path(location), lock_timeout_s, cutouts)

@@ -1,24 +1,95 @@
 """The rows a batch becomes in the store's tables: the mapping every backend shares.
 
 A backend (SQLite, PostgreSQL) only decides how to write these rows; which rows an alert makes, and
-in which column order (the order of :data:`starling.store.base.TABLES`' columns), is decided here once.
+in which column order, is decided here once.
+
+Writes scale with what is new: an alert carries its object's whole recent history (a real Rubin
+deep-field alert ~390 earlier detections and ~780 forced points), almost all of it already stored.
+The store keeps, per object and per kind of history row, the span of times whose rows it holds
+(:class:`Span`); the rows of a new alert inside that span are not written again. This rests on what
+both surveys' alerts are: an alert carries every row of its object between its earliest history row and
+its own time (ZTF: 30 days, Rubin: 12 months). Rows outside the span are written with their keys, so
+a replay, or a span the store does not know, still leaves the same rows.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from starling.alert.model import Alert
 
 Row = tuple[Any, ...]
+ObjectKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """All of an object's rows of one kind with ``start <= mjd <= end`` are stored."""
+
+    start: float
+    end: float
+
+    def holds(self, mjd: float) -> bool:
+        return self.start <= mjd <= self.end
+
+    def merged(self, other: Span | None) -> Span:
+        """What is stored once both are: their union when they touch, else the later one (rows of the
+        other stay stored, merely not tracked)."""
+        if other is None:
+            return self
+        if other.start <= self.end and self.start <= other.end:
+            return Span(min(self.start, other.start), max(self.end, other.end))
+        return self if self.end >= other.end else other
+
+
+def merge_spans(first: Span | None, second: Span | None) -> Span | None:
+    return first if second is None else second.merged(first)
+
+
+HISTORY_KINDS = ("det", "nondet", "forced")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHistory:
+    """What the store holds of one object's history, per kind (detections, non-detections, forced)."""
+
+    det: Span | None = None
+    nondet: Span | None = None
+    forced: Span | None = None
+
+    @classmethod
+    def from_columns(cls, values: Sequence[float | None]) -> StoredHistory:
+        """From the six span columns of ``objects`` (``det_from``, ``det_through``, ``nondet_from``...)."""
+        spans = [
+            Span(start, end) if start is not None and end is not None else None
+            for start, end in zip(values[0::2], values[1::2], strict=True)
+        ]
+        return cls(*spans)
+
+    def merged(self, other: StoredHistory) -> StoredHistory:
+        return StoredHistory(
+            merge_spans(self.det, other.det),
+            merge_spans(self.nondet, other.nondet),
+            merge_spans(self.forced, other.forced),
+        )
+
+    def columns(self) -> tuple[float | None, ...]:
+        values: list[float | None] = []
+        for span in (self.det, self.nondet, self.forced):
+            values.extend((span.start, span.end) if span else (None, None))
+        return tuple(values)
+
+
+SPAN_COLUMNS = ("det_from", "det_through", "nondet_from", "nondet_through", "forced_from", "forced_through")
+NOTHING_STORED = StoredHistory()
 
 
 @dataclass(slots=True)
 class BatchRows:
-    """One batch as rows, table by table."""
+    """One batch as rows, table by table; ``cutouts`` are the files to write: (alert, role, name)."""
 
     objects: list[Row] = field(default_factory=list)
     alerts: list[Row] = field(default_factory=list)
@@ -27,9 +98,21 @@ class BatchRows:
     forced_photometry: list[Row] = field(default_factory=list)
     annotations: list[Row] = field(default_factory=list)
     filter_matches: list[Row] = field(default_factory=list)
+    history_rows_skipped: int = 0
+
+    def history_rows(self) -> int:
+        return len(self.detections) + len(self.non_detections) + len(self.forced_photometry)
 
 
-def _object_row(a: Alert) -> Row:
+def _span_of(times: Iterable[float], alert_mjd: float) -> Span | None:
+    """The span an alert vouches for: from its earliest row of a kind to its own time."""
+    times = list(times)
+    if not times:
+        return None
+    return Span(min(times), max(max(times), alert_mjd))
+
+
+def _object_row(a: Alert, spans: StoredHistory) -> Row:
     history = a.history
     first_mjd = history.detections[0].mjd if history.detections else a.mjd
     return (
@@ -45,10 +128,11 @@ def _object_row(a: Alert) -> Row:
         a.flux,
         len(history.detections),
         len(history.upper_limits),
+        *spans.columns(),
     )
 
 
-def _alert_row(a: Alert) -> Row:
+def _alert_row(a: Alert, cutouts: Mapping[str, str]) -> Row:
     return (
         a.survey,
         a.alert_id,
@@ -63,44 +147,92 @@ def _alert_row(a: Alert) -> Row:
         a.flux_err,
         a.reliability,
         a.schema_version,
+        json.dumps(dict(cutouts), sort_keys=True) if cutouts else None,
     )
 
 
-def batch_rows(alerts: Sequence[Alert], matches: Mapping[str, Sequence[Alert]]) -> BatchRows:
-    """Every row the batch writes (history rows included; the keys make a second write a no-op)."""
+def _merge_object_rows(older: Row, newer: Row) -> Row:
+    """Two alerts of one object in one batch make one object row, as the store would merge them."""
+    latest = newer if newer[5] >= older[5] else older
+    spans = StoredHistory.from_columns(older[12:]).merged(StoredHistory.from_columns(newer[12:]))
+    return (*latest[:4], min(older[4], newer[4]), *latest[5:12], *spans.columns())
+
+
+def _add_new_history(rows: BatchRows, a: Alert, held: StoredHistory) -> None:
+    """The alert's history rows outside what the store holds (``held``)."""
+    history, survey, object_id = a.history, a.survey, a.object_id
+    detections = [d for d in history.detections if not (held.det and held.det.holds(d.mjd))]
+    limits = [u for u in history.upper_limits if not (held.nondet and held.nondet.holds(u.mjd))]
+    forced = [f for f in history.forced if not (held.forced and held.forced.holds(f.mjd))]
+    rows.history_rows_skipped += (
+        len(history.detections)
+        - len(detections)
+        + len(history.upper_limits)
+        - len(limits)
+        + len(history.forced)
+        - len(forced)
+    )
+    rows.detections.extend(
+        (survey, d.detection_id, object_id, d.mjd, d.band, d.ra, d.dec, d.mag, d.mag_err, d.flux, d.flux_err)
+        for d in detections
+    )
+    rows.non_detections.extend(
+        (survey, object_id, u.mjd, u.band, u.limiting_mag, u.limiting_flux) for u in limits
+    )
+    rows.forced_photometry.extend((survey, object_id, f.mjd, f.band, f.flux, f.flux_err) for f in forced)
+
+
+def batch_rows(
+    alerts: Sequence[Alert],
+    matches: Mapping[str, Sequence[Alert]],
+    stored: Mapping[ObjectKey, StoredHistory],
+    cutout_names: Mapping[tuple[str, int], Mapping[str, str]] | None = None,
+) -> BatchRows:
+    """Every row the batch writes: history rows the store holds (``stored``, by object) are left out.
+
+    The rows of each table come sorted by key, so that concurrent writers take row locks in one order
+    (no deadlocks between replicas); object rows come one per object."""
     rows = BatchRows()
+    known = dict(stored)
+    objects: dict[ObjectKey, Row] = {}
+    annotations: dict[tuple[str, int, str], Row] = {}
+    names = cutout_names or {}
     for a in alerts:
         history = a.history
         survey, object_id = a.survey, a.object_id
-        rows.objects.append(_object_row(a))
-        rows.alerts.append(_alert_row(a))
-        rows.detections.extend(
-            (
+        key = (survey, object_id)
+        held = known.get(key, NOTHING_STORED)
+        _add_new_history(rows, a, held)
+        vouched = StoredHistory(
+            _span_of((d.mjd for d in history.detections), a.mjd),
+            _span_of((u.mjd for u in history.upper_limits), a.mjd),
+            _span_of((f.mjd for f in history.forced), a.mjd),
+        )
+        # A later alert of the object in this batch skips what this one writes.
+        known[key] = held.merged(vouched)
+        row = _object_row(a, vouched)
+        objects[key] = _merge_object_rows(objects[key], row) if key in objects else row
+        rows.alerts.append(_alert_row(a, names.get(a.key, {})))
+        for name, payload in a.annotations.items():
+            annotations[(survey, a.alert_id, name)] = (
                 survey,
-                d.detection_id,
-                object_id,
-                d.mjd,
-                d.band,
-                d.ra,
-                d.dec,
-                d.mag,
-                d.mag_err,
-                d.flux,
-                d.flux_err,
+                a.alert_id,
+                name,
+                json.dumps(payload, default=str),
+                a.mjd,
             )
-            for d in history.detections
-        )
-        rows.non_detections.extend(
-            (survey, object_id, u.mjd, u.band, u.limiting_mag, u.limiting_flux) for u in history.upper_limits
-        )
-        rows.forced_photometry.extend(
-            (survey, object_id, f.mjd, f.band, f.flux, f.flux_err) for f in history.forced
-        )
-        rows.annotations.extend(
-            (survey, a.alert_id, name, json.dumps(payload, default=str))
-            for name, payload in a.annotations.items()
-        )
-    rows.filter_matches = [
+    rows.objects = [objects[key] for key in sorted(objects)]
+    rows.annotations = [annotations[key] for key in sorted(annotations)]
+    rows.alerts.sort(key=lambda r: (r[0], r[1]))
+    rows.detections.sort(key=lambda r: (r[0], r[1]))
+    rows.non_detections.sort(key=lambda r: (r[0], r[1], r[2], r[3]))
+    rows.forced_photometry.sort(key=lambda r: (r[0], r[1], r[2], r[3]))
+    rows.filter_matches = sorted(
         (name, a.survey, a.alert_id, a.object_id, a.mjd) for name, matched in matches.items() for a in matched
-    ]
+    )
     return rows
+
+
+def object_keys(alerts: Iterable[Alert]) -> list[ObjectKey]:
+    """The objects of a batch, once each, sorted."""
+    return sorted({(a.survey, a.object_id) for a in alerts})

@@ -10,77 +10,29 @@ from typing import Any
 
 from starling.alert.model import Alert
 from starling.errors import StoreError, StoreUnavailableError
-from starling.store.base import TABLES, AlertStore
-from starling.store.rows import batch_rows
+from starling.store import migrate
+from starling.store.base import TABLES, AlertStore, WriteCounts
+from starling.store.cutouts import CutoutFiles
+from starling.store.object_merge import OBJECT_COLUMNS, on_conflict_merge
+from starling.store.retention import TIMED_TABLES, RetentionPolicy
+from starling.store.rows import SPAN_COLUMNS, StoredHistory, batch_rows, object_keys
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS objects (
-    survey TEXT NOT NULL, object_id TEXT NOT NULL,
-    ra REAL NOT NULL, dec REAL NOT NULL,
-    first_mjd REAL NOT NULL, last_mjd REAL NOT NULL,
-    last_alert_id INTEGER NOT NULL, last_band TEXT, last_mag REAL, last_flux REAL,
-    n_detections INTEGER NOT NULL, n_upper_limits INTEGER NOT NULL,
-    PRIMARY KEY (survey, object_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS alerts (
-    survey TEXT NOT NULL, alert_id INTEGER NOT NULL, object_id TEXT NOT NULL,
-    mjd REAL NOT NULL, ra REAL NOT NULL, dec REAL NOT NULL, band TEXT,
-    mag REAL, mag_err REAL, flux REAL, flux_err REAL, reliability REAL, schema_version TEXT,
-    PRIMARY KEY (survey, alert_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS alerts_by_object ON alerts (survey, object_id, mjd);
-CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (mjd);
-CREATE TABLE IF NOT EXISTS detections (
-    survey TEXT NOT NULL, detection_id INTEGER NOT NULL, object_id TEXT NOT NULL,
-    mjd REAL NOT NULL, band TEXT, ra REAL, dec REAL,
-    mag REAL, mag_err REAL, flux REAL, flux_err REAL,
-    PRIMARY KEY (survey, detection_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS detections_by_object ON detections (survey, object_id, mjd);
-CREATE TABLE IF NOT EXISTS non_detections (
-    survey TEXT NOT NULL, object_id TEXT NOT NULL, mjd REAL NOT NULL, band TEXT NOT NULL,
-    limiting_mag REAL, limiting_flux REAL,
-    PRIMARY KEY (survey, object_id, mjd, band)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS forced_photometry (
-    survey TEXT NOT NULL, object_id TEXT NOT NULL, mjd REAL NOT NULL, band TEXT NOT NULL,
-    flux REAL, flux_err REAL,
-    PRIMARY KEY (survey, object_id, mjd, band)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS annotations (
-    survey TEXT NOT NULL, alert_id INTEGER NOT NULL, annotator TEXT NOT NULL, payload TEXT NOT NULL,
-    PRIMARY KEY (survey, alert_id, annotator)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS filter_matches (
-    filter TEXT NOT NULL, survey TEXT NOT NULL, alert_id INTEGER NOT NULL,
-    object_id TEXT NOT NULL, mjd REAL NOT NULL,
-    PRIMARY KEY (filter, survey, alert_id)
-) WITHOUT ROWID;
-"""
-
-# The object row follows its latest alert (by time), whatever order alerts arrive in; first_mjd
-# only ever moves earlier. Both rules make a replay leave the rows as they were.
-_FOLLOW_LATEST = (
-    "ra",
-    "dec",
-    "last_alert_id",
-    "last_band",
-    "last_mag",
-    "last_flux",
-    "n_detections",
-    "n_upper_limits",
-)
 _UPSERT_OBJECT = (
-    "INSERT INTO objects VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (survey, object_id) DO UPDATE SET "
-    + ", ".join(
-        f"{column} = CASE WHEN excluded.last_mjd >= objects.last_mjd "
-        f"THEN excluded.{column} ELSE objects.{column} END"
-        for column in _FOLLOW_LATEST
-    )
-    + ", first_mjd = min(objects.first_mjd, excluded.first_mjd)"
-    + ", last_mjd = max(objects.last_mjd, excluded.last_mjd)"
+    f"INSERT INTO objects ({', '.join(OBJECT_COLUMNS)}) VALUES ({', '.join('?' * len(OBJECT_COLUMNS))}) "
+    + on_conflict_merge("min", "max")
 )
-
+_INSERTS = {
+    "alerts": "INSERT OR IGNORE INTO alerts (survey, alert_id, object_id, mjd, ra, dec, band, mag, mag_err, "
+    "flux, flux_err, reliability, schema_version, cutouts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    "detections": "INSERT OR IGNORE INTO detections VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+    "non_detections": "INSERT OR IGNORE INTO non_detections VALUES (?,?,?,?,?,?)",
+    "forced_photometry": "INSERT OR IGNORE INTO forced_photometry VALUES (?,?,?,?,?,?)",
+    "annotations": "INSERT OR REPLACE INTO annotations (survey, alert_id, annotator, payload, mjd) "
+    "VALUES (?,?,?,?,?)",
+    "filter_matches": "INSERT OR IGNORE INTO filter_matches VALUES (?,?,?,?,?)",
+}
+# SQLite allows 32766 host parameters a statement; objects are looked up in chunks well below that.
+_LOOKUP_CHUNK = 400
 
 # What the rows of a batch can be at fault for; any other SQLite error is the store's own (locked,
 # disk full, I/O, read-only, a file that cannot be opened) and is waited out, not blamed on alerts.
@@ -94,8 +46,9 @@ def _write_error(path: Path, exc: sqlite3.Error) -> StoreError | StoreUnavailabl
 
 
 class SQLiteStore(AlertStore):
-    def __init__(self, path: Path, lock_timeout_s: float = 60.0) -> None:
+    def __init__(self, path: Path, lock_timeout_s: float = 60.0, cutouts: Path | None = None) -> None:
         self.path = path
+        self.cutout_files = CutoutFiles(cutouts) if cutouts is not None else None
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -103,38 +56,67 @@ class SQLiteStore(AlertStore):
             self._db.execute("PRAGMA synchronous=NORMAL")
             # Replicas of a sink stage may share one file: wait for the writer's lock, do not fail.
             self._db.execute(f"PRAGMA busy_timeout={int(lock_timeout_s * 1000)}")
-            self._db.executescript(_SCHEMA)
+            if self._revision() != migrate.HEAD:
+                migrate.upgrade(path)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
         self._lock = threading.Lock()
 
-    def write(self, alerts: Sequence[Alert], matches: Mapping[str, Sequence[Alert]]) -> None:
-        rows = batch_rows(alerts, matches)
+    def _revision(self) -> str | None:
+        try:
+            row = self._db.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.OperationalError:  # no such table: a new store, or one made before migrations
+            return None
+        return str(row[0]) if row else None
+
+    def _stored_history(self, alerts: Sequence[Alert]) -> dict[tuple[str, str], StoredHistory]:
+        stored: dict[tuple[str, str], StoredHistory] = {}
+        keys = object_keys(alerts)
+        for start in range(0, len(keys), _LOOKUP_CHUNK):
+            chunk = keys[start : start + _LOOKUP_CHUNK]
+            wanted = " OR ".join(["(survey = ? AND object_id = ?)"] * len(chunk))
+            cursor = self._db.execute(
+                f"SELECT survey, object_id, {', '.join(SPAN_COLUMNS)} FROM objects WHERE {wanted}",
+                [value for key in chunk for value in key],
+            )
+            for row in cursor:
+                stored[(row[0], row[1])] = StoredHistory.from_columns(row[2:])
+        return stored
+
+    def write(self, alerts: Sequence[Alert], matches: Mapping[str, Sequence[Alert]]) -> WriteCounts:
+        files = self.cutout_files
+        names = {a.key: files.write(a) for a in alerts} if files is not None else None
         with self._lock:
             try:
-                self._db.execute("BEGIN")
+                self._db.execute("BEGIN IMMEDIATE")  # the write lock first: what is read stays true
+                rows = batch_rows(alerts, matches, self._stored_history(alerts), names)
                 self._db.executemany(_UPSERT_OBJECT, rows.objects)
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows.alerts
-                )
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO detections VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows.detections
-                )
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO non_detections VALUES (?,?,?,?,?,?)", rows.non_detections
-                )
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO forced_photometry VALUES (?,?,?,?,?,?)", rows.forced_photometry
-                )
-                self._db.executemany("INSERT OR REPLACE INTO annotations VALUES (?,?,?,?)", rows.annotations)
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO filter_matches VALUES (?,?,?,?,?)", rows.filter_matches
-                )
+                for table, statement in _INSERTS.items():
+                    self._db.executemany(statement, getattr(rows, table))
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise _write_error(self.path, exc) from exc
+        return WriteCounts(len(rows.alerts), rows.history_rows(), rows.history_rows_skipped)
+
+    def prune(self, policy: RetentionPolicy) -> dict[str, int]:
+        newest = self.query("SELECT max(mjd) AS newest FROM alerts")[0]["newest"]
+        if newest is None:
+            return {}
+        limits = policy.limits(float(newest))
+        removed: dict[str, int] = {}
+        with self._lock:
+            for table in TIMED_TABLES:
+                if table in limits:
+                    try:
+                        cursor = self._db.execute(f"DELETE FROM {table} WHERE mjd < ?", (limits[table],))
+                    except sqlite3.Error as exc:
+                        raise _write_error(self.path, exc) from exc
+                    removed[table] = cursor.rowcount
+        if "cutouts" in limits and self.cutout_files is not None:
+            removed["cutouts"] = self.cutout_files.prune(limits["cutouts"])
+        return removed
 
     def count(self, table: str) -> int:
         if table not in TABLES:

@@ -172,7 +172,8 @@ class SyntheticNight:
         band = _BANDS[obj.survey][int(self._rng.integers(0, len(_BANDS[obj.survey])))]
         limit = _LIMITING_MAG[obj.survey] + float(self._rng.normal(0.0, 0.3))
         true_mag = obj.mag_at(mjd) + (0.3 if band in ("u", "g") else 0.0)
-        mag_err = float(min(0.5, 0.02 + 0.15 * 10 ** (0.4 * (true_mag - limit))))
+        # Far below the limit the error is capped anyway: the exponent is capped first, so it cannot overflow.
+        mag_err = float(min(0.5, 0.02 + 0.15 * 10 ** (0.4 * min(true_mag - limit, 5.0))))
         seen = true_mag < limit
         mag = true_mag + float(self._rng.normal(0.0, mag_err)) if seen else None
         epoch = _Epoch(mjd, band, mag, mag_err, limit, self._new_source_id())

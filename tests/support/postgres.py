@@ -1,0 +1,49 @@
+"""PostgreSQL for the tests: a real server started by scripts/postgres (or $STARLING_POSTGRES_URL), and a
+database of its own for each test, dropped when the test ends."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.support.paths import REPO
+
+SCRIPT = REPO / "scripts" / "postgres"
+EXTERNAL_URL = os.environ.get("STARLING_POSTGRES_URL")
+
+
+def postgres_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=900, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a running server's ``starling`` database (a superuser's: tests create databases)."""
+    if EXTERNAL_URL:
+        yield EXTERNAL_URL
+        return
+    was_running = postgres_script("status").returncode == 0
+    started = postgres_script("start")
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield postgres_script("url").stdout.strip()
+    if not was_running:
+        postgres_script("stop")
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A new, empty database for one test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    base, _, _ = postgres_server.rpartition("/")
+    yield f"{base}/{name}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
