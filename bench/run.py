@@ -9,7 +9,9 @@ this machine is shared and noisy and absolute times drift:
 3. peak memory (RSS) of ``starling run`` at 10,000 and at 100,000 alerts   (target: growth < 50 MB)
 
 and, by group: ``filters`` (the shared ADQL plan vs a per-alert loop), ``neighbours`` (user B's p99 in the
-filter stage with user A's heaviest legal filters vs without), ``crossmatch``, ``kafka``, ``autoscale``.
+filter stage with user A's heaviest legal filters vs without), ``crossmatch``, ``store`` (the distribute
+stage's store on real deep-field histories, SQLite and PostgreSQL, into 10^8 detections held),
+``kafka``, ``autoscale``.
 
 The messages are a synthetic night (ZTF Avro containers and Rubin wire-format messages, half each,
 with real-sized cutouts), made before any timing starts.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -50,6 +53,7 @@ from crossmatch_bench import crossmatch_figures, feature_figures
 from filter_bench import filter_figures
 from kafka_bench import run_kafka_benchmarks
 from neighbours_bench import envelopes, neighbour_figures
+from store_bench import store_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -262,7 +266,7 @@ def core_figures(quick: bool) -> tuple[list[tuple[str, str, str, str]], dict[str
     return figures, results
 
 
-GROUPS = ("core", "filters", "neighbours", "crossmatch", "kafka", "autoscale")
+GROUPS = ("core", "filters", "neighbours", "crossmatch", "store", "kafka", "autoscale")
 
 
 def main() -> None:
@@ -273,6 +277,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--no-kafka", action="store_true", help="skip the figures that need Kafka")
     parser.add_argument("--only", choices=GROUPS, action="append", help="run only these groups (repeatable)")
+    parser.add_argument(
+        "--store-rows",
+        type=int,
+        default=100_000_000,
+        help="detections the store holds before the store figures",
+    )
     args = parser.parse_args()
     groups = set(args.only or GROUPS) - ({"kafka", "autoscale"} if args.no_kafka else set())
     figures: list[tuple[str, str, str, str]] = []
@@ -286,6 +296,9 @@ def main() -> None:
     if "crossmatch" in groups:
         figures.extend(crossmatch_figures(args.quick, console))
         figures.extend(feature_figures(args.quick, console))
+    if "store" in groups:
+        samples = Path(os.environ.get("STARLING_SAMPLES", ROOT.parent / "shared" / "data"))
+        figures.extend(store_figures(samples, args.quick, args.store_rows))
     bootstrap = start_kafka() if groups & {"kafka", "autoscale"} else None
     if bootstrap and "kafka" in groups:
         figures.extend(kafka_figures(bootstrap, args.quick))

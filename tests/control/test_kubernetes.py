@@ -179,3 +179,45 @@ def test_a_client_that_departs_from_the_exchange_is_caught() -> None:
             apps.read_namespaced_deployment("starling-ingest", settings.namespace)
         assert api.mismatches
         assert "expected 'PUT'" in api.mismatches[0]
+
+
+class _MissingDeployments:
+    """AppsV1Api with no Deployment yet: what the backend creates is kept."""
+
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+
+    def read_namespaced_deployment(self, name: str, namespace: str) -> None:
+        raise k8s.exceptions.ApiException(status=404)
+
+    def create_namespaced_deployment(self, namespace: str, body: dict[str, Any]) -> None:
+        self.created.append(body)
+
+
+def test_the_backend_lets_distribute_roll_on_a_shared_store() -> None:
+    """The controller creates the Deployments from the pipeline it runs: with PostgreSQL, distribute
+    rolls and mounts the shared cutouts, like `starling deploy kubernetes` writes it."""
+    settings = DeploymentSettings(namespace="starling")
+    spec = default_pipeline(input_source([], 1))
+    sinks = [
+        s.model_copy(update={"config": {"path": "postgresql://starling@starling-postgres/starling"}})
+        if s.use == "store"
+        else s
+        for s in spec.sinks
+    ]
+    spec = spec.model_copy(update={"sinks": sinks})
+    backend = KubernetesBackend(settings, k8s.ApiClient(), token="stl_test")
+    apps = _MissingDeployments()
+    backend.apps = apps  # type: ignore[assignment]
+    backend.write_spec = lambda spec: None  # type: ignore[method-assign]
+    backend.start(spec, {"ingest": 1, "filter": 1, "distribute": 3})
+
+    distribute = next(d for d in apps.created if d["metadata"]["name"] == "starling-distribute")
+    assert distribute == worker_deployment("distribute", settings, 3, spec)
+    assert distribute["spec"]["replicas"] == 3
+    assert distribute["spec"]["strategy"]["type"] == "RollingUpdate"
+    volumes = distribute["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "cutouts", "persistentVolumeClaim": {"claimName": "starling-cutouts"}} in volumes
+    kubernetes_validate.validate(distribute, KUBERNETES_VERSION, strict=True)
+    # Without the pipeline (or with SQLite): one writer of the SQLite volume.
+    assert worker_deployment("distribute", settings, 1)["spec"]["strategy"] == {"type": "Recreate"}

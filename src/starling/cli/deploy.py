@@ -29,7 +29,8 @@ def kubernetes(
     image: Annotated[str | None, typer.Option(help="the image every stage runs (see Dockerfile)")] = None,
 ) -> None:
     """Write the Kubernetes manifests of the whole system (workers, controller, Services, ConfigMap,
-    Secret, RBAC, volumes, probes, a ServiceMonitor), one file per object, for `kubectl apply -f`."""
+    Secret, RBAC, volumes, probes, a ServiceMonitor; the PostgreSQL database when the pipeline's store
+    URL names the host starling-postgres), one file per object, for `kubectl apply -f`."""
     from pydantic import ValidationError
 
     from starling.assembly import assemble
@@ -43,6 +44,7 @@ def kubernetes(
                 update={"kafka": spec.kafka.model_copy(update={"bootstrap_servers": bootstrap})}
             )
         settings = DeploymentSettings(namespace=namespace, **({"image": image} if image else {}))
+        manifests = all_manifests(spec, settings, new_secret())
     except StarlingError as exc:
         report_error(str(exc))
         raise typer.Exit(2) from None
@@ -52,15 +54,15 @@ def kubernetes(
         raise typer.Exit(2) from None
     output.mkdir(parents=True, exist_ok=True)
     written = []
-    for index, manifest in enumerate(all_manifests(spec, settings, new_secret())):
+    for index, manifest in enumerate(manifests):
         name = f"{index:02d}-{manifest['kind'].lower()}-{manifest['metadata']['name']}.yaml"
         path = output / name
         path.write_text(yaml.safe_dump(manifest, sort_keys=False))
         if manifest["kind"] == "Secret":
-            path.chmod(0o600)  # it holds the control token: keep it out of version control too
+            path.chmod(0o600)  # a control token, a database password: keep it out of version control too
         written.append(name)
     console.print(f"{len(written)} manifests in {output}: kubectl apply -f {output}")
-    console.print("the Secret holds a new control token; keep it out of version control")
+    console.print("the Secrets hold new credentials; keep them out of version control")
 
 
 @deploy_app.command("teardown")

@@ -22,7 +22,7 @@ from starling.control.backends.base import Backend
 from starling.control.client import WorkerClient
 from starling.control.quotas import Quotas
 from starling.control.state import ControllerState, DesiredPipeline
-from starling.control.trial import Trials, try_filter_on_store
+from starling.control.trial import Trials, pipeline_store, try_filter_on_store
 from starling.core.registry import build_component
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.core.stages import STAGES, StageName, stage_component_specs, stage_kind, stage_layout
@@ -243,7 +243,8 @@ class Controller:
         """Judge the latest stored alerts with ``expression`` (see ``starling.control.trial``)."""
         if self.store_location is None:
             raise StoreError("this controller has no store to read")
-        return self.trials.run(try_filter_on_store, self.store_location, expression, limit, sample)
+        location = pipeline_store(self.desired.spec, self.store_location.parent) or self.store_location
+        return self.trials.run(try_filter_on_store, location, expression, limit, sample)
 
     def set_replicas(self, stage: StageName, replicas: int) -> DesiredPipeline:
         return self._change(stage, replicas=replicas)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from starling.adql.history import judge_rows
 from starling.adql.language import compile_filter
+from starling.core.spec import PipelineSpec
 from starling.errors import StoreError
 from starling.store.latest import latest_alert_rows
 from starling.store.open import open_store
@@ -29,6 +30,18 @@ def try_filter_on_store(location: Path | str, expression: str, limit: int, sampl
     finally:
         store.close()
     return judge_rows(compiled, rows, sample)
+
+
+def pipeline_store(spec: PipelineSpec, output_dir: Path) -> Path | str | None:
+    """Where the pipeline's ``store`` sink writes: its URL (PostgreSQL, which every replica and the
+    controller reach alike), or its SQLite file under ``output_dir``; None without a store sink."""
+    for sink in spec.sinks:
+        if sink.use == "store":
+            path = str(sink.config.get("path", "starling.db"))
+            if "://" in path or Path(path).is_absolute():
+                return path
+            return output_dir / path
+    return None
 
 
 T = TypeVar("T")

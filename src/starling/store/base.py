@@ -78,10 +78,10 @@ class AlertStore(ABC):
         rows = self.query("SELECT cutouts FROM alerts WHERE survey = ? AND alert_id = ?", (survey, alert_id))
         if not rows:
             raise StoreError(f"no alert {survey} {alert_id} in the store")
-        names = json.loads(rows[0]["cutouts"] or "{}")
-        if role not in names:
+        ref = json.loads(rows[0]["cutouts"] or "{}")
+        if role not in ref:
             raise StoreError(f"alert {survey} {alert_id} has no {role} cutout")
-        return self.cutout_files.read(names[role])
+        return self.cutout_files.read(ref, role)
 
 
 @dataclass(frozen=True, slots=True)

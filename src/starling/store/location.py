@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from starling.core.spec import PipelineSpec
 
 
 def is_postgres(location: str | Path) -> bool:
     return str(location).startswith(("postgresql://", "postgres://"))
+
+
+def store_is_shared(spec: PipelineSpec) -> bool:
+    """Whether every ``store`` sink of the pipeline writes PostgreSQL, which any number of writers (the
+    distribute stage's replicas) and readers (the controller) share; False without a store sink, and
+    for SQLite (the default), a file on one volume with one writer."""
+    paths = [str(sink.config.get("path", "")) for sink in spec.sinks if sink.use == "store"]
+    return bool(paths) and all(is_postgres(path) for path in paths)
 
 
 def sqlalchemy_url(location: str | Path) -> str:

@@ -203,13 +203,13 @@ class PostgresStore(AlertStore):
 
     def write(self, alerts: Sequence[Alert], matches: Mapping[str, Sequence[Alert]]) -> WriteCounts:
         files = self.cutout_files
-        names = {a.key: files.write(a) for a in alerts} if files is not None else None
+        refs = files.write(alerts) if files is not None else None
         with self._lock:
             conn = self._connection()
             try:
                 self._staging_tables(conn)
                 with conn.transaction():
-                    rows = batch_rows(alerts, matches, self._stored_history(conn, alerts), names)
+                    rows = batch_rows(alerts, matches, self._stored_history(conn, alerts), refs)
                 self._ensure_partitions(conn, rows)
                 with conn.transaction():
                     for table in _WRITE_ORDER:
@@ -292,6 +292,8 @@ class PostgresStore(AlertStore):
                 raise StoreError(f"query failed: {exc}") from exc
 
     def close(self) -> None:
+        if self.cutout_files is not None:
+            self.cutout_files.close()
         with self._lock:
             if self._conn is not None:
                 self._conn.close()

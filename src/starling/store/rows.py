@@ -14,15 +14,17 @@ a replay, or a span the store does not know, still leaves the same rows.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from starling.alert.model import Alert
 
 Row = tuple[Any, ...]
 ObjectKey = tuple[str, str]
+T = TypeVar("T", bound="_Timed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +33,6 @@ class Span:
 
     start: float
     end: float
-
-    def holds(self, mjd: float) -> bool:
-        return self.start <= mjd <= self.end
 
     def merged(self, other: Span | None) -> Span:
         """What is stored once both are: their union when they touch, else the later one (rows of the
@@ -89,7 +88,7 @@ NOTHING_STORED = StoredHistory()
 
 @dataclass(slots=True)
 class BatchRows:
-    """One batch as rows, table by table; ``cutouts`` are the files to write: (alert, role, name)."""
+    """One batch as rows, table by table."""
 
     objects: list[Row] = field(default_factory=list)
     alerts: list[Row] = field(default_factory=list)
@@ -104,12 +103,33 @@ class BatchRows:
         return len(self.detections) + len(self.non_detections) + len(self.forced_photometry)
 
 
-def _span_of(times: Iterable[float], alert_mjd: float) -> Span | None:
-    """The span an alert vouches for: from its earliest row of a kind to its own time."""
-    times = list(times)
-    if not times:
+class _Timed(Protocol):
+    @property
+    def mjd(self) -> float: ...
+
+
+def _span_of(rows: Sequence[_Timed], alert_mjd: float) -> Span | None:
+    """The span an alert vouches for: from its earliest row of a kind to its own time (a history's rows
+    come oldest first: ``starling.alert.model.History``)."""
+    if not rows:
         return None
-    return Span(min(times), max(max(times), alert_mjd))
+    return Span(rows[0].mjd, max(rows[-1].mjd, alert_mjd))
+
+
+def _outside(rows: Sequence[T], span: Span | None) -> Sequence[T]:
+    """The rows (oldest first) outside ``span``: two binary searches, not a look at every row, since
+    an alert's history is mostly what the store holds."""
+    if span is None:
+        return rows
+    start = bisect.bisect_left(rows, span.start, key=_mjd)
+    end = bisect.bisect_right(rows, span.end, key=_mjd)
+    if start == 0:
+        return rows[end:]
+    return [*rows[:start], *rows[end:]]
+
+
+def _mjd(row: _Timed) -> float:
+    return row.mjd
 
 
 def _object_row(a: Alert, spans: StoredHistory) -> Row:
@@ -132,7 +152,7 @@ def _object_row(a: Alert, spans: StoredHistory) -> Row:
     )
 
 
-def _alert_row(a: Alert, cutouts: Mapping[str, str]) -> Row:
+def _alert_row(a: Alert, cutouts: Mapping[str, Any]) -> Row:
     return (
         a.survey,
         a.alert_id,
@@ -161,9 +181,9 @@ def _merge_object_rows(older: Row, newer: Row) -> Row:
 def _add_new_history(rows: BatchRows, a: Alert, held: StoredHistory) -> None:
     """The alert's history rows outside what the store holds (``held``)."""
     history, survey, object_id = a.history, a.survey, a.object_id
-    detections = [d for d in history.detections if not (held.det and held.det.holds(d.mjd))]
-    limits = [u for u in history.upper_limits if not (held.nondet and held.nondet.holds(u.mjd))]
-    forced = [f for f in history.forced if not (held.forced and held.forced.holds(f.mjd))]
+    detections = _outside(history.detections, held.det)
+    limits = _outside(history.upper_limits, held.nondet)
+    forced = _outside(history.forced, held.forced)
     rows.history_rows_skipped += (
         len(history.detections)
         - len(detections)
@@ -186,7 +206,7 @@ def batch_rows(
     alerts: Sequence[Alert],
     matches: Mapping[str, Sequence[Alert]],
     stored: Mapping[ObjectKey, StoredHistory],
-    cutout_names: Mapping[tuple[str, int], Mapping[str, str]] | None = None,
+    cutout_refs: Mapping[tuple[str, int], Mapping[str, Any]] | None = None,
 ) -> BatchRows:
     """Every row the batch writes: history rows the store holds (``stored``, by object) are left out.
 
@@ -196,7 +216,7 @@ def batch_rows(
     known = dict(stored)
     objects: dict[ObjectKey, Row] = {}
     annotations: dict[tuple[str, int, str], Row] = {}
-    names = cutout_names or {}
+    names = cutout_refs or {}
     for a in alerts:
         history = a.history
         survey, object_id = a.survey, a.object_id
@@ -204,9 +224,9 @@ def batch_rows(
         held = known.get(key, NOTHING_STORED)
         _add_new_history(rows, a, held)
         vouched = StoredHistory(
-            _span_of((d.mjd for d in history.detections), a.mjd),
-            _span_of((u.mjd for u in history.upper_limits), a.mjd),
-            _span_of((f.mjd for f in history.forced), a.mjd),
+            _span_of(history.detections, a.mjd),
+            _span_of(history.upper_limits, a.mjd),
+            _span_of(history.forced, a.mjd),
         )
         # A later alert of the object in this batch skips what this one writes.
         known[key] = held.merged(vouched)

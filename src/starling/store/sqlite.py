@@ -85,11 +85,11 @@ class SQLiteStore(AlertStore):
 
     def write(self, alerts: Sequence[Alert], matches: Mapping[str, Sequence[Alert]]) -> WriteCounts:
         files = self.cutout_files
-        names = {a.key: files.write(a) for a in alerts} if files is not None else None
+        refs = files.write(alerts) if files is not None else None
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")  # the write lock first: what is read stays true
-                rows = batch_rows(alerts, matches, self._stored_history(alerts), names)
+                rows = batch_rows(alerts, matches, self._stored_history(alerts), refs)
                 self._db.executemany(_UPSERT_OBJECT, rows.objects)
                 for table, statement in _INSERTS.items():
                     self._db.executemany(statement, getattr(rows, table))
@@ -135,5 +135,7 @@ class SQLiteStore(AlertStore):
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def close(self) -> None:
+        if self.cutout_files is not None:
+            self.cutout_files.close()
         with self._lock:
             self._db.close()

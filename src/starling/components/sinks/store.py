@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -9,11 +11,30 @@ from pydantic import Field
 
 from starling.core.component import Batch, ComponentConfig, RunContext, Sink
 from starling.store.base import AlertStore
+from starling.store.location import shown_location
 from starling.store.open import open_store
+from starling.store.retention import RetentionPolicy
+
+log = logging.getLogger(__name__)
 
 
 class StoreSinkConfig(ComponentConfig):
-    path: str = Field("starling.db", description="SQLite file (relative to the output directory) or URL")
+    path: str = Field(
+        "starling.db",
+        description="SQLite file (relative to the output directory) or a PostgreSQL URL "
+        "(postgresql://user@host/db), which every replica of the stage can share",
+    )
+    cutouts: str = Field(
+        "cutouts",
+        description="directory of the cutout files (relative to the output directory; on a cluster a "
+        "volume every replica mounts); empty: cutouts are not kept",
+    )
+    retention: RetentionPolicy = Field(
+        default_factory=RetentionPolicy,
+        description="days to keep, per table and for cutouts (absent: for ever), counted back from "
+        "the newest stored alert",
+    )
+    prune_every_s: float = Field(3600.0, gt=0, description="how often the retention policy is applied")
     lock_timeout_s: float = Field(
         60.0,
         gt=0,
@@ -35,10 +56,22 @@ class StoreSink(Sink[StoreSinkConfig]):
         if "://" not in location and not Path(location).is_absolute():
             location = str(context.output_dir / location)
         self.location = location
-        self.store = open_store(location, self.config.lock_timeout_s)
+        cutouts = None
+        if self.config.cutouts:
+            cutouts = Path(self.config.cutouts)
+            cutouts = cutouts if cutouts.is_absolute() else context.output_dir / cutouts
+        self.store = open_store(location, self.config.lock_timeout_s, cutouts)
+        self._pruned_at = time.monotonic()
 
     def write(self, batch: Batch) -> None:
         self.store.write(batch.alerts, batch.matches)
+        if (
+            self.config.retention != RetentionPolicy()
+            and time.monotonic() - self._pruned_at > self.config.prune_every_s
+        ):
+            self._pruned_at = time.monotonic()
+            removed = self.store.prune(self.config.retention)
+            log.info(f"retention: removed {removed}")
 
     def close(self) -> None:
         self.store.close()
@@ -46,6 +79,6 @@ class StoreSink(Sink[StoreSinkConfig]):
     def describe(self) -> dict[str, Any]:
         store = open_store(self.location)
         try:
-            return {"store": self.location, "rows": store.counts()}
+            return {"store": shown_location(self.location), "rows": store.counts()}
         finally:
             store.close()

@@ -90,9 +90,9 @@ class KubernetesBackend:
     def start(self, spec: PipelineSpec, replicas: dict[StageName, int]) -> None:
         self.write_spec(spec)
         for stage in STAGES:
-            self._ensure_deployment(stage, replicas.get(stage, 1))
+            self._ensure_deployment(stage, replicas.get(stage, 1), spec)
 
-    def _ensure_deployment(self, stage: StageName, replicas: int) -> None:
+    def _ensure_deployment(self, stage: StageName, replicas: int, spec: PipelineSpec) -> None:
         name = deployment_name(stage)
         try:
             self.apps.read_namespaced_deployment(name, self.namespace)
@@ -101,7 +101,8 @@ class KubernetesBackend:
                 raise
             log.info("creating deployment %s with %d replicas", name, replicas)
             # The client takes the API's JSON as a dict as well as its model classes.
-            body: Any = worker_deployment(stage, self.settings, replicas)
+            # The pipeline's store decides the distribute stage's volumes and strategy.
+            body: Any = worker_deployment(stage, self.settings, replicas, spec)
             self.apps.create_namespaced_deployment(self.namespace, body)
             return
         log.info("adopting deployment %s; %d replicas", name, replicas)

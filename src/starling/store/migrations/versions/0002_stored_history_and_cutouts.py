@@ -3,8 +3,9 @@ of each annotation.
 
 ``objects`` gains, per kind of history row (detections, non-detections, forced photometry), the span
 of times whose rows are all stored (``*_from`` to ``*_through``): the writer skips the rows of a new
-alert that fall inside it. ``alerts.cutouts`` names the alert's cutouts (role=file, relative to the
-store's cutout directory). ``annotations.mjd`` is its alert's time, so retention can reach it.
+alert that fall inside it. ``alerts.cutouts`` says where the alert's cutouts are (JSON: the pack file,
+relative to the store's cutout directory, and each stamp's offset and length in it).
+``annotations.mjd`` is its alert's time, so retention can reach it.
 Only columns are added (nullable, no default): a metadata-only change on both backends.
 
 Revision ID: 0002
