@@ -169,3 +169,17 @@ def test_migrations_run_while_writers_write(night: list[Alert], postgres_url: st
     assert revision == (migrate.HEAD,)
     assert index == (True,)
     assert open_store(postgres_url).count("alerts") == len({a.key for a in night})
+
+
+def test_a_filter_is_tried_on_the_postgres_store_as_on_sqlite(
+    night: list[Alert], postgres_url: str, tmp_path: Path
+) -> None:
+    from starling.control.trial import try_filter_on_store
+
+    _write(postgres_url, night)
+    _write(tmp_path / "s.db", night)
+    expression = "mag < 19.5 AND ndethist >= 2"
+    on_postgres = try_filter_on_store(postgres_url, expression, 1000, 5)
+    on_sqlite = try_filter_on_store(tmp_path / "s.db", expression, 1000, 5)
+    assert on_postgres["alerts_examined"] == on_sqlite["alerts_examined"] == 1000
+    assert on_postgres["matched"] == on_sqlite["matched"] > 0

@@ -132,7 +132,10 @@ def try_filter(
     expression: str,
     limit: Annotated[int, typer.Option(help="how many of the latest stored alerts")] = 10_000,
     store: Annotated[
-        Path | None, typer.Option(help="a store to read here instead of asking the controller")
+        str | None,
+        typer.Option(
+            help="a store to read here (a SQLite file or a PostgreSQL URL) instead of asking the controller"
+        ),
     ] = None,
     controller: Controller = None,
     token: Token = None,
@@ -144,7 +147,8 @@ def try_filter(
         from starling.errors import StarlingError
 
         try:
-            result = try_filter_on_store(store, expression, limit, sample=5)
+            location = store if "://" in store else Path(store)
+            result = try_filter_on_store(location, expression, limit, sample=5)
         except (FilterSyntaxError, StarlingError) as exc:
             report_error(str(exc))
             raise typer.Exit(2) from None
