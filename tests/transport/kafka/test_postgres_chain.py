@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from starling.alert.model import Cutout
 from starling.control.backends.processes import LocalChain
 from starling.core.embedded import EmbeddedPipeline
 from starling.core.spec import ComponentSpec
@@ -67,8 +68,12 @@ def test_distribute_replicas_on_postgres_store_every_alert_once(
         assert len(stored) == alerts
         for row in stored[::10]:
             for role in ("science", "template", "difference"):
-                assert store.cutout(row["survey"], row["alert_id"], role) == reference_store.cutout(
-                    row["survey"], row["alert_id"], role
+                # The synthetic night gzips its stamps anew each time it is made: the gzip headers' times
+                # differ, the FITS inside may not.
+                key = (row["survey"], row["alert_id"], role)
+                assert (
+                    Cutout(role, store.cutout(*key)).fits_bytes
+                    == Cutout(role, reference_store.cutout(*key)).fits_bytes
                 )
     finally:
         store.close()
