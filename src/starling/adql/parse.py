@@ -112,7 +112,7 @@ def _prefix_runs(tokens: list[Any], expression: str) -> None:
             raise FilterSyntaxError(TOO_DEEP, expression, *line_column(expression, token.start))
 
 
-def _within_limits(tokens: list[Any], expression: str) -> int:
+def within_limits(tokens: list[Any], expression: str) -> int:
     """Refuses a text over the size or nesting limits; returns where its brackets are deepest."""
     _prefix_runs(tokens, expression)
     if len(tokens) > MAX_TOKENS:
@@ -139,7 +139,7 @@ def _within_limits(tokens: list[Any], expression: str) -> int:
     return deepest_at
 
 
-def _syntax_error(exc: sqlglot.errors.ParseError, expression: str) -> FilterSyntaxError:
+def syntax_error(exc: sqlglot.errors.ParseError, expression: str) -> FilterSyntaxError:
     first = exc.errors[0] if exc.errors else {}
     message = str(first.get("description") or exc).replace(
         "Required keyword: 'expression' missing for", "something is missing after"
@@ -152,7 +152,7 @@ def _syntax_error(exc: sqlglot.errors.ParseError, expression: str) -> FilterSynt
     return FilterSyntaxError(message, expression, int(first.get("line") or 1), column)
 
 
-def _unclosed_string(expression: str) -> FilterSyntaxError:
+def unclosed_string(expression: str) -> FilterSyntaxError:
     quote = _unclosed_quote(expression)
     if quote is None:
         return FilterSyntaxError("cannot read the expression", expression)
@@ -169,12 +169,12 @@ def parse_condition(expression: str) -> Any:
     deepest_at = 0
     try:
         tokens = dialect.tokenize(expression)
-        deepest_at = _within_limits(tokens, expression)
+        deepest_at = within_limits(tokens, expression)
         parsed = dialect.parser().parse_into(exp.Condition, tokens, expression)
     except sqlglot.errors.ParseError as exc:
-        raise _syntax_error(exc, expression) from None
+        raise syntax_error(exc, expression) from None
     except sqlglot.errors.TokenError:
-        raise _unclosed_string(expression) from None
+        raise unclosed_string(expression) from None
     except RecursionError:  # nesting without brackets (NOT NOT NOT ...) can still exhaust the stack
         raise FilterSyntaxError(
             f"the filter is nested too deeply for the parser (at most {MAX_NESTING} brackets and "
