@@ -207,8 +207,10 @@ def _check_functions(tree: Sql, text: str) -> None:
                 )
             args = args[1:]
         if function.special:
-            if name == "POLYGON" and (len(args) < 6 or len(args) % 2):
-                raise fault(text, node, "POLYGON takes three or more vertices as ra, dec pairs (degrees)")
+            if name == "POLYGON" and (len(args) < 6 or len(args) % 2 or not all(map(_is_number, args))):
+                raise fault(
+                    text, node, "POLYGON takes three or more vertices as constant ra, dec pairs (degrees)"
+                )
             if name in ("CONTAINS", "INTERSECTS") and len(args) != 2:
                 raise fault(text, node, f"{name} takes 2 arguments, not {len(args)}")
             continue
@@ -219,6 +221,13 @@ def _check_functions(tree: Sql, text: str) -> None:
                 node,
                 f"{function_name(node)} takes {count} argument{'s' if count != 1 else ''}, not {len(args)}",
             )
+
+
+def _is_number(node: Sql) -> bool:
+    """A numeric constant, as a polygon's vertices must be."""
+    if isinstance(node, exp.Neg):
+        node = node.this
+    return isinstance(node, exp.Literal) and not node.is_string
 
 
 def _column_fault(text: str, tree: Sql, message: str) -> FilterSyntaxError:
@@ -331,15 +340,43 @@ def _region_predicate(node: Sql, backend: Backend) -> Sql:
         return exp.Paren(this=exp.And(this=band, expression=exact))
     if _is_call(second, "POLYGON"):
         if backend == "postgres":
-            vertices = exp.Array(
-                expressions=[exp.Cast(this=v, to=exp.DataType.build("double")) for v in region]
-            )
-            return exp.Anonymous(this="q3c_poly_query", expressions=[ra, dec, vertices])
+            return _postgres_polygon(ra, dec, region)
         return exp.EQ(
             this=exp.Anonymous(this="starling_polygon", expressions=[ra, dec, *region]),
             expression=exp.Literal.number(1),
         )
     raise ValueError("CONTAINS takes a POINT and a CIRCLE or POLYGON")
+
+
+Q3C_POLYGON_MAX_DEG = 20.0  # q3c's polygon search refuses polygons wider than about 23 degrees
+
+
+def _postgres_polygon(ra: Sql, dec: Sql, region: list[Sql]) -> Sql:
+    """A point in a polygon on PostgreSQL: pgSphere's exact test, behind q3c's indexed one when the
+    polygon is small enough for q3c. (The vertices are constants: the checks saw to it.)"""
+    values = [float(v.this) if isinstance(v, exp.Literal) else -float(v.this.this) for v in region]
+    polygon = "{" + ",".join(f"({values[i]!r}d,{values[i + 1]!r}d)" for i in range(0, len(values), 2)) + "}"
+    point = exp.Anonymous(
+        this="spoint",
+        expressions=[
+            exp.Anonymous(this="radians", expressions=[ra]),
+            exp.Anonymous(this="radians", expressions=[dec]),
+        ],
+    )
+    exact = exp.Paren(
+        this=sqlglot.parse_one(f"CAST('{polygon}' AS spoly) @> x", read="postgres").transform(
+            lambda node: point.copy() if isinstance(node, exp.Column) and node.name == "x" else node
+        )
+    )
+    ras, decs = values[0::2], values[1::2]
+    span = max(max(decs) - min(decs), min(max(ras) - min(ras), 360 - (max(ras) - min(ras))))
+    if span > Q3C_POLYGON_MAX_DEG:
+        return exact
+    vertices = exp.Array(
+        expressions=[exp.Cast(this=v.copy(), to=exp.DataType.build("double")) for v in region]
+    )
+    indexed = exp.Anonymous(this="q3c_poly_query", expressions=[ra.copy(), dec.copy(), vertices])
+    return exp.Paren(this=exp.And(this=indexed, expression=exact))
 
 
 def _geometry(node: Sql, backend: Backend) -> Sql:

@@ -110,7 +110,11 @@ class EmbeddedPipeline(LiveRuntime):
             stats=self.stats,
             dead_letters=dict(self.dead_letters.by_reason),
             dead_letter_path=self.dead_letters.path if len(self.dead_letters) else None,
-            outputs={c.name: c.describe() for c in components if c.describe()},
+            outputs={
+                name: described
+                for name, described in ((c.name, c.describe()) for c in components)
+                if described
+            },
         )
 
     def process_messages(self, messages: list[RawMessage]) -> Batch:

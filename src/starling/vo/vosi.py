@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from xml.sax.saxutils import escape
 
-_AVAILABILITY_NS = "http://www.ivoa.net/xml/VOSIAvailability/v1.0"
-_CAPABILITIES_NS = "http://www.ivoa.net/xml/VOSICapabilities/v1.0"
-_VODATASERVICE_NS = "http://www.ivoa.net/xml/VODataService/v1.1"
-_XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+AVAILABILITY_NS = "http://www.ivoa.net/xml/VOSIAvailability/v1.0"
+CAPABILITIES_NS = "http://www.ivoa.net/xml/VOSICapabilities/v1.0"
+VODATASERVICE_NS = "http://www.ivoa.net/xml/VODataService/v1.1"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
 
 def _iso(epoch_s: float) -> str:
@@ -18,7 +18,7 @@ def _iso(epoch_s: float) -> str:
 def availability_xml(available: bool, up_since: float, note: str) -> str:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f'<vosi:availability xmlns:vosi="{_AVAILABILITY_NS}">\n'
+        f'<vosi:availability xmlns:vosi="{AVAILABILITY_NS}">\n'
         f"  <vosi:available>{'true' if available else 'false'}</vosi:available>\n"
         f"  <vosi:upSince>{_iso(up_since)}</vosi:upSince>\n"
         f"  <vosi:note>{escape(note)}</vosi:note>\n"
@@ -42,6 +42,6 @@ def capabilities_xml(base_url: str) -> str:
     )
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f'<vosi:capabilities xmlns:vosi="{_CAPABILITIES_NS}" xmlns:vs="{_VODATASERVICE_NS}" '
-        f'xmlns:xsi="{_XSI_NS}">\n{body}</vosi:capabilities>\n'
+        f'<vosi:capabilities xmlns:vosi="{CAPABILITIES_NS}" xmlns:vs="{VODATASERVICE_NS}" '
+        f'xmlns:xsi="{XSI_NS}">\n{body}</vosi:capabilities>\n'
     )

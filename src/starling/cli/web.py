@@ -1,0 +1,45 @@
+"""``starling web``: serve TAP (and, to come, the portal) over a store."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from starling.cli.terminal import console, report_error
+
+
+def web(
+    store: Annotated[str, typer.Option("--store", "-s", help="a SQLite file or a PostgreSQL URL")],
+    port: Annotated[int, typer.Option(help="the port (0: a free one)")] = 8770,
+    port_file: Annotated[Path | None, typer.Option(help="write the bound port here once serving")] = None,
+    host: Annotated[str, typer.Option(help="the address to listen on")] = "127.0.0.1",
+    query_timeout: Annotated[float, typer.Option(help="seconds a synchronous query may run")] = 30.0,
+) -> None:
+    """Serve TAP 1.1 with ADQL over the store: /tap/sync, /tap/tables, /tap/capabilities, /tap/availability"""
+    from starling.control.server import BackgroundServer
+    from starling.errors import StarlingError
+    from starling.web.app import web_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app = web_app(store, query_timeout)
+    except StarlingError as exc:
+        report_error(str(exc))
+        raise typer.Exit(1) from None
+    server = BackgroundServer(app, host=host, port=port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    bound = server.start()
+    if port_file is not None:
+        port_file.write_text(str(bound))
+    console.print(f"TAP on http://{host}:{bound}/tap (store {app.state.tap_store.shown})")
+    try:
+        stop.wait()
+    finally:
+        server.stop()

@@ -1,0 +1,213 @@
+"""Running ADQL on a store for TAP: read-only connections of their own, a time limit, TAP_SCHEMA, and
+the metadata of each result column.
+
+The query is checked and translated once (``starling.adql.query``) and runs in the store's database:
+SQLite opened read-only (``mode=ro``: a TAP query can never write, and never takes the writer's lock),
+with the geometry functions registered and ``TAP_SCHEMA`` attached in memory; PostgreSQL in read-only
+transactions with a ``statement_timeout``, ``TAP_SCHEMA`` a schema of its own that the service fills
+when it starts. Rows are read up to MAXREC and one more, which tells an overflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlglot import exp
+
+from starling.adql import sqlite_functions
+from starling.adql.parse import FilterSyntaxError
+from starling.adql.query import Backend, CheckedQuery, ServedTable, check_query, parse_query, to_sql
+from starling.errors import StarlingError, StoreError, StoreUnavailableError
+from starling.store.location import is_postgres, shown_location, sqlite_path
+from starling.vo.tap_schema import TAP_TABLES, TapColumn, TapTable, tap_schema_rows
+from starling.vo.votable import infer_column
+
+
+class TapQueryError(StarlingError):
+    """A query refused or failed: the message is for the user (QUERY_STATUS=ERROR)."""
+
+
+@dataclass(frozen=True)
+class TapResult:
+    columns: list[TapColumn]
+    rows: list[tuple[Any, ...]]
+    overflow: bool
+    sql: str  # what ran in the database
+
+
+_SQL_TYPES = {
+    "double": "double precision",
+    "float": "double precision",
+    "long": "bigint",
+    "int": "integer",
+    "short": "integer",
+    "boolean": "boolean",
+    "char": "text",
+    "unicodeChar": "text",
+}
+
+
+def served_tables() -> dict[str, ServedTable]:
+    """Every table TAP serves, by its ADQL name in lower case, and the store's tables by bare name too."""
+    served: dict[str, ServedTable] = {}
+    for table in TAP_TABLES:
+        adql = f"{table.schema}.{table.name}"
+        columns = tuple(c.name.lower() for c in table.columns)
+        backend_name = table.name if table.schema.lower() == "starling" else f"tap_schema.{table.name}"
+        entry = ServedTable(adql, columns, backend_name, backend_name)
+        served[adql.lower()] = entry
+        if table.schema.lower() == "starling":
+            served[table.name.lower()] = entry
+    return served
+
+
+def _tap_schema_ddl(table: TapTable, placeholder: str) -> tuple[str, str]:
+    columns = ", ".join(f'"{c.name}" {_SQL_TYPES.get(c.datatype, "text")}' for c in table.columns)
+    marks = ", ".join([placeholder] * len(table.columns))
+    return (
+        f'CREATE TABLE tap_schema."{table.name}" ({columns})',
+        f'INSERT INTO tap_schema."{table.name}" VALUES ({marks})',
+    )
+
+
+def _tap_schema_tables() -> list[TapTable]:
+    return [t for t in TAP_TABLES if t.schema.upper() == "TAP_SCHEMA"]
+
+
+class TapStore:
+    """A store as TAP reads it."""
+
+    def __init__(self, location: str | Path, timeout_s: float = 30.0) -> None:
+        self.location = location
+        self.shown = shown_location(location)
+        self.timeout_s = timeout_s
+        self.backend: Backend = "postgres" if is_postgres(location) else "sqlite"
+        self.served = served_tables()
+        self._columns = {
+            f"{t.schema}.{t.name}".lower(): {c.name.lower(): c for c in t.columns} for t in TAP_TABLES
+        }
+        if self.backend == "postgres":
+            self._install_postgres_tap_schema()
+
+    # -- running a query ---------------------------------------------------------------------------
+
+    def run(self, text: str, maxrec: int) -> TapResult:
+        try:
+            checked = check_query(parse_query(text), text, self.served)
+        except FilterSyntaxError as exc:
+            raise TapQueryError(str(exc)) from None
+        sql = to_sql(checked, self.backend)
+        if self.backend == "postgres":
+            names, rows = self._run_postgres(sql, maxrec + 1)
+        else:
+            names, rows = self._run_sqlite(sql, maxrec + 1)
+        overflow = len(rows) > maxrec
+        rows = rows[:maxrec]
+        return TapResult(self._result_columns(checked, names, rows), rows, overflow, sql)
+
+    def _result_columns(
+        self, checked: CheckedQuery, names: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> list[TapColumn]:
+        """Each output column's metadata: the table column's when it is one, else inferred from values."""
+        tree = checked.tree
+        while isinstance(tree, exp.SetOperation):
+            tree = tree.this
+        aliases: dict[str, str] = {}
+        if isinstance(tree, exp.Select):
+            for table in tree.find_all(exp.Table):
+                aliases[(table.alias or table.name).lower()] = f"{table.db}.{table.name}".lower()
+        projections = tree.selects if isinstance(tree, exp.Select) else []
+        columns: list[TapColumn] = []
+        for index, name in enumerate(names):
+            known: TapColumn | None = None
+            if index < len(projections):
+                inner = projections[index].unalias()
+                if isinstance(inner, exp.Column):
+                    owner = aliases.get(inner.table.lower(), "")
+                    known = self._columns.get(owner, {}).get(inner.name.lower())
+            if known is not None:
+                columns.append(dataclasses.replace(known, name=name) if known.name != name else known)
+            else:
+                columns.append(infer_column(name, [row[index] for row in rows]))
+        return columns
+
+    def _run_sqlite(self, sql: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]]]:
+        path = sqlite_path(self.location)
+        if not path.exists():
+            raise StoreError(f"no store at {path} (nothing stored yet?)")
+        try:
+            with self._sqlite(path) as db:
+                cursor = db.execute(sql)
+                names = [d[0] for d in cursor.description or ()]
+                return names, [tuple(row) for row in cursor.fetchmany(limit)]
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise TapQueryError(
+                    f"the query ran longer than {self.timeout_s:g} s and was stopped"
+                ) from None
+            if "locked" in str(exc) or "unable to open" in str(exc):
+                raise StoreUnavailableError(f"store {self.shown} cannot be read: {exc}") from exc
+            raise TapQueryError(f"the query failed in the database: {exc}") from None
+        except sqlite3.Error as exc:
+            raise TapQueryError(f"the query failed in the database: {exc}") from None
+
+    @contextmanager
+    def _sqlite(self, path: Path) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            sqlite_functions.register(db)
+            db.execute("ATTACH DATABASE ':memory:' AS tap_schema")
+            rows = tap_schema_rows()
+            for table in _tap_schema_tables():
+                create, insert = _tap_schema_ddl(table, "?")
+                db.execute(create)
+                db.executemany(insert, rows.get(table.qualified_name, []))
+            deadline = time.monotonic() + self.timeout_s
+            # Asked every 10,000 steps of SQLite's machine: past the deadline, the query is interrupted.
+            db.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+            yield db
+        finally:
+            db.close()
+
+    def _run_postgres(self, sql: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]]]:
+        import psycopg
+
+        try:
+            with psycopg.connect(
+                str(self.location),
+                connect_timeout=10,
+                options="-c default_transaction_read_only=on "
+                f"-c statement_timeout={int(self.timeout_s * 1000)}",
+                application_name="starling-tap",
+            ) as conn:
+                cursor = conn.execute(sql)
+                names = [d.name for d in cursor.description or ()]
+                return names, [tuple(row) for row in cursor.fetchmany(limit)]
+        except psycopg.errors.QueryCanceled:
+            raise TapQueryError(f"the query ran longer than {self.timeout_s:g} s and was stopped") from None
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailableError(f"store {self.shown} cannot be read: {exc}") from exc
+        except psycopg.Error as exc:
+            raise TapQueryError(f"the query failed in the database: {exc}".strip()) from None
+
+    def _install_postgres_tap_schema(self) -> None:
+        """TAP_SCHEMA as a schema of the database, filled afresh in one transaction as the service starts."""
+        import psycopg
+
+        rows = tap_schema_rows()
+        with psycopg.connect(str(self.location), connect_timeout=10) as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (0x54415053,))  # "TAPS": one service at a time
+            conn.execute("DROP SCHEMA IF EXISTS tap_schema CASCADE")
+            conn.execute("CREATE SCHEMA tap_schema")
+            for table in _tap_schema_tables():
+                create, insert = _tap_schema_ddl(table, "%s")
+                conn.execute(create)
+                with conn.cursor() as cursor:
+                    cursor.executemany(insert, rows.get(table.qualified_name, []))

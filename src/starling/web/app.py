@@ -1,0 +1,37 @@
+"""The web service's application: TAP over one store, and a page that says what is served."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from starling.vo.tap_query import TapStore
+from starling.web import tap
+
+log = logging.getLogger(__name__)
+
+
+def web_app(store: str | Path, query_timeout_s: float = 30.0) -> FastAPI:
+    app = FastAPI(title="Starling web", summary="TAP and ADQL over Starling's store")
+    app.state.tap_store = TapStore(store, query_timeout_s)
+    app.state.started = time.time()
+    app.include_router(tap.router)
+
+    @app.get("/")
+    def root() -> dict[str, Any]:
+        return {"service": "starling web", "store": app.state.tap_store.shown, **tap.describe()}
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Never a traceback to a user: the log keeps it.
+        log.exception(f"{request.method} {request.url.path} failed")
+        return JSONResponse(
+            {"detail": "the service failed to answer; the operator's log has why"}, status_code=500
+        )
+
+    return app

@@ -1,0 +1,124 @@
+"""TAP 1.1 over the store: ``/tap/sync``, and the VOSI resources ``/tap/tables``, ``/tap/capabilities``,
+``/tap/availability``.
+
+Parameters are read from the query string or a form (GET or POST), their names in any case, as DALI
+says. A query that cannot run is answered with a VOTable error document (``QUERY_STATUS=ERROR``, the
+message with the line and column of the fault) and HTTP 400; a result cut at MAXREC carries
+``QUERY_STATUS=OVERFLOW`` after its table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from starling.errors import OutageError, StarlingError
+from starling.vo.tap_documents import tables_xml, tap_capabilities_xml
+from starling.vo.tap_query import TapQueryError, TapStore
+from starling.vo.tap_schema import TAP_TABLES
+from starling.vo.vosi import availability_xml
+from starling.vo.votable import OUTPUT_FORMATS, error_votable, response_format
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAXREC = 10_000
+HARD_MAXREC = 1_000_000
+XML = "text/xml"
+VOTABLE = "application/x-votable+xml"
+_LANGUAGES = ("ADQL", "ADQL-2.0", "ADQL-2.1")
+
+router = APIRouter(prefix="/tap", tags=["TAP"])
+
+
+async def _parameters(request: Request) -> dict[str, str]:
+    """Every parameter, the name upper-cased (DALI: names are case-insensitive; values are not)."""
+    found = {key.upper(): value for key, value in request.query_params.items()}
+    if request.method == "POST":
+        form = await request.form()
+        found.update({key.upper(): str(value) for key, value in form.items()})
+    return found
+
+
+def _error(message: str, status: int = 400) -> Response:
+    return Response(error_votable(message), status_code=status, media_type=VOTABLE)
+
+
+def _maxrec(parameters: dict[str, str]) -> int:
+    text = parameters.get("MAXREC")
+    if text is None or text == "":
+        return DEFAULT_MAXREC
+    try:
+        value = int(text)
+    except ValueError:
+        raise TapQueryError(f"MAXREC must be a whole number, not {text!r}") from None
+    if value < 0:
+        raise TapQueryError("MAXREC must be 0 or more")
+    return min(value, HARD_MAXREC)
+
+
+@router.api_route("/sync", methods=["GET", "POST"], response_class=Response)
+async def sync(request: Request) -> Response:
+    parameters = await _parameters(request)
+    request_kind = parameters.get("REQUEST", "doQuery")
+    if request_kind.lower() != "doquery":
+        return _error(
+            f"REQUEST={request_kind} is not served; REQUEST=doQuery (or none) with LANG=ADQL and QUERY"
+        )
+    language = parameters.get("LANG", "ADQL")
+    if language.upper() not in _LANGUAGES:
+        return _error(f"LANG={language} is not served; the language is ADQL")
+    query = parameters.get("QUERY")
+    if not query:
+        return _error("QUERY is missing: give an ADQL query")
+    wanted = parameters.get("RESPONSEFORMAT") or parameters.get("FORMAT")
+    try:
+        chosen = response_format(wanted)
+    except KeyError:
+        return _error(f"RESPONSEFORMAT={wanted} is not served; see /tap/capabilities")
+    store: TapStore = request.app.state.tap_store
+    try:
+        maxrec = _maxrec(parameters)
+        started = time.monotonic()
+        result = await run_in_threadpool(store.run, query, maxrec)
+    except TapQueryError as exc:
+        return _error(str(exc))
+    except OutageError as exc:
+        log.warning(f"TAP query not run: {exc}")
+        return _error(f"the store cannot be read now; try again in a moment ({exc})", status=503)
+    except StarlingError as exc:
+        return _error(str(exc))
+    log.info(f"TAP sync: {len(result.rows)} rows in {time.monotonic() - started:.3f} s: {result.sql}")
+    media_type, write = chosen
+    body = write(result.columns, result.rows, overflow=result.overflow, query=query)
+    return Response(body, media_type=media_type)
+
+
+@router.get("/tables", response_class=Response)
+def tables() -> Response:
+    return Response(tables_xml(TAP_TABLES), media_type=XML)
+
+
+@router.get("/capabilities", response_class=Response)
+def capabilities(request: Request) -> Response:
+    base = str(request.base_url).rstrip("/") + "/tap"
+    document = tap_capabilities_xml(
+        base, default_maxrec=DEFAULT_MAXREC, hard_maxrec=HARD_MAXREC, formats=OUTPUT_FORMATS
+    )
+    return Response(document, media_type=XML)
+
+
+@router.get("/availability", response_class=Response)
+def availability(request: Request) -> Response:
+    started: float = request.app.state.started
+    return Response(
+        availability_xml(True, started, "Starling's TAP service is accepting queries"), media_type=XML
+    )
+
+
+def describe() -> dict[str, Any]:
+    return {"tap": "/tap", "sync": "/tap/sync", "tables": "/tap/tables", "capabilities": "/tap/capabilities"}
