@@ -46,3 +46,6 @@ from tests.support.kafka import kafka_bootstrap, prefix  # noqa: E402, F401
 
 # PostgreSQL (a real server, started once per session; a database per test) for tests/store and others.
 from tests.support.postgres import postgres_server, postgres_url  # noqa: E402, F401
+
+# STILTS (taplint), installed from Debian when missing, for tests/web.
+from tests.support.stilts import stilts  # noqa: E402, F401
