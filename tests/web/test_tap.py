@@ -51,12 +51,14 @@ def tap(request: pytest.FixtureRequest, night: list[Alert], tmp_path: Path) -> I
     else:
         location = str(tmp_path / "starling.db")
     _fill(location, night)
-    server = BackgroundServer(web_app(location))
+    app = web_app(location, tmp_path / "jobs")
+    server = BackgroundServer(app)
     port = server.start()
     try:
         yield f"http://127.0.0.1:{port}/tap", location
     finally:
         server.stop()
+        app.state.tap_jobs.close()
 
 
 def test_a_query_runs_with_the_columns_metadata(tap: tuple[str, str], night: list[Alert]) -> None:
@@ -162,7 +164,8 @@ def test_a_filter_and_a_tap_query_match_the_same_alerts(
 
 
 def test_a_cone_uses_the_q3c_index_on_postgres(postgres_url: str, night: list[Alert]) -> None:
-    from starling.adql.query import check_query, parse_query, to_sql
+    from starling.adql.query import check_query, parse_query
+    from starling.adql.sql_backend import to_sql
     from starling.vo.tap_query import served_tables
 
     _fill(postgres_url, night)
@@ -175,3 +178,59 @@ def test_a_cone_uses_the_q3c_index_on_postgres(postgres_url: str, night: list[Al
         conn.execute("SET enable_seqscan = off")  # a few hundred rows: the planner would scan them anyway
         plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {sql}"))  # type: ignore[arg-type]
     assert "alerts_by_position" in plan or "q3c_ang2ipix" in plan, plan
+
+
+def test_async_jobs_run_abort_and_survive_a_restart(tap: tuple[str, str], tmp_path: Path) -> None:
+    service = pyvo.dal.TAPService(tap[0])
+    result = service.run_async("SELECT TOP 4 alert_id, mag FROM starling.alerts ORDER BY alert_id")
+    assert len(result) == 4
+    # A query that would run for minutes: aborted, it stops at once and frees its thread.
+    slow = service.submit_job(
+        "SELECT COUNT(*) AS n FROM starling.alerts AS a, starling.alerts AS b, starling.alerts AS c"
+    )
+    slow.run()
+    slow.wait(phases=["EXECUTING", "COMPLETED", "ERROR"], timeout=30)
+    assert slow.phase == "EXECUTING"
+    slow.abort()
+    assert slow.phase == "ABORTED"
+    quick = service.run_async("SELECT COUNT(*) AS n FROM starling.alerts", timeout=30)
+    assert int(quick[0]["n"]) > 0
+    failing = service.submit_job("SELECT nope FROM starling.alerts")
+    failing.run()
+    failing.wait(phases=["COMPLETED", "ERROR", "ABORTED"], timeout=30)
+    assert failing.phase == "ERROR"
+    with pytest.raises(pyvo.dal.DALQueryError, match="unknown column 'nope'"):
+        failing.raise_if_error()
+
+
+def test_jobs_survive_a_restart_of_the_service(tmp_path: Path, night: list[Alert]) -> None:
+    location = str(tmp_path / "starling.db")
+    _fill(location, night[:200])
+    first = web_app(location, tmp_path / "jobs")
+    server = BackgroundServer(first)
+    port = server.start()
+    service = pyvo.dal.TAPService(f"http://127.0.0.1:{port}/tap")
+    done = service.submit_job("SELECT COUNT(*) AS n FROM starling.alerts")
+    done.run()
+    done.wait(phases=["COMPLETED", "ERROR"], timeout=30)
+    waiting = service.submit_job("SELECT TOP 1 alert_id FROM starling.alerts")  # PENDING: never run
+    server.stop()
+    first.state.tap_jobs.close()
+    second = web_app(location, tmp_path / "jobs")
+    server = BackgroundServer(second)
+    port = server.start()
+    try:
+        service = pyvo.dal.TAPService(f"http://127.0.0.1:{port}/tap")
+        jobs = {job.jobid: job.phase for job in service.get_job_list()}
+        assert jobs[waiting.job_id] == "PENDING"
+        assert "COMPLETED" in jobs.values()
+        job = pyvo.dal.AsyncTAPJob(f"http://127.0.0.1:{port}/tap/async/{waiting.job_id}")
+        job.run()
+        job.wait(phases=["COMPLETED", "ERROR"], timeout=30)
+        assert len(job.fetch_result()) == 1
+        assert jobs[done.job_id] == "COMPLETED"
+        again = pyvo.dal.AsyncTAPJob(f"http://127.0.0.1:{port}/tap/async/{done.job_id}")
+        assert int(again.fetch_result()[0]["n"]) == len({a.key for a in night[:200]})
+    finally:
+        server.stop()
+        second.state.tap_jobs.close()

@@ -18,7 +18,7 @@ from starling.store.open import open_store
 from starling.web.app import web_app
 from tests.support.helpers import synthetic_alerts
 
-STAGES = "TMV TME TMS TMC CPV CAP AVV QGE QPO MDQ"
+STAGES = "TMV TME TMS TMC CPV CAP AVV QGE QPO QAS UWS MDQ"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -32,12 +32,14 @@ def tap_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         store.write(alerts, {"bright": [a for a in alerts if a.mag is not None and a.mag < 19.0]})
     finally:
         store.close()
-    server = BackgroundServer(web_app(location))
+    app = web_app(location, tmp_path / "jobs")
+    server = BackgroundServer(app)
     port = server.start()
     try:
         yield f"http://127.0.0.1:{port}/tap"
     finally:
         server.stop()
+        app.state.tap_jobs.close()
 
 
 def test_taplint_finds_no_error(stilts: str, tap_url: str) -> None:

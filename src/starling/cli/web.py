@@ -19,6 +19,13 @@ def web(
     port_file: Annotated[Path | None, typer.Option(help="write the bound port here once serving")] = None,
     host: Annotated[str, typer.Option(help="the address to listen on")] = "127.0.0.1",
     query_timeout: Annotated[float, typer.Option(help="seconds a synchronous query may run")] = 30.0,
+    jobs: Annotated[
+        Path | None,
+        typer.Option(
+            help="where asynchronous jobs and their results are kept (default: beside a SQLite store, "
+            "else var/tap-jobs)"
+        ),
+    ] = None,
 ) -> None:
     """Serve TAP 1.1 with ADQL over the store: /tap/sync, /tap/tables, /tap/capabilities, /tap/availability"""
     from starling.control.server import BackgroundServer
@@ -27,7 +34,8 @@ def web(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        app = web_app(store, query_timeout)
+        folder = jobs or (Path(store).parent / "tap-jobs" if "://" not in store else Path("var") / "tap-jobs")
+        app = web_app(store, folder, query_timeout)
     except StarlingError as exc:
         report_error(str(exc))
         raise typer.Exit(1) from None
@@ -43,3 +51,4 @@ def web(
         stop.wait()
     finally:
         server.stop()
+        app.state.tap_jobs.close()

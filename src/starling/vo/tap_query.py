@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,7 +24,8 @@ from sqlglot import exp
 
 from starling.adql import sqlite_functions
 from starling.adql.parse import FilterSyntaxError
-from starling.adql.query import Backend, CheckedQuery, ServedTable, check_query, parse_query, to_sql
+from starling.adql.query import Backend, CheckedQuery, ServedTable, check_query, parse_query
+from starling.adql.sql_backend import to_sql
 from starling.errors import StarlingError, StoreError, StoreUnavailableError
 from starling.store.location import is_postgres, shown_location, sqlite_path
 from starling.vo.tap_schema import TAP_TABLES, TapColumn, TapTable, tap_schema_rows
@@ -81,6 +83,30 @@ def _tap_schema_tables() -> list[TapTable]:
     return [t for t in TAP_TABLES if t.schema.upper() == "TAP_SCHEMA"]
 
 
+@dataclass
+class _Run:
+    """One query's limits: its time, and a flag that stops it."""
+
+    timeout_s: float
+    cancel: threading.Event
+    started: float = dataclasses.field(default_factory=time.monotonic)
+
+    def over(self) -> bool:
+        return self.cancel.is_set() or time.monotonic() - self.started > self.timeout_s
+
+    def stopped(self) -> TapQueryError:
+        if self.cancel.is_set():
+            return TapQueryError("the query was aborted")
+        return TapQueryError(f"the query ran longer than {self.timeout_s:g} s and was stopped")
+
+
+def _cancel_when(cancel: threading.Event, done: threading.Event, conn: Any) -> None:
+    while not done.wait(0.2):
+        if cancel.is_set():
+            conn.cancel_safe()
+            return
+
+
 class TapStore:
     """A store as TAP reads it."""
 
@@ -98,16 +124,25 @@ class TapStore:
 
     # -- running a query ---------------------------------------------------------------------------
 
-    def run(self, text: str, maxrec: int) -> TapResult:
+    def check(self, text: str) -> CheckedQuery:
+        """The query checked (TapQueryError with the position of a fault), without running it."""
         try:
-            checked = check_query(parse_query(text), text, self.served)
+            return check_query(parse_query(text), text, self.served)
         except FilterSyntaxError as exc:
             raise TapQueryError(str(exc)) from None
+
+    def run(
+        self, text: str, maxrec: int, timeout_s: float | None = None, cancel: threading.Event | None = None
+    ) -> TapResult:
+        """Run a query: at most ``maxrec`` rows, for at most ``timeout_s`` (the service's sync limit when
+        None), stopped as soon as ``cancel`` is set (an async job aborted)."""
+        checked = self.check(text)
         sql = to_sql(checked, self.backend)
+        run = _Run(timeout_s or self.timeout_s, cancel or threading.Event())
         if self.backend == "postgres":
-            names, rows = self._run_postgres(sql, maxrec + 1)
+            names, rows = self._run_postgres(sql, maxrec + 1, run)
         else:
-            names, rows = self._run_sqlite(sql, maxrec + 1)
+            names, rows = self._run_sqlite(sql, maxrec + 1, run)
         overflow = len(rows) > maxrec
         rows = rows[:maxrec]
         return TapResult(self._result_columns(checked, names, rows), rows, overflow, sql)
@@ -138,20 +173,18 @@ class TapStore:
                 columns.append(infer_column(name, [row[index] for row in rows]))
         return columns
 
-    def _run_sqlite(self, sql: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def _run_sqlite(self, sql: str, limit: int, run: _Run) -> tuple[list[str], list[tuple[Any, ...]]]:
         path = sqlite_path(self.location)
         if not path.exists():
             raise StoreError(f"no store at {path} (nothing stored yet?)")
         try:
-            with self._sqlite(path) as db:
+            with self._sqlite(path, run) as db:
                 cursor = db.execute(sql)
                 names = [d[0] for d in cursor.description or ()]
                 return names, [tuple(row) for row in cursor.fetchmany(limit)]
         except sqlite3.OperationalError as exc:
             if "interrupted" in str(exc):
-                raise TapQueryError(
-                    f"the query ran longer than {self.timeout_s:g} s and was stopped"
-                ) from None
+                raise run.stopped() from None
             if "locked" in str(exc) or "unable to open" in str(exc):
                 raise StoreUnavailableError(f"store {self.shown} cannot be read: {exc}") from exc
             raise TapQueryError(f"the query failed in the database: {exc}") from None
@@ -159,7 +192,7 @@ class TapStore:
             raise TapQueryError(f"the query failed in the database: {exc}") from None
 
     @contextmanager
-    def _sqlite(self, path: Path) -> Iterator[sqlite3.Connection]:
+    def _sqlite(self, path: Path, run: _Run) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
         try:
             sqlite_functions.register(db)
@@ -169,14 +202,13 @@ class TapStore:
                 create, insert = _tap_schema_ddl(table, "?")
                 db.execute(create)
                 db.executemany(insert, rows.get(table.qualified_name, []))
-            deadline = time.monotonic() + self.timeout_s
-            # Asked every 10,000 steps of SQLite's machine: past the deadline, the query is interrupted.
-            db.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+            # Asked every 10,000 steps of SQLite's machine: past the deadline, or cancelled, it stops.
+            db.set_progress_handler(lambda: int(run.over()), 10_000)
             yield db
         finally:
             db.close()
 
-    def _run_postgres(self, sql: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def _run_postgres(self, sql: str, limit: int, run: _Run) -> tuple[list[str], list[tuple[Any, ...]]]:
         import psycopg
 
         try:
@@ -184,14 +216,21 @@ class TapStore:
                 str(self.location),
                 connect_timeout=10,
                 options="-c default_transaction_read_only=on "
-                f"-c statement_timeout={int(self.timeout_s * 1000)}",
+                f"-c statement_timeout={int(run.timeout_s * 1000)}",
                 application_name="starling-tap",
             ) as conn:
-                cursor = conn.execute(sql)
-                names = [d.name for d in cursor.description or ()]
-                return names, [tuple(row) for row in cursor.fetchmany(limit)]
+                # An abort cancels the statement on the server, from a thread that waits for it.
+                done = threading.Event()
+                watcher = threading.Thread(target=_cancel_when, args=(run.cancel, done, conn), daemon=True)
+                watcher.start()
+                try:
+                    cursor = conn.execute(sql)
+                    names = [d.name for d in cursor.description or ()]
+                    return names, [tuple(row) for row in cursor.fetchmany(limit)]
+                finally:
+                    done.set()
         except psycopg.errors.QueryCanceled:
-            raise TapQueryError(f"the query ran longer than {self.timeout_s:g} s and was stopped") from None
+            raise run.stopped() from None
         except psycopg.OperationalError as exc:
             raise StoreUnavailableError(f"store {self.shown} cannot be read: {exc}") from exc
         except psycopg.Error as exc:

@@ -11,16 +11,20 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from starling.vo.tap_query import TapStore
-from starling.web import tap
+from starling.web import tap, tap_async
+from starling.web.jobs import Jobs
 
 log = logging.getLogger(__name__)
 
 
-def web_app(store: str | Path, query_timeout_s: float = 30.0) -> FastAPI:
+def web_app(store: str | Path, jobs_dir: Path, query_timeout_s: float = 30.0) -> FastAPI:
+    """The service over ``store``; asynchronous jobs and their results are kept in ``jobs_dir``."""
     app = FastAPI(title="Starling web", summary="TAP and ADQL over Starling's store")
     app.state.tap_store = TapStore(store, query_timeout_s)
+    app.state.tap_jobs = Jobs(jobs_dir, app.state.tap_store, tap.DEFAULT_MAXREC, tap.HARD_MAXREC)
     app.state.started = time.time()
     app.include_router(tap.router)
+    app.include_router(tap_async.router)
 
     @app.get("/")
     def root() -> dict[str, Any]:

@@ -23,6 +23,7 @@ from starling.vo.tap_query import TapQueryError, TapStore
 from starling.vo.tap_schema import TAP_TABLES
 from starling.vo.vosi import availability_xml
 from starling.vo.votable import OUTPUT_FORMATS, error_votable, response_format
+from starling.web.parameters import parameters_of
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +34,6 @@ VOTABLE = "application/x-votable+xml"
 _LANGUAGES = ("ADQL", "ADQL-2.0", "ADQL-2.1")
 
 router = APIRouter(prefix="/tap", tags=["TAP"])
-
-
-async def _parameters(request: Request) -> dict[str, str]:
-    """Every parameter, the name upper-cased (DALI: names are case-insensitive; values are not)."""
-    found = {key.upper(): value for key, value in request.query_params.items()}
-    if request.method == "POST":
-        form = await request.form()
-        found.update({key.upper(): str(value) for key, value in form.items()})
-    return found
 
 
 def _error(message: str, status: int = 400) -> Response:
@@ -63,7 +55,7 @@ def _maxrec(parameters: dict[str, str]) -> int:
 
 @router.api_route("/sync", methods=["GET", "POST"], response_class=Response)
 async def sync(request: Request) -> Response:
-    parameters = await _parameters(request)
+    parameters = await parameters_of(request)
     request_kind = parameters.get("REQUEST", "doQuery")
     if request_kind.lower() != "doquery":
         return _error(

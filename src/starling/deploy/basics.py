@@ -1,0 +1,92 @@
+"""What every Kubernetes object of a Starling deployment shares: names, labels, settings, and the small
+pieces (metadata, probes, claims) the generators in ``kubernetes.py`` and ``postgres.py`` put together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from starling.core.stages import StageName
+
+Manifest = dict[str, Any]
+
+APP = "starling"
+WORKER_PORT = 8080
+CONTROLLER_PORT = 8765
+PIPELINE_CONFIGMAP = "starling-pipeline"
+TOKEN_SECRET = "starling-control-token"
+POSTGRES = "starling-postgres"  # the in-cluster database's StatefulSet, Service and Secret
+POSTGRES_PORT = 5432
+CUTOUTS_CLAIM = "starling-cutouts"
+CONFIG_DIR = "/etc/starling"
+DATA_DIR = "/var/lib/starling"
+# A batch is drained within this; the pod's grace period leaves room for the producer's flush.
+DRAIN_GRACE_S = 60
+
+
+class DeploymentSettings(BaseModel):
+    namespace: str = Field("starling", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    image: str = Field("ghcr.io/starling-broker/starling:0.1.0", min_length=1)
+    worker_cpu: str = "500m"
+    worker_memory: str = "512Mi"
+    worker_memory_limit: str = "1Gi"
+    controller_storage: str = "1Gi"
+    # The store's volume: the SQLite file's claim, or the in-cluster PostgreSQL's.
+    store_storage: str = "20Gi"
+    # With PostgreSQL: the cutouts' ReadWriteMany claim (None: the cluster's default storage class).
+    cutouts_storage: str = "50Gi"
+    cutouts_storage_class: str | None = None
+    postgres_image: str = Field("ghcr.io/starling-broker/postgres-q3c:15", min_length=1)
+    postgres_cpu: str = "1"
+    postgres_memory: str = "2Gi"
+
+
+def deployment_name(stage: StageName | str) -> str:
+    return f"{APP}-{stage}"
+
+
+def match_labels(component: str) -> dict[str, str]:
+    """The labels that select one component's pods."""
+    return {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": component}
+
+
+def labels(component: str) -> dict[str, str]:
+    return {**match_labels(component), "app.kubernetes.io/part-of": APP}
+
+
+def selector(component: str) -> str:
+    """``match_labels`` as the API's ``labelSelector`` query wants it."""
+    return ",".join(f"{k}={v}" for k, v in match_labels(component).items())
+
+
+def metadata(name: str, component: str, settings: DeploymentSettings) -> dict[str, Any]:
+    return {"name": name, "namespace": settings.namespace, "labels": labels(component)}
+
+
+def probe(path: str, port: str, period_s: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period_s,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def claim(
+    name: str,
+    component: str,
+    size: str,
+    settings: DeploymentSettings,
+    access: str = "ReadWriteOnce",
+    storage_class: str | None = None,
+) -> Manifest:
+    spec: dict[str, Any] = {"accessModes": [access], "resources": {"requests": {"storage": size}}}
+    if storage_class is not None:
+        spec["storageClassName"] = storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": metadata(name, component, settings),
+        "spec": spec,
+    }

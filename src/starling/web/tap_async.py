@@ -1,0 +1,194 @@
+"""TAP's asynchronous queries: ``/tap/async``, the UWS 1.1 job list and jobs (``starling.web.jobs``).
+
+Every change answers 303 See Other to the job (or to the list, after a delete), as UWS says; a job that
+does not exist is a 404, a change it does not allow a 400 with the reason, in plain text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+
+from starling.vo.uws import FINAL_PHASES, PHASES, iso, job_xml, jobs_xml
+from starling.vo.votable import error_votable
+from starling.web.jobs import Job, JobError, Jobs, NoSuchJobError
+from starling.web.parameters import parameters_of
+
+XML = "text/xml"
+MAX_WAIT_S = 15.0  # longer blocking is cut here: clients' read timeouts are often 30 s
+
+router = APIRouter(prefix="/tap/async", tags=["TAP"])
+
+
+def _jobs(request: Request) -> Jobs:
+    jobs: Jobs = request.app.state.tap_jobs
+    return jobs
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/tap/async"
+
+
+def _refused(exc: JobError) -> Response:
+    return PlainTextResponse(str(exc), status_code=404 if isinstance(exc, NoSuchJobError) else 400)
+
+
+def _to_job(request: Request, job_id: str) -> Response:
+    return RedirectResponse(f"{_base(request)}/{job_id}", status_code=303)
+
+
+@router.get("", response_class=Response)
+async def job_list(request: Request) -> Response:
+    phases = [p.upper() for key, p in request.query_params.multi_items() if key.upper() == "PHASE"]
+    unknown = [p for p in phases if p not in PHASES]
+    if unknown:
+        return PlainTextResponse(f"PHASE={unknown[0]} is not a UWS phase", status_code=400)
+    parameters = {k.upper(): v for k, v in request.query_params.items()}
+    try:
+        after = (
+            datetime.fromisoformat(parameters["AFTER"].replace("Z", "+00:00"))
+            if "AFTER" in parameters
+            else None
+        )
+        last = int(parameters["LAST"]) if "LAST" in parameters else None
+    except ValueError:
+        return PlainTextResponse("AFTER is an ISO 8601 time and LAST a whole number", status_code=400)
+    if last is not None and last <= 0:
+        return PlainTextResponse("LAST must be a positive whole number", status_code=400)
+    views = await run_in_threadpool(_jobs(request).list, phases, after, last, _base(request))
+    return Response(jobs_xml(views, _base(request)), media_type=XML)
+
+
+@router.post("", response_class=Response)
+async def create_job(request: Request) -> Response:
+    parameters = await parameters_of(request)
+    try:
+        job_id = await run_in_threadpool(_jobs(request).create, parameters)
+    except JobError as exc:
+        return _refused(exc)
+    return _to_job(request, job_id)
+
+
+@router.get("/{job_id}", response_class=Response)
+async def job(request: Request, job_id: str) -> Response:
+    jobs = _jobs(request)
+    parameters = {k.upper(): v for k, v in request.query_params.items()}
+    try:
+        found = jobs.get(job_id, _base(request))
+        if "WAIT" in parameters:
+            found = await _wait(jobs, request, job_id, parameters["WAIT"], parameters.get("PHASE"))
+    except JobError as exc:
+        return _refused(exc)
+    except ValueError:
+        return PlainTextResponse("WAIT is a whole number of seconds", status_code=400)
+    return Response(job_xml(found.view), media_type=XML)
+
+
+async def _wait(jobs: Jobs, request: Request, job_id: str, wait: str, phase: str | None) -> Job:
+    """UWS 1.1's blocking: while the job is in ``phase`` (any active phase when none), up to WAIT s."""
+    seconds = float(wait)
+    limit = MAX_WAIT_S if seconds < 0 else min(seconds, MAX_WAIT_S)
+    found = jobs.get(job_id, _base(request))
+    first = found.view.phase
+    active = ("PENDING", "QUEUED", "EXECUTING") if phase is None else (phase.upper(),)
+    if first not in active or first in FINAL_PHASES or (phase is None and first == "PENDING"):
+        return found
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        found = jobs.get(job_id, _base(request))
+        if found.view.phase != first:
+            break
+    return found
+
+
+@router.post("/{job_id}", response_class=Response)
+async def change_job(request: Request, job_id: str) -> Response:
+    parameters = await parameters_of(request)
+    jobs = _jobs(request)
+    try:
+        if parameters.get("ACTION", "").upper() == "DELETE":
+            await run_in_threadpool(jobs.delete, job_id)
+            return RedirectResponse(_base(request), status_code=303)
+        await run_in_threadpool(jobs.set_parameters, job_id, parameters)
+    except JobError as exc:
+        return _refused(exc)
+    return _to_job(request, job_id)
+
+
+@router.delete("/{job_id}", response_class=Response)
+async def delete_job(request: Request, job_id: str) -> Response:
+    try:
+        await run_in_threadpool(_jobs(request).delete, job_id)
+    except JobError as exc:
+        return _refused(exc)
+    return RedirectResponse(_base(request), status_code=303)
+
+
+@router.get("/{job_id}/{part}", response_class=Response)
+def job_part(request: Request, job_id: str, part: str) -> Response:
+    try:
+        view = _jobs(request).get(job_id, _base(request)).view
+    except JobError as exc:
+        return _refused(exc)
+    text = {
+        "phase": view.phase,
+        "executionduration": str(view.execution_duration_s),
+        "destruction": iso(view.destruction) or "",
+        "quote": iso(view.quote) or "",
+        "owner": view.owner or "",
+    }
+    if part in text:
+        return PlainTextResponse(text[part])
+    if part == "error":
+        if view.error is None:
+            return PlainTextResponse(f"job {job_id} has no error", status_code=404)
+        return Response(error_votable(view.error), media_type="application/x-votable+xml")
+    if part in ("parameters", "results"):
+        return Response(job_xml(view), media_type=XML)  # both are in the job document, whole
+    return PlainTextResponse(f"a job has no {part!r}", status_code=404)
+
+
+@router.post("/{job_id}/{part}", response_class=Response)
+async def change_job_part(request: Request, job_id: str, part: str) -> Response:
+    parameters = await parameters_of(request)
+    jobs = _jobs(request)
+    changes = {
+        "phase": ("PHASE", jobs.set_phase),
+        "executionduration": ("EXECUTIONDURATION", jobs.set_duration),
+        "destruction": ("DESTRUCTION", jobs.set_destruction),
+    }
+    if part == "parameters":
+        try:
+            await run_in_threadpool(jobs.set_parameters, job_id, parameters)
+        except JobError as exc:
+            return _refused(exc)
+        return _to_job(request, job_id)
+    if part not in changes:
+        return PlainTextResponse(f"a job's {part!r} cannot be changed", status_code=405)
+    name, change = changes[part]
+    if name not in parameters:
+        return PlainTextResponse(f"{name} is missing", status_code=400)
+    try:
+        await run_in_threadpool(change, job_id, parameters[name])
+    except JobError as exc:
+        return _refused(exc)
+    return _to_job(request, job_id)
+
+
+@router.get("/{job_id}/results/result", response_class=Response)
+def result(request: Request, job_id: str) -> Response:
+    jobs = _jobs(request)
+    try:
+        found = jobs.get(job_id, _base(request))
+    except JobError as exc:
+        return _refused(exc)
+    path = jobs.result_path(job_id)
+    if found.view.phase != "COMPLETED" or not path.exists():
+        return PlainTextResponse(f"job {job_id} is {found.view.phase}: no result", status_code=404)
+    return FileResponse(path, media_type=found.result_type or "application/octet-stream")
