@@ -234,3 +234,15 @@ def test_jobs_survive_a_restart_of_the_service(tmp_path: Path, night: list[Alert
     finally:
         server.stop()
         second.state.tap_jobs.close()
+
+
+def test_every_example_runs(tap: tuple[str, str]) -> None:
+    from starling.vo.tap_examples import EXAMPLES
+
+    service = pyvo.dal.TAPService(tap[0])
+    assert {e.key for e in EXAMPLES} >= {"lightcurve", "cone", "timewindow", "filter"}
+    for example in EXAMPLES:
+        result = service.run_sync(example.query)
+        assert result.query_status == "OK", example.key
+    assert len(service.run_sync(EXAMPLES[-1].query)) > 5  # the alerts table's columns
+    assert len(service.examples) == len(EXAMPLES)

@@ -1,8 +1,8 @@
 """``stilts taplint``, the validator TAP users run, against the service on SQLite and on PostgreSQL: no
 error in any stage the service serves (metadata from /tables and TAP_SCHEMA and their agreement, the
 capabilities and availability documents against their schemas, synchronous queries by GET and POST,
-result columns against the declared metadata). Async (QAS, UWS), uploads (UPL) and examples (EXA) are
-not served yet."""
+result columns against the declared metadata, asynchronous jobs and UWS, examples). Uploads (UPL) are not
+served yet."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from starling.store.open import open_store
 from starling.web.app import web_app
 from tests.support.helpers import synthetic_alerts
 
-STAGES = "TMV TME TMS TMC CPV CAP AVV QGE QPO QAS UWS MDQ"
+STAGES = "TMV TME TMS TMC CPV CAP AVV QGE QPO QAS UWS MDQ EXA"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

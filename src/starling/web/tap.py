@@ -19,10 +19,12 @@ from fastapi.responses import Response
 
 from starling.errors import OutageError, StarlingError
 from starling.vo.tap_documents import tables_xml, tap_capabilities_xml
+from starling.vo.tap_examples import examples_xhtml
 from starling.vo.tap_query import TapQueryError, TapStore
 from starling.vo.tap_schema import TAP_TABLES
 from starling.vo.vosi import availability_xml
 from starling.vo.votable import OUTPUT_FORMATS, error_votable, response_format
+from starling.web.jobs import MAX_DURATION_S, RETENTION
 from starling.web.parameters import parameters_of
 
 log = logging.getLogger(__name__)
@@ -99,9 +101,21 @@ def tables() -> Response:
 def capabilities(request: Request) -> Response:
     base = str(request.base_url).rstrip("/") + "/tap"
     document = tap_capabilities_xml(
-        base, default_maxrec=DEFAULT_MAXREC, hard_maxrec=HARD_MAXREC, formats=OUTPUT_FORMATS
+        base,
+        default_maxrec=DEFAULT_MAXREC,
+        hard_maxrec=HARD_MAXREC,
+        formats=OUTPUT_FORMATS,
+        async_=True,
+        examples=True,
+        execution_duration_s=MAX_DURATION_S,
+        retention_period_s=int(RETENTION.total_seconds()),
     )
     return Response(document, media_type=XML)
+
+
+@router.get("/examples", response_class=Response)
+def examples() -> Response:
+    return Response(examples_xhtml(), media_type="application/xhtml+xml")
 
 
 @router.get("/availability", response_class=Response)
