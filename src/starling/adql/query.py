@@ -43,6 +43,7 @@ from starling.adql.parse import (
     unclosed_string,
     within_limits,
 )
+from starling.adql.strict import ADQL_RESERVED, check_shape, check_tokens
 
 Backend = Literal["sqlite", "postgres"]
 AGGREGATES = (exp.Count, exp.Sum, exp.Avg, exp.Max, exp.Min)
@@ -107,6 +108,7 @@ def parse_query(text: str) -> Sql:
     try:
         found = dialect.tokenize(text)
         within_limits(found, text)
+        check_tokens(found, text)
         statements = [s for s in dialect.parser().parse(found, text) if s is not None]
     except sqlglot.errors.ParseError as exc:
         raise syntax_error(exc, text) from None
@@ -119,6 +121,10 @@ def parse_query(text: str) -> Sql:
     tree = statements[0]
     if not isinstance(tree, exp.Query):
         raise fault(text, tree, "only queries (SELECT) are served")
+    for node in tree.walk():
+        if isinstance(node, _WRITES):
+            raise fault(text, node, "only queries (SELECT) are served; nothing can be written")
+    check_shape(tree, text)
     return tree
 
 
@@ -129,7 +135,7 @@ def check_query(tree: Sql, text: str, served: Mapping[str, ServedTable]) -> Chec
         if isinstance(node, _WRITES):
             raise fault(text, node, "only queries (SELECT) are served; nothing can be written")
     used = _check_tables(tree, text, served)
-    _check_functions(tree, text)
+    check_functions(tree, text)
     nested: dict[str, dict[str, dict[str, str]]] = {}
     for table in used:
         schema_name, table_name = table.adql_name.lower().split(".", 1)
@@ -184,7 +190,7 @@ def _fully_name_tables(tree: Sql, served: Mapping[str, ServedTable]) -> None:
         table.set("this", exp.to_identifier(table_name))
 
 
-def _check_functions(tree: Sql, text: str) -> None:
+def check_functions(tree: Sql, text: str) -> None:
     for node in tree.find_all(exp.Func):
         # sqlglot counts operators (AND, OR, ||, ...) and CASE or CAST among its functions: not calls.
         if isinstance(node, (*AGGREGATES, *_NOT_CALLS)):
@@ -194,6 +200,8 @@ def _check_functions(tree: Sql, text: str) -> None:
         if function is None:
             if name == "BOX":
                 raise fault(text, node, "BOX is deprecated in ADQL 2.1 and not served; use POLYGON")
+            if name in ADQL_RESERVED or name.lower().startswith("ivo_"):
+                raise fault(text, node, f"{name} is an ADQL function this service does not offer")
             near = suggestions(name)
             hint = f"; did you mean {', '.join(near)}?" if near else ""
             raise fault(text, node, f"unknown function {name}{hint}")
