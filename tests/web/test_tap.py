@@ -18,7 +18,7 @@ from starling.adql.language import compile_filter
 from starling.alert.model import Alert
 from starling.control.server import BackgroundServer
 from starling.store.open import open_store
-from starling.web.app import web_app
+from starling.web.app import close_web_app, web_app
 from tests.support.helpers import synthetic_alerts
 
 
@@ -58,7 +58,7 @@ def tap(request: pytest.FixtureRequest, night: list[Alert], tmp_path: Path) -> I
         yield f"http://127.0.0.1:{port}/tap", location
     finally:
         server.stop()
-        app.state.tap_jobs.close()
+        close_web_app(app)
 
 
 def test_a_query_runs_with_the_columns_metadata(tap: tuple[str, str], night: list[Alert]) -> None:
@@ -215,7 +215,7 @@ def test_jobs_survive_a_restart_of_the_service(tmp_path: Path, night: list[Alert
     done.wait(phases=["COMPLETED", "ERROR"], timeout=30)
     waiting = service.submit_job("SELECT TOP 1 alert_id FROM starling.alerts")  # PENDING: never run
     server.stop()
-    first.state.tap_jobs.close()
+    close_web_app(first)
     second = web_app(location, tmp_path / "jobs")
     server = BackgroundServer(second)
     port = server.start()
@@ -233,7 +233,7 @@ def test_jobs_survive_a_restart_of_the_service(tmp_path: Path, night: list[Alert
         assert int(again.fetch_result()[0]["n"]) == len({a.key for a in night[:200]})
     finally:
         server.stop()
-        second.state.tap_jobs.close()
+        close_web_app(second)
 
 
 def test_every_example_runs(tap: tuple[str, str]) -> None:

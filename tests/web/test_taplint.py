@@ -15,7 +15,7 @@ import pytest
 
 from starling.control.server import BackgroundServer
 from starling.store.open import open_store
-from starling.web.app import web_app
+from starling.web.app import close_web_app, web_app
 from tests.support.helpers import synthetic_alerts
 
 STAGES = "TMV TME TMS TMC CPV CAP AVV QGE QPO QAS UWS MDQ EXA"
@@ -39,7 +39,7 @@ def tap_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/tap"
     finally:
         server.stop()
-        app.state.tap_jobs.close()
+        close_web_app(app)
 
 
 def test_taplint_finds_no_error(stilts: str, tap_url: str) -> None:

@@ -30,7 +30,7 @@ def web(
     """Serve TAP 1.1 with ADQL over the store: /tap/sync, /tap/tables, /tap/capabilities, /tap/availability"""
     from starling.control.server import BackgroundServer
     from starling.errors import StarlingError
-    from starling.web.app import web_app
+    from starling.web.app import close_web_app, web_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -51,4 +51,4 @@ def web(
         stop.wait()
     finally:
         server.stop()
-        app.state.tap_jobs.close()
+        close_web_app(app)

@@ -100,6 +100,19 @@ class _Run:
         return TapQueryError(f"the query ran longer than {self.timeout_s:g} s and was stopped")
 
 
+def _reading_pool(url: str) -> Any:
+    """Read-only connections of TAP's own, so that queries never take the writers' connections."""
+    from psycopg_pool import ConnectionPool
+
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=4,
+        kwargs={"options": "-c default_transaction_read_only=on", "application_name": "starling-tap"},
+        open=True,
+    )
+
+
 def _cancel_when(cancel: threading.Event, done: threading.Event, conn: Any) -> None:
     while not done.wait(0.2):
         if cancel.is_set():
@@ -119,8 +132,19 @@ class TapStore:
         self._columns = {
             f"{t.schema}.{t.name}".lower(): {c.name.lower(): c for c in t.columns} for t in TAP_TABLES
         }
+        self._pool: Any = None
+        self._tap_schema: sqlite3.Connection | None = None
         if self.backend == "postgres":
             self._install_postgres_tap_schema()
+            self._pool = _reading_pool(str(location))
+        else:
+            self._tap_schema = self._sqlite_tap_schema()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        if self._tap_schema is not None:
+            self._tap_schema.close()
 
     # -- running a query ---------------------------------------------------------------------------
 
@@ -191,17 +215,28 @@ class TapStore:
         except sqlite3.Error as exc:
             raise TapQueryError(f"the query failed in the database: {exc}") from None
 
+    def _sqlite_tap_schema(self) -> sqlite3.Connection:
+        """TAP_SCHEMA in a memory database every reading connection attaches; this connection keeps it
+        alive for as long as the service runs (made once, not once per query)."""
+        holder = sqlite3.connect(self._tap_schema_uri, uri=True, check_same_thread=False)
+        rows = tap_schema_rows()
+        for table in _tap_schema_tables():
+            create, insert = _tap_schema_ddl(table, "?")
+            holder.execute(create.replace("tap_schema.", "main.", 1))
+            holder.executemany(insert.replace("tap_schema.", "main.", 1), rows.get(table.qualified_name, []))
+        holder.commit()
+        return holder
+
+    @property
+    def _tap_schema_uri(self) -> str:
+        return f"file:starling_tap_schema_{id(self)}?mode=memory&cache=shared"
+
     @contextmanager
     def _sqlite(self, path: Path, run: _Run) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
         try:
             sqlite_functions.register(db)
-            db.execute("ATTACH DATABASE ':memory:' AS tap_schema")
-            rows = tap_schema_rows()
-            for table in _tap_schema_tables():
-                create, insert = _tap_schema_ddl(table, "?")
-                db.execute(create)
-                db.executemany(insert, rows.get(table.qualified_name, []))
+            db.execute("ATTACH DATABASE ? AS tap_schema", (self._tap_schema_uri,))
             # Asked every 10,000 steps of SQLite's machine: past the deadline, or cancelled, it stops.
             db.set_progress_handler(lambda: int(run.over()), 10_000)
             yield db
@@ -210,15 +245,11 @@ class TapStore:
 
     def _run_postgres(self, sql: str, limit: int, run: _Run) -> tuple[list[str], list[tuple[Any, ...]]]:
         import psycopg
+        from psycopg_pool import PoolTimeout
 
         try:
-            with psycopg.connect(
-                str(self.location),
-                connect_timeout=10,
-                options="-c default_transaction_read_only=on "
-                f"-c statement_timeout={int(run.timeout_s * 1000)}",
-                application_name="starling-tap",
-            ) as conn:
+            with self._pool.connection(timeout=10) as conn, conn.transaction():
+                conn.execute(f"SET LOCAL statement_timeout = {int(run.timeout_s * 1000)}")
                 # An abort cancels the statement on the server, from a thread that waits for it.
                 done = threading.Event()
                 watcher = threading.Thread(target=_cancel_when, args=(run.cancel, done, conn), daemon=True)
@@ -231,7 +262,7 @@ class TapStore:
                     done.set()
         except psycopg.errors.QueryCanceled:
             raise run.stopped() from None
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, PoolTimeout) as exc:
             raise StoreUnavailableError(f"store {self.shown} cannot be read: {exc}") from exc
         except psycopg.Error as exc:
             raise TapQueryError(f"the query failed in the database: {exc}".strip()) from None

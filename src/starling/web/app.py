@@ -39,3 +39,9 @@ def web_app(store: str | Path, jobs_dir: Path, query_timeout_s: float = 30.0) ->
         )
 
     return app
+
+
+def close_web_app(app: FastAPI) -> None:
+    """Stop the jobs (queued and running ones run again at the next start) and close the store's readers."""
+    app.state.tap_jobs.close()
+    app.state.tap_store.close()
