@@ -246,3 +246,39 @@ def test_every_example_runs(tap: tuple[str, str]) -> None:
         assert result.query_status == "OK", example.key
     assert len(service.run_sync(EXAMPLES[-1].query)) > 5  # the alerts table's columns
     assert len(service.examples) == len(EXAMPLES)
+
+
+def test_an_uploaded_table_joins_the_alerts(tap: tuple[str, str], night: list[Alert]) -> None:
+    """A crossmatch of a user's positions against the alerts, in one query, sync and async."""
+    from astropy.table import Table
+
+    stored = list({a.key: a for a in night}.values())
+    targets = Table(
+        {
+            "target": [f"t{i}" for i in range(40)],
+            "ra": [a.ra + 0.0001 for a in stored[:40]],
+            "dec": [a.dec for a in stored[:40]],
+        }
+    )
+    query = (
+        "SELECT u.target, a.alert_id, DISTANCE(POINT('ICRS', u.ra, u.dec), POINT('ICRS', a.ra, a.dec)) AS d "
+        "FROM TAP_UPLOAD.targets AS u JOIN starling.alerts AS a "
+        "ON 1 = CONTAINS(POINT('ICRS', a.ra, a.dec), CIRCLE('ICRS', u.ra, u.dec, 1.5 / 3600))"
+    )
+    service = pyvo.dal.TAPService(tap[0])
+    for result in (
+        service.run_sync(query, uploads={"targets": targets}, maxrec=100_000),
+        service.run_async(query, uploads={"targets": targets}, maxrec=100_000),
+    ):
+        pairs = {(str(row["target"]), int(row["alert_id"])) for row in result}
+        expected = {
+            (f"t{i}", b.alert_id)
+            for i, a in enumerate(stored[:40])
+            for b in stored
+            if distance_deg(np.array([a.ra + 0.0001]), np.array([a.dec]), b.ra, b.dec)[0] <= 1.5 / 3600
+        }
+        assert pairs == expected
+        assert {f"t{i}" for i in range(40)} <= {t for t, _ in pairs}
+    # By URL, under the webhooks' egress policy: the service's own network is out of reach.
+    with pytest.raises(pyvo.dal.DALQueryError, match="127.0.0.1 is .*loopback"):
+        service.run_sync("SELECT * FROM TAP_UPLOAD.x", uploads={"x": "http://127.0.0.1:1/table.xml"})

@@ -1,8 +1,8 @@
 """``stilts taplint``, the validator TAP users run, against the service on SQLite and on PostgreSQL: no
 error in any stage the service serves (metadata from /tables and TAP_SCHEMA and their agreement, the
 capabilities and availability documents against their schemas, synchronous queries by GET and POST,
-result columns against the declared metadata, asynchronous jobs and UWS, examples). Uploads (UPL) are not
-served yet."""
+result columns against the declared metadata, asynchronous jobs and UWS, uploads, examples): all of
+taplint's stages."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ from starling.store.open import open_store
 from starling.web.app import close_web_app, web_app
 from tests.support.helpers import synthetic_alerts
 
-STAGES = "TMV TME TMS TMC CPV CAP AVV QGE QPO QAS UWS MDQ EXA"
+STAGES = "TMV TME TMS TMC CPV CAP AVV QGE QPO QAS UWS MDQ UPL EXA"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def tap_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def tap_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    # taplint serves the tables it uploads by URL from this machine: the operator allows loopback here.
+    monkeypatch.setenv("STARLING_EGRESS_ALLOW", "127.0.0.1,::1")
     location = (
         request.getfixturevalue("postgres_url") if request.param == "postgresql" else str(tmp_path / "s.db")
     )

@@ -33,6 +33,7 @@ ADQL_GEO_FORMS: tuple[str, ...] = (
     "COORD2",
 )
 UPLOAD_INLINE = "ivo://ivoa.net/std/TAPRegExt#upload-inline"
+UPLOAD_HTTP = "ivo://ivoa.net/std/TAPRegExt#upload-http"
 DEFAULT_EXECUTION_DURATION_S = 3600
 DEFAULT_RETENTION_PERIOD_S = 7 * 24 * 3600
 
@@ -133,6 +134,7 @@ def tap_capabilities_xml(
     hard_maxrec: int,
     formats: Iterable[OutputFormat | str] = OUTPUT_FORMATS,
     upload: bool = False,
+    upload_limit_bytes: int | None = None,
     examples: bool = False,
     async_: bool = False,
     language_features: Mapping[str, Sequence[str]] | None = None,
@@ -167,12 +169,15 @@ def tap_capabilities_xml(
         tap.append("</outputFormat>")
     if upload:
         tap.append(f'<uploadMethod ivo-id="{UPLOAD_INLINE}"/>')
+        tap.append(f'<uploadMethod ivo-id="{UPLOAD_HTTP}"/>')
     if async_:
         if retention_period_s is None:
             retention_period_s = DEFAULT_RETENTION_PERIOD_S
         if execution_duration_s is None:
             execution_duration_s = DEFAULT_EXECUTION_DURATION_S
     tap += _limit_lines(retention_period_s, execution_duration_s, default_maxrec, hard_maxrec)
+    if upload and upload_limit_bytes is not None:
+        tap.append(f"<uploadLimit>{_element('hard', upload_limit_bytes, {'unit': 'byte'})}</uploadLimit>")
     lines = [
         f'<vosi:capabilities xmlns:vosi="{CAPABILITIES_NS}" xmlns:vs="{VODATASERVICE_NS}" '
         f'xmlns:vr="{VORESOURCE_NS}" xmlns:tr="{TAPREGEXT_NS}" xmlns:xsi="{XSI_NS}">',

@@ -29,6 +29,7 @@ from starling.adql.sql_backend import to_sql
 from starling.errors import StarlingError, StoreError, StoreUnavailableError
 from starling.store.location import is_postgres, shown_location, sqlite_path
 from starling.vo.tap_schema import TAP_TABLES, TapColumn, TapTable, tap_schema_rows
+from starling.vo.tap_upload import Upload
 from starling.vo.votable import infer_column
 
 
@@ -89,6 +90,7 @@ class _Run:
 
     timeout_s: float
     cancel: threading.Event
+    uploads: tuple[Upload, ...] = ()
     started: float = dataclasses.field(default_factory=time.monotonic)
 
     def over(self) -> bool:
@@ -98,6 +100,21 @@ class _Run:
         if self.cancel.is_set():
             return TapQueryError("the query was aborted")
         return TapQueryError(f"the query ran longer than {self.timeout_s:g} s and was stopped")
+
+
+def _create_upload(cursor: Any, upload: Upload, schema: str, backend: str, placeholder: str) -> None:
+    """An uploaded table for one query: in SQLite's attached memory database, or PostgreSQL's temporary
+    tables (dropped when the transaction ends)."""
+    name = f"{schema}.{'tap_upload_' if backend == 'postgres' else ''}{upload.name}"
+    columns = ", ".join(f'"{column}" {upload.sql_type(kind, backend)}' for column, kind in upload.columns)
+    drop = " ON COMMIT DROP" if backend == "postgres" else ""
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE {name.split('.', 1)[1]} ({columns}){drop}"
+        if backend == "postgres"
+        else f"CREATE TABLE {name} ({columns})"
+    )
+    marks = ", ".join([placeholder] * len(upload.columns))
+    cursor.executemany(f"INSERT INTO {name} VALUES ({marks})", upload.rows)
 
 
 def _reading_pool(url: str) -> Any:
@@ -148,31 +165,58 @@ class TapStore:
 
     # -- running a query ---------------------------------------------------------------------------
 
-    def check(self, text: str) -> CheckedQuery:
+    def check(self, text: str, uploads: Sequence[Upload] = ()) -> CheckedQuery:
         """The query checked (TapQueryError with the position of a fault), without running it."""
+        served = dict(self.served)
+        for upload in uploads:
+            columns = tuple(name for name, _ in upload.columns)
+            served[f"tap_upload.{upload.name}"] = ServedTable(
+                f"TAP_UPLOAD.{upload.name}",
+                columns,
+                f"tap_upload.{upload.name}",
+                f"pg_temp.tap_upload_{upload.name}",
+            )
         try:
-            return check_query(parse_query(text), text, self.served)
+            return check_query(parse_query(text), text, served)
         except FilterSyntaxError as exc:
             raise TapQueryError(str(exc)) from None
 
     def run(
-        self, text: str, maxrec: int, timeout_s: float | None = None, cancel: threading.Event | None = None
+        self,
+        text: str,
+        maxrec: int,
+        timeout_s: float | None = None,
+        cancel: threading.Event | None = None,
+        uploads: Sequence[Upload] = (),
     ) -> TapResult:
         """Run a query: at most ``maxrec`` rows, for at most ``timeout_s`` (the service's sync limit when
-        None), stopped as soon as ``cancel`` is set (an async job aborted)."""
-        checked = self.check(text)
+        None), stopped as soon as ``cancel`` is set (an async job aborted); ``uploads`` are its
+        TAP_UPLOAD tables."""
+        checked = self.check(text, uploads)
         sql = to_sql(checked, self.backend)
-        run = _Run(timeout_s or self.timeout_s, cancel or threading.Event())
+        run = _Run(timeout_s or self.timeout_s, cancel or threading.Event(), tuple(uploads))
         if self.backend == "postgres":
             names, rows = self._run_postgres(sql, maxrec + 1, run)
         else:
             names, rows = self._run_sqlite(sql, maxrec + 1, run)
         overflow = len(rows) > maxrec
         rows = rows[:maxrec]
-        return TapResult(self._result_columns(checked, names, rows), rows, overflow, sql)
+        known = dict(self._columns)
+        for upload in uploads:  # an uploaded column comes back as it was sent (its xtype kept)
+            known[f"tap_upload.{upload.name}"] = {
+                column: TapColumn(column, kind, "", arraysize="*" if kind == "char" else None, xtype=xtype)
+                for (column, kind), xtype in zip(
+                    upload.columns, upload.xtypes or [None] * len(upload.columns), strict=True
+                )
+            }
+        return TapResult(self._result_columns(checked, names, rows, known), rows, overflow, sql)
 
     def _result_columns(
-        self, checked: CheckedQuery, names: Sequence[str], rows: list[tuple[Any, ...]]
+        self,
+        checked: CheckedQuery,
+        names: Sequence[str],
+        rows: list[tuple[Any, ...]],
+        known_columns: dict[str, dict[str, TapColumn]],
     ) -> list[TapColumn]:
         """Each output column's metadata: the table column's when it is one, else inferred from values."""
         tree = checked.tree
@@ -190,7 +234,7 @@ class TapStore:
                 inner = projections[index].unalias()
                 if isinstance(inner, exp.Column):
                     owner = aliases.get(inner.table.lower(), "")
-                    known = self._columns.get(owner, {}).get(inner.name.lower())
+                    known = known_columns.get(owner, {}).get(inner.name.lower())
             if known is not None:
                 columns.append(dataclasses.replace(known, name=name) if known.name != name else known)
             else:
@@ -237,6 +281,10 @@ class TapStore:
         try:
             sqlite_functions.register(db)
             db.execute("ATTACH DATABASE ? AS tap_schema", (self._tap_schema_uri,))
+            if run.uploads:
+                db.execute("ATTACH DATABASE ':memory:' AS tap_upload")
+                for upload in run.uploads:
+                    _create_upload(db.cursor(), upload, "tap_upload", "sqlite", "?")
             # Asked every 10,000 steps of SQLite's machine: past the deadline, or cancelled, it stops.
             db.set_progress_handler(lambda: int(run.over()), 10_000)
             yield db
@@ -249,6 +297,11 @@ class TapStore:
 
         try:
             with self._pool.connection(timeout=10) as conn, conn.transaction():
+                if run.uploads:  # written into temporary tables, then the transaction reads only
+                    conn.execute("SET TRANSACTION READ WRITE")
+                    for upload in run.uploads:
+                        _create_upload(conn.cursor(), upload, "pg_temp", "postgres", "%s")
+                    conn.execute("SET LOCAL transaction_read_only = on")
                 conn.execute(f"SET LOCAL statement_timeout = {int(run.timeout_s * 1000)}")
                 # An abort cancels the statement on the server, from a thread that waits for it.
                 done = threading.Event()

@@ -10,8 +10,10 @@ time are deleted, results and all.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import shutil
 import sqlite3
 import threading
 import uuid
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from starling.errors import OutageError, StarlingError
 from starling.vo.tap_query import TapQueryError, TapStore
+from starling.vo.tap_upload import Upload, parse_upload_parameter, read_uploads
 from starling.vo.uws import FINAL_PHASES, JobResult, JobView
 from starling.vo.votable import response_format
 
@@ -133,7 +136,7 @@ class Jobs:
         )
         return Job(view, str(kind) if kind else None)
 
-    def list(
+    def listing(
         self, phases: list[str], after: datetime | None, last: int | None, base_url: str
     ) -> list[JobView]:
         """UWS 1.1's job list: by default every job but the archived, oldest first; ``last``: the newest."""
@@ -152,14 +155,33 @@ class Jobs:
     def result_path(self, job_id: str) -> Path:
         return self.folder / f"{job_id}.result"
 
+    def _parts(self, job_id: str) -> Path:
+        return self.folder / f"{job_id}.parts"
+
+    def _uploads(self, job_id: str, value: str) -> list[Upload]:
+        """The job's UPLOAD tables, from the parts kept with it (files named by their part's hash)."""
+        folder = self._parts(job_id)
+        parts = {}
+        for _, where in parse_upload_parameter(value):
+            part = where.removeprefix("param:")
+            path = folder / hashlib.sha256(part.encode()).hexdigest()
+            if path.exists():
+                parts[part] = path.read_bytes()
+        return read_uploads(value, parts)
+
     # -- changing ------------------------------------------------------------------------------
 
-    def create(self, parameters: dict[str, str]) -> str:
-        """A new PENDING job (RUN at once when PHASE=RUN is among the parameters)."""
+    def create(self, parameters: dict[str, str], parts: dict[str, bytes] | None = None) -> str:
+        """A new PENDING job (RUN at once when PHASE=RUN is among the parameters); ``parts``: the files
+        sent with it, for its UPLOAD, kept with the job."""
         query = parameters.get("QUERY")
         if not query:
             raise JobError("QUERY is missing: give an ADQL query")
         job_id = uuid.uuid4().hex
+        for name, data in (parts or {}).items():
+            folder = self._parts(job_id)
+            folder.mkdir(exist_ok=True)
+            (folder / hashlib.sha256(name.encode()).hexdigest()).write_bytes(data)
         now = _now()
         kept = {k: v for k, v in parameters.items() if k not in ("PHASE", "RUNID")}
         with self._lock:
@@ -227,6 +249,7 @@ class Jobs:
         with self._lock:
             self._db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
         self.result_path(job_id).unlink(missing_ok=True)
+        shutil.rmtree(self._parts(job_id), ignore_errors=True)
 
     def remove_expired(self) -> int:
         with self._lock:
@@ -277,7 +300,10 @@ class Jobs:
         try:
             media_type, write = response_format(parameters.get("RESPONSEFORMAT") or parameters.get("FORMAT"))
             maxrec = self._maxrec(parameters.get("MAXREC"))
-            result = self.store.run(parameters["QUERY"], maxrec, job.view.execution_duration_s, cancel)
+            uploads = self._uploads(job_id, parameters["UPLOAD"]) if parameters.get("UPLOAD") else []
+            result = self.store.run(
+                parameters["QUERY"], maxrec, job.view.execution_duration_s, cancel, uploads
+            )
             document = write(result.columns, result.rows, overflow=result.overflow, query=parameters["QUERY"])
             self.result_path(job_id).write_bytes(document)
         except KeyError:

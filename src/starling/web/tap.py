@@ -22,10 +22,11 @@ from starling.vo.tap_documents import tables_xml, tap_capabilities_xml
 from starling.vo.tap_examples import examples_xhtml
 from starling.vo.tap_query import TapQueryError, TapStore
 from starling.vo.tap_schema import TAP_TABLES
+from starling.vo.tap_upload import MAX_UPLOAD_BYTES, UploadError, read_uploads
 from starling.vo.vosi import availability_xml
 from starling.vo.votable import OUTPUT_FORMATS, error_votable, response_format
 from starling.web.jobs import MAX_DURATION_S, RETENTION
-from starling.web.parameters import parameters_of
+from starling.web.parameters import parameters_of, uploaded_parts
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,13 @@ async def sync(request: Request) -> Response:
     store: TapStore = request.app.state.tap_store
     try:
         maxrec = _maxrec(parameters)
+        uploads = []
+        if parameters.get("UPLOAD"):
+            parts = await uploaded_parts(request, MAX_UPLOAD_BYTES)
+            uploads = await run_in_threadpool(read_uploads, parameters["UPLOAD"], parts)
         started = time.monotonic()
-        result = await run_in_threadpool(store.run, query, maxrec)
-    except TapQueryError as exc:
+        result = await run_in_threadpool(store.run, query, maxrec, None, None, uploads)
+    except (TapQueryError, UploadError) as exc:
         return _error(str(exc))
     except OutageError as exc:
         log.warning(f"TAP query not run: {exc}")
@@ -107,6 +112,8 @@ def capabilities(request: Request) -> Response:
         formats=OUTPUT_FORMATS,
         async_=True,
         examples=True,
+        upload=True,
+        upload_limit_bytes=MAX_UPLOAD_BYTES,
         execution_duration_s=MAX_DURATION_S,
         retention_period_s=int(RETENTION.total_seconds()),
     )

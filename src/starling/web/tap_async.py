@@ -14,10 +14,11 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 
+from starling.vo.tap_upload import MAX_UPLOAD_BYTES
 from starling.vo.uws import FINAL_PHASES, PHASES, iso, job_xml, jobs_xml
 from starling.vo.votable import error_votable
 from starling.web.jobs import Job, JobError, Jobs, NoSuchJobError
-from starling.web.parameters import parameters_of
+from starling.web.parameters import parameters_of, uploaded_parts
 
 XML = "text/xml"
 MAX_WAIT_S = 15.0  # longer blocking is cut here: clients' read timeouts are often 30 s
@@ -60,15 +61,16 @@ async def job_list(request: Request) -> Response:
         return PlainTextResponse("AFTER is an ISO 8601 time and LAST a whole number", status_code=400)
     if last is not None and last <= 0:
         return PlainTextResponse("LAST must be a positive whole number", status_code=400)
-    views = await run_in_threadpool(_jobs(request).list, phases, after, last, _base(request))
+    views = await run_in_threadpool(_jobs(request).listing, phases, after, last, _base(request))
     return Response(jobs_xml(views, _base(request)), media_type=XML)
 
 
 @router.post("", response_class=Response)
 async def create_job(request: Request) -> Response:
     parameters = await parameters_of(request)
+    parts = await uploaded_parts(request, MAX_UPLOAD_BYTES)
     try:
-        job_id = await run_in_threadpool(_jobs(request).create, parameters)
+        job_id = await run_in_threadpool(_jobs(request).create, parameters, parts)
     except JobError as exc:
         return _refused(exc)
     return _to_job(request, job_id)
