@@ -197,7 +197,8 @@ def test_the_vosi_resources_are_listed_and_examples_uploads_and_async_limits_onl
     assert examples.find("interface").get(XSI_TYPE) == "vr:WebBrowser"  # type: ignore[union-attr]
     tap = _tap(full)
     assert [u.get("ivo-id") for u in tap.findall("uploadMethod")] == [
-        "ivo://ivoa.net/std/TAPRegExt#upload-inline"
+        "ivo://ivoa.net/std/TAPRegExt#upload-inline",
+        "ivo://ivoa.net/std/TAPRegExt#upload-http",  # mandatory with uploads (TAP 1.1 section 2.5.1)
     ]
     assert tap.findtext("retentionPeriod/default") == "86400"
     assert tap.findtext("executionDuration/default") == "3600"

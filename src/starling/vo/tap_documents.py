@@ -152,7 +152,7 @@ def tap_capabilities_xml(
       ``features-adqlgeo``); ``language_features`` maps each feature type's identifier to its forms;
     - an ``outputFormat`` per output format of ``formats`` (:class:`OutputFormat` s, or the
       RESPONSEFORMAT values served, such as the keys of ``FORMATS``: each format once);
-    - ``uploadMethod`` inline when ``upload``;
+    - ``uploadMethod`` inline and http when ``upload`` (and ``uploadLimit`` in bytes when given);
     - ``retentionPeriod`` and ``executionDuration`` when ``async_`` (seconds; by default a week and an
       hour; an ``execution_duration_s`` given is listed either way);
     - ``outputLimit`` in rows: ``default_maxrec``, ``hard_maxrec``.
@@ -161,12 +161,7 @@ def tap_capabilities_xml(
     ``examples``."""
     base = base_url.rstrip("/")
     features = {ADQL_GEO_FEATURES: ADQL_GEO_FORMS} if language_features is None else language_features
-    tap = _language_lines(features)
-    for output in output_formats(formats):
-        tap.append(f"<outputFormat{_attributes({'ivo-id': output.ivo_id})}>")
-        tap.append("  " + _element("mime", output.mime))
-        tap.extend("  " + _element("alias", alias) for alias in output.aliases)
-        tap.append("</outputFormat>")
+    tap = _language_lines(features) + _output_format_lines(formats)
     if upload:
         tap.append(f'<uploadMethod ivo-id="{UPLOAD_INLINE}"/>')
         tap.append(f'<uploadMethod ivo-id="{UPLOAD_HTTP}"/>')
@@ -191,6 +186,16 @@ def tap_capabilities_xml(
         "</vosi:capabilities>",
     ]
     return _DECLARATION + "\n".join(lines) + "\n"
+
+
+def _output_format_lines(formats: Iterable[OutputFormat | str]) -> list[str]:
+    lines = []
+    for output in output_formats(formats):
+        lines.append(f"<outputFormat{_attributes({'ivo-id': output.ivo_id})}>")
+        lines.append("  " + _element("mime", output.mime))
+        lines.extend("  " + _element("alias", alias) for alias in output.aliases)
+        lines.append("</outputFormat>")
+    return lines
 
 
 def _limit_lines(
