@@ -280,5 +280,5 @@ def test_an_uploaded_table_joins_the_alerts(tap: tuple[str, str], night: list[Al
         assert pairs == expected
         assert {f"t{i}" for i in range(40)} <= {t for t, _ in pairs}
     # By URL, under the webhooks' egress policy: the service's own network is out of reach.
-    with pytest.raises(pyvo.dal.DALQueryError, match="127.0.0.1 is .*loopback"):
+    with pytest.raises(pyvo.dal.DALQueryError, match=r"127\.0\.0\.1 is .*loopback"):
         service.run_sync("SELECT * FROM TAP_UPLOAD.x", uploads={"x": "http://127.0.0.1:1/table.xml"})
