@@ -10,7 +10,8 @@ this machine is shared and noisy and absolute times drift:
 
 and, by group: ``filters`` (the shared ADQL plan vs a per-alert loop), ``neighbours`` (user B's p99 in the
 filter stage with user A's heaviest legal filters vs without), ``crossmatch``, ``store`` (the distribute
-stage's store on real deep-field histories, SQLite and PostgreSQL, into 10^8 detections held),
+stage's store on real deep-field histories, SQLite and PostgreSQL, into 10^8 detections held), ``tap`` (a
+cone on 10^6 objects, an upload crossmatch of 1,000 positions, a time window on 10^7 alerts),
 ``kafka``, ``autoscale``.
 
 The messages are a synthetic night (ZTF Avro containers and Rubin wire-format messages, half each,
@@ -53,7 +54,8 @@ from crossmatch_bench import crossmatch_figures, feature_figures
 from filter_bench import filter_figures
 from kafka_bench import run_kafka_benchmarks
 from neighbours_bench import envelopes, neighbour_figures
-from store_bench import store_figures
+from store_bench import postgres_server, store_figures
+from tap_bench import tap_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -266,7 +268,7 @@ def core_figures(quick: bool) -> tuple[list[tuple[str, str, str, str]], dict[str
     return figures, results
 
 
-GROUPS = ("core", "filters", "neighbours", "crossmatch", "store", "kafka", "autoscale")
+GROUPS = ("core", "filters", "neighbours", "crossmatch", "store", "tap", "kafka", "autoscale")
 
 
 def main() -> None:
@@ -299,6 +301,8 @@ def main() -> None:
     if "store" in groups:
         samples = Path(os.environ.get("STARLING_SAMPLES", ROOT.parent / "shared" / "data"))
         figures.extend(store_figures(samples, args.quick, args.store_rows))
+    if "tap" in groups:
+        figures.extend(tap_figures(args.quick, postgres_server()))
     bootstrap = start_kafka() if groups & {"kafka", "autoscale"} else None
     if bootstrap and "kafka" in groups:
         figures.extend(kafka_figures(bootstrap, args.quick))
