@@ -91,6 +91,10 @@ def _region_predicate(node: Sql, backend: Backend) -> Sql:
         else:
             centre_ra, centre_dec, radius = region
         if backend == "postgres":
+            if any(isinstance(n, exp.Column) for part in (centre_ra, centre_dec) for n in part.walk()):
+                # A centre from another table (a crossmatch): q3c's join form, which the planner runs
+                # as an index search per centre (its radial form would scan).
+                return exp.Anonymous(this="q3c_join", expressions=[centre_ra, centre_dec, ra, dec, radius])
             return exp.Anonymous(
                 this="q3c_radial_query", expressions=[ra, dec, centre_ra, centre_dec, radius]
             )
