@@ -198,6 +198,7 @@ def test_with_sqlite_the_distribute_stage_is_one_writer_of_its_volume(tmp_path: 
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
     assert "starling-cutouts" not in _names(manifests, "PersistentVolumeClaim")
     assert "StatefulSet" not in {m["kind"] for m in manifests}
+    assert "starling-web" not in _names(manifests, "Deployment")  # the SQLite file is distribute's alone
     assert _names(manifests, "Secret") == {"starling-control-token"}
     for deployment in (m for m in manifests if m["kind"] == "Deployment"):
         assert "PGPASSWORD" not in _env(deployment)
@@ -249,13 +250,22 @@ def test_with_the_in_cluster_postgres_distribute_rolls_and_shares_its_cutouts(tm
     assert (next(out.glob("*-secret-starling-postgres.yaml")).stat().st_mode & 0o077) == 0
     reference = {"secretKeyRef": {"name": "starling-postgres", "key": "password"}}
     assert env["POSTGRES_PASSWORD"]["valueFrom"] == reference
-    for name in ("starling-distribute", "starling-controller"):
+    for name in ("starling-distribute", "starling-controller", "starling-web"):
         assert _env(_one(manifests, "Deployment", name))["PGPASSWORD"]["valueFrom"] == reference
     for name in ("starling-ingest", "starling-filter"):  # they never open the store
         assert "PGPASSWORD" not in _env(_one(manifests, "Deployment", name))
     pipeline = json.loads(_one(manifests, "ConfigMap", "starling-pipeline")["data"]["pipeline.json"])
     assert [s["config"]["path"] for s in pipeline["sinks"] if s["use"] == "store"] == [IN_CLUSTER_URL]
     assert [m["kind"] for m in manifests if password in json.dumps(m)] == ["Secret"]
+
+    # TAP (`starling web`) over the same database, its async jobs on a volume of its own.
+    web = _one(manifests, "Deployment", "starling-web")
+    args = web["spec"]["template"]["spec"]["containers"][0]["args"]
+    _parses(args)
+    assert args[args.index("--store") + 1] == IN_CLUSTER_URL
+    assert web["spec"]["strategy"] == {"type": "Recreate"}
+    assert _volumes(web)["jobs"]["persistentVolumeClaim"] == {"claimName": "starling-tap-jobs"}
+    assert _one(manifests, "Service", "starling-web")["spec"]["ports"][0]["port"] == 8770
 
     # A new password at each run, like the control token.
     again, _ = _manifests_of(tmp_path / "again", IN_CLUSTER_URL)

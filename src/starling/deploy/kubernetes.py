@@ -55,6 +55,7 @@ from starling.deploy.postgres import (
     postgres_password_env,
     store_layout,
 )
+from starling.deploy.web import web_objects
 
 __all__ = [
     "CONTROLLER_PORT",
@@ -365,5 +366,6 @@ def all_manifests(
     for stage in STAGES:
         objects += [worker_deployment(stage, settings, spec=spec), worker_service(stage, settings)]
     objects += controller_objects(settings, spec)
+    objects += web_objects(spec, store, settings)
     objects.append(service_monitor(settings))
     return objects
