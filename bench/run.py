@@ -302,7 +302,8 @@ def main() -> None:
         samples = Path(os.environ.get("STARLING_SAMPLES", ROOT.parent / "shared" / "data"))
         figures.extend(store_figures(samples, args.quick, args.store_rows))
     if "tap" in groups:
-        figures.extend(tap_figures(args.quick, postgres_server()))
+        samples = Path(os.environ.get("STARLING_SAMPLES", ROOT.parent / "shared" / "data"))
+        figures.extend(tap_figures(args.quick, postgres_server(), samples))
     bootstrap = start_kafka() if groups & {"kafka", "autoscale"} else None
     if bootstrap and "kafka" in groups:
         figures.extend(kafka_figures(bootstrap, args.quick))

@@ -8,6 +8,9 @@ in the same process on the same store.
    against the same 1,000 positions asked for one cone at a time.
 3. A count of the alerts in a 1-day time window on a store of 10,000,000 alerts (the time index)
    against a count by full scan.
+4. Queries under stream load: the store's writes at Rubin's average rate (a batch of 256 real-sized
+   deep-field alerts a second, as the distribute stage writes them) while a TAP client queries
+   without pause (cones, window counts), against the same writes alone.
 
 The large stores are made once (SQL straight into the tables) and kept: ``var/bench/tap-<objects>.db``
 and the development PostgreSQL's database ``bench_tap_<objects>``.
@@ -19,6 +22,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -204,7 +208,7 @@ def _window_figure(label: str, tap: TapStore, alerts: int) -> Figure:
     )
 
 
-def tap_figures(quick: bool, postgres_server: str) -> list[Figure]:
+def tap_figures(quick: bool, postgres_server: str, samples: Path) -> list[Figure]:
     objects, alerts = (100_000, 1_000_000) if quick else (1_000_000, 10_000_000)
     folder = ROOT / "var" / "bench"
     folder.mkdir(parents=True, exist_ok=True)
@@ -227,6 +231,70 @@ def tap_figures(quick: bool, postgres_server: str) -> list[Figure]:
             figures.append(_window_figure(backend, tap, alerts))
         finally:
             tap.close()
-        for figure in figures[-3:]:
+        figures.append(load_figure(location, backend, objects, samples, 10 if quick else 30))
+        for figure in figures[-4:]:
             console.print(f"  {figure[0]}: {figure[1]} ({figure[3]})")
     return figures
+
+
+def _query_workload(location: str, objects: int, stop: Any) -> None:
+    """A TAP client asking one query after another (cones, a window count) until told to stop."""
+    tap = TapStore(location, timeout_s=60)
+    rng = np.random.default_rng(11)
+    try:
+        while not stop.is_set():
+            ra, dec = float(rng.uniform(0, 360)), float(np.degrees(np.arcsin(rng.uniform(-1, 1))))
+            tap.run(
+                "SELECT object_id FROM starling.objects WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), "
+                f"CIRCLE('ICRS', {ra}, {dec}, {5.0 / 3600}))",
+                1000,
+            )
+            day = START_MJD + float(rng.uniform(0, NIGHTS - 1))
+            tap.run(f"SELECT COUNT(*) FROM starling.alerts WHERE mjd BETWEEN {day} AND {day + 1}", 10)
+    finally:
+        tap.close()
+
+
+def _paced_writes(location: str, samples: Path, seconds: int, seed: int) -> list[float]:
+    """The distribute stage's store at Rubin's average rate: a batch of 256 deep-field alerts a second;
+    how long each write took."""
+    from store_bench import deep_field_profile, night
+
+    profile = deep_field_profile(samples)
+    first, timed = night(profile, range(seed * 1000, seed * 1000 + 256), seconds, seed)
+    store = open_store(location)
+    try:
+        store.write(first, {})
+        durations = []
+        for batch in range(seconds):
+            tick = time.perf_counter()
+            store.write(timed[batch * 256 : (batch + 1) * 256], {})
+            durations.append(time.perf_counter() - tick)
+            time.sleep(max(0.0, 1.0 - (time.perf_counter() - tick)))
+        return durations
+    finally:
+        store.close()
+
+
+def load_figure(location: str, label: str, objects: int, samples: Path, seconds: int) -> Figure:
+    """The writes' time with a TAP client querying all along, against the same writes alone."""
+    import multiprocessing
+
+    seed = int(time.time()) % 1000
+    quiet = _paced_writes(location, samples, seconds, seed)
+    context = multiprocessing.get_context("fork")
+    stop = context.Event()
+    client = context.Process(target=_query_workload, args=(location, objects, stop))
+    client.start()
+    try:
+        loaded = _paced_writes(location, samples, seconds, seed + 1)
+    finally:
+        stop.set()
+        client.join(timeout=120)
+    ratio = statistics.mean(loaded) / statistics.mean(quiet)
+    return (
+        f"tap {label}: the store's writes at 256 alerts/s with a TAP client querying vs alone",
+        f"{ratio:.2f}x the time",
+        "< 1.10x",
+        f"{statistics.mean(loaded) * 1000:.0f} vs {statistics.mean(quiet) * 1000:.0f} ms per second's batch",
+    )
