@@ -22,6 +22,7 @@ from starling.core.registry import (
 )
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.errors import ComponentNotFoundError, ConfigError
+from starling.store.open import open_store
 from tests.support.helpers import replay_spec, synthetic_messages, wait_until, write_messages
 from tests.support.kafka import store_count
 from tests.support.small_disk import small_disk
@@ -199,6 +200,9 @@ def test_a_full_disk_holds_the_embedded_pipeline_until_space_is_freed(tmp_path: 
     with small_disk(tmp_path / "disk", size_mib=24) as disk:
         store = ComponentSpec(use="store", config={"path": str(disk.path / "starling.db")})
         pipeline = EmbeddedPipeline(replay_spec(paths, sinks=[store], batch_size=50), tmp_path / "out")
+        open_store(
+            disk.path / "starling.db"
+        ).close()  # the store exists (its schema made) before the disk fills
         disk.fill(leave_bytes=256 * 1024)
         outcome: list[RunSummary] = []
         runner = threading.Thread(target=lambda: outcome.append(pipeline.run()), daemon=True)

@@ -74,6 +74,9 @@ def test_a_full_disk_holds_the_stage_until_space_is_freed(
 ) -> None:
     with small_disk(tmp_path / "disk", size_mib=24) as disk:
         spec = _filtered_stream(kafka_bootstrap, prefix, tmp_path, disk.path / "starling.db", 60.0)
+        SQLiteStore(
+            disk.path / "starling.db"
+        ).close()  # the store exists (its schema made) before the disk fills
         disk.fill(leave_bytes=256 * 1024)
         with running(StageWorker(spec, "distribute", tmp_path)) as worker:
             wait_until(lambda: worker.backoff.active, 120, "the stage to meet the full disk")
