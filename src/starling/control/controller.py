@@ -36,6 +36,11 @@ def with_stage(spec: PipelineSpec, stage: StageName, components: list[ComponentS
     return spec.model_copy(update={_STAGE_FIELD[stage]: components})
 
 
+# How long a change's answer waits for every replica to apply it. Each replica applies changes one after
+# another between batches: many users changing at once on a busy machine take several seconds.
+LIVE_WAIT_S = 15.0
+
+
 class Controller:
     def __init__(
         self,
@@ -160,7 +165,7 @@ class Controller:
                 self.backend.scale({stage: replicas})
             return desired
 
-    def wait_live(self, stage: StageName, timeout_s: float = 5.0) -> bool:
+    def wait_live(self, stage: StageName, timeout_s: float = LIVE_WAIT_S) -> bool:
         """Whether every replica of ``stage`` applied its latest change (waiting up to ``timeout_s``):
         a replica applies a change between two batches, or within a fraction of a second when idle.
         False if one did not accept it (it is down, and will read it when it starts) or is slow."""
