@@ -11,7 +11,7 @@ from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
 from starling.core.embedded import EmbeddedPipeline, RunSummary
 from starling.core.spec import ComponentSpec, PipelineSpec
-from starling.store.base import TABLES
+from starling.store.base import TABLE_KEYS, TABLES
 from starling.store.open import open_store
 from starling.store.rows import SPAN_COLUMNS
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
@@ -60,17 +60,6 @@ def wait_until(condition: Callable[[], object], timeout_s: float, what: str) -> 
         time.sleep(0.1)
 
 
-_KEY_ORDER = {
-    "objects": "survey, object_id",
-    "alerts": "survey, alert_id",
-    "detections": "survey, detection_id",
-    "non_detections": "survey, object_id, mjd, band",
-    "forced_photometry": "survey, object_id, mjd, band",
-    "annotations": "survey, alert_id, annotator",
-    "filter_matches": "filter, survey, alert_id",
-}
-
-
 def dump_store(location: Path | str) -> dict[str, list[dict[str, object]]]:
     """Every row of every table, in key order: two stores (SQLite or PostgreSQL) hold the same rows iff
     their dumps are equal. The spans of stored history in ``objects`` are left out: they are the
@@ -79,7 +68,7 @@ def dump_store(location: Path | str) -> dict[str, list[dict[str, object]]]:
     ``AlertStore.cutout``."""
     store = open_store(location)
     try:
-        dump = {table: store.query(f"SELECT * FROM {table} ORDER BY {_KEY_ORDER[table]}") for table in TABLES}
+        dump = {table: store.query(f"SELECT * FROM {table} ORDER BY {TABLE_KEYS[table]}") for table in TABLES}
     finally:
         store.close()
     for row in dump["objects"]:

@@ -44,6 +44,18 @@ TABLES = (
 )
 
 
+# Each table's key, as ORDER BY and ON CONFLICT name it.
+TABLE_KEYS = {
+    "objects": "survey, object_id",
+    "alerts": "survey, alert_id",
+    "detections": "survey, detection_id",
+    "non_detections": "survey, object_id, mjd, band",
+    "forced_photometry": "survey, object_id, mjd, band",
+    "annotations": "survey, alert_id, annotator",
+    "filter_matches": "filter, survey, alert_id",
+}
+
+
 class AlertStore(ABC):
     """A place that keeps alerts, their history, annotations, cutouts and filter matches."""
 
@@ -67,6 +79,11 @@ class AlertStore(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def retention_limits(self, policy: RetentionPolicy) -> dict[str, float]:
+        """The times before which ``policy`` removes rows, counted back from the newest stored alert."""
+        newest = self.query("SELECT max(mjd) AS newest FROM alerts")[0]["newest"]
+        return {} if newest is None else policy.limits(float(newest))
 
     def counts(self) -> dict[str, int]:
         return {table: self.count(table) for table in TABLES}

@@ -21,7 +21,7 @@ from psycopg import errors as pg_errors
 from starling.alert.model import Alert
 from starling.errors import StoreError, StoreUnavailableError
 from starling.store import migrate
-from starling.store.base import TABLES, AlertStore, WriteCounts
+from starling.store.base import TABLE_KEYS, TABLES, AlertStore, WriteCounts
 from starling.store.cutouts import CutoutFiles
 from starling.store.location import shown_location
 from starling.store.object_merge import OBJECT_COLUMNS, on_conflict_merge
@@ -67,15 +67,6 @@ _COLUMNS = {
     "forced_photometry": ("survey", "object_id", "mjd", "band", "flux", "flux_err"),
     "annotations": ("survey", "alert_id", "annotator", "payload", "mjd"),
     "filter_matches": ("filter", "survey", "alert_id", "object_id", "mjd"),
-}
-_KEYS = {
-    "alerts": "survey, alert_id",
-    "detections": "survey, detection_id",
-    "non_detections": "survey, object_id, mjd, band",
-    "forced_photometry": "survey, object_id, mjd, band",
-    "annotations": "survey, alert_id, annotator",
-    "filter_matches": "filter, survey, alert_id",
-    "objects": "survey, object_id",
 }
 _ON_CONFLICT = {
     "objects": on_conflict_merge("LEAST", "GREATEST"),
@@ -198,7 +189,7 @@ class PostgresStore(AlertStore):
         conflict = _ON_CONFLICT.get(table, "ON CONFLICT DO NOTHING")
         conn.execute(
             f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM staged_{table} "
-            f"ORDER BY {_KEYS[table]} {conflict}"
+            f"ORDER BY {TABLE_KEYS[table]} {conflict}"
         )
 
     def write(self, alerts: Sequence[Alert], matches: Mapping[str, Sequence[Alert]]) -> WriteCounts:
@@ -223,10 +214,9 @@ class PostgresStore(AlertStore):
         return WriteCounts(len(rows.alerts), rows.history_rows(), rows.history_rows_skipped)
 
     def prune(self, policy: RetentionPolicy) -> dict[str, int]:
-        newest = self.query("SELECT max(mjd) AS newest FROM alerts")[0]["newest"]
-        if newest is None:
+        limits = self.retention_limits(policy)
+        if not limits:
             return {}
-        limits = policy.limits(float(newest))
         removed: dict[str, int] = {}
         with self._lock:
             conn = self._connection()

@@ -101,10 +101,9 @@ class SQLiteStore(AlertStore):
         return WriteCounts(len(rows.alerts), rows.history_rows(), rows.history_rows_skipped)
 
     def prune(self, policy: RetentionPolicy) -> dict[str, int]:
-        newest = self.query("SELECT max(mjd) AS newest FROM alerts")[0]["newest"]
-        if newest is None:
+        limits = self.retention_limits(policy)
+        if not limits:
             return {}
-        limits = policy.limits(float(newest))
         removed: dict[str, int] = {}
         with self._lock:
             for table in TIMED_TABLES:
