@@ -164,6 +164,7 @@ def test_the_tap_capability_lists_each_output_format_with_its_aliases_and_the_ro
         (None, "text/csv", ["csv"]),
         (None, "text/tab-separated-values", ["tsv"]),
         (None, "application/json", ["json"]),
+        (None, "application/vnd.apache.parquet", ["parquet"]),
     ]
     for _, mime, aliases in formats:  # each is a RESPONSEFORMAT the service takes
         assert mime in FORMATS

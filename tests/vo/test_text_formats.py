@@ -1,4 +1,4 @@
-"""Results as CSV, TSV and JSON, and the RESPONSEFORMAT values that choose a writer."""
+"""Results as CSV, TSV and JSON, and the RESPONSEFORMAT values that choose a writer and a streaming writer."""
 
 from __future__ import annotations
 
@@ -8,18 +8,28 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from astropy.io import votable
 
+from starling.vo.tap_model import ResultEnd, in_chunks
 from starling.vo.tap_schema import TapColumn, table
 from starling.vo.votable import (
     FORMATS,
     OUTPUT_FORMATS,
+    StreamWriter,
+    Writer,
     response_format,
     stream_csv,
+    stream_format,
     stream_json,
+    stream_parquet,
+    stream_tsv,
+    stream_votable,
+    stream_votable_td,
     write_csv,
     write_json,
+    write_parquet,
     write_tsv,
     write_votable,
     write_votable_td,
@@ -98,17 +108,32 @@ def _counted(n: int, reads: list[int]) -> Iterator[tuple[Any, ...]]:
         yield ("ztf", i, 18.0, "x", True, (1.0, 2.0))
 
 
-def test_text_streams_read_the_rows_once_and_come_in_chunks() -> None:
+def test_text_streams_read_the_rows_once_and_give_a_piece_per_chunk() -> None:
     reads: list[int] = []
-    chunks = list(stream_csv(COLUMNS, _counted(2500, reads)))
+    pieces = list(stream_csv(COLUMNS, in_chunks(_counted(2500, reads)), ResultEnd()))
     assert reads == list(range(2500))
-    assert len(chunks) == 3
-    assert b"".join(chunks) == write_csv(COLUMNS, _counted(2500, []))
-    assert len(b"".join(chunks).decode().splitlines()) == 2501
+    assert len(pieces) == 4  # the header before any row is read, then a piece per chunk of 1000
+    assert pieces[0] == b"survey,alert_id,mag,note,ok,pt\r\n"
+    assert b"".join(pieces) == write_csv(COLUMNS, _counted(2500, []))
+    assert len(b"".join(pieces).decode().splitlines()) == 2501
     reads.clear()
-    document = b"".join(stream_json(COLUMNS, _counted(2500, reads), overflow=False))
+    document = b"".join(stream_json(COLUMNS, in_chunks(_counted(2500, reads)), ResultEnd()))
     assert reads == list(range(2500))
     assert len(json.loads(document)["data"]) == 2500
+
+
+def test_json_says_a_failure_after_rows_were_sent_and_csv_and_tsv_cannot() -> None:
+    failed = ResultEnd(error="the query ran out of time")
+    document = json.loads(b"".join(stream_json(COLUMNS, [ROWS[:2]], failed, query="q")))
+    assert (document["error"], len(document["data"]), document["overflow"]) == (
+        "the query ran out of time",
+        2,
+        False,
+    )
+    assert "error" not in json.loads(write_json(COLUMNS, ROWS))
+    # CSV and TSV have no place for it: they end after the last row sent
+    assert b"".join(stream_csv(COLUMNS, [ROWS[:2]], failed)) == write_csv(COLUMNS, ROWS[:2])
+    assert b"".join(stream_tsv(COLUMNS, [ROWS[:2]], failed)) == write_tsv(COLUMNS, ROWS[:2])
 
 
 @pytest.mark.parametrize(
@@ -126,6 +151,8 @@ def test_text_streams_read_the_rows_once_and_come_in_chunks() -> None:
         ("text/tab-separated-values", "text/tab-separated-values", write_tsv),
         ("json", "application/json", write_json),
         ("application/json", "application/json", write_json),
+        ("parquet", "application/vnd.apache.parquet", write_parquet),
+        ("application/vnd.apache.parquet", "application/vnd.apache.parquet", write_parquet),
     ],
 )  # fmt: skip
 def test_each_responseformat_a_client_sends_picks_its_media_type_and_writer(
@@ -136,19 +163,45 @@ def test_each_responseformat_a_client_sends_picks_its_media_type_and_writer(
     assert response_format(value) == (media_type, writer)
 
 
+STREAMERS: dict[Writer, StreamWriter] = {
+    write_votable: stream_votable,
+    write_votable_td: stream_votable_td,
+    write_csv: stream_csv,
+    write_tsv: stream_tsv,
+    write_json: stream_json,
+    write_parquet: stream_parquet,
+}
+
+
+def test_each_responseformat_picks_the_streaming_writer_of_its_writer() -> None:
+    for value in FORMATS:
+        media_type, writer = response_format(value)
+        assert stream_format(value) == (media_type, STREAMERS[writer])
+    for output in OUTPUT_FORMATS:
+        assert STREAMERS[output.writer] is output.streamer
+
+
 def test_no_format_means_votable_and_an_unknown_one_is_refused() -> None:
     assert response_format(None) == response_format("") == ("application/x-votable+xml", write_votable)
+    assert stream_format(None) == stream_format(" ") == ("application/x-votable+xml", stream_votable)
     for unknown in ("fits", "text/html", "votable/fits"):
         assert unknown not in FORMATS
         with pytest.raises(KeyError, match="unsupported RESPONSEFORMAT"):
             response_format(unknown)
+        with pytest.raises(KeyError, match="unsupported RESPONSEFORMAT"):
+            stream_format(unknown)
 
 
 def test_every_format_writes_a_document_with_the_same_signature() -> None:
-    assert len(FORMATS) == len(list(FORMATS)) >= 11
+    assert len(FORMATS) == len(list(FORMATS)) >= 13
     for output in OUTPUT_FORMATS:
         document = output.writer(COLUMNS, ROWS, overflow=False, query="q")
+        assert document == b"".join(output.streamer(COLUMNS, [ROWS], ResultEnd(), query="q"))
         if output.media_type.startswith("application/x-votable+xml"):
             assert len(votable.parse(io.BytesIO(document)).get_first_table().array) == 3
+        elif output.media_type == "application/vnd.apache.parquet":
+            assert (
+                pq.read_table(io.BytesIO(document)).column("alert_id").to_pylist().count(2345678901234) == 1
+            )
         else:
             assert document.decode().count("2345678901234") == 1

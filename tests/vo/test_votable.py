@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import warnings
 import xml.etree.ElementTree as ET
@@ -160,12 +161,25 @@ def test_points_and_polygons_are_arrays_of_doubles_with_their_xtype() -> None:
         assert t.array.mask["pt"][1].all()
 
 
-def test_text_beyond_ascii_is_written_as_unicode_char() -> None:
-    column = TapColumn("payload", "char", "JSON", arraysize="*")
-    document = write_votable([column, ALERTS.column("band")], [("Ωmega ✓", "g")], overflow=False, query="q")
-    t = _parse(document).get_first_table()
-    assert [f.datatype for f in t.fields] == ["unicodeChar", "char"]
-    assert t.array["payload"][0] == "Ωmega ✓"
+def test_text_beyond_ascii_is_escaped_in_char_and_whole_in_unicode_char() -> None:
+    # a column keeps its declared datatype (the FIELDs are written before any row is seen): VOTable's
+    # char is ASCII, so there each character beyond it is written as JSON writes it
+    payload = TapColumn("payload", "char", "JSON", arraysize="*")
+    name = TapColumn("name", "unicodeChar", "", arraysize="*")
+    rows = [('{"name": "Ωmega ✓ 😀"}', "Ωmega ✓ 😀", "g")]
+    for serialization in SERIALIZATIONS:
+        document = write_votable(
+            [payload, name, ALERTS.column("band")],
+            rows,
+            overflow=False,
+            query="q",
+            serialization=serialization,
+        )
+        t = _parse(document).get_first_table()
+        assert [f.datatype for f in t.fields] == ["char", "unicodeChar", "char"]
+        assert t.array["payload"][0] == '{"name": "\\u03a9mega \\u2713 \\ud83d\\ude00"}'
+        assert json.loads(t.array["payload"][0]) == json.loads(rows[0][0])  # the same JSON value
+        assert t.array["name"][0] == "Ωmega ✓ 😀"
 
 
 def test_repeated_column_names_are_kept() -> None:

@@ -4,10 +4,14 @@ A column's ``name`` is its name in the database and in results (TAP_SCHEMA's ``s
 :attr:`TapColumn.adql_name` is how ADQL writes it, a delimited identifier for a reserved word of ADQL
 (``"size"``). Datatypes are VOTable's: ``double``, ``long``, ``int``, ``boolean``, ``char`` (arraysize
 ``*`` for text of any length) ...
+
+A result is handed to its writer in chunks of rows (:func:`in_chunks`), then :class:`ResultEnd` says how
+it ended.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 TAP_SCHEMA = "TAP_SCHEMA"
@@ -79,3 +83,32 @@ class TapTable:
             if wanted in (column.name.lower(), column.adql_name.lower()):
                 return column
         raise KeyError(f"{self.qualified_name} has no column {name!r}")
+
+
+# ---- a result as it is read ----------------------------------------------------------------------------
+
+CHUNK_ROWS = 1000  # rows per chunk when a result is handed on in chunks: one chunk is what a writer holds
+
+
+@dataclass
+class ResultEnd:
+    """How a result ended, known only once its last row was read: a streamed document says it after its
+    rows. ``overflow``: MAXREC cut the result short. ``error``: the message of a failure after rows were
+    already sent (the query's time ran out while they were fetched): the rows before it stand, the rest
+    are missing. Mutable: whoever reads the rows sets it when they run out."""
+
+    overflow: bool = False
+    error: str | None = None
+
+
+def in_chunks(rows: Iterable[Sequence[object]], size: int = CHUNK_ROWS) -> Iterator[list[Sequence[object]]]:
+    """``rows`` as lists of at most ``size`` rows, read as they are needed (for a writer of chunks given
+    rows one by one)."""
+    chunk: list[Sequence[object]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
