@@ -143,9 +143,11 @@ def _figures(label: str, tap: TapStore, objects: int, repeats: int) -> list[Figu
         "SELECT object_id FROM starling.objects "
         "WHERE DISTANCE(POINT('ICRS', ra, dec), POINT('ICRS', {}, {})) <= {}"
     )
-    indexed = [_times(lambda c=c: tap.run(cone.format(c[0], c[1], radius), 1000), 1)[0] for c in centres]
+    indexed = [
+        _times(lambda c=c: tap.run(cone.format(c[0], c[1], radius), 1000).all_rows(), 1)[0] for c in centres
+    ]
     scans = [
-        _times(lambda c=c: tap.run(scan.format(c[0], c[1], radius), 1000), 1)[0]
+        _times(lambda c=c: tap.run(scan.format(c[0], c[1], radius), 1000).all_rows(), 1)[0]
         for c in centres[: max(3, repeats // 10)]
     ]
     figures: list[Figure] = [
@@ -171,12 +173,12 @@ def _figures(label: str, tap: TapStore, objects: int, repeats: int) -> list[Figu
         "ON 1 = CONTAINS(POINT('ICRS', o.ra, o.dec), CIRCLE('ICRS', u.ra, u.dec, 1.5 / 3600))"
     )
     began = time.perf_counter()
-    matched = tap.run(join, 100_000, uploads=[upload])
+    matched = tap.run(join, 100_000, uploads=[upload]).all_rows()
     crossmatch_s = time.perf_counter() - began
     one_by_one = (
         _times(
             lambda: [
-                tap.run(cone.format(r + 1e-4, d, 1.5 / 3600), 10)
+                tap.run(cone.format(r + 1e-4, d, 1.5 / 3600), 10).all_rows()
                 for r, d in zip(golden[:100], decs[:100], strict=True)
             ],
             1,
@@ -188,7 +190,7 @@ def _figures(label: str, tap: TapStore, objects: int, repeats: int) -> list[Figu
             f'tap {label}: upload crossmatch of 1,000 positions at 1.5" vs 1,000 cones one by one',
             f"{one_by_one / crossmatch_s:.1f}x faster",
             "faster",
-            f"{crossmatch_s:.2f} s ({len(matched.rows)} pairs); cones {one_by_one:.1f} s (100 timed, x10)",
+            f"{crossmatch_s:.2f} s ({len(matched)} pairs); cones {one_by_one:.1f} s (100 timed, x10)",
         )
     )
     return figures
@@ -198,8 +200,8 @@ def _window_figure(label: str, tap: TapStore, alerts: int) -> Figure:
     window = "SELECT COUNT(*) FROM starling.alerts WHERE mjd BETWEEN {} AND {}"
     full = "SELECT COUNT(*) FROM starling.alerts WHERE mjd + 0 BETWEEN {} AND {}"  # no index: a scan
     day = START_MJD + 500
-    indexed = _times(lambda: tap.run(window.format(day, day + 1), 10), 5)
-    scanned = _times(lambda: tap.run(full.format(day, day + 1), 10), 2)
+    indexed = _times(lambda: tap.run(window.format(day, day + 1), 10).all_rows(), 5)
+    scanned = _times(lambda: tap.run(full.format(day, day + 1), 10).all_rows(), 2)
     return (
         f"tap {label}: 1-day window count on {alerts:,} alerts vs a full scan",
         f"{statistics.median(scanned) / statistics.median(indexed):,.0f}x faster",
@@ -248,9 +250,11 @@ def _query_workload(location: str, objects: int, stop: Any) -> None:
                 "SELECT object_id FROM starling.objects WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), "
                 f"CIRCLE('ICRS', {ra}, {dec}, {5.0 / 3600}))",
                 1000,
-            )
+            ).all_rows()
             day = START_MJD + float(rng.uniform(0, NIGHTS - 1))
-            tap.run(f"SELECT COUNT(*) FROM starling.alerts WHERE mjd BETWEEN {day} AND {day + 1}", 10)
+            tap.run(
+                f"SELECT COUNT(*) FROM starling.alerts WHERE mjd BETWEEN {day} AND {day + 1}", 10
+            ).all_rows()
     finally:
         tap.close()
 
@@ -277,20 +281,25 @@ def _paced_writes(location: str, samples: Path, seconds: int, seed: int) -> list
 
 
 def load_figure(location: str, label: str, objects: int, samples: Path, seconds: int) -> Figure:
-    """The writes' time with a TAP client querying all along, against the same writes alone."""
+    """The writes' time with a TAP client querying all along, against the same writes alone: in
+    alternating windows (alone, loaded, alone, loaded ...), so that the machine's drift falls on both."""
     import multiprocessing
 
     seed = int(time.time()) % 1000
-    quiet = _paced_writes(location, samples, seconds, seed)
     context = multiprocessing.get_context("fork")
-    stop = context.Event()
-    client = context.Process(target=_query_workload, args=(location, objects, stop))
-    client.start()
-    try:
-        loaded = _paced_writes(location, samples, seconds, seed + 1)
-    finally:
-        stop.set()
-        client.join(timeout=120)
+    quiet: list[float] = []
+    loaded: list[float] = []
+    rounds = 3
+    for turn in range(rounds):
+        quiet += _paced_writes(location, samples, seconds // rounds, seed + 2 * turn)
+        stop = context.Event()
+        client = context.Process(target=_query_workload, args=(location, objects, stop))
+        client.start()
+        try:
+            loaded += _paced_writes(location, samples, seconds // rounds, seed + 2 * turn + 1)
+        finally:
+            stop.set()
+            client.join(timeout=120)
     ratio = statistics.mean(loaded) / statistics.mean(quiet)
     return (
         f"tap {label}: the store's writes at 256 alerts/s with a TAP client querying vs alone",

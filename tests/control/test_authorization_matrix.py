@@ -26,6 +26,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("get", "/capabilities"): "public",
     ("get", "/status"): "scraper",
     ("get", "/metrics"): "scraper",
+    ("get", "/whoami"): "scraper",
     ("get", "/pipeline"): "member",
     ("get", "/autoscaler"): "member",
     ("get", "/filters"): "member",

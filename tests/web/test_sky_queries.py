@@ -108,7 +108,7 @@ def test_random_cones_and_polygons_match_brute_force(
             ]
             certain = np.all([n == inside for n in nudged], axis=0)
         query = f"SELECT alert_id FROM starling.alerts WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), {region})"
-        found = {int(row[0]) for row in tap.run(query, 100_000).rows}
+        found = {int(row[0]) for row in tap.run(query, 100_000).all_rows()}
         assert found & set(ids[certain].tolist()) == set(ids[inside & certain].tolist()), query
         compared += int(inside.sum())
     assert compared > 1000  # the regions held alerts: the comparison was not of empty sets

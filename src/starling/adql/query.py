@@ -70,6 +70,7 @@ _NOT_CALLS = (
     exp.Distinct,
     exp.Column,
     exp.Star,
+    exp.Exists,  # ADQL's exists predicate (sqlglot counts it among functions)
 )
 
 

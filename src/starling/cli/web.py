@@ -19,6 +19,13 @@ def web(
     port_file: Annotated[Path | None, typer.Option(help="write the bound port here once serving")] = None,
     host: Annotated[str, typer.Option(help="the address to listen on")] = "127.0.0.1",
     query_timeout: Annotated[float, typer.Option(help="seconds a synchronous query may run")] = 30.0,
+    controller: Annotated[
+        str | None,
+        typer.Option(help="the controller that checks users' tokens (none: anonymous requests only)"),
+    ] = None,
+    queries_per_client: Annotated[
+        int, typer.Option(min=1, help="queries one client (a user, else an address) may run at once")
+    ] = 4,
     jobs: Annotated[
         Path | None,
         typer.Option(
@@ -35,7 +42,7 @@ def web(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         folder = jobs or (Path(store).parent / "tap-jobs" if "://" not in store else Path("var") / "tap-jobs")
-        app = web_app(store, folder, query_timeout)
+        app = web_app(store, folder, query_timeout, controller, queries_per_client)
     except StarlingError as exc:
         report_error(str(exc))
         raise typer.Exit(1) from None

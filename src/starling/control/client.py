@@ -48,6 +48,10 @@ class ControllerClient:
             raise ControllerRefusedError(response.status_code, detail)
         return answer
 
+    def whoami(self) -> dict[str, Any]:
+        """The role and user the client's token names."""
+        return dict(self.request("GET", "/whoami"))
+
     # -- the pipeline ------------------------------------------------------------------------------
 
     def pipeline(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from starling.control.controller import Controller
 from starling.control.tokens import Principal
 from starling.core.secrets import redact_secrets
 from starling.core.spec import ComponentSpec
+from starling.store.access import user_filter_name
 
 
 class UserFilters:
@@ -42,7 +43,7 @@ class UserFilters:
     @staticmethod
     def component_name(principal: Principal, name: str) -> str:
         """The component that ``principal``'s filter ``name`` is (an operator's: ``name`` itself)."""
-        return name if principal.role == "operator" else f"{principal.user}.{name}"
+        return name if principal.role == "operator" else user_filter_name(principal.user, name)
 
     @classmethod
     def shown_name(cls, spec: ComponentSpec) -> str:

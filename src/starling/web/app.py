@@ -12,15 +12,27 @@ from fastapi.responses import JSONResponse
 
 from starling.vo.tap_query import TapStore
 from starling.web import tap, tap_async
+from starling.web.identity import Identities
 from starling.web.jobs import Jobs
+from starling.web.limits import DEFAULT_PER_CLIENT, ClientSlots
 
 log = logging.getLogger(__name__)
 
 
-def web_app(store: str | Path, jobs_dir: Path, query_timeout_s: float = 30.0) -> FastAPI:
-    """The service over ``store``; asynchronous jobs and their results are kept in ``jobs_dir``."""
+def web_app(
+    store: str | Path,
+    jobs_dir: Path,
+    query_timeout_s: float = 30.0,
+    controller_url: str | None = None,
+    queries_per_client: int = DEFAULT_PER_CLIENT,
+) -> FastAPI:
+    """The service over ``store``; asynchronous jobs and their results are kept in ``jobs_dir``; tokens
+    are checked by the controller at ``controller_url`` (None: only anonymous requests)."""
     app = FastAPI(title="Starling web", summary="TAP and ADQL over Starling's store")
-    app.state.tap_store = TapStore(store, query_timeout_s)
+    app.state.identities = Identities(controller_url)
+    app.state.client_slots = ClientSlots(queries_per_client)
+    # Every client may hold its slots at once, and jobs run beside them: connections for all of them.
+    app.state.tap_store = TapStore(store, query_timeout_s, pool_size=queries_per_client + 4)
     app.state.tap_jobs = Jobs(jobs_dir, app.state.tap_store, tap.DEFAULT_MAXREC, tap.HARD_MAXREC)
     app.state.started = time.time()
     app.include_router(tap.router)

@@ -6,6 +6,9 @@ a file), ERROR (its message kept) or ABORTED. An abort stops a running query at 
 query runner checks its flag). A service that stops with jobs queued or running finds them queued
 again when it starts: a query only reads, so running it again is safe. Jobs past their destruction
 time are deleted, results and all.
+
+A job made with a user's token is that user's (``owner``): only that user sees it, and its query sees
+that user's filter matches; a job made without a token is anonymous and reads the public tables.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from starling.errors import OutageError, StarlingError
 from starling.vo.tap_query import TapQueryError, TapStore
 from starling.vo.tap_upload import Upload, parse_upload_parameter, read_uploads
 from starling.vo.uws import FINAL_PHASES, JobResult, JobView
-from starling.vo.votable import response_format
+from starling.vo.votable import StreamWriter, stream_format
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, run_id TEXT, phase TEXT NOT NULL, created TEXT NOT NULL,
     started TEXT, ended TEXT, duration_s INTEGER NOT NULL, destruction TEXT NOT NULL,
-    parameters TEXT NOT NULL, error TEXT, result_type TEXT, result_size INTEGER
+    parameters TEXT NOT NULL, error TEXT, result_type TEXT, result_size INTEGER, owner TEXT
 )
 """
 
@@ -56,6 +59,7 @@ def _time(text: str | None) -> datetime | None:
 class Job:
     view: JobView
     result_type: str | None
+    owner: str | None = None
 
 
 class JobError(StarlingError):
@@ -77,6 +81,8 @@ class Jobs:
         self._db = sqlite3.connect(folder / "jobs.db", check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
+        if "owner" not in {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}:
+            self._db.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")  # kept from before jobs had owners
         self._lock = threading.Lock()
         self._cancels: dict[str, threading.Event] = {}
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tap-job")
@@ -115,6 +121,7 @@ class Jobs:
             error,
             kind,
             size,
+            owner,
         ) = row
         results = []
         if phase == "COMPLETED" and kind:
@@ -133,16 +140,18 @@ class Jobs:
             end_time=_time(str(ended) if ended else None),
             results=results,
             error=str(error) if error else None,
+            owner=str(owner) if owner else None,
         )
-        return Job(view, str(kind) if kind else None)
+        return Job(view, str(kind) if kind else None, str(owner) if owner else None)
 
     def listing(
-        self, phases: list[str], after: datetime | None, last: int | None, base_url: str
+        self, phases: list[str], after: datetime | None, last: int | None, base_url: str, owner: str | None
     ) -> list[JobView]:
-        """UWS 1.1's job list: by default every job but the archived, oldest first; ``last``: the newest."""
-        sql, args = "SELECT * FROM jobs WHERE phase != 'ARCHIVED'", []
+        """UWS 1.1's job list of ``owner`` (None: the anonymous jobs): by default every job but the
+        archived, oldest first; ``last``: the newest."""
+        sql, args = "SELECT * FROM jobs WHERE owner IS ? AND phase != 'ARCHIVED'", [owner]
         if phases:
-            sql = f"SELECT * FROM jobs WHERE phase IN ({', '.join('?' * len(phases))})"
+            sql = f"SELECT * FROM jobs WHERE owner IS ? AND phase IN ({', '.join('?' * len(phases))})"
             args.extend(phases)
         if after is not None:
             sql += " AND created > ?"
@@ -171,9 +180,11 @@ class Jobs:
 
     # -- changing ------------------------------------------------------------------------------
 
-    def create(self, parameters: dict[str, str], parts: dict[str, bytes] | None = None) -> str:
-        """A new PENDING job (RUN at once when PHASE=RUN is among the parameters); ``parts``: the files
-        sent with it, for its UPLOAD, kept with the job."""
+    def create(
+        self, parameters: dict[str, str], parts: dict[str, bytes] | None = None, owner: str | None = None
+    ) -> str:
+        """A new PENDING job of ``owner`` (RUN at once when PHASE=RUN is among the parameters); ``parts``:
+        the files sent with it, for its UPLOAD, kept with the job."""
         query = parameters.get("QUERY")
         if not query:
             raise JobError("QUERY is missing: give an ADQL query")
@@ -186,8 +197,9 @@ class Jobs:
         kept = {k: v for k, v in parameters.items() if k not in ("PHASE", "RUNID")}
         with self._lock:
             self._db.execute(
-                "INSERT INTO jobs (job_id, run_id, phase, created, duration_s, destruction, parameters) "
-                "VALUES (?, ?, 'PENDING', ?, ?, ?, ?)",
+                "INSERT INTO jobs "
+                "(job_id, run_id, phase, created, duration_s, destruction, parameters, owner) "
+                "VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     parameters.get("RUNID"),
@@ -195,6 +207,7 @@ class Jobs:
                     DEFAULT_DURATION_S,
                     (now + RETENTION).isoformat(),
                     json.dumps(kept),
+                    owner,
                 ),
             )
         self._trim()
@@ -298,23 +311,39 @@ class Jobs:
         self._update(job_id, phase="EXECUTING", started=_now().isoformat())
         parameters = {k.upper(): v for k, v in job.view.parameters.items()}
         try:
-            media_type, write = response_format(parameters.get("RESPONSEFORMAT") or parameters.get("FORMAT"))
-            maxrec = self._maxrec(parameters.get("MAXREC"))
-            uploads = self._uploads(job_id, parameters["UPLOAD"]) if parameters.get("UPLOAD") else []
-            result = self.store.run(
-                parameters["QUERY"], maxrec, job.view.execution_duration_s, cancel, uploads
-            )
-            document = write(result.columns, result.rows, overflow=result.overflow, query=parameters["QUERY"])
-            self.result_path(job_id).write_bytes(document)
+            media_type, stream = stream_format(parameters.get("RESPONSEFORMAT") or parameters.get("FORMAT"))
         except KeyError:
             self._finish(job_id, cancel, error="RESPONSEFORMAT is not served; see /tap/capabilities")
+            return
+        try:
+            size = self._write_result(job, parameters, cancel, stream)
         except (TapQueryError, OutageError, StarlingError) as exc:
             self._finish(job_id, cancel, error=str(exc))
         except Exception as exc:  # a job never takes its thread down; the log has the trace
             log.exception(f"TAP job {job_id} failed")
             self._finish(job_id, cancel, error=f"the job failed: {type(exc).__name__}")
         else:
-            self._finish(job_id, cancel, media_type=media_type, size=len(document))
+            self._finish(job_id, cancel, media_type=media_type, size=size)
+
+    def _write_result(
+        self, job: Job, parameters: dict[str, str], cancel: threading.Event, stream: StreamWriter
+    ) -> int:
+        """Run the job's query and write its result file as the rows are read (a result of a million
+        rows is never all in memory); its size in bytes."""
+        job_id = job.view.job_id
+        maxrec = self._maxrec(parameters.get("MAXREC"))
+        uploads = self._uploads(job_id, parameters["UPLOAD"]) if parameters.get("UPLOAD") else []
+        query = parameters.get("QUERY", "")
+        result = self.store.run(query, maxrec, job.view.execution_duration_s, cancel, uploads, job.owner)
+        try:
+            with self.result_path(job_id).open("wb") as out:
+                for piece in stream(result.columns, result.chunks, result.end, query=query):
+                    out.write(piece)
+        finally:
+            result.close()
+        if result.end.error is not None:
+            raise TapQueryError(result.end.error)
+        return self.result_path(job_id).stat().st_size
 
     def _finish(
         self,

@@ -2,6 +2,10 @@
 
 Every change answers 303 See Other to the job (or to the list, after a delete), as UWS says; a job that
 does not exist is a 404, a change it does not allow a 400 with the reason, in plain text.
+
+A job is its maker's: made with a user's token, only that token's user sees or changes it (to anyone
+else it does not exist); made without one, it is anonymous, and the job list without a token lists the
+anonymous jobs.
 """
 
 from __future__ import annotations
@@ -9,21 +13,38 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 
+from starling.control.tokens import Principal
 from starling.vo.tap_upload import MAX_UPLOAD_BYTES
 from starling.vo.uws import FINAL_PHASES, PHASES, iso, job_xml, jobs_xml
 from starling.vo.votable import error_votable
+from starling.web.identity import viewer
 from starling.web.jobs import Job, JobError, Jobs, NoSuchJobError
 from starling.web.parameters import parameters_of, uploaded_parts
 
 XML = "text/xml"
 MAX_WAIT_S = 15.0  # longer blocking is cut here: clients' read timeouts are often 30 s
 
+Viewer = Annotated[Principal | None, Depends(viewer)]
+
+
+def _owned(request: Request, job_id: str, who: Viewer) -> None:
+    """Refuses (404, as if it did not exist) a job that is not the viewer's."""
+    try:
+        found = _jobs(request).get(job_id)
+    except NoSuchJobError:
+        return  # the route says so itself
+    if found.owner != (who.user if who is not None else None):
+        raise HTTPException(404, f"no job {job_id!r}")
+
+
 router = APIRouter(prefix="/tap/async", tags=["TAP"])
+OWNED = [Depends(_owned)]
 
 
 def _jobs(request: Request) -> Jobs:
@@ -44,7 +65,7 @@ def _to_job(request: Request, job_id: str) -> Response:
 
 
 @router.get("", response_class=Response)
-async def job_list(request: Request) -> Response:
+async def job_list(request: Request, who: Viewer) -> Response:
     phases = [p.upper() for key, p in request.query_params.multi_items() if key.upper() == "PHASE"]
     unknown = [p for p in phases if p not in PHASES]
     if unknown:
@@ -61,22 +82,24 @@ async def job_list(request: Request) -> Response:
         return PlainTextResponse("AFTER is an ISO 8601 time and LAST a whole number", status_code=400)
     if last is not None and last <= 0:
         return PlainTextResponse("LAST must be a positive whole number", status_code=400)
-    views = await run_in_threadpool(_jobs(request).listing, phases, after, last, _base(request))
+    owner = who.user if who is not None else None
+    views = await run_in_threadpool(_jobs(request).listing, phases, after, last, _base(request), owner)
     return Response(jobs_xml(views, _base(request)), media_type=XML)
 
 
 @router.post("", response_class=Response)
-async def create_job(request: Request) -> Response:
+async def create_job(request: Request, who: Viewer) -> Response:
     parameters = await parameters_of(request)
     parts = await uploaded_parts(request, MAX_UPLOAD_BYTES)
+    owner = who.user if who is not None else None
     try:
-        job_id = await run_in_threadpool(_jobs(request).create, parameters, parts)
+        job_id = await run_in_threadpool(_jobs(request).create, parameters, parts, owner)
     except JobError as exc:
         return _refused(exc)
     return _to_job(request, job_id)
 
 
-@router.get("/{job_id}", response_class=Response)
+@router.get("/{job_id}", response_class=Response, dependencies=OWNED)
 async def job(request: Request, job_id: str) -> Response:
     jobs = _jobs(request)
     parameters = {k.upper(): v for k, v in request.query_params.items()}
@@ -109,7 +132,7 @@ async def _wait(jobs: Jobs, request: Request, job_id: str, wait: str, phase: str
     return found
 
 
-@router.post("/{job_id}", response_class=Response)
+@router.post("/{job_id}", response_class=Response, dependencies=OWNED)
 async def change_job(request: Request, job_id: str) -> Response:
     parameters = await parameters_of(request)
     jobs = _jobs(request)
@@ -123,7 +146,7 @@ async def change_job(request: Request, job_id: str) -> Response:
     return _to_job(request, job_id)
 
 
-@router.delete("/{job_id}", response_class=Response)
+@router.delete("/{job_id}", response_class=Response, dependencies=OWNED)
 async def delete_job(request: Request, job_id: str) -> Response:
     try:
         await run_in_threadpool(_jobs(request).delete, job_id)
@@ -132,7 +155,7 @@ async def delete_job(request: Request, job_id: str) -> Response:
     return RedirectResponse(_base(request), status_code=303)
 
 
-@router.get("/{job_id}/{part}", response_class=Response)
+@router.get("/{job_id}/{part}", response_class=Response, dependencies=OWNED)
 def job_part(request: Request, job_id: str, part: str) -> Response:
     try:
         view = _jobs(request).get(job_id, _base(request)).view
@@ -156,7 +179,7 @@ def job_part(request: Request, job_id: str, part: str) -> Response:
     return PlainTextResponse(f"a job has no {part!r}", status_code=404)
 
 
-@router.post("/{job_id}/{part}", response_class=Response)
+@router.post("/{job_id}/{part}", response_class=Response, dependencies=OWNED)
 async def change_job_part(request: Request, job_id: str, part: str) -> Response:
     parameters = await parameters_of(request)
     jobs = _jobs(request)
@@ -183,7 +206,7 @@ async def change_job_part(request: Request, job_id: str, part: str) -> Response:
     return _to_job(request, job_id)
 
 
-@router.get("/{job_id}/results/result", response_class=Response)
+@router.get("/{job_id}/results/result", response_class=Response, dependencies=OWNED)
 def result(request: Request, job_id: str) -> Response:
     jobs = _jobs(request)
     try:

@@ -1,4 +1,4 @@
-"""Access tokens through the controller: list, create (operator), revoke.
+"""Access tokens through the controller: who a token names, list, create (operator), revoke.
 
 A user lists and revokes its own tokens; an operator everyone's, and creates them. A token is shown
 once, when it is made; after that only its id names it.
@@ -6,13 +6,15 @@ once, when it is made; after that only its id names it.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from starling.control.api.auth import ANYONE, Anyone, Operator
+from starling.control.api.auth import ANYONE, Anyone, Operator, principal
 from starling.control.api.common import AUTH_RESPONSES, REFUSED, config_refused, problem, refuse
 from starling.control.api.deps import Control
-from starling.control.tokens import USER_NAME, Role
+from starling.control.tokens import USER_NAME, Principal, Role
 
 _DAY_S = 86_400.0
 
@@ -37,22 +39,34 @@ class TokenMade(BaseModel):
     token: str = Field(description="shown this once; only its SHA-256 is kept")
 
 
+class Identity(BaseModel):
+    role: Role
+    user: str = Field(description="the owner of what the token makes (an operator's: operator)")
+
+
 class TokenRevoked(BaseModel):
     id: str
     revoked: bool
 
 
-router = APIRouter(dependencies=ANYONE, responses=AUTH_RESPONSES, tags=["tokens"])
+router = APIRouter(responses=AUTH_RESPONSES, tags=["tokens"])
 
 
-@router.get("/tokens")
+@router.get("/whoami")
+def whoami(who: Annotated[Principal, Depends(principal)]) -> Identity:
+    """Who the token names: how the services beside the controller (``starling web``) learn whose
+    request they serve, without a copy of the tokens."""
+    return Identity(role=who.role, user=who.user)
+
+
+@router.get("/tokens", dependencies=ANYONE)
 def list_tokens(controller: Control, who: Anyone) -> list[TokenView]:
     """Your tokens (an operator's: everyone's), never the secrets."""
     user = None if who.role == "operator" else who.user
     return [TokenView.model_validate(t) for t in controller.state.tokens_store.list(user)]
 
 
-@router.post("/tokens", status_code=201, responses=REFUSED)
+@router.post("/tokens", status_code=201, responses=REFUSED, dependencies=ANYONE)
 def create_token(body: NewToken, controller: Control, who: Operator) -> TokenMade:
     """Make a token (operators only)."""
     user = "operator" if body.role == "operator" else body.user
@@ -62,7 +76,7 @@ def create_token(body: NewToken, controller: Control, who: Operator) -> TokenMad
     return TokenMade(id=token_id, token=token)
 
 
-@router.delete("/tokens/{token_id}", responses={404: problem("you have no such token")})
+@router.delete("/tokens/{token_id}", responses={404: problem("you have no such token")}, dependencies=ANYONE)
 def revoke_token(token_id: str, controller: Control, who: Anyone) -> TokenRevoked:
     """Revoke a token at once: your own (an operator: anyone's)."""
     user = None if who.role == "operator" else who.user

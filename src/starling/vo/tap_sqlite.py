@@ -1,0 +1,91 @@
+"""Reading a SQLite store for TAP: a connection per query, read-only (``mode=ro``: a TAP query never
+writes and never takes the writer's lock), with the geometry functions registered, ``TAP_SCHEMA``
+attached from a memory database made once, the query's uploads in a memory database of their own, and
+the reader shown only the filter matches it may read (``starling.store.access``).
+
+A query's rows are read in chunks as the response is written, the connection held until the last one
+(or until the result is closed): a result of a million rows is never all in memory.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Generator, Sequence
+from pathlib import Path
+from typing import Any
+
+from starling.adql import sqlite_functions
+from starling.errors import StoreError, StoreUnavailableError
+from starling.store.access import guard_sqlite
+from starling.vo.tap_model import TapTable
+from starling.vo.tap_run import QueryRun, TapQueryError, create_upload, tap_schema_ddl
+
+CHUNK_ROWS = 1000
+
+
+class SqliteReader:
+    """TAP's reading of the SQLite store at ``path``."""
+
+    def __init__(
+        self, path: Path, shown: str, tap_schema: Sequence[TapTable], rows: dict[str, list[Any]]
+    ) -> None:
+        self.path = path
+        self.shown = shown
+        self._uri = f"file:starling_tap_schema_{id(self)}?mode=memory&cache=shared"
+        # This connection keeps the shared memory database alive for as long as the service runs.
+        self._holder = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+        for table in tap_schema:
+            create, insert = tap_schema_ddl(table, "?")
+            self._holder.execute(create.replace("tap_schema.", "main.", 1))
+            self._holder.executemany(
+                insert.replace("tap_schema.", "main.", 1), rows.get(table.qualified_name, [])
+            )
+        self._holder.commit()
+
+    def close(self) -> None:
+        self._holder.close()
+
+    def stream(self, sql: str, run: QueryRun) -> Generator[Any, None, None]:
+        """Yields the result's column names, then its rows in lists of up to CHUNK_ROWS."""
+        if not self.path.exists():
+            raise StoreError(f"no store at {self.path} (nothing stored yet?)")
+        db = self._connect(run)
+        try:
+            cursor = self._guarded(lambda: db.execute(sql), run)
+            yield [d[0] for d in cursor.description or ()]
+            while chunk := self._guarded(lambda: cursor.fetchmany(CHUNK_ROWS), run):
+                yield [tuple(row) for row in chunk]
+        finally:
+            db.close()
+
+    def _connect(self, run: QueryRun) -> sqlite3.Connection:
+        # Chunks are read from the response's worker threads, one at a time: never two threads at once.
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
+        try:
+            sqlite_functions.register(db)
+            db.execute("ATTACH DATABASE ? AS tap_schema", (self._uri,))
+            if run.uploads:
+                db.execute("ATTACH DATABASE ':memory:' AS tap_upload")
+                for upload in run.uploads:
+                    create_upload(db.cursor(), upload, "sqlite")
+            guard_sqlite(db, run.viewer)
+            # Asked every 10,000 steps of SQLite's machine: past the deadline, or cancelled, it stops.
+            db.set_progress_handler(lambda: int(run.over()), 10_000)
+        except sqlite3.Error as exc:
+            db.close()
+            raise self._failure(exc, run) from None
+        return db
+
+    def _guarded(self, step: Any, run: QueryRun) -> Any:
+        try:
+            return step()
+        except sqlite3.Error as exc:
+            raise self._failure(exc, run) from None
+
+    def _failure(self, exc: sqlite3.Error, run: QueryRun) -> Exception:
+        text = str(exc)
+        if "interrupted" in text:
+            return run.stopped()
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "unable to open" in text):
+            return StoreUnavailableError(f"store {self.shown} cannot be read: {exc}")
+        return TapQueryError(f"the query failed in the database: {exc}")
