@@ -13,6 +13,7 @@ from typing import Any
 from starling.core.spec import PipelineSpec
 from starling.deploy.basics import (
     APP,
+    CONTROLLER_PORT,
     DATA_DIR,
     DRAIN_GRACE_S,
     DeploymentSettings,
@@ -60,6 +61,9 @@ def web_objects(spec: PipelineSpec, store: StoreLayout, settings: DeploymentSett
             "0.0.0.0",
             "--port",
             str(WEB_PORT),
+            # Users' tokens are checked by the controller, through its Service.
+            "--controller",
+            f"http://{APP}-controller.{settings.namespace}.svc:{CONTROLLER_PORT}",
         ],
         "env": [postgres_password_env(store)],
         "ports": [{"name": "http", "containerPort": WEB_PORT, "protocol": "TCP"}],
