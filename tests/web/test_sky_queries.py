@@ -5,11 +5,14 @@ finds (great-circle distances; polygons with great-circle edges)."""
 from __future__ import annotations
 
 import copy
+import sqlite3
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 
+from starling.adql import sqlite_functions
 from starling.adql.geometry import distance_deg, polygon_contains
 from starling.alert.model import Alert
 from starling.store.open import open_store
@@ -90,6 +93,7 @@ def test_random_cones_and_polygons_match_brute_force(
     dec = np.array([a.dec for a in sky])
     rng = np.random.default_rng(99)
     compared = 0
+    cones: list[str] = []
     for index in range(REGIONS):
         centre_ra, centre_dec, size = _region(rng, index)
         if index % 2 == 0:
@@ -108,7 +112,33 @@ def test_random_cones_and_polygons_match_brute_force(
             ]
             certain = np.all([n == inside for n in nudged], axis=0)
         query = f"SELECT alert_id FROM starling.alerts WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), {region})"
-        found = {int(row[0]) for row in tap.run(query, 100_000).all_rows()}
+        result = tap.run(query, 100_000)
+        found = {int(row[0]) for row in result.all_rows()}
+        if index % 2 == 0:
+            cones.append(result.sql)
         assert found & set(ids[certain].tolist()) == set(ids[inside & certain].tolist()), query
         compared += int(inside.sum())
     assert compared > 1000  # the regions held alerts: the comparison was not of empty sets
+    _every_cone_can_use_an_index(location, cones)
+
+
+def _every_cone_can_use_an_index(location: str, cones: list[str]) -> None:
+    """The SQL each cone ran reads an index, not the whole table: PostgreSQL's plan with sequential scans
+    priced out (on a small table the planner would rightly scan), SQLite's plan as it is."""
+    assert len(cones) == REGIONS // 2
+    if location.startswith("postgresql"):
+        with psycopg.connect(location) as conn:
+            conn.execute("SET enable_seqscan = off")
+            for sql in cones:
+                plan = "\n".join(str(row[0]) for row in conn.execute(f"EXPLAIN {sql}"))  # type: ignore[arg-type]
+                assert "Index" in plan, (sql, plan)
+                assert "Seq Scan" not in plan, (sql, plan)
+        return
+    db = sqlite3.connect(location)
+    sqlite_functions.register(db)
+    try:
+        for sql in cones:
+            plan = " ".join(str(row[3]) for row in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, (sql, plan)
+    finally:
+        db.close()
