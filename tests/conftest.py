@@ -41,6 +41,9 @@ def output_dir(tmp_path: Path) -> Iterator[Path]:
     return out
 
 
+# A headless Chromium (Debian's, with its driver), installed when missing, for the portal's pages.
+from tests.support.browser import browser  # noqa: E402, F401
+
 # The Kafka fixtures (a real broker, started once per session) for tests/kafka and tests/control.
 from tests.support.kafka import kafka_bootstrap, prefix  # noqa: E402, F401
 

@@ -1,0 +1,69 @@
+"""A real headless browser for the portal's tests: Debian's ``chromium`` driven through Debian's
+``chromium-driver`` by Selenium (no browser or driver is downloaded: both come from apt, installed here
+when missing, as root). Screenshots go to ``var/screenshots`` for people to look at."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "var" / "screenshots"
+_PACKAGES = ("chromium", "chromium-driver")
+
+
+def _installed() -> tuple[str, str] | None:
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+def _install() -> tuple[str, str]:
+    found = _installed()
+    if found:
+        return found
+    assert os.geteuid() == 0, "the browser tests need Debian's chromium and chromium-driver (apt, as root)"
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *_PACKAGES]):
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    found = _installed()
+    assert found, "chromium was installed but is not on PATH"
+    return found
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """A headless Chromium (selenium WebDriver), 1280x1000, shared by the session's tests."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = _install()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+        options.add_argument(argument)
+    chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    chrome.set_page_load_timeout(60)
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+
+
+def screenshot(chrome: object, name: str) -> Path:
+    """Keep what the page looks like now as ``var/screenshots/<name>.png``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    chrome.save_screenshot(str(path))  # type: ignore[attr-defined]
+    return path
