@@ -6,7 +6,8 @@ annotator declares what it writes (``Annotator.outputs``), and each of those is 
 matched case-insensitively, as ADQL does for unquoted identifiers.
 
 Values are read per batch into columns (``AlertColumns``), once per field however many live filters
-use it; or from stored rows (``RowColumns``) to try a filter on what the store holds.
+use it. What the store holds is read through TAP instead (``filter_query.py``: the view
+``starling.alert_fields`` has a column per field).
 """
 
 from __future__ import annotations
@@ -347,32 +348,3 @@ class AlertColumns:
                     if field.kind == "string"
                     else Vec.numbers(values, field.type == "int")
                 )
-
-
-class RowColumns:
-    """Columns from stored rows: dicts of field name -> value (annotations under their annotator)."""
-
-    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        self.rows = rows
-        self._cache: dict[str, Vec] = {}
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def column(self, field: FieldDef) -> Vec:
-        cached = self._cache.get(field.name)
-        if cached is None:
-            if field.source in ("alert", "history"):
-                values = [row.get(field.name) for row in self.rows]
-            else:
-                values = []
-                for row in self.rows:
-                    value: Any = row.get("annotations", {}).get(field.source)
-                    for key in field.path:
-                        value = _lookup(value, key)
-                    values.append(value)
-            cached = (
-                Vec.strings(values) if field.kind == "string" else Vec.numbers(values, field.type == "int")
-            )
-            self._cache[field.name] = cached
-        return cached

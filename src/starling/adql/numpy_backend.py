@@ -184,6 +184,8 @@ class _Compiler:
         fold = isinstance(like, exp.ILike)  # x ILIKE p is LOWER(x) LIKE LOWER(p)
         pattern = LikePattern(self.checked.constant(like.expression), escape, fold)
         negated = bool(like.args.get("negate"))  # sqlglot reads x NOT LIKE p as LIKE, negated
+        if self.checked.type(like.this) == "null":  # NULL LIKE p is unknown (a NULL constant is no text)
+            return Node("bool", lambda c: _UNKNOWN)
         subject = self.compile(like.this).run
 
         def run(c: Any) -> Truth:
@@ -217,6 +219,9 @@ class _Compiler:
         return Node("number", lambda c: (lambda v: Vec(negate(v.values), v.null, "number"))(inner(c)))
 
     def _concatenation(self, node: Sql) -> Node:
+        if "null" in (self.checked.type(node.this), self.checked.type(node.expression)):
+            # x || NULL is NULL (a NULL constant is a column of numbers: numpy cannot add it to text)
+            return Node("string", lambda c: Vec.constant(None, "string"))
         left, right = self.compile(node.this).run, self.compile(node.expression).run
         return Node(
             "string",

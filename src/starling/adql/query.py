@@ -46,6 +46,7 @@ from starling.adql.parse import (
 from starling.adql.strict import ADQL_RESERVED, check_shape, check_tokens
 
 Backend = Literal["sqlite", "postgres"]
+_REGULAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 AGGREGATES = (exp.Count, exp.Sum, exp.Avg, exp.Max, exp.Min)
 _WRITES = (
     exp.Insert,
@@ -156,6 +157,11 @@ def check_query(tree: Sql, text: str, served: Mapping[str, ServedTable]) -> Chec
         )
     except OptimizeError as exc:
         raise _column_fault(text, tree, str(exc)) from None
+    for identifier in qualified.find_all(exp.Identifier):
+        # A column a star stands for is named as it is (``xmatch.gaia.dist_arcsec`` of
+        # starling.alert_fields): one that is no regular identifier must be delimited to be one name.
+        if not identifier.quoted and not _REGULAR_NAME.fullmatch(identifier.name):
+            identifier.set("quoted", True)
     return CheckedQuery(text, qualified, tuple(used))
 
 

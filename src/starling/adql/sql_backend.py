@@ -2,15 +2,27 @@
 checks them): tables where each backend keeps them, ADQL's functions as each backend names them, and
 the sky geometry as each computes it (q3c and pgSphere on PostgreSQL; registered functions behind a
 declination band on SQLite: ``sqlite_functions.py``).
+
+A query means what a stream filter with its condition means (``numpy_backend.py``), on both backends:
+``/`` is real division and NULL by zero; ``MOD``, ``ROUND``, ``TRUNCATE``, ``EXP``, ``POWER``, ``SQRT``,
+``LOG``, ``ACOS``, ``ASIN`` and ``COT`` are the filters' arithmetic (NULL where a filter's value is no
+finite number), by functions of the TAP service's (``sqlite_functions.py``,
+``postgres_functions.py``); ``LOG10(x)`` is ``LN(x) / LN(10)`` as a filter computes it; ``LIKE`` is
+case-sensitive, with no escape character unless ``ESCAPE`` names one (PostgreSQL's default is the backslash);
+text compared with a text constant is in the order of its characters (PostgreSQL: ``COLLATE "C"``); a
+decimal constant is a double on PostgreSQL too (not an exact ``numeric``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import sqlglot
 from sqlglot import exp
 
 from starling.adql.catalogue import catalogue_name, function_arguments
-from starling.adql.parse import Sql
+from starling.adql.parse import Sql, number_literal
+from starling.adql.postgres_functions import qualified
 from starling.adql.query import Backend, CheckedQuery
 
 
@@ -26,36 +38,140 @@ def to_sql(checked: CheckedQuery, backend: Backend) -> str:
             table.set("db", exp.to_identifier(schema_name) if schema_name else None)
             table.set("this", exp.to_identifier(table_name))
     tree = tree.transform(lambda node: _geometry(node, backend), copy=False)
-    tree = tree.transform(lambda node: _maths(node, backend), copy=False)
+    tree = _bottom_up(tree, lambda node: _maths(node, backend))
+    tree = _bottom_up(tree, lambda node: _strings(node, backend))
+    if backend == "postgres":
+        tree = _bottom_up(tree, _double_constant)
     return str(tree.sql(dialect="sqlite" if backend == "sqlite" else "postgres"))
 
 
-def _double(node: Sql) -> Sql:
-    return exp.Cast(this=node, to=exp.DataType.build("double"))
+def _bottom_up(tree: Sql, rewrite: Callable[[Sql], Sql]) -> Sql:
+    """``rewrite`` applied to every node, each after its children: a call rewritten into another keeps
+    its rewritten arguments (sqlglot's ``transform`` goes top down and skips what it replaced)."""
+    for node in reversed(list(tree.walk())):  # breadth first, reversed: the deepest first
+        parent, key, index = node.parent, node.arg_key, node.index  # before ``rewrite`` moves it
+        new = rewrite(node)
+        if new is node:
+            continue
+        if node is tree:
+            tree = new
+        else:
+            parent.set(key, new, index)
+    return tree
+
+
+# The functions each backend computes otherwise than the filters, as the service's own functions.
+_SQLITE_MATHS: dict[type[Sql], str] = {exp.Exp: "starling_exp", exp.Pow: "starling_power"}
+_POSTGRES_MATHS: dict[type[Sql], str] = {
+    exp.Sqrt: "sqrt",
+    exp.Exp: "exp",
+    exp.Pow: "power",
+    exp.Acos: "acos",
+    exp.Asin: "asin",
+}
+
+
+def _call(name: str, *args: Sql) -> Sql:
+    return exp.Anonymous(this=name, expressions=list(args))
+
+
+def _log(node: Sql, backend: Backend) -> Sql:
+    """LOG(x) is the natural logarithm; LOG(b, x) and LOG10(x) are LN(x) / LN(b), as a filter has them."""
+    base, value = (node.this, node.expression) if node.expression is not None else (None, node.this)
+    if backend == "postgres":
+        return _call(qualified("ln"), value) if base is None else _call(qualified("log"), base, value)
+    if base is None:
+        return exp.Ln(this=value)
+    return exp.Div(this=exp.Ln(this=value), expression=exp.Ln(this=base))
 
 
 def _maths(node: Sql, backend: Backend) -> Sql:
-    """ADQL's functions where the backends name or type them otherwise (LOG is the natural logarithm;
-    PostgreSQL rounds and truncates numerics only; SQLite has no COT and no TRUNCATE to decimals)."""
+    """ADQL's functions where the backends name them otherwise or compute them otherwise than the
+    filters (see the module's docstring)."""
     if isinstance(node, exp.Log):
-        base, value = (node.this, node.expression) if node.expression is not None else (None, node.this)
-        if base is None:
-            return exp.Ln(this=value)
-        if isinstance(base, exp.Literal) and base.this == "10":
-            return exp.Anonymous(this="log10" if backend == "sqlite" else "log", expressions=[value])
-        return exp.Div(this=exp.Ln(this=value), expression=exp.Ln(this=base))
-    if isinstance(node, (exp.Round, exp.Trunc)) and node.args.get("decimals") is not None:
-        decimals = node.args["decimals"]
-        if backend == "postgres":
-            numeric = exp.Cast(this=node.this, to=exp.DataType.build("decimal"))
-            name = "round" if isinstance(node, exp.Round) else "trunc"
-            return _double(exp.Anonymous(this=name, expressions=[numeric, decimals]))
-        if isinstance(node, exp.Trunc):
-            return exp.Anonymous(this="starling_truncate", expressions=[node.this, decimals])
+        return _log(node, backend)
+    if isinstance(node, exp.Div):
+        node.set("safe", True)  # x / 0 is NULL: PostgreSQL's NULLIF(y, 0); SQLite's own way
+        return node
+    if isinstance(node, (exp.Round, exp.Trunc, exp.Mod)):
+        return _rounding(node, backend)
     if isinstance(node, exp.Rand):
-        return exp.Anonymous(this="random" if backend == "postgres" else "starling_rand", expressions=[])
-    if isinstance(node, exp.Cot) and backend == "sqlite":
-        return exp.Anonymous(this="starling_cot", expressions=[node.this])
+        return _call("random" if backend == "postgres" else "starling_rand")
+    if isinstance(node, exp.Cot):
+        return _call(qualified("cot") if backend == "postgres" else "starling_cot", node.this)
+    names = _POSTGRES_MATHS if backend == "postgres" else _SQLITE_MATHS
+    name = names.get(type(node))
+    if name is None:
+        return node
+    name = qualified(name) if backend == "postgres" else name
+    return _call(name, *function_arguments(node))
+
+
+def _rounding(node: Sql, backend: Backend) -> Sql:
+    if isinstance(node, exp.Mod):
+        return _call(
+            qualified("modulo") if backend == "postgres" else "starling_mod", node.this, node.expression
+        )
+    decimals = node.args.get("decimals")
+    if isinstance(node, exp.Trunc) and decimals is None:
+        return node  # TRUNCATE(x): both backends' own, exact
+    if isinstance(node, exp.Round) and decimals is None:
+        decimals = exp.Literal.number(0)  # PostgreSQL rounds a double's halves to even
+    if backend == "postgres":
+        name = "round" if isinstance(node, exp.Round) else "truncate"
+        return _call(qualified(name), node.this, decimals)
+    return _call(
+        "starling_round" if isinstance(node, exp.Round) else "starling_truncate", node.this, decimals
+    )
+
+
+def _strings(node: Sql, backend: Backend) -> Sql:
+    """LIKE as the filters match it; SQLite's LOWER and UPPER beyond ASCII letters."""
+    like, escape = (node.this, node.expression) if isinstance(node, exp.Escape) else (node, None)
+    if isinstance(node, (exp.Like, exp.ILike)) and isinstance(node.parent, exp.Escape):
+        return node  # rewritten with its ESCAPE, next
+    if isinstance(like, (exp.Like, exp.ILike)):
+        if backend == "postgres":
+            if escape is None:  # PostgreSQL's default escape character is a backslash
+                return exp.Escape(this=like, expression=exp.Literal.string(""))
+            return node
+        matched = _call(
+            "starling_like",
+            like.this,
+            like.expression,
+            escape if escape is not None else exp.Null(),
+            exp.Literal.number(int(isinstance(like, exp.ILike))),
+        )
+        return exp.Not(this=matched) if like.args.get("negate") else matched
+    if backend == "sqlite" and isinstance(node, (exp.Lower, exp.Upper)):
+        return _call("starling_lower" if isinstance(node, exp.Lower) else "starling_upper", node.this)
+    if backend == "postgres" and isinstance(node, (exp.LT, exp.LTE, exp.GT, exp.GTE, exp.Between)):
+        # Text in the order of its characters, as a filter (and SQLite) compares it, whatever the
+        # database's collation (en_US would put 'b' before 'C').
+        for key in ("this", "expression", "low", "high"):
+            operand = node.args.get(key)
+            if isinstance(operand, exp.Literal) and operand.is_string:
+                collated = exp.Collate(this=operand, expression=exp.to_identifier("C", quoted=True))
+                node.set(key, exp.Paren(this=collated))  # in brackets: a BETWEEN bound takes no COLLATE
+    return node
+
+
+_ARITHMETIC = (exp.Neg, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)
+
+
+def _double_constant(node: Sql) -> Sql:
+    """A constant that is no whole number within 64 bits is a double (PostgreSQL reads it as numeric,
+    exact in decimal: ``ndethist * 0.1`` would not be what a filter computes); a NULL in arithmetic is a
+    double's, in ``||`` a text's (PostgreSQL cannot choose an operator for an untyped NULL: ``-NULL``)."""
+    if (
+        isinstance(node, exp.Literal)
+        and not node.is_string
+        and not isinstance(number_literal(node.this), int)
+    ):
+        return exp.Cast(this=node, to=exp.DataType.build("double"))
+    if isinstance(node, exp.Null) and isinstance(node.parent, (*_ARITHMETIC, exp.DPipe)):
+        kind = "text" if isinstance(node.parent, exp.DPipe) else "double"
+        return exp.Cast(this=node, to=exp.DataType.build(kind))
     return node
 
 

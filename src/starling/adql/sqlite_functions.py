@@ -1,5 +1,10 @@
 """The functions a SQLite connection needs to run translated ADQL (``query.py``): the sky geometry,
-with the same meaning the stream filters give it (``geometry.py``), and what SQLite lacks of ADQL's maths.
+with the same meaning the stream filters give it (``geometry.py``), what SQLite lacks of ADQL's maths,
+and where SQLite's own functions mean otherwise than the filters: its ``%`` casts doubles to integers,
+its ``EXP`` and ``POWER`` give infinities (NULL in a filter), its ``ROUND`` rounds the decimal text,
+its ``LIKE`` ignores the case of ASCII letters (a filter's does not) and its ``LOWER``/``UPPER`` change
+ASCII letters only. Each function here is the filters' own arithmetic (``numpy_functions.py``,
+``like.py``), value by value.
 
 Scalar, row by row: SQLite calls them once per row the rest of the WHERE clause lets through (the
 translation puts a declination band in front of every cone); the same arithmetic as the numpy
@@ -12,6 +17,9 @@ import math
 import random
 import sqlite3
 from functools import lru_cache
+from typing import Any
+
+from starling.adql.like import LikePattern
 
 
 def _unit(ra: float, dec: float) -> tuple[float, float, float]:
@@ -90,7 +98,85 @@ def truncate(value: float | None, decimals: int | None) -> float | None:
     if value is None or decimals is None:
         return None
     scale = 10.0 ** int(decimals)
-    return math.trunc(value * scale) / scale
+    try:
+        return math.trunc(value * scale) / scale
+    except (OverflowError, ValueError):  # an infinity or NaN: NULL
+        return None
+
+
+def round_half_away(value: float | None, decimals: int | None = 0) -> float | None:
+    """ROUND as the filters compute it: sign(x) * floor(|x| * 10^n + 0.5) / 10^n."""
+    if value is None or decimals is None:
+        return None
+    scale = 10.0 ** int(decimals)
+    sign = (value > 0) - (value < 0)
+    try:
+        return sign * math.floor(abs(value) * scale + 0.5) / scale
+    except (OverflowError, ValueError):
+        return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def modulo(x: Any, y: Any) -> int | float | None:
+    """MOD as the filters compute it (numpy's fmod): the sign of the dividend, exact between whole
+    numbers; MOD(x, 0) is NULL."""
+    if not (_number(x) and _number(y)):
+        return None
+    if isinstance(x, int) and isinstance(y, int):
+        if y == 0:
+            return None
+        remainder = abs(x) % abs(y)
+        return -remainder if x < 0 else remainder
+    try:
+        result = math.fmod(x, y)
+    except ValueError:  # a zero divisor
+        return None
+    return result if math.isfinite(result) else None
+
+
+def exponential(value: float | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return math.exp(value)
+    except OverflowError:
+        return None
+
+
+def power(base: float | None, exponent: float | None) -> float | None:
+    if base is None or exponent is None:
+        return None
+    try:
+        result = math.pow(base, exponent)
+    except (OverflowError, ValueError):  # past a double, 0 to a negative power, a complex result
+        return None
+    return result if math.isfinite(result) else None
+
+
+@lru_cache(maxsize=256)
+def _pattern(pattern: str, escape: str | None, fold: bool) -> LikePattern:
+    return LikePattern(pattern, escape, fold)
+
+
+def like(value: Any, pattern: Any, escape: str | None, fold: int) -> int | None:
+    """``value LIKE pattern [ESCAPE escape]`` (ILIKE when ``fold``) as the filters match it."""
+    if value is None or pattern is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if fold:
+        text = text.lower()
+    return int(_pattern(str(pattern), escape, bool(fold)).match(text))
+
+
+def lower(value: Any) -> str | None:
+    return None if value is None else str(value).lower()
+
+
+def upper(value: Any) -> str | None:
+    return None if value is None else str(value).upper()
 
 
 def cot(value: float | None) -> float | None:
@@ -108,3 +194,11 @@ def register(connection: sqlite3.Connection) -> None:
     connection.create_function("starling_truncate", 2, truncate, deterministic=True)
     connection.create_function("starling_cot", 1, cot, deterministic=True)
     connection.create_function("starling_rand", 0, random.random)
+    connection.create_function("starling_round", 1, round_half_away, deterministic=True)
+    connection.create_function("starling_round", 2, round_half_away, deterministic=True)
+    connection.create_function("starling_mod", 2, modulo, deterministic=True)
+    connection.create_function("starling_exp", 1, exponential, deterministic=True)
+    connection.create_function("starling_power", 2, power, deterministic=True)
+    connection.create_function("starling_like", 4, like, deterministic=True)
+    connection.create_function("starling_lower", 1, lower, deterministic=True)
+    connection.create_function("starling_upper", 1, upper, deterministic=True)

@@ -1,6 +1,11 @@
 """Trying a filter on a store: the one function the controller's API and ``starling filter try --store``
 share, so the store is opened and always closed the same way; and the controller's bounded queue of
-trials, so that trials cannot take the API's threads (or its probes) from everyone else."""
+trials, so that trials cannot take the API's threads (or its probes) from everyone else.
+
+A trial is the filter as a TAP query (``starling.adql.filter_query``) over the latest stored alerts of
+``starling.alert_fields``, run by TAP's own reader: what it counts is what the same query in TAP
+returns, and the query is handed back to be run there.
+"""
 
 from __future__ import annotations
 
@@ -10,26 +15,58 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from starling.adql.history import judge_rows
-from starling.adql.language import compile_filter
+from starling.adql.fields import BUILTIN
+from starling.adql.filter_query import VIEW, adql_identifier, view_condition
 from starling.core.spec import PipelineSpec
-from starling.errors import StoreError
-from starling.store.latest import latest_alert_rows
-from starling.store.open import open_store
+from starling.errors import StarlingError, StoreError
+from starling.vo.tap_query import TapStore
+
+# Newest first; survey and alert_id make the order total, so that alerts of one time are cut alike.
+_NEWEST_FIRST = "mjd DESC, survey, alert_id"
+_SHOWN = tuple(f.name for f in BUILTIN)  # a matched alert as the sample shows it
+
+
+def trial_queries(expression: str, limit: int) -> tuple[str, str]:
+    """The ADQL of a trial: the counts over the latest ``limit`` alerts, and the alerts among them that
+    ``expression`` matches, newest first (FilterSyntaxError, with its position, for a bad filter)."""
+    condition = view_condition(expression)
+
+    def latest(*columns: str) -> str:
+        names = ", ".join(adql_identifier(c) for c in dict.fromkeys([*columns, *condition.columns]))
+        return f"(SELECT TOP {limit} {names} FROM {VIEW} ORDER BY {_NEWEST_FIRST}) AS latest"
+
+    counts = (
+        f"SELECT COUNT(*) AS examined, SUM(CASE WHEN {condition.adql} THEN 1 ELSE 0 END) AS matched, "
+        f"MAX(mjd) AS newest_mjd, MIN(mjd) AS oldest_mjd FROM {latest('mjd', 'survey', 'alert_id')}"
+    )
+    matches = (
+        f"SELECT {', '.join(_SHOWN)} FROM {latest(*_SHOWN)} WHERE {condition.adql} ORDER BY {_NEWEST_FIRST}"
+    )
+    return counts, matches
 
 
 def try_filter_on_store(location: Path | str, expression: str, limit: int, sample: int) -> dict[str, Any]:
     """Judge the latest ``limit`` alerts stored at ``location`` with ``expression`` (a syntax error
-    raises before the store is opened)."""
-    compiled = compile_filter(expression)
+    raises before the store is opened): how many it matches, a ``sample`` of them, and the ``query``
+    (ADQL, for TAP) that selects them with the ``sql`` it ran as."""
+    counts, query = trial_queries(expression, limit)
     if isinstance(location, Path) and not location.exists():
         raise StoreError(f"no store at {location} (nothing stored yet?)")
-    store = open_store(location)
+    tap = TapStore(location, pool_size=1, describe=False)
     try:
-        rows = latest_alert_rows(store, limit)
+        ((examined, matched, newest, oldest),) = tap.run(counts, 1).all_rows()
+        result = tap.run(query, sample)
+        rows = result.all_rows()
+    except StarlingError as exc:  # the store cannot be read, or the query failed in it
+        raise StoreError(str(exc)) from exc
     finally:
-        store.close()
-    return judge_rows(compiled, rows, sample)
+        tap.close()
+    found: dict[str, Any] = {"alerts_examined": examined, "matched": matched or 0, "fraction": 0.0}
+    if examined:
+        found["fraction"] = round(found["matched"] / examined, 6)
+        found |= {"newest_mjd": newest, "oldest_mjd": oldest}
+    found["sample"] = [dict(zip(_SHOWN, row, strict=True)) for row in rows]
+    return found | {"query": query, "sql": result.sql}
 
 
 def pipeline_store(spec: PipelineSpec, output_dir: Path) -> Path | str | None:

@@ -11,6 +11,7 @@ it ended.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ STARLING_SCHEMA = "starling"
 # The names of served columns that ADQL 2.1 reserves (its BNF's SQL and ADQL reserved words): a test
 # holds every served name either out of that list or in this one.
 ADQL_RESERVED_NAMES = frozenset({"SIZE"})
+_REGULAR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,12 @@ class TapColumn:
 
     @property
     def adql_name(self) -> str:
-        """The name as ADQL writes it: in double quotes when it is a reserved word (TAP 1.1 section
-        4.3: TAP_SCHEMA and VOSI-tables give a delimited name with its quotes)."""
-        return f'"{self.name}"' if self.name.upper() in ADQL_RESERVED_NAMES else self.name
+        """The name as ADQL writes it: in double quotes when it is a reserved word or no regular
+        identifier (``"xmatch.gaia.dist_arcsec"``; TAP 1.1 section 4.3: TAP_SCHEMA and VOSI-tables give
+        a delimited name with its quotes)."""
+        if self.name.upper() in ADQL_RESERVED_NAMES or not _REGULAR_NAME.fullmatch(self.name):
+            return f'"{self.name}"'
+        return self.name
 
     @property
     def size(self) -> int | None:

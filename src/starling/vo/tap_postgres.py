@@ -3,7 +3,8 @@ queries never take their connections), each query in a read-only transaction as 
 (``starling.store.access``: row-level security shows it only the filter matches its viewer may read),
 with a ``statement_timeout``, cancelled on the server when its job is aborted, and its rows fetched in
 chunks from a server-side cursor as the response is written. ``TAP_SCHEMA`` is a schema of the database,
-filled afresh when the service starts.
+filled afresh when the service starts; so is ``starling_tap`` (``starling.alert_fields`` and the functions
+translated ADQL calls), when what it holds is not what this service makes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from starling.errors import StoreUnavailableError
 from starling.store.access import READER_ROLE, VIEWER_SETTING
+from starling.vo.alert_fields import SCHEMA, install_postgres
 from starling.vo.tap_model import TapTable
 from starling.vo.tap_run import QueryRun, TapQueryError, create_upload, tap_schema_ddl
 
@@ -52,6 +54,16 @@ class PostgresReader:
         self.shown = shown
         self.pool_size = pool_size
         self._pool = _reading_pool(url, pool_size)
+        self._views_ready = False
+
+    def install_views(self) -> bool:
+        """The schema of starling.alert_fields and the translated ADQL's functions (see
+        :func:`starling.vo.alert_fields.install_postgres`); False while the store lacks its tables."""
+        import psycopg
+
+        with psycopg.connect(self.url, connect_timeout=10) as conn, conn.transaction():
+            self._views_ready = install_postgres(conn)
+        return self._views_ready
 
     def close(self) -> None:
         self._pool.close()
@@ -62,6 +74,8 @@ class PostgresReader:
         from psycopg_pool import PoolTimeout
 
         try:
+            if not self._views_ready and f"{SCHEMA}." in sql.lower():  # no store tables at the start
+                self.install_views()
             with self._pool.connection(timeout=10) as conn, conn.transaction():
                 self._begin(conn, run)
                 # An abort cancels the statement on the server, from a thread that waits for it.

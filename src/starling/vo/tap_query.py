@@ -23,6 +23,7 @@ from starling.adql.query import Backend, CheckedQuery, ServedTable, check_query,
 from starling.adql.sql_backend import to_sql
 from starling.errors import StarlingError
 from starling.store.location import is_postgres, shown_location, sqlite_path
+from starling.vo.alert_fields import ALERT_FIELDS, POSTGRES_NAME
 from starling.vo.tap_model import ResultEnd
 from starling.vo.tap_postgres import PostgresReader
 from starling.vo.tap_run import QueryRun, TapQueryError
@@ -73,7 +74,8 @@ def served_tables() -> dict[str, ServedTable]:
         adql = f"{table.schema}.{table.name}"
         columns = tuple(c.name.lower() for c in table.columns)
         backend_name = table.name if table.schema.lower() == "starling" else f"tap_schema.{table.name}"
-        entry = ServedTable(adql, columns, backend_name, backend_name)
+        postgres_name = POSTGRES_NAME if table is ALERT_FIELDS else backend_name  # a schema of its own
+        entry = ServedTable(adql, columns, backend_name, postgres_name)
         served[adql.lower()] = entry
         if table.schema.lower() == "starling":
             served[table.name.lower()] = entry
@@ -109,7 +111,11 @@ def _limited(
 class TapStore:
     """A store as TAP reads it."""
 
-    def __init__(self, location: str | Path, timeout_s: float = 30.0, pool_size: int = 4) -> None:
+    def __init__(
+        self, location: str | Path, timeout_s: float = 30.0, pool_size: int = 4, describe: bool = True
+    ) -> None:
+        """``describe``: fill TAP_SCHEMA (PostgreSQL), as a service does when it starts; a reader that
+        runs its own queries only (a filter's trial) leaves it to the service."""
         self.location = location
         self.shown = shown_location(location)
         self.timeout_s = timeout_s
@@ -122,7 +128,9 @@ class TapStore:
         self._reader: _Reader
         if self.backend == "postgres":
             reader = PostgresReader(str(location), self.shown, pool_size)
-            reader.install_tap_schema(_tap_schema_tables(), schema_rows)
+            if describe:
+                reader.install_tap_schema(_tap_schema_tables(), schema_rows)
+            reader.install_views()
             self._reader = reader
         else:
             self._reader = SqliteReader(sqlite_path(location), self.shown, _tap_schema_tables(), schema_rows)

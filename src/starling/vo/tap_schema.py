@@ -1,15 +1,17 @@
 """The tables Starling's TAP service serves, described as TAP 1.1 (section 4) and VODataService 1.1 do.
 
-Two schemas: ``starling``, the store's tables (:mod:`starling.vo.store_tables`), and ``TAP_SCHEMA``,
-the five tables that describe every served table, themselves included (:func:`tap_schema_rows` gives
-their rows). Tables are named as TAP clients write them, qualified by their schema (``starling.alerts``,
-``TAP_SCHEMA.columns``); :func:`table` finds one by either form of its name, in any case.
+Two schemas: ``starling``, the store's tables (:mod:`starling.vo.store_tables`) and the view of every
+alert as a filter sees it (:mod:`starling.vo.alert_fields`), and ``TAP_SCHEMA``, the five tables that
+describe every served table, themselves included (:func:`tap_schema_rows` gives their rows). Tables are
+named as TAP clients write them, qualified by their schema (``starling.alerts``, ``TAP_SCHEMA.columns``);
+:func:`table` finds one by either form of its name, in any case.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from starling.vo.alert_fields import ALERT_FIELDS
 from starling.vo.store_tables import STARLING_KEYS, STARLING_TABLES
 from starling.vo.tap_model import STARLING_SCHEMA, TAP_SCHEMA, TapColumn, TapKey, TapTable
 
@@ -18,6 +20,7 @@ __all__ = [
     "STARLING_KEYS",
     "STARLING_SCHEMA",
     "STARLING_TABLES",
+    "STARLING_VIEWS",
     "TAP_KEYS",
     "TAP_SCHEMA",
     "TAP_SCHEMA_KEYS",
@@ -160,7 +163,10 @@ TAP_SCHEMA_KEYS: tuple[TapKey, ...] = (  # the keys TAP 1.1 section 4.4 asks ser
     TapKey(_t("key_columns"), _t("keys"), (("key_id", "key_id"),), "The key the column belongs to."),
 )
 
-TAP_TABLES: tuple[TapTable, ...] = STARLING_TABLES + TAP_SCHEMA_TABLES
+# Views of the store's tables, served beside them in ``starling``.
+STARLING_VIEWS: tuple[TapTable, ...] = (ALERT_FIELDS,)
+
+TAP_TABLES: tuple[TapTable, ...] = STARLING_TABLES + STARLING_VIEWS + TAP_SCHEMA_TABLES
 TAP_KEYS: tuple[TapKey, ...] = STARLING_KEYS + TAP_SCHEMA_KEYS
 
 SCHEMA_DESCRIPTIONS: dict[str, str] = {
@@ -169,9 +175,9 @@ SCHEMA_DESCRIPTIONS: dict[str, str] = {
     TAP_SCHEMA: "Description of the tables and columns this TAP service serves (TAP 1.1).",
 }
 
-# every table by its qualified name, and the store's tables by their bare names too
+# every table by its qualified name, and the store's tables (and views) by their bare names too
 _BY_NAME: dict[str, TapTable] = {t.qualified_name.lower(): t for t in TAP_TABLES} | {
-    t.name.lower(): t for t in STARLING_TABLES
+    t.name.lower(): t for t in STARLING_TABLES + STARLING_VIEWS
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from starling.adql import sqlite_functions
 from starling.errors import StoreError, StoreUnavailableError
 from starling.store.access import guard_sqlite
+from starling.vo.alert_fields import create_sqlite_view
 from starling.vo.tap_model import TapTable
 from starling.vo.tap_run import QueryRun, TapQueryError, create_upload, tap_schema_ddl
 
@@ -68,6 +69,7 @@ class SqliteReader:
                 db.execute("ATTACH DATABASE ':memory:' AS tap_upload")
                 for upload in run.uploads:
                     create_upload(db.cursor(), upload, "sqlite")
+            create_sqlite_view(db)  # starling.alert_fields, the connection's own
             guard_sqlite(db, run.viewer)
             # Asked every 10,000 steps of SQLite's machine: past the deadline, or cancelled, it stops.
             db.set_progress_handler(lambda: int(run.over()), 10_000)

@@ -108,6 +108,10 @@ class TryFilterResult(BaseModel):
     newest_mjd: float | None = Field(None, description="absent when the store holds no alert")
     oldest_mjd: float | None = Field(None, description="absent when the store holds no alert")
     sample: list[dict[str, Any]] = Field(description="some of the matched alerts, as stored")
+    query: str | None = Field(
+        None, description="the filter as a TAP query (ADQL) selecting its matches among those alerts"
+    )
+    sql: str | None = Field(None, description="the SQL that query ran as in the store")
 
 
 def user_filters(controller: Control) -> UserFilters:
