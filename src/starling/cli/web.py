@@ -1,4 +1,4 @@
-"""``starling web``: serve TAP (and, to come, the portal) over a store."""
+"""``starling web``: serve TAP and the portal's data API (``/api``) over a store."""
 
 from __future__ import annotations
 
@@ -11,6 +11,13 @@ from typing import Annotated
 import typer
 
 from starling.cli.terminal import console, report_error
+from starling.store.location import is_postgres, sqlite_path
+
+
+def default_cutouts(store: str) -> Path | None:
+    """Where the store sink keeps cutouts when its config names none: ``cutouts`` in its output folder,
+    beside its SQLite file (``StoreSinkConfig``). A PostgreSQL store has no folder beside it."""
+    return None if is_postgres(store) else sqlite_path(store).parent / "cutouts"
 
 
 def web(
@@ -33,8 +40,16 @@ def web(
             "else var/tap-jobs)"
         ),
     ] = None,
+    cutouts: Annotated[
+        Path | None,
+        typer.Option(
+            help="the folder of the alerts' cutouts, as the store sink keeps them (default: 'cutouts' "
+            "beside a SQLite store, the store sink's own default; none for PostgreSQL)"
+        ),
+    ] = None,
 ) -> None:
-    """Serve TAP 1.1 with ADQL over the store: /tap/sync, /tap/tables, /tap/capabilities, /tap/availability"""
+    """Serve TAP 1.1 with ADQL over the store (/tap/sync, /tap/tables, /tap/capabilities,
+    /tap/availability) and the portal's data API (/api; its OpenAPI at /docs)"""
     from starling.control.server import BackgroundServer
     from starling.errors import StarlingError
     from starling.web.app import close_web_app, web_app
@@ -42,7 +57,9 @@ def web(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         folder = jobs or (Path(store).parent / "tap-jobs" if "://" not in store else Path("var") / "tap-jobs")
-        app = web_app(store, folder, query_timeout, controller, queries_per_client)
+        app = web_app(
+            store, folder, query_timeout, controller, queries_per_client, cutouts or default_cutouts(store)
+        )
     except StarlingError as exc:
         report_error(str(exc))
         raise typer.Exit(1) from None
@@ -53,7 +70,9 @@ def web(
     bound = server.start()
     if port_file is not None:
         port_file.write_text(str(bound))
-    console.print(f"TAP on http://{host}:{bound}/tap (store {app.state.tap_store.shown})")
+    console.print(
+        f"TAP on http://{host}:{bound}/tap, the data API on /api (store {app.state.tap_store.shown})"
+    )
     try:
         stop.wait()
     finally:

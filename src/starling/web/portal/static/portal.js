@@ -1,0 +1,64 @@
+// What every page of the portal shares. Text from the store or a user is only ever set with
+// textContent (never innerHTML), so a name like <script>...</script> is shown as the text it is.
+"use strict";
+
+const starling = {
+  // GET a JSON resource of the data API; throws an Error carrying the service's own message.
+  async json(url) {
+    const answer = await fetch(url, { headers: { Accept: "application/json" } });
+    let body = null;
+    try { body = starling.parse(await answer.text()); } catch (_) { body = null; }
+    if (!answer.ok) {
+      const detail = body && body.detail;
+      const message = typeof detail === "string" ? detail : JSON.stringify(detail || answer.statusText);
+      throw new Error(`${answer.status}: ${message}`);
+    }
+    return body;
+  },
+
+  // JSON with its large integers kept whole: alert and object ids run past 2^53, where a JavaScript
+  // number would round them (to another alert's id); such a number is kept as its text.
+  parse(text) {
+    return JSON.parse(text, (key, value, context) =>
+      typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value) && context
+        ? context.source : value);
+  },
+
+  // A new element with text and attributes.
+  el(tag, text, attributes) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, value);
+    return node;
+  },
+
+  // A table row of cells (each a string, a number, null or an element).
+  row(cells) {
+    const tr = document.createElement("tr");
+    for (const cell of cells) {
+      const td = document.createElement("td");
+      if (cell instanceof Node) td.appendChild(cell);
+      else td.textContent = starling.shown(cell);
+      tr.appendChild(td);
+    }
+    return tr;
+  },
+
+  shown(value, digits) {
+    if (value === null || value === undefined) return "";
+    if (typeof value === "number" && !Number.isInteger(value)) return value.toFixed(digits ?? 4);
+    return String(value);
+  },
+
+  problem(message) {
+    const node = document.getElementById("problem");
+    node.textContent = message;
+    node.hidden = false;
+  },
+
+  objectLink(survey, objectId) {
+    return starling.el("a", objectId, {
+      href: `/objects/${encodeURIComponent(survey)}/${encodeURIComponent(objectId)}`,
+    });
+  },
+};
