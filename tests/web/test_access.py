@@ -188,3 +188,11 @@ def test_tokens_checked_by_the_controller_decide_what_tap_shows(
         server.stop()
         close_web_app(app)
         controller.stop()
+
+
+def test_a_connection_kept_for_the_next_query_forgets_its_last_reader(store: TapStore) -> None:
+    query = WAYS["plain"]
+    for _ in range(3):  # the same kept connection, handed from one reader to the next
+        assert _filters(store, query, "alice") == {"public-bright", "alice.mine"}
+        assert _filters(store, query, None) == {"public-bright"}
+        assert _filters(store, query, "bob") == {"public-bright", "bob.secret"}

@@ -45,12 +45,18 @@ def may_read_match(filter_name: str, viewer: str | None) -> bool:
     return owner == PUBLIC_OWNER or (viewer is not None and owner == viewer)
 
 
+def show_matches_to(db: sqlite3.Connection, viewer: str | None) -> None:
+    """Make a guarded connection (:func:`guard_sqlite`) show the matches ``viewer`` may read, from its
+    next statement on: how a connection kept for many readers changes hands."""
+    db.create_function("starling_viewer", 0, lambda: viewer or "", deterministic=False)
+
+
 def guard_sqlite(db: sqlite3.Connection, viewer: str | None) -> None:
     """Make ``db`` (a connection to a store) show ``viewer`` only the matches it may read: the table
     ``filter_matches`` is shadowed by a temporary view of the visible rows (an unqualified name finds the
     temporary schema first), and any other read of the table, ``main.filter_matches`` by name included,
-    is refused by SQLite itself. Call it once per connection, before any query of the reader's."""
-    db.create_function("starling_viewer", 0, lambda: viewer or "", deterministic=False)
+    is refused by SQLite itself. Call it once per connection, before any query of a reader's."""
+    show_matches_to(db, viewer)
     db.execute(
         f"CREATE TEMP VIEW IF NOT EXISTS filter_matches AS "
         f"SELECT * FROM main.filter_matches WHERE {_SQLITE_VISIBLE}"
