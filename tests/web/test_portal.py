@@ -29,6 +29,9 @@ from starling.store.open import open_store
 from starling.testing import run_components, sample_messages
 from starling.web.app import close_web_app, web_app
 from tests.support.browser import screenshot
+from tests.support.controller import ControllerProcess
+from tests.support.helpers import synthetic_alerts
+from tests.support.kafka import chain_spec
 
 pytestmark = pytest.mark.samples
 
@@ -67,14 +70,16 @@ def site(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
         close_web_app(app)
 
 
+def _loaded(browser: Any) -> str:
+    """How the page's loading ended ("yes" or "failed"), once it has."""
+    body = (By.TAG_NAME, "body")
+    WebDriverWait(browser, 60).until(lambda b: b.find_element(*body).get_attribute("data-loaded"))
+    return str(browser.find_element(*body).get_attribute("data-loaded"))
+
+
 def _open(browser: Any, url: str) -> None:
     browser.get(url)
-    WebDriverWait(browser, 60).until(
-        lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-loaded")
-    )
-    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "yes", (
-        browser.find_element(By.ID, "problem").text
-    )
+    assert _loaded(browser) == "yes", browser.find_element(By.ID, "problem").text
 
 
 def _stored_counts(location: str, survey: str, object_id: str) -> dict[str, int]:
@@ -186,3 +191,49 @@ def test_search_by_cone_and_by_query(browser: Any, site: dict[str, Any]) -> None
     WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#results tbody a"))
     assert LONGEST_RUBIN[1] in browser.find_element(By.ID, "results").text
     screenshot(browser, "search-page")
+
+
+@pytest.mark.kafka
+def test_signing_in_shows_the_users_own_matches(browser: Any, kafka_bootstrap: str, tmp_path: Path) -> None:
+    """A token pasted into the page is checked by a real controller; the object page then lists the user's
+    own filter among those that matched, which it did not show before."""
+    pipeline = tmp_path / "pipeline.json"
+    pipeline.write_text(chain_spec(kafka_bootstrap, f"portal{tmp_path.name[-6:]}", 0).model_dump_json())
+    (tmp_path / "controller").mkdir()
+    controller = ControllerProcess(pipeline, tmp_path / "controller")
+    alerts = synthetic_alerts(20, objects=4, seed=8)
+    location = str(tmp_path / "s.db")
+    store = open_store(location)
+    try:
+        store.write(alerts, {"public-bright": alerts, "alice.mine": alerts[:5]})
+    finally:
+        store.close()
+    app = web_app(location, tmp_path / "jobs", controller_url=controller.url)
+    server = BackgroundServer(app)
+    try:
+        base = f"http://127.0.0.1:{server.start()}"
+        page = f"{base}/objects/{alerts[0].survey}/{alerts[0].object_id}"
+        _open(browser, page)
+        assert browser.find_element(By.ID, "who").text == "not signed in"
+        assert _shown_filters(browser) == {"public-bright"}
+        token = controller.user_token("alice")["Authorization"].split()[1]
+        browser.find_element(By.ID, "sign-in").click()
+        prompt = browser.switch_to.alert
+        prompt.send_keys(token)
+        prompt.accept()
+        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "who").text == "signed in as alice")
+        assert _loaded(browser) == "yes"
+        assert _shown_filters(browser) == {"public-bright", "alice.mine"}
+        screenshot(browser, "object-page-signed-in")
+        browser.find_element(By.ID, "sign-in").click()  # sign out: the page forgets the token
+        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "who").text == "not signed in")
+        assert browser.execute_script("return window.sessionStorage.getItem('starling-token')") is None
+    finally:
+        server.stop()
+        close_web_app(app)
+        controller.stop()
+
+
+def _shown_filters(browser: Any) -> set[str]:
+    items = browser.find_elements(By.CSS_SELECTOR, "#matches li[data-filter]")
+    return {str(item.get_attribute("data-filter")) for item in items}

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from starling.vo.tap_query import TapStore
-from starling.web import api, pages, tap, tap_async
+from starling.web import api, identity, pages, tap, tap_async
 from starling.web.identity import Identities
 from starling.web.jobs import Jobs
 from starling.web.limits import DEFAULT_PER_CLIENT, ClientSlots
@@ -42,6 +42,7 @@ def web_app(
     app.include_router(tap.router)
     app.include_router(tap_async.router)
     app.include_router(api.router)
+    app.include_router(identity.router)
     app.include_router(pages.router)
     app.mount("/static", pages.static_files(), name="static")
 

@@ -14,7 +14,8 @@ import time
 from collections import OrderedDict
 from typing import Annotated
 
-from fastapi import Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from pydantic import BaseModel, Field
 
 from starling.control.client import ControllerClient
 from starling.control.tokens import Principal
@@ -77,3 +78,20 @@ def viewer(request: Request, authorization: Annotated[str | None, Header()] = No
     if found is None:
         raise HTTPException(401, "unknown token")
     return found
+
+
+class Viewer(BaseModel):
+    signed_in: bool
+    role: str | None = Field(description="operator or user; null without a token")
+    user: str | None = Field(description="the user's name; null without a token")
+
+
+router = APIRouter(prefix="/api", tags=["session"])
+
+
+@router.get("/whoami", responses={401: {"description": "an unknown token"}})
+def whoami(who: Annotated[Principal | None, Depends(viewer)]) -> Viewer:
+    """Whom the service takes the request to come from: how the portal's pages show who is signed in."""
+    if who is None:
+        return Viewer(signed_in=False, role=None, user=None)
+    return Viewer(signed_in=True, role=who.role, user=who.user)

@@ -3,9 +3,20 @@
 "use strict";
 
 const starling = {
+  // The signed-in user's token: kept for this tab only (sessionStorage), sent as a bearer header, never
+  // as a cookie, so no other site can make the browser send it (no cross-site request forgery).
+  token() {
+    return window.sessionStorage.getItem("starling-token");
+  },
+
+  headers(extra) {
+    const token = starling.token();
+    return { ...(extra || {}), ...(token ? { Authorization: `Bearer ${token}` } : {}) };
+  },
+
   // GET a JSON resource of the data API; throws an Error carrying the service's own message.
   async json(url) {
-    const answer = await fetch(url, { headers: { Accept: "application/json" } });
+    const answer = await fetch(url, { headers: starling.headers({ Accept: "application/json" }) });
     let body = null;
     try { body = starling.parse(await answer.text()); } catch (_) { body = null; }
     if (!answer.ok) {
@@ -62,3 +73,32 @@ const starling = {
     });
   },
 };
+
+// Signing in: a token (made by an operator, `starling token create`) pasted once per tab. The service
+// checks it with the controller; the page only shows whom it names.
+async function showSession() {
+  const who = document.getElementById("who");
+  const button = document.getElementById("sign-in");
+  if (!who || !button) return;
+  let session = { signed_in: false };
+  try {
+    session = await starling.json("/api/whoami");
+  } catch (error) {
+    window.sessionStorage.removeItem("starling-token");  // refused: forget it rather than send it again
+    who.textContent = `not signed in (${error.message})`;
+  }
+  if (session.signed_in) who.textContent = `signed in as ${session.user}`;
+  else if (!who.textContent) who.textContent = "not signed in";
+  button.textContent = session.signed_in ? "sign out" : "sign in";
+  button.onclick = () => {
+    if (session.signed_in) window.sessionStorage.removeItem("starling-token");
+    else {
+      const token = window.prompt("Your Starling token");
+      if (!token) return;
+      window.sessionStorage.setItem("starling-token", token.trim());
+    }
+    window.location.reload();
+  };
+}
+
+document.addEventListener("DOMContentLoaded", showSession);

@@ -51,6 +51,7 @@ on("by-cone", async ({ ra, dec, radius_arcsec }) => {
 on("by-query", async ({ query }) => {
   const answer = await fetch("/tap/sync", {
     method: "POST",
+    headers: starling.headers(),
     body: new URLSearchParams({ REQUEST: "doQuery", LANG: "ADQL", QUERY: query, RESPONSEFORMAT: "json" }),
   });
   if (!answer.ok) {
