@@ -183,3 +183,26 @@ def test_a_filter_is_tried_on_the_postgres_store_as_on_sqlite(
     on_sqlite = try_filter_on_store(tmp_path / "s.db", expression, 1000, 5)
     assert on_postgres["alerts_examined"] == on_sqlite["alerts_examined"] == 1000
     assert on_postgres["matched"] == on_sqlite["matched"] > 0
+
+
+def test_the_next_windows_partitions_are_made_before_a_reader_could_hold_them_up(postgres_url: str) -> None:
+    """Making a partition locks its parent table and waits for every reader of it (a long TAP query). The
+    writer makes the next window's partitions ahead, so a batch crossing into it does not wait for a reader
+    that holds the table."""
+    alerts = synthetic_alerts(40, objects=10, seed=9)
+    first, later = alerts[:20], alerts[20:]
+    for alert in later:  # into the next 30-day window
+        object.__setattr__(alert, "mjd", alert.mjd + 30.0)
+    store = open_store(postgres_url)
+    try:
+        store.write(first, {})
+        with psycopg.connect(postgres_url) as reader:
+            reader.execute("SELECT count(*) FROM alerts").fetchone()  # its transaction holds the table
+            done = threading.Event()
+            writer = threading.Thread(target=lambda: (store.write(later, {}), done.set()), daemon=True)
+            writer.start()
+            assert done.wait(20), "the write waited for the reader: its partition was not made ahead"
+            reader.rollback()
+        assert store.count("alerts") == 40
+    finally:
+        store.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,7 @@ class PostgresStore(AlertStore):
         self.cutout_files = CutoutFiles(cutouts) if cutouts is not None else None
         self._lock = threading.Lock()
         self._partitions: set[tuple[str, int]] = set()
+        self._next_ahead_try = 0.0  # when to try making the next window's partitions again
         self._conn: psycopg.Connection[Any] | None = None
         self._staged = False  # whether this connection has its staging tables
         with self._lock:
@@ -152,22 +154,38 @@ class PostgresStore(AlertStore):
         return StoreUnavailableError(f"PostgreSQL store {self.shown} cannot be written: {exc}")
 
     def _ensure_partitions(self, conn: psycopg.Connection[Any], rows: BatchRows) -> None:
-        needed = {
+        present = {
             (table, _partition_start(row[_COLUMNS[table].index("mjd")]))
             for table in PARTITIONED
             for row in getattr(rows, table)
-        } - self._partitions
-        if not needed:
-            return
+        }
+        needed = present - self._partitions
+        if needed:
+            self._create_partitions(conn, needed, wait=True)
+            self._partitions |= needed
+        # The next window's partitions, made before any row needs them. Making one locks its parent
+        # table, so it waits for every query reading the table (TAP's included); ahead of time it need not
+        # wait: with a short lock timeout it is tried at a later batch when readers hold the table.
+        ahead = {(table, start + PARTITION_DAYS) for table, start in present} - self._partitions
+        if ahead and time.monotonic() >= self._next_ahead_try:
+            try:
+                self._create_partitions(conn, ahead, wait=False)
+                self._partitions |= ahead
+            except psycopg.errors.LockNotAvailable:
+                self._next_ahead_try = time.monotonic() + 30.0
+
+    @staticmethod
+    def _create_partitions(conn: psycopg.Connection[Any], wanted: set[tuple[str, int]], wait: bool) -> None:
         # In a transaction of its own: creating a partition locks its table briefly; replicas take turns.
         with conn.transaction():
+            if not wait:
+                conn.execute("SET LOCAL lock_timeout = '200ms'")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))
-            for table, start in sorted(needed):
+            for table, start in sorted(wanted):
                 conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {_partition_name(table, start)} PARTITION OF {table} "
                     f"FOR VALUES FROM ({start}) TO ({start + PARTITION_DAYS})"
                 )
-        self._partitions |= needed
 
     def _stored_history(
         self, conn: psycopg.Connection[Any], alerts: Sequence[Alert]
