@@ -31,6 +31,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from PIL import Image
+from schemathesis.checks import positive_data_acceptance
 from scipy.stats import spearmanr
 
 from starling.adql import sqlite_functions
@@ -555,16 +556,24 @@ def test_a_token_shows_its_users_matches(served: Served) -> None:
 # ---- the OpenAPI document, fuzzed --------------------------------------------------------------------
 
 
+# Answered by the service itself, from neither the store nor the controller: no 503 to document.
+SELF_ANSWERED = {"/api/fields", "/api/filters/check"}
+
+
 def test_every_api_route_is_documented(served: Served) -> None:
     document = served.get("/openapi.json")
     routes = {path: item for path, item in document["paths"].items() if path.startswith("/api/")}
-    assert len(routes) == 10
+    assert len(routes) == 19
     for path, item in routes.items():
-        operation = item["get"]
-        assert operation["summary"], path
-        assert operation["description"], path
-        assert {"200", "422"} <= operation["responses"].keys(), path
-        assert "503" in operation["responses"], path
+        for method, operation in item.items():
+            assert operation["summary"], (method, path)
+            assert operation["description"], (method, path)
+            codes = operation["responses"].keys()
+            assert any(code.startswith("2") for code in codes), (method, path)
+            if operation.get("parameters") or operation.get("requestBody"):
+                assert "422" in codes, (method, path)
+            if path not in SELF_ANSWERED:
+                assert "503" in codes, (method, path)
 
 
 class _Forward:
@@ -589,4 +598,8 @@ fuzzed = schemathesis.openapi.from_asgi("/openapi.json", _forward).include(path_
 def test_the_api_never_fails_whatever_it_is_sent(case: schemathesis.Case, served: Served) -> None:
     """No 5xx, every answer as documented (a 404 for an id the store does not hold is documented)."""
     _forward.app = served.app
-    case.call_and_validate()
+    # A schema-valid expression may still be no filter (a 422 naming where): the schema cannot hold the
+    # filter language, so a refused one is no failure of the trial.
+    taking_filters = ("/api/filters/try", "/api/alerts/{survey}/{alert_id}/explain")
+    excluded = [positive_data_acceptance] if case.operation.path in taking_filters else []
+    case.call_and_validate(excluded_checks=excluded)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from sqlglot import exp, generator
 from sqlglot.dialects.dialect import Dialect
 
-from starling.adql.checks import check_condition
+from starling.adql.checks import Checked, check_condition
 from starling.adql.fields import FieldCatalogue, FieldDef, catalogue
 from starling.adql.parse import Sql, fault, parse_condition
 
@@ -32,8 +32,10 @@ __all__ = [
     "WILDCARD_NAMES",
     "ViewCondition",
     "adql_identifier",
+    "adql_text",
     "column_name",
     "filter_as_query",
+    "view_columns",
     "view_condition",
     "view_fields",
 ]
@@ -131,21 +133,34 @@ def view_condition(expression: str, fields: FieldCatalogue | None = None) -> Vie
     ``compile_filter`` does, and at the field's position for a field the view has no column for."""
     tree = parse_condition(expression)
     checked = check_condition(tree, expression, fields or catalogue())
+    used = dict.fromkeys(name for _, name in view_columns(checked, fields))
+    return ViewCondition(adql_text(tree), tuple(used))
+
+
+def view_columns(checked: Checked, fields: FieldCatalogue | None = None) -> list[tuple[Sql, str]]:
+    """Replaces each field of a checked condition, in its tree, by the view's column for it. Returns
+    each field's node as it was (out of the tree now, still the key of what the checks found) with its
+    column. Raises FilterSyntaxError at a field the view has no column for."""
     known = _default_columns() if fields is None else frozenset(f.name for f in view_fields(fields))
-    used: list[str] = []
-    for node in list(tree.find_all(exp.Column)):
-        name = column_name(checked.field_of(node))
+    replaced: list[tuple[Sql, str]] = []
+    for node in list(checked.tree.find_all(exp.Column)):
+        field = checked.field_of(node)
+        name = column_name(field)
         if name not in known:
             raise fault(
-                expression,
+                checked.expression,
                 node,
                 f"{name!r} is a field of the filter language but no column of {VIEW}, which has the "
-                f"{checked.field_of(node).source} fields of {_wildcard_names(checked.field_of(node))} only",
+                f"{field.source} fields of {_wildcard_names(field)} only",
             )
-        if name not in used:
-            used.append(name)
         node.replace(exp.column(exp.to_identifier(name, quoted=not _REGULAR.fullmatch(name))))
-    return ViewCondition(str(tree.sql(dialect=_Adql)), tuple(used))
+        replaced.append((node, name))
+    return replaced
+
+
+def adql_text(node: Sql) -> str:
+    """A node of a condition (or the whole of one) written as ADQL."""
+    return str(node.sql(dialect=_Adql))
 
 
 def _wildcard_names(field: FieldDef) -> str:

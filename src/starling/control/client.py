@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -82,6 +83,10 @@ class ControllerClient:
 
     def filters(self) -> list[dict[str, Any]]:
         return list(self.request("GET", "/filters"))
+
+    def filter(self, name: str) -> dict[str, Any]:
+        """One of the token's filters (an operator's token: any), as ``filters`` lists each."""
+        return dict(self.request("GET", f"/filters/{quote(name, safe='')}"))
 
     def submit_filter(self, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.request("POST", "/filters", body))

@@ -1,6 +1,8 @@
-"""Trying a filter on a store: the one function the controller's API and ``starling filter try --store``
-share, so the store is opened and always closed the same way; and the controller's bounded queue of
-trials, so that trials cannot take the API's threads (or its probes) from everyone else.
+"""Trying a filter on a store: the one way the controller's API, ``starling filter try --store`` and the
+web service's portal (``POST /api/filters/try``, on its own TAP store) count a trial (``run_trial``),
+the first two through one function that opens and always closes the store the same way; and the
+controller's bounded queue of trials, so that trials cannot take the API's threads (or its probes) from
+everyone else.
 
 A trial is the filter as a TAP query (``starling.adql.filter_query``) over the latest stored alerts of
 ``starling.alert_fields``, run by TAP's own reader: what it counts is what the same query in TAP
@@ -19,7 +21,7 @@ from starling.adql.fields import BUILTIN
 from starling.adql.filter_query import VIEW, adql_identifier, view_condition
 from starling.core.spec import PipelineSpec
 from starling.errors import StarlingError, StoreError
-from starling.vo.tap_query import TapStore
+from starling.vo.tap_query import TapResult, TapStore
 
 # Newest first; survey and alert_id make the order total, so that alerts of one time are cut alike.
 _NEWEST_FIRST = "mjd DESC, survey, alert_id"
@@ -47,26 +49,45 @@ def trial_queries(expression: str, limit: int) -> tuple[str, str]:
 
 def try_filter_on_store(location: Path | str, expression: str, limit: int, sample: int) -> dict[str, Any]:
     """Judge the latest ``limit`` alerts stored at ``location`` with ``expression`` (a syntax error
-    raises before the store is opened): how many it matches, a ``sample`` of them, and the ``query``
-    (ADQL, for TAP) that selects them with the ``sql`` it ran as."""
-    counts, query = trial_queries(expression, limit)
+    raises before the store is opened), through a reader of its own: see :func:`run_trial`. Any failure
+    of the store or of the query in it is a StoreError."""
+    queries = trial_queries(expression, limit)
     if isinstance(location, Path) and not location.exists():
         raise StoreError(f"no store at {location} (nothing stored yet?)")
     tap = TapStore(location, pool_size=1, describe=False)
     try:
-        ((examined, matched, newest, oldest),) = tap.run(counts, 1).all_rows()
-        result = tap.run(query, sample)
-        rows = result.all_rows()
+        return run_trial(tap, queries, sample)
     except StarlingError as exc:  # the store cannot be read, or the query failed in it
         raise StoreError(str(exc)) from exc
     finally:
         tap.close()
+
+
+def run_trial(tap: TapStore, queries: tuple[str, str], sample: int) -> dict[str, Any]:
+    """Run a trial's ``queries`` (:func:`trial_queries`) on an open store, the controller's reader of
+    one trial or the web service's own: how many alerts it matches, a ``sample`` of them, and the
+    ``query`` (ADQL, for TAP) that selects them with the ``sql`` it ran as. Raises the store's errors as
+    they are (TapQueryError, OutageError, StoreError: a query cut short by its time limit is one), so
+    that each caller answers them in its own terms."""
+    counts, query = queries
+    ((examined, matched, newest, oldest),) = _whole(tap.run(counts, 1))
+    result = tap.run(query, sample)
+    rows = _whole(result)
     found: dict[str, Any] = {"alerts_examined": examined, "matched": matched or 0, "fraction": 0.0}
     if examined:
         found["fraction"] = round(found["matched"] / examined, 6)
         found |= {"newest_mjd": newest, "oldest_mjd": oldest}
     found["sample"] = [dict(zip(_SHOWN, row, strict=True)) for row in rows]
     return found | {"query": query, "sql": result.sql}
+
+
+def _whole(result: TapResult) -> list[tuple[Any, ...]]:
+    """Every row of a result; a result cut short (its time limit, the store gone mid-read) would count
+    fewer alerts than there are, so it is an error rather than an answer."""
+    rows = result.all_rows()
+    if result.end.error is not None:
+        raise StoreError(f"the trial did not finish: {result.end.error}")
+    return rows
 
 
 def pipeline_store(spec: PipelineSpec, output_dir: Path) -> Path | str | None:

@@ -89,7 +89,13 @@ class Viewer(BaseModel):
 router = APIRouter(prefix="/api", tags=["session"])
 
 
-@router.get("/whoami", responses={401: {"description": "an unknown token"}})
+@router.get(
+    "/whoami",
+    responses={
+        401: {"description": "an unknown token"},
+        503: {"description": "the token cannot be checked now (the controller does not answer)"},
+    },
+)
 def whoami(who: Annotated[Principal | None, Depends(viewer)]) -> Viewer:
     """Whom the service takes the request to come from: how the portal's pages show who is signed in."""
     if who is None:

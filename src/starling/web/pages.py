@@ -5,6 +5,8 @@ browser libraries are installed from the portal's npm lockfile by ``scripts/setu
 - ``/search``: an object or an alert by id, a cone, a TAP query;
 - ``/objects/{object_id}``: the object's page (redirected to ``/objects/{survey}/{object_id}``, the
   survey found in the store);
+- ``/filters``: the signed-in user's filters (counts, pause, remove, their latest matches), and an
+  editor that checks a filter as it is typed, tries it on the stored alerts and makes it live;
 - ``/static/...``: the pages' scripts, styles and libraries.
 """
 
@@ -42,6 +44,11 @@ def _page(name: str) -> FileResponse:
 @router.get("/search")
 def search_page() -> FileResponse:
     return _page("search.html")
+
+
+@router.get("/filters")
+def filters_page() -> FileResponse:
+    return _page("filters.html")
 
 
 @router.get("/objects/{survey}/{object_id}")

@@ -8,13 +8,20 @@
 ``.../matches``                                    the filters its alerts passed (the viewer's)
 ``GET /api/alerts/{survey}/{alert_id}``            one alert, with its annotations
 ``.../cutouts/{role}.fits`` and ``.png``           its stamps: science, template, difference
+``.../explain?expression=`` or ``?filter=``        why a filter did (not) pass it: each part's value
 ``GET /api/search/cone``                           objects in a cone, nearest first
 ``GET /api/filters/{name}/matches``                a filter's matches since a time (the viewer's)
+``GET /api/fields``                                the fields a filter may name
+``POST /api/filters/check`` and ``.../try``        a filter checked; tried on the latest alerts
+``GET`` and ``POST /api/my/filters``               the user's filters (at the controller); a new one
+``PATCH`` and ``DELETE /api/my/filters/{name}``    change or remove one; ``.../pause``, ``/resume``
 =================================================  ==============================================
 
 Every table read is an ADQL query through TAP's store (``TapStore.run``): TAP's read-only connections,
 its time limit, and the viewer's access to filter matches enforced by the database. Refusals are
 ``{"detail": ...}`` with a 4xx; the store down or too slow is a 503; no traceback reaches a client.
+The ``/api/my`` routes are the user's filters at the controller, asked with the request's own token
+(``my_filters``).
 """
 
 from __future__ import annotations
@@ -26,9 +33,11 @@ from fastapi import APIRouter
 from starling.web.api import (
     alerts,
     cutouts,
+    explain,
     filters,
     lightcurve,
     matches,
+    my_filters,
     object_annotations,
     objects,
     search,
@@ -38,7 +47,18 @@ from starling.web.api.cutouts import CutoutSource
 __all__ = ["CutoutSource", "describe", "router"]
 
 router = APIRouter(prefix="/api")
-for _resource in (objects, lightcurve, object_annotations, matches, alerts, cutouts, search, filters):
+for _resource in (
+    objects,
+    lightcurve,
+    object_annotations,
+    matches,
+    alerts,
+    explain,
+    cutouts,
+    search,
+    filters,
+    my_filters,
+):
     router.include_router(_resource.router)
 
 
