@@ -4,13 +4,13 @@ when missing, as root). Screenshots go to ``var/screenshots`` for people to look
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.debian import apt_install
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -26,17 +26,7 @@ def _install() -> tuple[str, str]:
     found = _installed()
     if found:
         return found
-    assert os.geteuid() == 0, "the browser tests need Debian's chromium and chromium-driver (apt, as root)"
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *_PACKAGES]):
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=1200,
-            check=False,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
+    apt_install(_PACKAGES, "the browser tests")
     found = _installed()
     assert found, "chromium was installed but is not on PATH"
     return found

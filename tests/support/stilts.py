@@ -8,9 +8,15 @@ import subprocess
 
 import pytest
 
+from tests.support.debian import apt_install
+
 
 @pytest.fixture(scope="session")
 def stilts() -> str:
+    found = shutil.which("stilts")
+    if found:
+        return found
+    apt_install(("stilts",), "taplint")
     found = shutil.which("stilts")
     if found:
         return found
