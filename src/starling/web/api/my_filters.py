@@ -55,8 +55,8 @@ CHECKED: Responses = {**BODY, 422: problem("not a filter: where and why")}
 PROXIED: Responses = {
     401: problem("no token (sign in), or one the controller does not know"),
     403: problem("refused by the controller (a quota), or a request from another site's page"),
-    404: problem("you have no filter of that name"),
-    503: problem("the controller cannot be reached now (or this service has none)"),
+    404: problem("you have no filter of that name, or this service has no controller"),
+    503: problem("the controller cannot be reached now"),
 }
 
 
@@ -180,7 +180,8 @@ def controller_of(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> ControllerClient:
     """The controller, asked with the request's own token: 401 without one (an empty token would let
-    the client fall back to this service's ``$STARLING_TOKEN``), 503 when this service has none."""
+    the client fall back to this service's ``$STARLING_TOKEN``), 404 when this service has none (there
+    are no filters here to find: a 5xx would say this service failed)."""
     token = (authorization or "").removeprefix("Bearer ").strip()
     if not authorization or not authorization.startswith("Bearer ") or not token:
         raise HTTPException(
@@ -188,7 +189,9 @@ def controller_of(
         )
     url = request.app.state.identities.controller_url
     if url is None:
-        raise HTTPException(503, "this service was started without a controller (--controller): no filters")
+        raise HTTPException(
+            404, "this service was started without a controller (--controller), which keeps the filters"
+        )
     return ControllerClient(url, token, timeout_s=CONTROLLER_TIMEOUT_S)
 
 
