@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from starling.control.autoscale_policy import AutoscalePolicy
 from starling.control.state import DesiredPipeline
 from starling.core.stages import StageName
 
@@ -81,12 +82,10 @@ class Autoscaler:
             current = desired.replicas.get(stage, 0)
             wanted = policy.wanted(lag)
             since = now - self.last_change.get(stage, -math.inf)
-            if wanted > current and since >= policy.scale_up_cooldown_s:
-                reason = f"lag {lag} > {current} x {policy.target_lag_per_replica} per replica"
-            elif wanted < current and since >= policy.scale_down_cooldown_s:
-                reason = f"lag {lag} needs {wanted}; {since:.0f} s since the last change"
-            else:
+            cooldown = policy.scale_up_cooldown_s if wanted > current else policy.scale_down_cooldown_s
+            if wanted == current or since < cooldown:
                 continue
+            reason = _why(policy, lag, current, wanted, since)
             decision = Decision(time.time(), stage, current, wanted, lag, reason)
             log.info("%s: %d -> %d replicas (%s)", stage, current, wanted, reason)
             self.last_change[stage] = now
@@ -102,3 +101,15 @@ class Autoscaler:
             "lag": dict(self.last_lag),
             "decisions": [asdict(d) for d in list(self.decisions)[-50:]],
         }
+
+
+def _why(policy: AutoscalePolicy, lag: int, current: int, wanted: int, since: float) -> str:
+    """A decision's reason in words: the lag against what the replicas carry, or the policy's bounds."""
+    per_replica = policy.target_lag_per_replica
+    if wanted > current:
+        if current < policy.min_replicas and lag <= current * per_replica:
+            return f"lag {lag}; {current} running, below the policy's minimum of {wanted}"
+        return f"lag {lag} > {current} x {per_replica} per replica"
+    if current > policy.max_replicas:
+        return f"lag {lag}; {current} running, above the policy's maximum of {wanted}"
+    return f"lag {lag} needs {wanted}; {since:.0f} s since the last change"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -97,9 +98,14 @@ class Controller:
                         "lag": status.get("lag"),
                         "config_version": status.get("config_version"),
                         "uptime_s": status.get("uptime_s"),
+                        "dead_letters": status.get("dead_letters"),
+                        "dead_letter_reasons": status.get("dead_letter_reasons") or {},
                     }
                 )
             messages = sum(w["messages_in"] or 0 for w in workers)
+            reasons: Counter[str] = Counter()
+            for worker_view in workers:
+                reasons.update(worker_view.pop("dead_letter_reasons"))
             uptime = max((w["uptime_s"] or 0 for w in workers), default=0)
             stages.append(
                 {
@@ -111,6 +117,8 @@ class Controller:
                     "messages_in": messages,
                     "alerts_per_s": round(messages / uptime, 1) if uptime else 0.0,
                     "lag": sum(w["lag"] or 0 for w in workers),
+                    "dead_letters": sum(w["dead_letters"] or 0 for w in workers),
+                    "dead_letter_reasons": dict(reasons.most_common(20)),
                     "workers": workers,
                 }
             )

@@ -64,6 +64,7 @@ class LiveRuntime(ABC):
             "alerts_in": stats.alerts_decoded,
             "failed": sum(c.failed for c in stats.stages.values()),
             "dead_letters": len(self.dead_letters),
+            "dead_letter_reasons": dict(self.dead_letters.by_reason.most_common(20)),
             "lag": self.lag(),
             "outage": self.backoff.status(),
             "outages_total": self.backoff.outages_total,

@@ -65,6 +65,7 @@ class WorkerView(BaseModel):
     lag: int | None
     config_version: int | None
     uptime_s: float | None
+    dead_letters: int | None = Field(None, description="since the replica started")
 
 
 class StageView(BaseModel):
@@ -76,6 +77,12 @@ class StageView(BaseModel):
     messages_in: int
     alerts_per_s: float
     lag: int
+    dead_letters: int = Field(0, description="written by its replicas since they started")
+    dead_letter_reasons: dict[str, int] = Field(
+        default_factory=dict,
+        description="the most frequent reasons ('<stage>/<component>: <reason>') with their counts; a user "
+        "sees none of another user's components",
+    )
     workers: list[WorkerView]
 
 

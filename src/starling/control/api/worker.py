@@ -64,6 +64,10 @@ class WorkerStatus(BaseModel):
     alerts_in: int
     failed: int
     dead_letters: int
+    dead_letter_reasons: dict[str, int] = Field(
+        default_factory=dict,
+        description="the most frequent reasons, as '<stage>/<component>: <reason>', with their counts",
+    )
     lag: int | None = Field(description="messages behind the end of the input; null where unknown")
     components: dict[str, dict[str, Any]] = Field(
         description="per component: kind, in, out, failed, and the component's own counters"

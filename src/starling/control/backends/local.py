@@ -8,6 +8,7 @@ first (``POST /drain``: it commits what it holds and leaves its group), so nothi
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,7 +70,10 @@ class LocalBackend:
                     self._drain_and_forget(worker)
 
     def _drain_and_forget(self, worker: WorkerProcess) -> None:
-        worker.post("/drain")
+        if worker.post("/drain") is None and worker.process.poll() is None:
+            # Not answering yet (still starting, its API not up): SIGTERM stops it as gracefully (it
+            # finishes a batch it holds); left alone, it would come up and run until the kill below.
+            worker.process.send_signal(signal.SIGTERM)
         try:
             worker.process.wait(timeout=60)
         except Exception:  # a worker that does not drain in time is stopped; its batch will be replayed
