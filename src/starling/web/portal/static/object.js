@@ -1,5 +1,6 @@
 // The object page: its facts, light curve (uPlot), cutouts, annotations, matches and alerts, all read
-// from the data API (/api). The page's address is /objects/<survey>/<object_id>.
+// from the data API (/api); why a filter did (not) pass one of its alerts: explain.js. The page's
+// address is /objects/<survey>/<object_id>.
 "use strict";
 
 const [, , survey, objectId] = window.location.pathname.split("/").map(decodeURIComponent);
@@ -68,12 +69,18 @@ async function alerts() {
   const page = await starling.json(`${base}/alerts?limit=200`);
   const body = document.querySelector("#alerts tbody");
   for (const alert of page.alerts) {
+    const explain = starling.el("button", "explain", { type: "button", "data-action": "explain" });
+    explain.addEventListener("click", (event) => {
+      event.stopPropagation();  // the panel's alert, not the cutouts'
+      explainPanel.choose(alert);
+    });
     const tr = starling.row([alert.alert_id, alert.mjd, alert.band, starling.shown(alert.mag, 3),
-      starling.shown(alert.flux, 1), starling.shown(alert.reliability, 3)]);
+      starling.shown(alert.flux, 1), starling.shown(alert.reliability, 3), explain]);
     tr.dataset.alertId = String(alert.alert_id);
     tr.addEventListener("click", () => showAlert(alert).catch((e) => starling.problem(e.message)));
     body.appendChild(tr);
   }
+  explainPanel.setAlerts(page.alerts);
   if (page.alerts.length) await showAlert(page.alerts[0]);
 }
 
@@ -93,7 +100,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     links(object);
     const curve = await starling.json(`${base}/lightcurve`);
     window.starlingLightCurve = lightCurve(curve);
-    await Promise.all([alerts(), matches()]);
+    await Promise.all([alerts(), matches(), explainPanel.load()]);
     document.body.dataset.loaded = "yes";
   } catch (error) {
     starling.problem(error.message);
