@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +58,26 @@ def screenshot(chrome: object, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     chrome.save_screenshot(str(path))  # type: ignore[attr-defined]
     return path
+
+
+def sign_in(chrome: object, page_url: str, token: str) -> None:
+    """Open a portal page, sign in with ``token`` as a user does (the prompt of the "sign in" button),
+    and wait for the page to have loaded again, signed in."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver: Any = chrome
+    driver.get(page_url)
+    driver.execute_script("window.sessionStorage.clear()")  # whoever was signed in before
+    driver.get(page_url)
+    WebDriverWait(driver, 60).until(
+        lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-loaded")
+    )
+    driver.find_element(By.ID, "sign-in").click()
+    prompt = driver.switch_to.alert
+    prompt.send_keys(token)
+    prompt.accept()
+    WebDriverWait(driver, 60).until(lambda b: b.find_element(By.ID, "who").text.startswith("signed in as"))
+    WebDriverWait(driver, 60).until(
+        lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-loaded")
+    )

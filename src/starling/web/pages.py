@@ -7,6 +7,10 @@ browser libraries are installed from the portal's npm lockfile by ``scripts/setu
   survey found in the store);
 - ``/filters``: the signed-in user's filters (counts, pause, remove, their latest matches), and an
   editor that checks a filter as it is typed, tries it on the stored alerts and makes it live;
+- ``/watch``: the signed-in user's watchlists (uploaded from a CSV, their targets shown) and watchmaps
+  (a MOC or a skymap uploaded), each removable;
+- ``/pipeline``: the stages, their replicas, throughput, lag and components, the autoscaler's
+  decisions and the dead letters by reason, as the signed-in token may see them; an operator's changes;
 - ``/static/...``: the pages' scripts, styles and libraries.
 """
 
@@ -49,6 +53,16 @@ def search_page() -> FileResponse:
 @router.get("/filters")
 def filters_page() -> FileResponse:
     return _page("filters.html")
+
+
+@router.get("/watch")
+def watch_page() -> FileResponse:
+    return _page("watch.html")
+
+
+@router.get("/pipeline")
+def pipeline_page() -> FileResponse:
+    return _page("pipeline.html")
 
 
 @router.get("/objects/{survey}/{object_id}")

@@ -15,13 +15,20 @@
 ``POST /api/filters/check`` and ``.../try``        a filter checked; tried on the latest alerts
 ``GET`` and ``POST /api/my/filters``               the user's filters (at the controller); a new one
 ``PATCH`` and ``DELETE /api/my/filters/{name}``    change or remove one; ``.../pause``, ``/resume``
+``GET /api/my/watchlists`` and ``.../watchmaps``  the user's watchlists and watchmaps (at the
+``PUT``, ``GET``, ``DELETE .../{name}``           controller): upload, a list's targets, remove
+``GET /api/pipeline``                              the stages, their counts, lag, dead letters; the
+                                                   autoscaler's decisions (at the controller)
+``PUT .../stages/{stage}/replicas``, ``POST``,     an operator's changes to a stage: its replicas,
+``PATCH``, ``DELETE .../components``               its components
 =================================================  ==============================================
 
 Every table read is an ADQL query through TAP's store (``TapStore.run``): TAP's read-only connections,
 its time limit, and the viewer's access to filter matches enforced by the database. Refusals are
 ``{"detail": ...}`` with a 4xx; the store down or too slow is a 503; no traceback reaches a client.
 The ``/api/my`` routes are the user's filters at the controller, asked with the request's own token
-(``my_filters``).
+(``my_filters``), and its watchlists and watchmaps (``my_watch``); so are the ``/api/pipeline``
+routes (``pipeline``), which the controller answers as that token may see.
 """
 
 from __future__ import annotations
@@ -38,8 +45,10 @@ from starling.web.api import (
     lightcurve,
     matches,
     my_filters,
+    my_watch,
     object_annotations,
     objects,
+    pipeline,
     search,
 )
 from starling.web.api.cutouts import CutoutSource
@@ -58,6 +67,8 @@ for _resource in (
     search,
     filters,
     my_filters,
+    my_watch,
+    pipeline,
 ):
     router.include_router(_resource.router)
 

@@ -1,5 +1,5 @@
-"""What the data API's resources share: the parameters every route checks, the refusals it documents,
-and reading rows through TAP's store.
+"""What the data API's resources share: the parameters every route checks, the refusals it documents
+(with the 405 of a method a path does not serve), and reading rows through TAP's store.
 
 Every read is an ADQL query run by ``TapStore.run``: TAP's read-only connections, its time limit, and
 the viewer's access to filter matches held by the database. A query is built only from parameters
@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from starling.control.tokens import Principal
@@ -125,3 +126,16 @@ def one(rows: Rows, missing: Callable[[], str]) -> dict[str, Any]:
     if not rows.rows:
         raise not_found(missing())
     return rows.rows[0]
+
+
+def other_methods(router: APIRouter, path: str, allowed: tuple[str, ...]) -> None:
+    """A method ``path`` does not serve is a 405 whose ``Allow`` names every method it serves: each
+    method is a route of its own, and the router would name only the first route's."""
+    every = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    served = (*allowed, "HEAD") if "GET" in allowed else allowed  # a GET route answers HEAD too
+
+    def not_allowed() -> JSONResponse:
+        return JSONResponse({"detail": "Method Not Allowed"}, 405, {"Allow": ", ".join(allowed)})
+
+    others = [m for m in every if m not in served]
+    router.add_api_route(path, not_allowed, methods=others, include_in_schema=False)

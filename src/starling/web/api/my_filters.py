@@ -13,8 +13,9 @@ controller is never asked with none, nor with this service's own ``$STARLING_TOK
 
 Cross-site requests: the token travels in the ``Authorization`` header, never in a cookie, so no page of
 another site can make a browser send it (and a cross-site request with that header needs a CORS
-preflight this service never grants). As a second guard, a request that changes a filter (``POST``,
-``PATCH``, ``DELETE`` under ``/api/my``) whose ``Origin`` header is present and names another host than
+preflight this service never grants). As a second guard, a request that changes something at the
+controller (``POST``, ``PUT``, ``PATCH``, ``DELETE``: a filter here, a watchlist or a watchmap in
+``my_watch``) whose ``Origin`` header is present and names another host than
 the one the request was sent to (its ``Host`` header) is refused, 403. The host and port are compared,
 not the scheme: behind a proxy that ends TLS the browser says ``https`` and this service sees ``http``
 (such a proxy must pass the ``Host`` header on).
@@ -27,7 +28,6 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from starling.adql.fields import catalogue
@@ -37,7 +37,7 @@ from starling.control.client import ControllerClient
 from starling.control.trial import run_trial, trial_queries
 from starling.errors import ControllerRefusedError, ControllerUnreachableError, OutageError, StoreError
 from starling.vo.tap_query import TapQueryError
-from starling.web.api.common import TOKEN, Responses, Store, Viewer, problem
+from starling.web.api.common import TOKEN, Responses, Store, Viewer, other_methods, problem
 from starling.web.limits import ClientSlots, client_of
 
 router = APIRouter()
@@ -185,12 +185,15 @@ def controller_of(
     token = (authorization or "").removeprefix("Bearer ").strip()
     if not authorization or not authorization.startswith("Bearer ") or not token:
         raise HTTPException(
-            401, "sign in: your filters are reached with your token (Authorization: Bearer <token>)"
+            401,
+            "sign in: the controller is asked with your own token (Authorization: Bearer <token>)",
         )
     url = request.app.state.identities.controller_url
     if url is None:
         raise HTTPException(
-            404, "this service was started without a controller (--controller), which keeps the filters"
+            404,
+            "this service was started without a controller (--controller): it has no filters, "
+            "watchlists, watchmaps or pipeline to show",
         )
     return ControllerClient(url, token, timeout_s=CONTROLLER_TIMEOUT_S)
 
@@ -201,9 +204,7 @@ def same_origin(request: Request, origin: Annotated[str | None, Header()] = None
         return
     host = request.headers.get("host", "").lower()
     if not host or urlsplit(origin).netloc.lower() != host:
-        raise HTTPException(
-            403, f"a change to your filters is taken from this service's own pages, not {origin!r}"
-        )
+        raise HTTPException(403, f"a change is taken from this service's own pages, not {origin!r}")
 
 
 Controller = Annotated[ControllerClient, Depends(controller_of)]
@@ -300,18 +301,5 @@ def remove(name: FilterName, controller: Controller) -> Any:
     return ask(controller, "DELETE", f"/filters/{name}")
 
 
-def _other_methods(path: str, allowed: tuple[str, ...]) -> None:
-    """A method ``path`` does not serve is a 405 whose ``Allow`` names every method it serves: each
-    method is a route of its own, and the router would name only the first route's."""
-    every = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-    served = (*allowed, "HEAD") if "GET" in allowed else allowed  # a GET route answers HEAD too
-
-    def not_allowed() -> JSONResponse:
-        return JSONResponse({"detail": "Method Not Allowed"}, 405, {"Allow": ", ".join(allowed)})
-
-    others = [m for m in every if m not in served]
-    router.add_api_route(path, not_allowed, methods=others, include_in_schema=False)
-
-
-_other_methods("/my/filters", ("GET", "POST"))
-_other_methods("/my/filters/{name}", ("PATCH", "DELETE"))
+other_methods(router, "/my/filters", ("GET", "POST"))
+other_methods(router, "/my/filters/{name}", ("PATCH", "DELETE"))

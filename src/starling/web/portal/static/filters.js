@@ -9,33 +9,7 @@ const POLL_MS = 3000;  // the counts and a followed filter's matches, refreshed 
 const CHECK_DELAY_MS = 350;  // a check once typing pauses, not one per key
 const SHOWN_MATCHES = 200;
 const byId = (id) => document.getElementById(id);
-const page = { session: { signed_in: false }, rows: new Map(), following: null, checks: 0, busy: {} };
-
-// A request with a JSON body (or none); the answer's JSON, or an Error carrying the service's detail
-// and, for a fault in a filter, its line and column (error.fault).
-async function send(method, url, body) {
-  const init = { method, headers: starling.headers({ Accept: "application/json" }) };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const answer = await fetch(url, init);
-  let found = null;
-  try { found = starling.parse(await answer.text()); } catch (_) { found = null; }
-  if (answer.ok) return found;
-  const detail = found && found.detail;
-  const error = new Error(`${answer.status}: ${described(detail) || answer.statusText}`);
-  error.status = answer.status;
-  error.fault = Array.isArray(detail) ? detail.find((d) => d && d.line) : undefined;
-  throw error;
-}
-
-function described(detail) {
-  if (typeof detail === "string") return detail;
-  if (!Array.isArray(detail)) return detail ? JSON.stringify(detail) : "";
-  return detail.map((d) => d.line ? `line ${d.line}, column ${d.column}: ${d.msg}`
-    : `${(d.loc || []).filter((p) => p !== "body").join(".")}: ${d.msg}`).join("; ");
-}
+const page = { session: { signed_in: false }, rows: new Map(), following: null, checks: 0 };
 
 // -- the editor: checked as one types ------------------------------------------------------------
 
@@ -96,7 +70,7 @@ async function check() {
   const expression = byId("expression").value;
   const asked = ++page.checks;
   if (!expression.trim()) return showValid("write a condition on the fields listed beside");
-  const answer = await send("POST", "/api/filters/check", { expression });
+  const answer = await starling.send("POST", "/api/filters/check", { expression });
   if (asked !== page.checks) return;  // the text changed meanwhile: a newer check is on its way
   if (answer.ok) showValid();
   else showFault(expression, answer);
@@ -143,7 +117,7 @@ async function tryOnHistory() {
   table.hidden = true;
   let tried;
   try {
-    tried = await send("POST", "/api/filters/try", { expression, limit: Number(byId("try-limit").value) });
+    tried = await starling.send("POST", "/api/filters/try", { expression, limit: Number(byId("try-limit").value) });
   } catch (error) {
     if (error.fault) showFault(expression, error.fault);
     summary.className = "problem";
@@ -173,9 +147,9 @@ async function act(filter, what) {
   const name = encodeURIComponent(pathName(filter));
   if (what === "remove") {
     if (!window.confirm(`Remove the filter ${filter.name}? Its stored matches stay.`)) return;
-    await send("DELETE", `/api/my/filters/${name}`);
+    await starling.send("DELETE", `/api/my/filters/${name}`);
   } else {
-    await send("POST", `/api/my/filters/${name}/${what}`);
+    await starling.send("POST", `/api/my/filters/${name}/${what}`);
   }
   await refreshMine();
 }
@@ -211,7 +185,7 @@ function fillRow(tr, filter) {
 async function refreshMine() {
   let filters;
   try {
-    filters = await send("GET", "/api/my/filters");
+    filters = await starling.send("GET", "/api/my/filters");
   } catch (error) {
     byId("mine-updated").textContent = `(not refreshed: ${error.message})`;
     return;
@@ -245,7 +219,7 @@ async function makeLive() {
   status.className = "hint";
   status.textContent = "submitting…";
   try {
-    const made = await send("POST", "/api/my/filters", body);
+    const made = await starling.send("POST", "/api/my/filters", body);
     status.className = "valid";
     status.textContent = `${made.name} is live (pipeline version ${made.version}`
       + `${made.live ? "" : "; some replicas apply it when they can"})`;
@@ -325,15 +299,6 @@ async function pollMatches() {
   }
 }
 
-// One refresh of a kind at a time: a slow answer is not asked for again before it comes.
-function every(name, work) {
-  setInterval(() => {
-    if (page.busy[name]) return;
-    page.busy[name] = true;
-    work().catch((e) => starling.problem(e.message)).finally(() => { page.busy[name] = false; });
-  }, POLL_MS);
-}
-
 function wire() {
   const editor = byId("expression");
   editor.addEventListener("input", () => { showCaret(); checkSoon(); });
@@ -347,7 +312,7 @@ function wire() {
     event.preventDefault();
     makeLive().catch((e) => starling.problem(e.message));
   });
-  every("matches", pollMatches);
+  starling.every(pollMatches, POLL_MS);
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
@@ -360,7 +325,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     await fields();
     if (signedIn) {
       await refreshMine();
-      every("mine", refreshMine);
+      starling.every(refreshMine, POLL_MS);
     }
     document.body.dataset.loaded = "yes";
   } catch (error) {

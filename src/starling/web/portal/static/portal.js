@@ -15,16 +15,35 @@ const starling = {
   },
 
   // GET a JSON resource of the data API; throws an Error carrying the service's own message.
-  async json(url) {
-    const answer = await fetch(url, { headers: starling.headers({ Accept: "application/json" }) });
-    let body = null;
-    try { body = starling.parse(await answer.text()); } catch (_) { body = null; }
-    if (!answer.ok) {
-      const detail = body && body.detail;
-      const message = typeof detail === "string" ? detail : JSON.stringify(detail || answer.statusText);
-      throw new Error(`${answer.status}: ${message}`);
+  json(url) {
+    return starling.send("GET", url);
+  },
+
+  // A request with a JSON body (or none); the answer's JSON, or an Error carrying the service's detail
+  // and, for a fault in a filter, its line and column (error.fault).
+  async send(method, url, body) {
+    const init = { method, headers: starling.headers({ Accept: "application/json" }) };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
     }
-    return body;
+    const answer = await fetch(url, init);
+    let found = null;
+    try { found = starling.parse(await answer.text()); } catch (_) { found = null; }
+    if (answer.ok) return found;
+    const detail = found && found.detail;
+    const error = new Error(`${answer.status}: ${starling.described(detail) || answer.statusText}`);
+    error.status = answer.status;
+    error.fault = Array.isArray(detail) ? detail.find((d) => d && d.line) : undefined;
+    throw error;
+  },
+
+  // A refusal's detail in words: a sentence, or FastAPI's list of faults (with a filter's line/column).
+  described(detail) {
+    if (typeof detail === "string") return detail;
+    if (!Array.isArray(detail)) return detail ? JSON.stringify(detail) : "";
+    return detail.map((d) => d.line ? `line ${d.line}, column ${d.column}: ${d.msg}`
+      : `${(d.loc || []).filter((p) => p !== "body").join(".")}: ${d.msg}`).join("; ");
   },
 
   // JSON with its large integers kept whole: alert and object ids run past 2^53, where a JavaScript
@@ -59,6 +78,17 @@ const starling = {
     if (value === null || value === undefined) return "";
     if (typeof value === "number" && !Number.isInteger(value)) return value.toFixed(digits ?? 4);
     return String(value);
+  },
+
+  // Run work every ms milliseconds, one run at a time: a slow answer is not asked for again before it
+  // comes. A failure is shown and the next run tries again.
+  every(work, ms) {
+    let busy = false;
+    setInterval(() => {
+      if (busy) return;
+      busy = true;
+      work().catch((e) => starling.problem(e.message)).finally(() => { busy = false; });
+    }, ms);
   },
 
   problem(message) {
