@@ -267,6 +267,13 @@ def test_with_the_in_cluster_postgres_distribute_rolls_and_shares_its_cutouts(tm
     assert web["spec"]["strategy"] == {"type": "Recreate"}
     assert _volumes(web)["jobs"]["persistentVolumeClaim"] == {"claimName": "starling-tap-jobs"}
     assert _one(manifests, "Service", "starling-web")["spec"]["ports"][0]["port"] == 8770
+    # The cutouts the distribute pods write, read-only at the same path, for the portal's stamps.
+    assert _volumes(web)["cutouts"]["persistentVolumeClaim"] == {
+        "claimName": "starling-cutouts",
+        "readOnly": True,
+    }
+    assert _mounts(web)["/var/lib/starling/cutouts"] == "cutouts"
+    assert args[args.index("--cutouts") + 1] == "/var/lib/starling/cutouts"
 
     # A new password at each run, like the control token.
     again, _ = _manifests_of(tmp_path / "again", IN_CLUSTER_URL)

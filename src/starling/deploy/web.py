@@ -3,7 +3,9 @@
 Only with a shared store (PostgreSQL: ``postgres.py``): a SQLite store lives on the distribute stage's own
 volume, which no other pod can open. One replica, ``Recreate``: its asynchronous jobs and their results
 are kept on a volume of its own (``starling-tap-jobs``), so that they survive a restart of the pod. It
-reads the database with the same ``PGPASSWORD`` as the writers (in read-only transactions).
+reads the database with the same ``PGPASSWORD`` as the writers (in read-only transactions). The alerts'
+cutouts, which the distribute pods write to the ``starling-cutouts`` claim (ReadWriteMany), are mounted
+here read-only at the same path, so the portal's ``/api`` serves the stamps the store refers to.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from starling.core.spec import PipelineSpec
 from starling.deploy.basics import (
     APP,
     CONTROLLER_PORT,
+    CUTOUTS_CLAIM,
     DATA_DIR,
     DRAIN_GRACE_S,
     DeploymentSettings,
@@ -48,6 +51,8 @@ def web_objects(spec: PipelineSpec, store: StoreLayout, settings: DeploymentSett
     """The TAP service's Deployment, Service and job volume; none without a shared store."""
     if not store.shared:
         return []
+    cutouts = [] if store.cutouts is None else ["--cutouts", store.cutouts]
+    mounts: list[dict[str, Any]] = [{"name": "jobs", "mountPath": f"{DATA_DIR}/tap-jobs"}]
     container = {
         "name": "web",
         "image": settings.image,
@@ -64,6 +69,7 @@ def web_objects(spec: PipelineSpec, store: StoreLayout, settings: DeploymentSett
             # Users' tokens are checked by the controller, through its Service.
             "--controller",
             f"http://{APP}-controller.{settings.namespace}.svc:{CONTROLLER_PORT}",
+            *cutouts,
         ],
         "env": [postgres_password_env(store)],
         "ports": [{"name": "http", "containerPort": WEB_PORT, "protocol": "TCP"}],
@@ -73,8 +79,14 @@ def web_objects(spec: PipelineSpec, store: StoreLayout, settings: DeploymentSett
             "requests": {"cpu": settings.worker_cpu, "memory": settings.worker_memory},
             "limits": {"memory": settings.worker_memory_limit},
         },
-        "volumeMounts": [{"name": "jobs", "mountPath": f"{DATA_DIR}/tap-jobs"}],
+        "volumeMounts": mounts,
     }
+    volumes: list[dict[str, Any]] = [{"name": "jobs", "persistentVolumeClaim": {"claimName": JOBS_CLAIM}}]
+    if store.cutouts is not None:
+        mounts.append({"name": "cutouts", "mountPath": store.cutouts, "readOnly": True})
+        volumes.append(
+            {"name": "cutouts", "persistentVolumeClaim": {"claimName": CUTOUTS_CLAIM, "readOnly": True}}
+        )
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -88,7 +100,7 @@ def web_objects(spec: PipelineSpec, store: StoreLayout, settings: DeploymentSett
                 "spec": {
                     "terminationGracePeriodSeconds": DRAIN_GRACE_S,
                     "containers": [container],
-                    "volumes": [{"name": "jobs", "persistentVolumeClaim": {"claimName": JOBS_CLAIM}}],
+                    "volumes": volumes,
                 },
             },
         },
