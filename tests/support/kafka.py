@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 
 from starling.core.kafka_settings import KafkaSettings
 from starling.core.spec import ComponentSpec, PipelineSpec
-from starling.transport.kafka.clients import delete_topics
+from starling.transport.kafka.clients import delete_topics, ensure_topics, producer_config
 from tests.support.paths import REPO
 
 SCRIPT = REPO / "scripts" / "kafka"
@@ -68,6 +68,16 @@ def chain_spec(bootstrap: str, prefix: str, alerts: int, **source: object) -> Pi
         sinks=[ComponentSpec(use="store")],
         kafka=KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=4),
     )
+
+
+def send_raw(spec: PipelineSpec, messages: list[tuple[str, bytes]]) -> None:
+    """Put messages (origin, bytes) on the pipeline's raw topic, as a survey would."""
+    ensure_topics(spec.kafka, [spec.kafka.raw_topic])
+    producer = Producer(producer_config(spec.kafka))
+    for origin, payload in messages:
+        producer.produce(spec.kafka.raw_topic, value=payload, headers=[("origin", origin.encode())])
+        producer.poll(0)
+    assert producer.flush(60) == 0
 
 
 def store_count(output: Path, table: str = "alerts") -> int:

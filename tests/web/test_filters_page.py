@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Producer
 from fastapi.testclient import TestClient
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
@@ -27,12 +26,11 @@ from starling.alert.decoder import AlertDecoder
 from starling.control.server import BackgroundServer
 from starling.core.spec import PipelineSpec
 from starling.store.open import open_store
-from starling.transport.kafka.clients import ensure_topics, producer_config
 from starling.web.app import close_web_app, web_app
-from tests.support.browser import screenshot
+from tests.support.browser import screenshot, sign_in
 from tests.support.controller import ControllerProcess
 from tests.support.helpers import synthetic_alerts, synthetic_messages, wait_until
-from tests.support.kafka import chain_spec, store_count
+from tests.support.kafka import chain_spec, send_raw, store_count
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 # A fault on the second line, after a user's text that a page pasting HTML would run.
@@ -158,16 +156,6 @@ def test_your_filters_need_your_token_and_this_sites_pages(
 # ---- the page, in a browser, over a real controller and Kafka ---------------------------------------
 
 
-def _send(spec: PipelineSpec, messages: list[tuple[str, bytes]]) -> None:
-    """Put messages on the pipeline's raw topic, as a survey would."""
-    ensure_topics(spec.kafka, [spec.kafka.raw_topic])
-    producer = Producer(producer_config(spec.kafka))
-    for origin, payload in messages:
-        producer.produce(spec.kafka.raw_topic, value=payload, headers=[("origin", origin.encode())])
-        producer.poll(0)
-    assert producer.flush(60) == 0
-
-
 def _sign_in(browser: Any, base: str, token: str) -> None:
     browser.get(f"{base}/filters")
     WebDriverWait(browser, 60).until(
@@ -175,14 +163,8 @@ def _sign_in(browser: Any, base: str, token: str) -> None:
     )
     assert browser.find_element(By.ID, "signed-out").is_displayed()  # signed out: check and try only
     assert not browser.find_element(By.ID, "make-live").is_displayed()
-    browser.find_element(By.ID, "sign-in").click()
-    prompt = browser.switch_to.alert
-    prompt.send_keys(token)
-    prompt.accept()
-    WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "who").text == "signed in as alice")
-    WebDriverWait(browser, 60).until(
-        lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-loaded")
-    )
+    sign_in(browser, f"{base}/filters", token)
+    assert browser.find_element(By.ID, "who").text == "signed in as alice"
     assert browser.find_element(By.ID, "make-live").is_displayed()
 
 
@@ -248,7 +230,7 @@ def test_a_filter_written_tried_made_live_followed_paused_and_removed_in_the_pag
     app = None
     server = None
     try:
-        _send(spec, history)  # what the store holds before the filter exists: its history
+        send_raw(spec, history)  # what the store holds before the filter exists: its history
         wait_until(lambda: store_count(output) >= len(history), 240, "the history to be stored")
         location = str(output / "starling.db")  # the store sink's file: the web service reads it
         app = web_app(location, tmp_path / "jobs", controller_url=controller.url)
@@ -291,7 +273,7 @@ def _make_live_and_follow(
     assert "choose another name" in again.json()["detail"]
 
     browser.execute_script("window.notReloaded = true")
-    _send(spec, later)
+    send_raw(spec, later)
     wait_until(lambda: store_count(Path(location).parent) >= 2000, 240, "the stream to be stored")
     # Every later alert was judged by the live filter: its stored matches are the filter language's
     # verdicts on them, and the page shows each of them.

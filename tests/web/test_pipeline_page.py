@@ -12,29 +12,18 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Producer
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from starling.control.server import BackgroundServer
 from starling.core.spec import PipelineSpec
-from starling.transport.kafka.clients import ensure_topics, producer_config
 from starling.web.app import close_web_app, web_app
 from tests.support.browser import screenshot, sign_in
 from tests.support.controller import ControllerProcess
 from tests.support.helpers import synthetic_messages, wait_until
-from tests.support.kafka import chain_spec, store_count
+from tests.support.kafka import chain_spec, send_raw, store_count
 
 POISON = [b"not an alert at all", b"Obj\x01 a truncated container", b"\x00\x00\x00\x00\x07"]
-
-
-def _send(spec: PipelineSpec, messages: list[tuple[str, bytes]]) -> None:
-    ensure_topics(spec.kafka, [spec.kafka.raw_topic])
-    producer = Producer(producer_config(spec.kafka))
-    for origin, payload in messages:
-        producer.produce(spec.kafka.raw_topic, value=payload, headers=[("origin", origin.encode())])
-        producer.poll(0)
-    assert producer.flush(60) == 0
 
 
 def _stage(view: dict[str, Any], name: str) -> dict[str, Any]:
@@ -70,7 +59,7 @@ def running(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> Iterator[Runni
     app = None
     server = None
     try:
-        _send(
+        send_raw(
             spec,
             [*synthetic_messages(400, alerts_per_visit=200, cutouts=False)] + [("poison", p) for p in POISON],
         )

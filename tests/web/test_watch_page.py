@@ -35,7 +35,7 @@ from starling.control.controller import Controller
 from starling.control.server import BackgroundServer
 from starling.control.state import ControllerState, DesiredPipeline
 from starling.web.app import close_web_app, web_app
-from tests.support.browser import screenshot
+from tests.support.browser import screenshot, sign_in
 from tests.support.kafka import chain_spec
 
 HOSTILE = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
@@ -183,12 +183,8 @@ def _sign_in(browser: Any, base: str, token: str) -> None:
     _loaded(browser)
     assert browser.find_element(By.ID, "signed-out").is_displayed()
     assert not browser.find_element(By.ID, "upload-section").is_displayed()
-    browser.find_element(By.ID, "sign-in").click()
-    prompt = browser.switch_to.alert
-    prompt.send_keys(token)
-    prompt.accept()
-    WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "who").text == "signed in as alice")
-    _loaded(browser)
+    sign_in(browser, f"{base}/watch", token)
+    assert browser.find_element(By.ID, "who").text == "signed in as alice"
     assert browser.find_element(By.ID, "lists-empty").is_displayed()
     assert browser.find_element(By.ID, "maps-empty").is_displayed()
 
