@@ -12,7 +12,8 @@ and, by group: ``filters`` (the shared ADQL plan vs a per-alert loop), ``neighbo
 filter stage with user A's heaviest legal filters vs without), ``crossmatch``, ``store`` (the distribute
 stage's store on real deep-field histories, SQLite and PostgreSQL, into 10^8 detections held), ``tap`` (a
 cone on 10^6 objects, an upload crossmatch of 1,000 positions, a time window on 10^7 alerts),
-``kafka``, ``autoscale``.
+``portal`` (the server time of the object page and of a 10" cone on 10^6 alerts vs reading the same rows
+straight from the database), ``kafka``, ``autoscale``.
 
 The messages are a synthetic night (ZTF Avro containers and Rubin wire-format messages, half each,
 with real-sized cutouts), made before any timing starts.
@@ -54,6 +55,7 @@ from crossmatch_bench import crossmatch_figures, feature_figures
 from filter_bench import filter_figures
 from kafka_bench import run_kafka_benchmarks
 from neighbours_bench import envelopes, neighbour_figures
+from portal_bench import portal_figures
 from store_bench import postgres_server, store_figures
 from tap_bench import tap_figures
 
@@ -268,7 +270,7 @@ def core_figures(quick: bool) -> tuple[list[tuple[str, str, str, str]], dict[str
     return figures, results
 
 
-GROUPS = ("core", "filters", "neighbours", "crossmatch", "store", "tap", "kafka", "autoscale")
+GROUPS = ("core", "filters", "neighbours", "crossmatch", "store", "tap", "portal", "kafka", "autoscale")
 
 
 def main() -> None:
@@ -304,6 +306,8 @@ def main() -> None:
     if "tap" in groups:
         samples = Path(os.environ.get("STARLING_SAMPLES", ROOT.parent / "shared" / "data"))
         figures.extend(tap_figures(args.quick, postgres_server(), samples))
+    if "portal" in groups:
+        figures.extend(portal_figures(args.quick))
     bootstrap = start_kafka() if groups & {"kafka", "autoscale"} else None
     if bootstrap and "kafka" in groups:
         figures.extend(kafka_figures(bootstrap, args.quick))
