@@ -47,10 +47,8 @@ def _probe(failures: int) -> dict[str, Any]:
     }
 
 
-def web_objects(spec: PipelineSpec, store: StoreLayout, settings: DeploymentSettings) -> list[Manifest]:
-    """The TAP service's Deployment, Service and job volume; none without a shared store."""
-    if not store.shared:
-        return []
+def _pod(spec: PipelineSpec, store: StoreLayout, settings: DeploymentSettings) -> dict[str, Any]:
+    """The web pod's container and volumes: its jobs' claim, and the cutouts' claim read-only."""
     cutouts = [] if store.cutouts is None else ["--cutouts", store.cutouts]
     mounts: list[dict[str, Any]] = [{"name": "jobs", "mountPath": f"{DATA_DIR}/tap-jobs"}]
     container = {
@@ -87,6 +85,13 @@ def web_objects(spec: PipelineSpec, store: StoreLayout, settings: DeploymentSett
         volumes.append(
             {"name": "cutouts", "persistentVolumeClaim": {"claimName": CUTOUTS_CLAIM, "readOnly": True}}
         )
+    return {"terminationGracePeriodSeconds": DRAIN_GRACE_S, "containers": [container], "volumes": volumes}
+
+
+def web_objects(spec: PipelineSpec, store: StoreLayout, settings: DeploymentSettings) -> list[Manifest]:
+    """The TAP service's Deployment, Service and job volume; none without a shared store."""
+    if not store.shared:
+        return []
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -97,11 +102,7 @@ def web_objects(spec: PipelineSpec, store: StoreLayout, settings: DeploymentSett
             "selector": {"matchLabels": match_labels(_COMPONENT)},
             "template": {
                 "metadata": {"labels": labels(_COMPONENT)},
-                "spec": {
-                    "terminationGracePeriodSeconds": DRAIN_GRACE_S,
-                    "containers": [container],
-                    "volumes": volumes,
-                },
+                "spec": _pod(spec, store, settings),
             },
         },
     }
