@@ -1,31 +1,51 @@
 """A watchlist and a watchmap uploaded while the stream flows over the real Kafka: every alert the
-ingest stage takes after they are live is marked if, and only if, it falls on a target or region."""
+ingest stage takes after they are live is marked if, and only if, it falls on a target or region.
+
+The stream comes in three parts so that each case is certain to happen on a busy machine: alerts taken
+before the upload, alerts flowing while it is made live, and alerts sent once it is live (a stream that
+had all been taken before the upload went live left the test nothing to check after it)."""
 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import astropy.units as u
 import httpx
 import pytest
+from confluent_kafka import Producer
 from mocpy import MOC
 
 from starling.alert.decoder import AlertDecoder
+from starling.core.spec import PipelineSpec
+from starling.transport.kafka.clients import producer_config
 from starling.transport.kafka.envelope import decode_envelope
-from starling.transport.kafka.feed import feed
 from tests.support.controller import ControllerProcess, ctl_env
-from tests.support.helpers import synthetic_alerts, wait_until
-from tests.support.kafka import chain_spec, read_topic, store_count
+from tests.support.helpers import synthetic_messages, wait_until
+from tests.support.kafka import chain_spec, read_topic, send_raw, store_count
 
 pytestmark = pytest.mark.kafka
+
+
+def _paced(spec: PipelineSpec, messages: list[tuple[str, bytes]], per_second: float) -> None:
+    """Send messages to the raw topic at a survey's pace (a pace, not a wait on a condition)."""
+    producer = Producer(producer_config(spec.kafka))
+    started = time.monotonic()
+    for sent, (origin, payload) in enumerate(messages):
+        time.sleep(max(0.0, started + sent / per_second - time.monotonic()))
+        producer.produce(spec.kafka.raw_topic, value=payload, headers=[("origin", origin.encode())])
+        producer.poll(0)
+    assert producer.flush(60) == 0
 
 
 def test_watchlists_and_watchmaps_go_live(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> None:
     alerts = 4000
     spec = chain_spec(kafka_bootstrap, prefix, alerts)
-    night = synthetic_alerts(alerts, cutouts=True, alerts_per_visit=200)  # what the feed will send
+    messages = synthetic_messages(alerts, cutouts=True, alerts_per_visit=200)
+    decoder = AlertDecoder()
+    night = [alert for origin, payload in messages for alert in decoder.decode(payload, origin)]
     pipeline = tmp_path / "pipeline.json"
     pipeline.write_text(spec.model_dump_json())
     controller = ControllerProcess(pipeline, tmp_path)
@@ -45,9 +65,10 @@ def test_watchlists_and_watchmaps_go_live(kafka_bootstrap: str, prefix: str, tmp
             return status
 
         ingest_status()
-        feeder = threading.Thread(target=feed, kwargs={"spec": spec, "rate_per_s": 500.0})
-        feeder.start()
+        send_raw(spec, messages[:1000])
         wait_until(lambda: store_count(tmp_path) > 600, 120, "the stream to flow")
+        flowing = threading.Thread(target=_paced, args=(spec, messages[1000:2000], 200.0))
+        flowing.start()
         added = ctl_env(["watchlist", "add", "mine", str(csv), "--radius", "1.0"], url, ada)
         assert added.returncode == 0, added.stderr
         wait_until(lambda: "watchlists" in ingest_status()["components"], 15, "the watchlist to be live")
@@ -64,10 +85,10 @@ def test_watchlists_and_watchmaps_go_live(kafka_bootstrap: str, prefix: str, tmp
             f"{url}/watchmaps/x", headers=ada, json={"name": "x", "kind": "moc-fits", "fits_base64": "AAAA"}
         )
         assert bad.status_code == 422
-        feeder.join(timeout=120)
+        flowing.join(timeout=120)
+        send_raw(spec, messages[2000:])  # once both are live
         wait_until(lambda: store_count(tmp_path) >= alerts, 180, "the whole stream to be stored")
 
-        decoder = AlertDecoder()
         envelopes = [
             decode_envelope(m.value(), decoder)
             for m in read_topic(kafka_bootstrap, spec.kafka.topic("filtered"), alerts)
