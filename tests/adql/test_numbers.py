@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlglot import exp
 
 from starling.adql.fields import FieldDef, catalogue
 from starling.adql.language import compile_filter
-from starling.adql.parse import number_literal
-from starling.adql.plan import FilterPlan
+from starling.adql.parse import number_literal, parse_condition
+from starling.adql.plan import FilterPlan, parameterize
+from starling.adql.structure import structure
 from starling.adql.values import Vec
 
 MIN, MAX = -(2**63), 2**63 - 1
@@ -168,23 +170,42 @@ def test_comparisons_are_exact_for_any_id_and_any_number(
     assert verdicts == [OPERATORS[symbol](i, exact) for i in ids]
 
 
-# Known bug, left open: the literal -9223372036854775808 (int64's least) is read as the negation of
-# 9223372036854775808, a real, so arithmetic with it is rounded (alert_id - it can come out 0 when it is
-# 512). Shown by the strict xfail below; the property runs on every other whole number.
-other_wholes = st.integers(min_value=MIN + 1, max_value=MAX)
-
-
-@pytest.mark.xfail(strict=True, reason="known bug: the literal of int64's least value is read as a real")
 def test_arithmetic_with_the_least_int64_literal_is_exact() -> None:
-    expression = f"alert_id - {_literal(MIN)} > 0"
-    ids = [-9223372036854775296]
-    assert _alone_and_together([expression], Table(ids))[expression] == [True]
+    """-9223372036854775808 is one literal, int64's least (it was the negation of 9223372036854775808, a
+    real beyond int64, so alert_id - it was computed in doubles: 0 here, when it is 512)."""
+    ids = [-9223372036854775296, MIN, -1, 0]
+    cases = {
+        f"alert_id - {MIN} > 0": [i - MIN > 0 for i in ids],
+        f"alert_id - {MIN} = 512": [i - MIN == 512 for i in ids],
+        f"alert_id = {MIN} + 512": [i == MIN + 512 for i in ids],
+        f"alert_id = {MIN}": [i == MIN for i in ids],
+        f"alert_id IN ({MIN}, 0)": [i in (MIN, 0) for i in ids],
+        f"alert_id BETWEEN {MIN} AND {MIN + 1}": [i in (MIN, MIN + 1) for i in ids],
+        f"- {MIN} > {MAX}": [True] * len(ids),  # its negation is beyond int64: 2**63, a real
+        f"-({MIN}) > {MAX}": [True] * len(ids),
+        "alert_id * - -1 = alert_id": [True] * len(ids),
+    }
+    verdicts = _alone_and_together(list(cases), Table(ids))
+    for expression, expected in cases.items():
+        assert verdicts[expression] == expected, expression
+
+
+def test_a_minus_before_a_number_makes_one_literal_for_every_reader() -> None:
+    tree = parse_condition(f"alert_id - {MIN} > - 5")
+    assert sorted(literal.this for literal in tree.find_all(exp.Literal)) == ["-5", str(MIN)]
+    assert not list(tree.find_all(exp.Neg))
+    # In the shared plan, -5 and 5 are one template; int64's least is a whole-number parameter.
+    template, values = parameterize(parse_condition(f"alert_id = {MIN} AND mag > -5"))
+    assert values == [MIN, -5]
+    assert isinstance(values[0], int)
+    assert template.sql() == "alert_id = :i0 AND mag > :n1"
+    assert structure(parameterize(parse_condition("mag > -5"))[0]) == structure(
+        parameterize(parse_condition("mag > 5"))[0]
+    )
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    ids=st.lists(whole, min_size=1, max_size=6), other=other_wholes, symbol=st.sampled_from(["+", "-", "*"])
-)
+@given(ids=st.lists(whole, min_size=1, max_size=6), other=whole, symbol=st.sampled_from(["+", "-", "*"]))
 def test_arithmetic_keeps_the_sign_of_the_exact_result(ids: list[int], other: int, symbol: str) -> None:
     compute = {"+": operator.add, "-": operator.sub, "*": operator.mul}[symbol]
     expression = f"alert_id {symbol} {_literal(other)} > 0"

@@ -92,3 +92,63 @@ def test_a_filter_and_its_tap_query_match_the_same_alerts(
         tap.close()
         _write_records(tmp_path)
     assert faults == [], "\n".join(faults)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_the_least_int64_literal_is_one_whole_number_in_a_filter_and_in_tap(
+    backend: str, synthetic_night: list[Alert], request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """``-9223372036854775808`` is int64's least, exact in the filter and a bigint in TAP's SQL (it was
+    the negation of 9223372036854775808, a real: the arithmetic below was done in doubles, which round
+    by 1024 there, and matched no alert or several)."""
+    least = -(2**63)
+    ids = sorted({a.alert_id for a in synthetic_night})
+    chosen, middle = ids[len(ids) // 3], ids[len(ids) // 2]
+    location = request.getfixturevalue("postgres_url") if backend == "postgres" else tmp_path / "s.db"
+    store_alerts(location, synthetic_night)
+    keys = [a.key for a in synthetic_night]
+    exact = {
+        f"alert_id + {least} = {least + chosen}": lambda i: i == chosen,
+        f"alert_id + -9223372036854775808 > {least + middle}": lambda i: i > middle,
+        f"alert_id + - 9223372036854775808 <= {least + middle}": lambda i: i <= middle,
+        f"alert_id > -(-9223372036854775808) OR alert_id = {chosen}": lambda i: i == chosen,
+    }
+    tap = TapStore(location)
+    try:
+        for condition, holds in exact.items():
+            verdicts = compile_filter(condition).evaluate_alerts(synthetic_night)
+            expected = {key for key, kept in zip(keys, verdicts, strict=True) if kept}
+            assert expected == {a.key for a in synthetic_night if holds(a.alert_id)}, condition
+            result = tap.run(filter_as_query(condition), maxrec=len(keys) + 1)
+            assert {(survey, int(alert_id)) for survey, alert_id in result.all_rows()} == expected, condition
+            if "-(" not in condition:  # negated, it is beyond int64: a double
+                assert "9223372036854775808 AS" not in result.sql.upper(), result.sql  # a bigint
+    finally:
+        tap.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_contains_compared_with_neither_0_nor_1(
+    backend: str, synthetic_night: list[Alert], request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """CONTAINS is 0 or 1: ``= 2`` and ``= -1`` hold for no alert, ``<> 2`` for every one (TAP read any
+    number but 1 as 0: ``= 2`` was NOT CONTAINS)."""
+    location = request.getfixturevalue("postgres_url") if backend == "postgres" else tmp_path / "s.db"
+    store_alerts(location, synthetic_night)
+    keys = {a.key for a in synthetic_night}
+    (_, cone), *_ = placed_conditions(
+        synthetic_night, ["CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra}, {dec}, 20))"]
+    )
+    tap = TapStore(location)
+    try:
+        for condition, expected in {
+            f"{cone} = 2": set(),
+            f"{cone} = -1": set(),
+            f"{cone} <> 2": keys,
+        }.items():
+            verdicts = compile_filter(condition).evaluate_alerts(synthetic_night)
+            assert {a.key for a, kept in zip(synthetic_night, verdicts, strict=True) if kept} == expected
+            result = tap.run(filter_as_query(condition), maxrec=len(keys) + 1)
+            assert {(survey, int(alert_id)) for survey, alert_id in result.all_rows()} == expected, condition
+    finally:
+        tap.close()

@@ -244,7 +244,10 @@ class _Checker:
     def _neg(self, node: Sql) -> str:
         self.expect(node.this, "number")
         if (value := self.constant(node.this)) is not None:
-            self.checked.constants[id(node)] = -value
+            # -(-9223372036854775808) is beyond int64: a real, as that literal would be
+            self.checked.constants[id(node)] = (
+                number_literal(str(-value)) if isinstance(value, int) else -value
+            )
         return "number"
 
     def _concatenation(self, node: Sql) -> str:

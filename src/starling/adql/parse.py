@@ -103,6 +103,23 @@ def number_literal(text: str) -> int | float:
     return real
 
 
+def signed_numbers(tree: Sql) -> Sql:
+    """The tree with each minus written straight before a number made part of the number: ``-5`` is the
+    literal -5, as in SQL, not the negation of 5. So int64's least value is a whole number, not the
+    negation of 9223372036854775808 (a real, beyond int64), for every reader of the tree: the checks'
+    constants, the shared plan's parameters and the SQL of a TAP query. The literal keeps the place
+    sqlglot gave the digits (``spans.py`` widens it over the minus)."""
+    for neg in list(tree.find_all(exp.Neg)):
+        number = neg.this
+        if isinstance(number, exp.Literal) and not number.is_string and not number.this.startswith("-"):
+            signed = exp.Literal(this=f"-{number.this}", is_string=False)
+            signed.meta.update(number.meta)
+            if neg is tree:
+                return signed
+            neg.replace(signed)
+    return tree
+
+
 def _prefix_runs(tokens: list[Any], expression: str) -> None:
     """Refuses more than MAX_DEPTH prefix operators in a row (the parser recurses on each)."""
     run = 0
@@ -182,7 +199,7 @@ def parse_condition(expression: str) -> Any:
             expression,
             *line_column(expression, deepest_at),
         ) from None
-    trees = [tree for tree in parsed if tree is not None]
+    trees = [signed_numbers(tree) for tree in parsed if tree is not None]
     if not trees:
         raise FilterSyntaxError("the filter is empty", expression)
     return trees[0] if len(trees) == 1 else exp.Block(expressions=trees)

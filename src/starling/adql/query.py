@@ -29,6 +29,7 @@ from sqlglot.schema import MappingSchema
 
 from starling.adql.catalogue import (
     FUNCTIONS,
+    GEOMETRY_FUNCTIONS,
     catalogue_name,
     function_arguments,
     function_name,
@@ -39,6 +40,7 @@ from starling.adql.parse import (
     FilterSyntaxError,
     Sql,
     fault,
+    signed_numbers,
     syntax_error,
     unclosed_string,
     within_limits,
@@ -120,7 +122,7 @@ def parse_query(text: str) -> Sql:
         raise FilterSyntaxError("the query is nested too deeply", text) from None
     if len(statements) != 1:
         raise FilterSyntaxError("give one query (a single SELECT)", text)
-    tree = statements[0]
+    tree = signed_numbers(statements[0])
     if not isinstance(tree, exp.Query):
         raise fault(text, tree, "only queries (SELECT) are served")
     for node in tree.walk():
@@ -220,6 +222,8 @@ def check_functions(tree: Sql, text: str) -> None:
                     text, args[0], f"coordinate system {args[0].this!r} is not served; alerts are ICRS"
                 )
             args = args[1:]
+        if name in GEOMETRY_FUNCTIONS:
+            _check_geometry(node, name, args, text)
         if function.special:
             if name == "POLYGON" and (len(args) < 6 or len(args) % 2 or not all(map(_is_number, args))):
                 raise fault(
@@ -237,9 +241,39 @@ def check_functions(tree: Sql, text: str) -> None:
             )
 
 
+# Where each geometric value may stand: a POINT or a region is no column type of the served tables, so it
+# is only ever an argument (selected, it would be a value neither backend can return).
+_GEOMETRY_PLACES = {
+    "POINT": ("CONTAINS", "INTERSECTS", "DISTANCE", "CIRCLE", "COORD1", "COORD2"),
+    "CIRCLE": ("CONTAINS", "INTERSECTS"),
+    "POLYGON": ("CONTAINS", "INTERSECTS"),
+}
+
+
+def _called(node: Sql | None, *names: str) -> bool:
+    """A call of one of ``names`` written right there (in brackets, no argument the translation reads)."""
+    return isinstance(node, exp.Func) and catalogue_name(node) in names
+
+
+def _check_geometry(node: Sql, name: str, args: list[Sql], text: str) -> None:
+    """The geometry is written as the translation reads it: a POINT and a CIRCLE or POLYGON in a CONTAINS,
+    points in DISTANCE and COORD1/2, each where a value of its kind can stand."""
+    places = _GEOMETRY_PLACES.get(name)
+    if places and not _called(node.parent, *places):
+        raise fault(text, node, f"a {name} is only an argument (of {', '.join(places)}), not a value")
+    located = any(_called(a, "POINT") for a in args) and any(_called(a, "CIRCLE", "POLYGON") for a in args)
+    if name in ("CONTAINS", "INTERSECTS") and len(args) == 2 and not located:
+        raise fault(text, node, f"{name} takes a POINT and a CIRCLE or POLYGON, written in the query")
+    needs_points = {"DISTANCE": 2, "COORD1": 1, "COORD2": 1, "CIRCLE": 2}
+    if len(args) == needs_points.get(name) and not _called(args[0], "POINT"):
+        raise fault(text, args[0], f"{name} takes a POINT here")
+    if name == "DISTANCE" and len(args) == 2 and not _called(args[1], "POINT"):
+        raise fault(text, args[1], "DISTANCE takes two POINTs, or four numbers")
+
+
 def _is_number(node: Sql) -> bool:
     """A numeric constant, as a polygon's vertices must be."""
-    if isinstance(node, exp.Neg):
+    if isinstance(node, exp.Neg):  # - -5
         node = node.this
     return isinstance(node, exp.Literal) and not node.is_string
 

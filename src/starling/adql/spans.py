@@ -50,6 +50,10 @@ def _placed(order: list[Sql], tokens: Sequence[Any]) -> dict[int, int]:
     return placed
 
 
+def _signed(node: Sql) -> bool:
+    return isinstance(node, exp.Literal) and not node.is_string and str(node.this).startswith("-")
+
+
 class _Widening:
     def __init__(self, tokens: Sequence[Any]) -> None:
         self.tokens = tokens
@@ -69,6 +73,8 @@ class _Widening:
             low -= 1  # NOT in front; in x NOT IN (...) the NOT is inside the range already
         elif isinstance(node, exp.Neg) and self.kind(low - 1) == "DASH":
             low -= 1
+        elif _signed(node) and self.kind(low - 1) == "DASH":
+            low -= 1  # -5: one literal (parse.signed_numbers), placed by its digits
         elif isinstance(node, exp.In) and self.kind(high + 1) == "R_PAREN":
             high += 1  # the list's closing bracket follows its last value
         return low, high

@@ -156,6 +156,7 @@ def _strings(node: Sql, backend: Backend) -> Sql:
     return node
 
 
+_INT64_MIN = -(2**63)
 _ARITHMETIC = (exp.Neg, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)
 
 
@@ -163,16 +164,24 @@ def _double_constant(node: Sql) -> Sql:
     """A constant that is no whole number within 64 bits is a double (PostgreSQL reads it as numeric,
     exact in decimal: ``ndethist * 0.1`` would not be what a filter computes); a NULL in arithmetic is a
     double's, in ``||`` a text's (PostgreSQL cannot choose an operator for an untyped NULL: ``-NULL``)."""
-    if (
-        isinstance(node, exp.Literal)
-        and not node.is_string
-        and not isinstance(number_literal(node.this), int)
-    ):
+    if isinstance(node, exp.Literal) and not node.is_string and not _whole(node):
         return exp.Cast(this=node, to=exp.DataType.build("double"))
     if isinstance(node, exp.Null) and isinstance(node.parent, (*_ARITHMETIC, exp.DPipe)):
         kind = "text" if isinstance(node.parent, exp.DPipe) else "double"
         return exp.Cast(this=node, to=exp.DataType.build(kind))
     return node
+
+
+def _whole(literal: Sql) -> bool:
+    """A literal PostgreSQL may read as a bigint: a whole number within 64 bits (``-5`` is one literal:
+    ``parse.signed_numbers``), save int64's least negated (``-(-9223372036854775808)``, beyond int64)."""
+    value = number_literal(literal.this)
+    if value != _INT64_MIN:
+        return isinstance(value, int)
+    parent = literal.parent
+    while isinstance(parent, exp.Paren):
+        parent = parent.parent
+    return not isinstance(parent, exp.Neg)
 
 
 def _call_args(node: Sql) -> list[Sql]:
@@ -273,8 +282,9 @@ def _geometry(node: Sql, backend: Backend) -> Sql:
                 _is_call(call, "CONTAINS", "INTERSECTS")
                 and isinstance(other, exp.Literal)
                 and not other.is_string
+                and number_literal(other.this) in (0, 1)  # = 2 or = -1: never (nor its negation)
             ):
-                holds = (other.this == "1") == isinstance(node, exp.EQ)
+                holds = (number_literal(other.this) == 1) == isinstance(node, exp.EQ)
                 predicate = _region_predicate(call, backend)
                 return predicate if holds else exp.Not(this=exp.Paren(this=predicate))
         return node
