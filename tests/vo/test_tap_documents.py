@@ -140,7 +140,6 @@ def test_the_tap_capability_names_its_base_url_and_adql_with_every_geometry_feat
         "POINT",
         "CIRCLE",
         "POLYGON",
-        "BOX",
         "CONTAINS",
         "INTERSECTS",
         "DISTANCE",

@@ -237,12 +237,16 @@ def test_jobs_survive_a_restart_of_the_service(tmp_path: Path, night: list[Alert
 
 
 def test_every_example_runs(tap: tuple[str, str]) -> None:
+    from astropy.table import Table
+
     from starling.vo.tap_examples import EXAMPLES
 
     service = pyvo.dal.TAPService(tap[0])
-    assert {e.key for e in EXAMPLES} >= {"lightcurve", "cone", "timewindow", "filter"}
+    assert {e.key for e in EXAMPLES} >= {"lightcurve", "cone", "timewindow", "filter", "crossmatch"}
+    targets = Table({"target": ["t0", "t1"], "ra": [150.1, 10.0], "dec": [2.2, -5.0]})
     for example in EXAMPLES:
-        result = service.run_sync(example.query)
+        uploads = {example.upload: targets} if example.upload else None
+        result = service.run_sync(example.query, uploads=uploads)
         assert result.query_status == "OK", example.key
     assert len(service.run_sync(EXAMPLES[-1].query)) > 5  # the alerts table's columns
     assert len(service.examples) == len(EXAMPLES)

@@ -21,11 +21,11 @@ VORESOURCE_NS = "http://www.ivoa.net/xml/VOResource/v1.0"
 
 TAP_STANDARD_ID = "ivo://ivoa.net/std/TAP"
 ADQL_GEO_FEATURES = "ivo://ivoa.net/std/TAPRegExt#features-adqlgeo"
+# BOX is deprecated in ADQL 2.1 and refused by the queries (use POLYGON): not advertised.
 ADQL_GEO_FORMS: tuple[str, ...] = (
     "POINT",
     "CIRCLE",
     "POLYGON",
-    "BOX",
     "CONTAINS",
     "INTERSECTS",
     "DISTANCE",
@@ -148,7 +148,7 @@ def tap_capabilities_xml(
     interface version 1.1):
 
     - the language ADQL, versions 2.0 and 2.1, with its ``languageFeatures``: by default the geometry
-      of ADQL (POINT, CIRCLE, POLYGON, BOX, CONTAINS, INTERSECTS, DISTANCE, COORD1, COORD2 under
+      of ADQL (POINT, CIRCLE, POLYGON, CONTAINS, INTERSECTS, DISTANCE, COORD1, COORD2 under
       ``features-adqlgeo``); ``language_features`` maps each feature type's identifier to its forms;
     - an ``outputFormat`` per output format of ``formats`` (:class:`OutputFormat` s, or the
       RESPONSEFORMAT values served, such as the keys of ``FORMATS``: each format once);

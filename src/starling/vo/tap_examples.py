@@ -15,6 +15,7 @@ class Example:
     text: str
     query: str
     tables: tuple[str, ...]
+    upload: str | None = None  # the name the query gives a table the user uploads with it (UPLOAD=name,...)
 
 
 EXAMPLES = (
@@ -60,6 +61,20 @@ EXAMPLES = (
         "JOIN starling.objects AS o ON o.survey = a.survey AND o.object_id = a.object_id\n"
         "WHERE a.mag < 19.5 AND a.reliability > 0.8 AND o.n_detections >= 3",
         ("starling.alerts", "starling.objects"),
+    ),
+    Example(
+        "crossmatch",
+        "Your own list of positions against the alerts",
+        "Upload a table of targets (UPLOAD=targets,param:targets with columns target, ra, dec in degrees; "
+        "a VOTable, or a table from pyvo or TOPCAT) and find the alerts within 1.5 arcseconds of each:",
+        "SELECT u.target, a.alert_id, a.object_id, a.mjd,\n"
+        "       DISTANCE(POINT('ICRS', u.ra, u.dec), POINT('ICRS', a.ra, a.dec)) * 3600\n"
+        "         AS separation_arcsec\n"
+        "FROM TAP_UPLOAD.targets AS u\n"
+        "JOIN starling.alerts AS a\n"
+        "  ON 1 = CONTAINS(POINT('ICRS', a.ra, a.dec), CIRCLE('ICRS', u.ra, u.dec, 1.5 / 3600))",
+        ("TAP_UPLOAD.targets", "starling.alerts"),
+        upload="targets",
     ),
     Example(
         "newobjects",
