@@ -66,11 +66,17 @@ def consumer_config(settings: KafkaSettings, stage: str) -> dict[str, Any]:
     }
 
 
-def ensure_topics(settings: KafkaSettings, topics: list[str], timeout_s: float = 30.0) -> None:
-    """Create the topics that do not exist yet, with the configured partitions and retention."""
+# Kafka's answers that refuse a topic for good (its name, one colliding with an existing topic because
+# '.' and '_' are one to it, a policy of the cluster's): not Kafka being unavailable.
+_REFUSALS = (KafkaError.TOPIC_EXCEPTION, KafkaError.POLICY_VIOLATION)
+
+
+def create_topics(settings: KafkaSettings, topics: list[str], timeout_s: float = 30.0) -> dict[str, str]:
+    """Create the topics that do not exist yet, with the configured partitions and retention; returns the
+    ones Kafka refuses for good -> its reason. StarlingError for any other failure (Kafka unreachable)."""
     wanted = [t for t in topics if not t.startswith("^")]
     if not wanted:
-        return
+        return {}
     admin = AdminClient(client_config(settings))
     new = [
         NewTopic(
@@ -81,15 +87,29 @@ def ensure_topics(settings: KafkaSettings, topics: list[str], timeout_s: float =
         )
         for topic in wanted
     ]
+    refused: dict[str, str] = {}
     futures = admin.create_topics(new, operation_timeout=timeout_s, request_timeout=timeout_s)
     for topic, future in futures.items():
         try:
             future.result(timeout=timeout_s)
         except KafkaException as exc:
             error = exc.args[0]
-            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+            code = error.code() if isinstance(error, KafkaError) else None
+            if code == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            if code in _REFUSALS:
+                refused[topic] = str(error.str())
                 continue
             raise StarlingError(f"cannot create topic {topic}: {error}") from exc
+    return refused
+
+
+def ensure_topics(settings: KafkaSettings, topics: list[str], timeout_s: float = 30.0) -> None:
+    """Create the topics that do not exist yet; StarlingError if one cannot be."""
+    refused = create_topics(settings, topics, timeout_s)
+    if refused:
+        topic, reason = next(iter(refused.items()))
+        raise StarlingError(f"cannot create topic {topic}: {reason}")
 
 
 def delete_topics(settings: KafkaSettings, matching: str, timeout_s: float = 30.0) -> list[str]:

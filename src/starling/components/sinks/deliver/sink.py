@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections import Counter
 from typing import Any, ClassVar
 
@@ -41,9 +42,10 @@ from starling.components.sinks.files import FileSink, FileSinkConfig
 from starling.core.component import Batch, ComponentConfig, RunContext, Sink
 from starling.core.kafka_settings import KafkaSettings
 from starling.errors import KafkaUnavailableError
-from starling.transport.kafka.clients import DeliveryTracker, ensure_topics, producer_config
+from starling.transport.kafka.clients import DeliveryTracker, create_topics, producer_config
 
 _ACK_WAIT_S = 60.0
+log = logging.getLogger("starling.components.sinks.deliver")
 
 
 _ROUTES: TypeAdapter[dict[str, list[Output]]] = TypeAdapter(dict[str, list[Output]])
@@ -106,8 +108,14 @@ class DeliverSink(Sink[DeliverConfig]):
             for o in outputs
             if self._on_kafka(o)
         ]
+        # A topic Kafka refuses costs only the filters that write to it (``topics``), never the stage.
+        self.refused_topics = create_topics(self.kafka, sorted(set(topics)))
+        self.refused_matches: Counter[str] = Counter()
+        for topic, reason in self.refused_topics.items():
+            log.error(
+                "deliver: Kafka refuses the topic %s (%s); matches to it are not delivered", topic, reason
+            )
         if topics:
-            ensure_topics(self.kafka, sorted(set(topics)))
             self._producer = Producer(producer_config(self.kafka))
         if any(isinstance(o, WebhookOutput) for outputs in self.config.routes.values() for o in outputs):
             config = self.config
@@ -147,6 +155,9 @@ class DeliverSink(Sink[DeliverConfig]):
             for output in outputs:
                 if isinstance(output, FilesOutput):
                     continue  # the file sink below takes the whole batch once
+                if isinstance(output, KafkaOutput) and self.topic(filter_name, output) in self.refused_topics:
+                    self.refused_matches[filter_name] += len(matched)
+                    continue
                 for alert in matched:
                     self._deliver(filter_name, output, alert)
                 self.delivered[filter_name] += len(matched) if not isinstance(output, WebhookOutput) else 0
@@ -186,7 +197,7 @@ class DeliverSink(Sink[DeliverConfig]):
             folder = self.context.output_dir / "voevent" / filter_name
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{alert.survey}-{alert.alert_id}.xml").write_bytes(packet)
-            if output.topic:
+            if output.topic and output.topic not in self.refused_topics:
                 self._produce(output.topic, key, packet, headers)
 
     def _produce(
@@ -218,13 +229,17 @@ class DeliverSink(Sink[DeliverConfig]):
 
     def counters(self) -> dict[str, Any]:
         delivered = dict(self.delivered)
-        result: dict[str, Any] = {"delivered": delivered, "failed": {}, "waiting": {}}
+        result: dict[str, Any] = {"delivered": delivered, "failed": dict(self.refused_matches), "waiting": {}}
+        if self.refused_topics:
+            result["refused_topics"] = dict(self.refused_topics)
         if self._webhooks is not None:
             hooks = self._webhooks.counters()
             for name, count in hooks["delivered"].items():
                 delivered[name] = delivered.get(name, 0) + count
+            failed = result["failed"]
+            for name, count in hooks["failed"].items():
+                failed[name] = failed.get(name, 0) + count
             result.update(
-                failed=hooks["failed"],
                 waiting=hooks["waiting"],
                 webhooks_queued=hooks["queued"],
                 webhook_failure_reasons=hooks["reasons"],
