@@ -132,10 +132,10 @@ def test_the_kubernetes_backend_makes_the_recorded_api_calls() -> None:
         backend = KubernetesBackend(
             settings, k8s.ApiClient(k8s.Configuration(host=api.url)), token="stl_test"
         )
-        backend.start(spec, {"ingest": 1, "filter": 1, "distribute": 1})
+        backend.start(spec, {"ingest": 1, "filter": 1, "distribute": 1}, version=3)
         backend.scale({"ingest": 3})
         workers = backend.workers("ingest")
-        backend.write_spec(spec.model_copy(update={"batch_size": 250}))
+        backend.write_spec(spec.model_copy(update={"batch_size": 250}), version=4)
         backend.scale({"ingest": 1})
         restarts = backend.restarts()
         backend.teardown()
@@ -153,6 +153,12 @@ def test_the_kubernetes_backend_makes_the_recorded_api_calls() -> None:
         assert body == json.loads(json.dumps(worker_deployment(stage, settings, 1)))
     replaced = [r["body"] for r in api.requests if r["method"] == "PUT"]
     assert json.loads(replaced[-1]["data"]["pipeline.json"])["batch_size"] == 250
+    # The pipeline carries the controller's version of it: a pod reports it as the version it runs.
+    [configmap] = [
+        r["body"] for r in api.requests if r["method"] == "POST" and r["path"].endswith("/configmaps")
+    ]
+    assert json.loads(configmap["data"]["pipeline.json"])["pipeline_version"] == 3
+    assert json.loads(replaced[-1]["data"]["pipeline.json"])["pipeline_version"] == 4
 
     # The terminating pod is no longer a worker; the pending one is listed, not alive.
     assert [(w.name.rsplit("-", 1)[1], w.replica, w.alive) for w in workers] == [
@@ -209,7 +215,7 @@ def test_the_backend_lets_distribute_roll_on_a_shared_store() -> None:
     backend = KubernetesBackend(settings, k8s.ApiClient(), token="stl_test")
     apps = _MissingDeployments()
     backend.apps = apps  # type: ignore[assignment]
-    backend.write_spec = lambda spec: None  # type: ignore[method-assign]
+    backend.write_spec = lambda spec, version=None: None  # type: ignore[method-assign]
     backend.start(spec, {"ingest": 1, "filter": 1, "distribute": 3})
 
     distribute = next(d for d in apps.created if d["metadata"]["name"] == "starling-distribute")

@@ -13,6 +13,7 @@ from confluent_kafka import Consumer
 
 from starling.alert.decoder import AlertDecoder
 from starling.control.backends.processes import LocalChain
+from starling.control.client import PIPELINE_VERSION_HEADER
 from starling.core.spec import ComponentSpec
 from starling.transport.kafka.envelope import decode_envelope
 from starling.transport.kafka.feed import feed
@@ -59,9 +60,19 @@ def test_every_route_of_a_worker(kafka_bootstrap: str, prefix: str, tmp_path: Pa
             assert status["stage"] == worker.stage
             assert status["state"] == "running"
             assert status["config_version"] == 1
+            assert status["applied_pipeline_version"] is None  # its file was written by no controller
             config = httpx.get(f"{base}/config", headers=auth).json()
             assert config["version"] == 1
             assert isinstance(config["components"], list)
+            # The controller's pushes carry its pipeline version: the worker reports it once applied.
+            versioned = {**auth, PIPELINE_VERSION_HEADER: "7"}
+            put = httpx.put(f"{base}/components", json=config["components"], headers=versioned)
+            assert put.status_code == 200
+            wait_until(
+                lambda b=base: httpx.get(f"{b}/status", headers=auth).json()["applied_pipeline_version"] == 7,
+                30,
+                "pipeline version 7 applied",
+            )
             availability = httpx.get(f"{base}/availability")
             assert availability.headers["content-type"].startswith("application/xml")
             assert "<vosi:available>true</vosi:available>" in availability.text

@@ -38,6 +38,7 @@ def serve(
     from starling.alert.schemas import default_schema_source
     from starling.control.api.app import worker_app
     from starling.control.server import BackgroundServer
+    from starling.core.spec import file_version
     from starling.core.stages import STAGES
     from starling.transport.kafka.worker import StageWorker
 
@@ -46,8 +47,12 @@ def serve(
         report_error(f"no stage {stage!r}; stages are {', '.join(STAGES)}")
         raise typer.Exit(2)
     try:
+        # The version first: were the file replaced between the two reads, the worker would claim an
+        # older version than it runs (the controller then pushes the list again), never a newer one.
+        version = file_version(pipeline) if pipeline is not None else None
         spec = assemble(pipeline)
         worker = StageWorker(spec, stage, output, AlertDecoder(default_schema_source(schema_registry)))
+        worker.started_from(version)
     except StarlingError as exc:
         report_error(str(exc))
         raise typer.Exit(2) from None

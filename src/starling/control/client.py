@@ -17,9 +17,12 @@ import httpx
 
 from starling.errors import ControllerRefusedError, ControllerUnreachableError
 
-__all__ = ["DEFAULT_CONTROLLER", "ControllerClient", "WorkerClient"]
+__all__ = ["DEFAULT_CONTROLLER", "PIPELINE_VERSION_HEADER", "ControllerClient", "WorkerClient"]
 
 DEFAULT_CONTROLLER = "http://127.0.0.1:8765"
+
+# The header of a ``PUT /components`` that carries the controller's pipeline version of the list.
+PIPELINE_VERSION_HEADER = "Starling-Pipeline-Version"
 
 
 class ControllerClient:
@@ -142,14 +145,20 @@ class WorkerClient:
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
 
-    def request(self, method: str, path: str, body: Any, timeout_s: float) -> dict[str, Any] | None:
+    def request(
+        self, method: str, path: str, body: Any, timeout_s: float, headers: dict[str, str] | None = None
+    ) -> dict[str, Any] | None:
         """The worker's JSON answer, or None when it is down, unreachable, or refuses (any non-200):
         a worker that is away reads its configuration from its file when it comes back."""
         if self.base_url is None or not self.alive:
             return None
         try:
             response = httpx.request(
-                method, self.url(path), json=body, timeout=timeout_s, headers=self.headers
+                method,
+                self.url(path),
+                json=body,
+                timeout=timeout_s,
+                headers={**self.headers, **(headers or {})},
             )
             result = response.json() if response.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
@@ -164,3 +173,9 @@ class WorkerClient:
 
     def get(self, path: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
         return self.request("GET", path, None, timeout_s)
+
+    def propose(self, components: list[dict[str, Any]], pipeline_version: int) -> dict[str, Any] | None:
+        """Hand the stage's component list of the controller's ``pipeline_version`` to the worker
+        (applied at its next batch boundary)."""
+        headers = {PIPELINE_VERSION_HEADER: str(pipeline_version)}
+        return self.request("PUT", "/components", components, 10.0, headers)

@@ -2,8 +2,10 @@
 
 Every change (add, remove, reorder, reconfigure a component; set a stage's replicas) is validated
 against the components' own config models first, then saved in the store with a new version, then
-written where new and restarted workers read it, then pushed to the running replicas of the stage
-(``PUT /components``), which apply it between two batches: no restart, no alert lost or doubled.
+written (with that version) where new and restarted workers read it, then handed to the stage's
+reconciler (``starling.control.rollout``), which brings the running replicas to it: they apply it
+between two batches, with no restart and no alert lost or doubled. Every change reads the current
+pipeline and writes the new one under one lock, so no change made at the same time is lost.
 Its HTTP API is ``starling.control.api`` (``controller_app``).
 """
 
@@ -13,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +23,12 @@ from starling.assembly import route_deliveries
 from starling.control.autoscale_policy import AutoscalePolicy
 from starling.control.autoscaler import Autoscaler
 from starling.control.backends.base import Backend
-from starling.control.client import WorkerClient
 from starling.control.quotas import Quotas
+from starling.control.rollout import LIVE_WAIT_S, StageRollout
 from starling.control.state import ControllerState, DesiredPipeline
 from starling.control.trial import Trials, pipeline_store, try_filter_on_store
 from starling.core.registry import build_component
-from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.core.spec import ComponentSpec, PipelineSpec, versioned_json
 from starling.core.stages import STAGES, StageName, stage_component_specs, stage_kind, stage_layout
 from starling.errors import ConfigError, StoreError
 from starling.transport.kafka.clients import GroupLag
@@ -35,11 +38,6 @@ _STAGE_FIELD: dict[StageName, str] = {"ingest": "annotators", "filter": "filters
 
 def with_stage(spec: PipelineSpec, stage: StageName, components: list[ComponentSpec]) -> PipelineSpec:
     return spec.model_copy(update={_STAGE_FIELD[stage]: components})
-
-
-# How long a change's answer waits for every replica to apply it. Each replica applies changes one after
-# another between batches: many users changing at once on a busy machine take several seconds.
-LIVE_WAIT_S = 15.0
 
 
 class Controller:
@@ -58,13 +56,18 @@ class Controller:
         self.desired = desired
         self.autoscaler = Autoscaler(self)
         self.trials = Trials()
-        # Per stage, the replicas the latest component change went to, and the configuration version
-        # each accepted it as (None: it did not answer).
-        self.rollouts: dict[StageName, list[tuple[WorkerClient, int | None]]] = {}
         self.started_at = time.time()
         # Re-entrant: an edit reads, decides and writes under it, and the write takes it again.
         self._lock = threading.RLock()
         self._lag_readers: dict[StageName, GroupLag] = {}
+        # One reconciler per stage, from the pipeline as it starts: a replica adopted from an earlier
+        # run (Kubernetes) that runs an older list is brought to this one.
+        self.rollouts: dict[StageName, StageRollout] = {}
+        for stage in STAGES:
+            rollout = StageRollout(stage, backend, partial(self.wanted_replicas, stage))
+            rollout.publish(desired.version, stage_component_specs(desired.spec, stage))
+            rollout.start()
+            self.rollouts[stage] = rollout
 
     def stage_lag(self, stage: StageName) -> int:
         """The stage's consumer-group lag, read from the broker."""
@@ -75,7 +78,12 @@ class Controller:
             self._lag_readers[stage] = reader
         return reader.read(timeout_s=5.0)
 
+    def wanted_replicas(self, stage: StageName) -> int:
+        return self.desired.replicas.get(stage, 0)
+
     def close(self) -> None:
+        for rollout in self.rollouts.values():
+            rollout.stop()
         for reader in self._lag_readers.values():
             reader.close()
 
@@ -97,6 +105,7 @@ class Controller:
                         "messages_in": status.get("messages_in"),
                         "lag": status.get("lag"),
                         "config_version": status.get("config_version"),
+                        "applied_pipeline_version": status.get("applied_pipeline_version"),
                         "uptime_s": status.get("uptime_s"),
                         "dead_letters": status.get("dead_letters"),
                         "dead_letter_reasons": status.get("dead_letter_reasons") or {},
@@ -158,72 +167,77 @@ class Controller:
             desired = DesiredPipeline(
                 version=self.desired.version + 1, spec=spec, replicas=counts, autoscaling=policies
             )
+            self._fits(desired)
             self.state.save(desired)
             self.desired = desired
-            self.backend.write_spec(spec)
+            self.backend.write_spec(spec, desired.version)
             if components is not None:
-                payload = [c.model_dump() for c in components]
-                accepted: list[tuple[WorkerClient, int | None]] = []
-                for worker in self.backend.workers(stage):
-                    # A worker that is down reads the new pipeline from its file when it restarts.
-                    answer = worker.put("/components", payload)
-                    accepted.append((worker, int(answer["version"]) if answer else None))
-                self.rollouts[stage] = accepted
+                self.rollouts[stage].publish(desired.version, components)
             if replicas is not None:
                 self.backend.scale({stage: replicas})
             return desired
 
-    def wait_live(self, stage: StageName, timeout_s: float = LIVE_WAIT_S) -> bool:
-        """Whether every replica of ``stage`` applied its latest change (waiting up to ``timeout_s``):
-        a replica applies a change between two batches, or within a fraction of a second when idle.
-        False if one did not accept it (it is down, and will read it when it starts) or is slow."""
+    def _fits(self, desired: DesiredPipeline) -> None:
+        """ConfigError if the backend cannot hold the pipeline where its workers read it (a Kubernetes
+        ConfigMap holds 1 MiB): refused before it is saved, so desired state and cluster never diverge."""
+        limit = self.backend.max_pipeline_bytes
+        if limit is None:
+            return
+        size = len(versioned_json(desired.spec, desired.version).encode())
+        if size > limit:
+            raise ConfigError(
+                f"the pipeline would take {size:,} bytes, over the {limit:,} its workers can be given here "
+                "(a Kubernetes ConfigMap): remove targets, lists or filters, or ask the operator"
+            )
+
+    def wait_live(self, version: int, *stages: StageName, timeout_s: float = LIVE_WAIT_S) -> bool:
+        """Whether the pipeline as of ``version`` runs in every replica of each of ``stages``, waiting
+        up to ``timeout_s`` in all (see ``StageRollout.wait_live``): a change made at ``version`` is
+        then live, whatever changes came after it."""
         deadline = time.monotonic() + timeout_s
-        waiting = list(self.rollouts.get(stage, []))
-        if not waiting and self.desired.replicas.get(stage, 0) > 0 and stage in self.rollouts:
-            return False  # replicas are wanted, and none is running to apply it
-        while waiting:
-            if any(version is None for _, version in waiting):
-                return False
-            status = [(w, v, w.get("/status", timeout_s=2.0) or {}) for w, v in waiting]
-            waiting = [
-                (w, v)
-                for w, v, s in status
-                if int(s.get("config_version") or 0) < (v or 0) or s.get("pending_config_version") is not None
-            ]
-            if not waiting:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)
-        return True
+        return all(self.rollouts[s].wait_live(version, deadline - time.monotonic()) for s in stages)
 
     def components(self, stage: StageName) -> list[ComponentSpec]:
         return stage_component_specs(self.desired.spec, stage)
 
+    # The operator's changes go through ``edit`` like the users': each reads the stage's components
+    # under the lock, so none is made on a list another change is replacing at that moment.
+
     def add(self, stage: StageName, component: ComponentSpec, position: int | None) -> DesiredPipeline:
-        current = self.components(stage)
-        index = len(current) if position is None else max(0, min(position, len(current)))
-        return self._change(stage, [*current[:index], component, *current[index:]])
+        def added(current: list[ComponentSpec]) -> list[ComponentSpec]:
+            index = len(current) if position is None else max(0, min(position, len(current)))
+            return [*current[:index], component, *current[index:]]
+
+        return self.edit(stage, added)
 
     def remove(self, stage: StageName, name: str) -> DesiredPipeline:
-        current = self.components(stage)
-        if name not in [c.instance_name for c in current]:
-            raise KeyError(name)
-        return self._change(stage, [c for c in current if c.instance_name != name])
+        def removed(current: list[ComponentSpec]) -> list[ComponentSpec]:
+            if name not in [c.instance_name for c in current]:
+                raise KeyError(name)
+            return [c for c in current if c.instance_name != name]
+
+        return self.edit(stage, removed)
 
     def reorder(self, stage: StageName, names: list[str]) -> DesiredPipeline:
-        current = {c.instance_name: c for c in self.components(stage)}
-        if sorted(names) != sorted(current):
-            raise ConfigError(f"the new order must name each component of {stage} once: {sorted(current)}")
-        return self._change(stage, [current[n] for n in names])
+        def reordered(components: list[ComponentSpec]) -> list[ComponentSpec]:
+            current = {c.instance_name: c for c in components}
+            if sorted(names) != sorted(current):
+                raise ConfigError(
+                    f"the new order must name each component of {stage} once: {sorted(current)}"
+                )
+            return [current[n] for n in names]
+
+        return self.edit(stage, reordered)
 
     def patch(self, stage: StageName, name: str, changes: dict[str, Any]) -> DesiredPipeline:
-        current = self.components(stage)
-        for index, component in enumerate(current):
-            if component.instance_name == name:
-                updated = component.model_copy(update={"config": {**component.config, **changes}})
-                return self._change(stage, [*current[:index], updated, *current[index + 1 :]])
-        raise KeyError(name)
+        def patched(current: list[ComponentSpec]) -> list[ComponentSpec]:
+            for index, component in enumerate(current):
+                if component.instance_name == name:
+                    updated = component.model_copy(update={"config": {**component.config, **changes}})
+                    return [*current[:index], updated, *current[index + 1 :]]
+            raise KeyError(name)
+
+        return self.edit(stage, patched)
 
     def edit(
         self, stage: StageName, edit: Callable[[list[ComponentSpec]], list[ComponentSpec]]

@@ -24,7 +24,7 @@ from starling.control.quotas import Quotas
 from starling.control.server import BackgroundServer
 from starling.control.state import ControllerState, DesiredPipeline
 from starling.core.secrets import write_private
-from starling.core.spec import PipelineSpec
+from starling.core.spec import PipelineSpec, file_version
 from starling.deploy.kubernetes import DeploymentSettings
 
 log = logging.getLogger("starling.controller")
@@ -63,9 +63,15 @@ def run_controller(
     state = ControllerState(output / "starling.db")
     desired = state.load()
     restored = desired is not None
+    # A pipeline file the controller wrote (the Kubernetes ConfigMap) carries its version: the
+    # versions go on from it, so no running worker ever holds a version newer than the desired one
+    # (it would be taken to run changes it never received).
+    written = (file_version(pipeline) if pipeline is not None else None) or 0
     if desired is None:
         spec = assemble(pipeline)
-        desired = DesiredPipeline(spec=spec)
+        desired = DesiredPipeline(spec=spec, version=max(1, written))
+    elif desired.version < written:
+        desired = desired.model_copy(update={"version": written})
     # Built before anything is written, so a backend that cannot work leaves no state behind.
     backend = (backend_choice or BackendChoice()).build(desired.spec, output)
     if restored:
@@ -84,7 +90,7 @@ def run_controller(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        backend.start(desired.spec, desired.replicas)
+        backend.start(desired.spec, desired.replicas, desired.version)
         controller.autoscaler.start()
         bound = server.start()
         if port_file is not None:

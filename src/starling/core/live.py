@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,16 @@ from starling.errors import ConfigError
 log = logging.getLogger("starling.core.live")
 
 
+@dataclass(frozen=True)
+class _Proposal:
+    """A component list accepted, waiting for the next batch boundary."""
+
+    specs: list[ComponentSpec]
+    components: list[Component[Any]]
+    version: int
+    pipeline_version: int | None
+
+
 class LiveRuntime(ABC):
     stage: str
     chain: Chain
@@ -36,10 +47,16 @@ class LiveRuntime(ABC):
     def init_live(self, specs: list[ComponentSpec]) -> None:
         self.component_specs: list[ComponentSpec] = list(specs)
         self.stats = self.chain.stats
+        # Two versions: ``config_version`` counts this runtime's own changes (from 1 at each start);
+        # ``applied_pipeline_version`` is the controller's version of the running list, the same in
+        # every replica and across restarts: what the controller compares to tell a change live.
         self.config_version = 1
-        self.config_history: list[dict[str, Any]] = [{"version": 1, "applied_at": time.time()}]
+        self.applied_pipeline_version: int | None = None
+        self.config_history: list[dict[str, Any]] = [
+            {"version": 1, "applied_at": time.time(), "pipeline_version": None}
+        ]
         self.started_at = time.time()
-        self._pending: tuple[list[ComponentSpec], list[Component[Any]], int] | None = None
+        self._pending: _Proposal | None = None
         self._config_lock = threading.Lock()
         self._draining = threading.Event()
         self._drained = threading.Event()
@@ -47,6 +64,12 @@ class LiveRuntime(ABC):
         self._paused = threading.Event()
         self._ready = threading.Event()
         self.backoff = Backoff()
+
+    def started_from(self, pipeline_version: int | None) -> None:
+        """Before it runs: the controller's version of the pipeline file the runtime was built from
+        (None: a file no controller wrote)."""
+        self.applied_pipeline_version = pipeline_version
+        self.config_history[0]["pipeline_version"] = pipeline_version
 
     @abstractmethod
     def _build(self, specs: list[ComponentSpec]) -> list[Component[Any]]:
@@ -82,24 +105,32 @@ class LiveRuntime(ABC):
             "config_version": self.config_version,
             "config_history": self.config_history[-20:],
             "pending_config_version": self.pending_version,
+            "applied_pipeline_version": self.applied_pipeline_version,
+            "pending_pipeline_version": self.pending_pipeline_version,
             "config": redact_secrets([c.model_dump() for c in self.component_specs]),
         }
 
     def lag(self) -> int | None:
         return None
 
-    def propose_components(self, specs: list[ComponentSpec]) -> int:
+    def propose_components(self, specs: list[ComponentSpec], pipeline_version: int | None = None) -> int:
         """Validate a new component list for this stage (ConfigError if it is wrong) and have it
-        applied between two batches. Components whose description is unchanged are kept as they are
-        (their state too). Returns the configuration version that will carry it."""
+        applied between two batches, replacing any list proposed before and not applied yet.
+        Components whose description is unchanged are kept as they are (their state too).
+        ``pipeline_version``: the controller's version the list comes from (None: not from the
+        controller). Returns the configuration version that will carry it."""
         names = [c.instance_name for c in specs]
         if len(set(names)) != len(names):
             raise ConfigError(f"component names must be unique in a stage; got {names}")
         with self._config_lock:
-            current = {
-                spec.instance_name: (spec, component)
-                for spec, component in zip(self.component_specs, self.chain.components, strict=True)
-            }
+            # Built on the list proposed before when there is one (it may be in the middle of being
+            # applied): the components it brings are then the ones kept, never set up twice.
+            base = (
+                (self._pending.specs, self._pending.components)
+                if self._pending
+                else (self.component_specs, self.chain.components)
+            )
+            current = {spec.instance_name: (spec, component) for spec, component in zip(*base, strict=True)}
             built: list[Component[Any]] = []
             for spec in specs:
                 kept = current.get(spec.instance_name)
@@ -107,13 +138,13 @@ class LiveRuntime(ABC):
                     built.append(kept[1])
                 else:
                     built.extend(self._build([spec]))
-            pending_version = (self._pending[2] if self._pending else self.config_version) + 1
-            self._pending = (list(specs), built, pending_version)
+            pending_version = (self._pending.version if self._pending else self.config_version) + 1
+            self._pending = _Proposal(list(specs), built, pending_version, pipeline_version)
             return pending_version
 
     def patch_component(self, name: str, changes: dict[str, Any]) -> int:
         """Change some config fields of one component; validated against its own config model."""
-        specs = self._pending[0] if self._pending else self.component_specs
+        specs = self._pending.specs if self._pending else self.component_specs
         for index, spec in enumerate(specs):
             if spec.instance_name == name:
                 updated = spec.model_copy(update={"config": {**spec.config, **changes}})
@@ -121,29 +152,44 @@ class LiveRuntime(ABC):
         raise KeyError(name)
 
     def _apply_pending(self) -> None:
-        """On the consumer's thread, between batches: swap in the proposed components."""
+        """On the consumer's thread, between batches: swap in the proposed components.
+
+        The proposal stays pending until the swap, and the swap (lists and versions together) is
+        made under the lock: a status read at any moment shows the new list either pending or
+        applied, and a proposal made meanwhile sees consistent lists."""
         with self._config_lock:
-            if self._pending is None:
-                return
-            specs, components, version = self._pending
-            self._pending = None
+            proposal = self._pending
+        if proposal is None:
+            return
+        components, version = proposal.components, proposal.version
         context = RunContext(output_dir=self.output_dir, kafka=self.spec.kafka)
         previous = self.chain.components
         for component in components:
             if component not in previous:
                 component.setup(context)
+        for component in components:
+            self.stats.stages.setdefault(component.name, StageCounts(component.kind))
+        with self._config_lock:
+            if self._pending is proposal:  # else a newer one came meanwhile, and waits its turn
+                self._pending = None
+            self.chain.components = components
+            self.component_specs = proposal.specs
+            self.config_version = version
+            # A list changed on the worker itself (no pipeline version) is no version of the controller's.
+            self.applied_pipeline_version = proposal.pipeline_version
+            self.config_history.append(
+                {"version": version, "applied_at": time.time(), "pipeline_version": proposal.pipeline_version}
+            )
         for component in previous:
             if component not in components:
                 component.flush()
                 component.close()
-        for component in components:
-            self.stats.stages.setdefault(component.name, StageCounts(component.kind))
-        self.chain.components = components
-        self.component_specs = specs
-        self.config_version = version
-        self.config_history.append({"version": version, "applied_at": time.time()})
         log.info(
-            "%s: configuration version %d applied: %s", self.stage, version, [c.name for c in components]
+            "%s: configuration version %d (pipeline version %s) applied: %s",
+            self.stage,
+            version,
+            proposal.pipeline_version,
+            [c.name for c in components],
         )
 
     def drain(self) -> None:
@@ -153,7 +199,12 @@ class LiveRuntime(ABC):
     @property
     def pending_version(self) -> int | None:
         with self._config_lock:
-            return self._pending[2] if self._pending else None
+            return self._pending.version if self._pending else None
+
+    @property
+    def pending_pipeline_version(self) -> int | None:
+        with self._config_lock:
+            return self._pending.pipeline_version if self._pending else None
 
     @property
     def ready(self) -> bool:

@@ -25,7 +25,9 @@ stages; it names components, never transports. It is written in TOML::
     bootstrap_servers = "127.0.0.1:39092"
     input_topics = ["^ztf_20261122_programid1$"]
 
-A JSON file of the same structure is read too (``starling up`` hands its workers one).
+A JSON file of the same structure is read too (``starling up`` hands its workers one). The controller
+writes its workers' file with one more key, ``pipeline_version``: the version of its desired pipeline
+that the file holds (:func:`versioned_json`, :func:`file_version`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ from starling.errors import ConfigError
 # A component's name becomes a file name, a folder, a topic suffix and a metric label: letters,
 # digits and ``_.-``, starting with a letter or digit (so never ``..``), at most 128 characters.
 COMPONENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+
+
+# The key of the desired pipeline's version in a file the controller writes. A worker starting from the
+# file reports it as the version it runs, so the controller can tell a change live on a replica that
+# started after the change (and never reached it by a push).
+VERSION_KEY = "pipeline_version"
 
 
 class ComponentSpec(BaseModel):
@@ -92,7 +100,27 @@ class PipelineSpec(BaseModel):
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
             kind = "JSON" if path.suffix == ".json" else "TOML"
             raise ConfigError(f"{path}: not valid {kind}: {exc}") from exc
+        if isinstance(data, dict):
+            data.pop(VERSION_KEY, None)  # the file's, not the pipeline's (see ``file_version``)
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
             raise ConfigError(format_validation_error(exc, str(path))) from exc
+
+
+def versioned_json(spec: PipelineSpec, version: int | None) -> str:
+    """The pipeline as JSON, carrying the controller's ``version`` of it (none: left out)."""
+    data = spec.model_dump(mode="json")
+    return json.dumps(data if version is None else {VERSION_KEY: version, **data}, indent=2)
+
+
+def file_version(path: Path) -> int | None:
+    """The controller's version of the pipeline a file holds (None: a file no controller wrote, or one
+    that cannot be read: then ``PipelineSpec.from_file`` tells why)."""
+    if path.suffix != ".json":
+        return None
+    try:
+        version = json.loads(path.read_text()).get(VERSION_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None

@@ -23,11 +23,10 @@ names, labels and settings every object shares are in ``basics.py``.
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any
 
-from starling.core.spec import PipelineSpec
+from starling.core.spec import PipelineSpec, versioned_json
 from starling.core.stages import STAGES, StageName
 from starling.deploy.basics import (
     APP,
@@ -37,6 +36,7 @@ from starling.deploy.basics import (
     DATA_DIR,
     DRAIN_GRACE_S,
     PIPELINE_CONFIGMAP,
+    PIPELINE_CONFIGMAP_MAX_BYTES,
     TOKEN_SECRET,
     WORKER_PORT,
     DeploymentSettings,
@@ -60,6 +60,7 @@ from starling.deploy.web import web_objects
 __all__ = [
     "CONTROLLER_PORT",
     "PIPELINE_CONFIGMAP",
+    "PIPELINE_CONFIGMAP_MAX_BYTES",
     "WORKER_PORT",
     "DeploymentSettings",
     "Manifest",
@@ -73,12 +74,15 @@ __all__ = [
 ]
 
 
-def pipeline_configmap(spec: PipelineSpec, settings: DeploymentSettings) -> Manifest:
+def pipeline_configmap(
+    spec: PipelineSpec, settings: DeploymentSettings, version: int | None = None
+) -> Manifest:
+    """The pipeline every pod reads; ``version``: the controller's version of it (none when deployed)."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(PIPELINE_CONFIGMAP, "pipeline", settings),
-        "data": {"pipeline.json": json.dumps(spec.model_dump(mode="json"), indent=2)},
+        "data": {"pipeline.json": versioned_json(spec, version)},
     }
 
 

@@ -29,7 +29,7 @@ from starling.control.quotas import over_quota
 from starling.control.tokens import Principal
 from starling.control.trial import TrialsBusyError
 from starling.control.user_filters import UserFilters
-from starling.control.user_outputs import placed_outputs
+from starling.control.user_outputs import placed_outputs, topic_collision
 from starling.core.spec import ComponentSpec
 from starling.errors import StoreError
 
@@ -89,7 +89,7 @@ class FilterChanged(BaseModel):
     version: int = Field(description="the desired pipeline's version that carries the change")
     live: bool = Field(
         description="every replica of the filter stage (and of the distribute stage, for its outputs) "
-        "applied the change within 5 s; false if one did not (it applies it when it can, or when it starts)"
+        "applied the change within 15 s; false if one did not (it applies it when it can, or when it starts)"
     )
 
 
@@ -161,7 +161,7 @@ def _edited(
     with config_refused():
         version = filters.edit(edit)
     controller = filters.controller
-    return version, controller.wait_live("distribute") and controller.wait_live("filter")
+    return version, controller.wait_live(version, "distribute", "filter")
 
 
 def _placed(
@@ -173,6 +173,14 @@ def _placed(
     if problems:
         refuse(422, [{"loc": ["body", "outputs"], "msg": problem} for problem in problems])
     return placed
+
+
+def _collides(filters: UserFilters, specs: list[ComponentSpec], component: str, outputs: Any) -> None:
+    """409 if Kafka would refuse a topic of the outputs beside those in use (``topic_collision``):
+    checked under the controller's lock, with the list the change is made to."""
+    spec = filters.controller.desired.spec
+    if (clash := topic_collision(spec, specs, component, outputs)) is not None:
+        refuse(409, clash)
 
 
 def _capped(filters: UserFilters, who: Principal, config: dict[str, Any]) -> dict[str, Any]:
@@ -209,6 +217,8 @@ def _update(
     def update(specs: list[ComponentSpec]) -> list[ComponentSpec]:
         index = _owned(specs, who, name)
         _matches(if_match, specs[index])
+        if "outputs" in changes:
+            _collides(filters, specs, specs[index].instance_name, changes["outputs"])
         updated = specs[index].model_copy(update={"config": {**specs[index].config, **changes}})
         return [*specs[:index], updated, *specs[index + 1 :]]
 
@@ -223,7 +233,9 @@ def list_filters(filters: Filters, who: Anyone) -> list[FilterView]:
     return [FilterView.model_validate(filters.view(s, counts)) for s in filters.visible(who)]
 
 
-@router.post("/filters", status_code=201, responses={**REFUSED, 409: problem("name taken")})
+@router.post(
+    "/filters", status_code=201, responses={**REFUSED, 409: problem("name taken, or its topic would collide")}
+)
 def submit(body: NewFilter, filters: Filters, who: Anyone) -> FilterSubmitted:
     """Check a filter and put it live for the alerts that arrive after (within seconds)."""
     _check(body.expression)
@@ -236,6 +248,7 @@ def submit(body: NewFilter, filters: Filters, who: Anyone) -> FilterSubmitted:
     def add(specs: list[ComponentSpec]) -> list[ComponentSpec]:
         if any(s.instance_name == component for s in specs):
             refuse(409, f"you have a filter named {body.name!r}; choose another name")
+        _collides(filters, specs, component, config["outputs"])
         limit = filters.controller.quotas.filters_per_user
         mine = sum(1 for s in specs if s.use == "adql" and UserFilters.owner(s) == who.user)
         if who.role != "operator" and mine >= limit:
@@ -259,7 +272,9 @@ IfMatch = Annotated[str | None, Header(description="the ETag you read: refused (
 CHANGE_RESPONSES = {**NOT_YOURS, 412: problem("it changed since you read it")}
 
 
-@router.patch("/filters/{name}", responses=CHANGE_RESPONSES)
+@router.patch(
+    "/filters/{name}", responses={**CHANGE_RESPONSES, 409: problem("a topic of its outputs would collide")}
+)
 def change(
     name: str, body: FilterChange, filters: Filters, who: Anyone, if_match: IfMatch = None
 ) -> FilterChanged:

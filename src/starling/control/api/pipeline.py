@@ -63,7 +63,10 @@ class WorkerView(BaseModel):
     state: str | None
     messages_in: int | None
     lag: int | None
-    config_version: int | None
+    config_version: int | None = Field(description="the replica's own count of changes, from 1 at each start")
+    applied_pipeline_version: int | None = Field(
+        None, description="the desired pipeline's version of the component list the replica runs"
+    )
     uptime_s: float | None
     dead_letters: int | None = Field(None, description="since the replica started")
 

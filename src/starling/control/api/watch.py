@@ -58,7 +58,7 @@ class WatchPut(BaseModel):
     name: str
     version: int = Field(description="the desired pipeline's version that carries the change")
     replaced: bool = Field(description="true if it replaced one of the same name")
-    live: bool = Field(description="every replica of the ingest stage applied it within 5 s")
+    live: bool = Field(description="every replica of the ingest stage applied it within 15 s")
 
 
 class WatchDeleted(BaseModel):
@@ -117,7 +117,7 @@ def _put(kept: WatchEntries, who: Principal, entry: dict[str, Any]) -> WatchPut:
 
     with config_refused():
         version = kept.edit(put)
-    live = kept.controller.wait_live("ingest")
+    live = kept.controller.wait_live(version, "ingest")
     return WatchPut(name=entry["name"], version=version, replaced=replaced, live=live)
 
 

@@ -10,9 +10,9 @@ an operator token.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,7 @@ from starling.control.api.common import (
 )
 from starling.control.api.deps import Runtime
 from starling.control.api.metrics import runtime_metrics
+from starling.control.client import PIPELINE_VERSION_HEADER
 from starling.core.secrets import redact_secrets
 from starling.core.spec import ComponentSpec
 from starling.vo.vosi import availability_xml
@@ -50,6 +51,7 @@ class RuntimeState(BaseModel):
 class ConfigVersion(BaseModel):
     version: int
     applied_at: float = Field(description="Unix time")
+    pipeline_version: int | None = Field(None, description="the controller's pipeline version of the list")
 
 
 class WorkerStatus(BaseModel):
@@ -72,9 +74,17 @@ class WorkerStatus(BaseModel):
     components: dict[str, dict[str, Any]] = Field(
         description="per component: kind, in, out, failed, and the component's own counters"
     )
-    config_version: int
+    config_version: int = Field(description="this runtime's own count of changes, from 1 at each start")
     config_history: list[ConfigVersion]
     pending_config_version: int | None
+    applied_pipeline_version: int | None = Field(
+        None,
+        description="the controller's pipeline version of the running component list: the same in every "
+        "replica, kept across restarts (null: the list did not come from the controller)",
+    )
+    pending_pipeline_version: int | None = Field(
+        None, description="the controller's pipeline version of a list proposed, not applied yet"
+    )
     config: list[ComponentSpec]
 
 
@@ -179,11 +189,22 @@ def patch_config(change: ConfigPatch, runtime: Runtime) -> ConfigAccepted:
     return ConfigAccepted(version=version, applied=False)
 
 
+PipelineVersion = Annotated[
+    int | None,
+    Header(
+        alias=PIPELINE_VERSION_HEADER,
+        description="the controller's pipeline version the list comes from (the controller sends it)",
+    ),
+]
+
+
 @router.put("/components", responses={422: problem("refused, with the reason")})
-def put_components(components: list[ComponentSpec], runtime: Runtime) -> ConfigAccepted:
+def put_components(
+    components: list[ComponentSpec], runtime: Runtime, pipeline_version: PipelineVersion = None
+) -> ConfigAccepted:
     """Replace the stage's component list (add, remove, reorder) while it runs."""
     with config_refused():
-        version = runtime.propose_components(components)
+        version = runtime.propose_components(components, pipeline_version)
     return ConfigAccepted(version=version, applied=False)
 
 

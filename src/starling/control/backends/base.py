@@ -16,11 +16,18 @@ from starling.core.stages import StageName
 
 
 class Backend(Protocol):
-    def start(self, spec: PipelineSpec, replicas: dict[StageName, int]) -> None:
-        """Make the pipeline run with these replicas (create what is missing, adopt what exists)."""
+    # The most bytes the pipeline (as ``write_spec`` writes it) may take where workers read it; None: no
+    # limit. The controller refuses a change past it, before saving it: never a desired pipeline the
+    # workers cannot be given.
+    max_pipeline_bytes: int | None
 
-    def write_spec(self, spec: PipelineSpec) -> None:
-        """Keep the pipeline where new and restarted workers read it."""
+    def start(self, spec: PipelineSpec, replicas: dict[StageName, int], version: int | None = None) -> None:
+        """Make the pipeline run with these replicas (create what is missing, adopt what exists);
+        ``version``: as for ``write_spec``."""
+
+    def write_spec(self, spec: PipelineSpec, version: int | None = None) -> None:
+        """Keep the pipeline where new and restarted workers read it, with the desired pipeline's
+        ``version`` (a worker reports it as the version it runs)."""
 
     def workers(self, stage: StageName) -> Sequence[WorkerClient]:
         """The stage's workers now running (or starting), in replica order."""

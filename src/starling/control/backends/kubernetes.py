@@ -24,6 +24,7 @@ from starling.core.spec import PipelineSpec
 from starling.core.stages import STAGES, StageName
 from starling.deploy.kubernetes import (
     PIPELINE_CONFIGMAP,
+    PIPELINE_CONFIGMAP_MAX_BYTES,
     WORKER_PORT,
     DeploymentSettings,
     deployment_name,
@@ -71,6 +72,8 @@ def api_client_from_environment() -> k8s.ApiClient:
 
 
 class KubernetesBackend:
+    max_pipeline_bytes: int | None = PIPELINE_CONFIGMAP_MAX_BYTES
+
     def __init__(self, settings: DeploymentSettings, api: k8s.ApiClient, token: str) -> None:
         self.settings = settings
         self.apps = k8s.AppsV1Api(api)
@@ -87,8 +90,8 @@ class KubernetesBackend:
             raise ConfigError(f"the kubernetes backend needs the workers' control token in ${TOKEN_ENV}")
         return cls(settings, api_client_from_environment(), token)
 
-    def start(self, spec: PipelineSpec, replicas: dict[StageName, int]) -> None:
-        self.write_spec(spec)
+    def start(self, spec: PipelineSpec, replicas: dict[StageName, int], version: int | None = None) -> None:
+        self.write_spec(spec, version)
         for stage in STAGES:
             self._ensure_deployment(stage, replicas.get(stage, 1), spec)
 
@@ -108,8 +111,8 @@ class KubernetesBackend:
         log.info("adopting deployment %s; %d replicas", name, replicas)
         self._scale_one(stage, replicas)
 
-    def write_spec(self, spec: PipelineSpec) -> None:
-        body: Any = pipeline_configmap(spec, self.settings)
+    def write_spec(self, spec: PipelineSpec, version: int | None = None) -> None:
+        body: Any = pipeline_configmap(spec, self.settings, version)
         try:
             self.core.replace_namespaced_config_map(PIPELINE_CONFIGMAP, self.namespace, body)
         except ApiException as exc:

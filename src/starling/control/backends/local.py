@@ -33,6 +33,8 @@ class _Slot:
 
 
 class LocalBackend:
+    max_pipeline_bytes: int | None = None  # a file: no limit of its own
+
     def __init__(self, spec: PipelineSpec, output_dir: Path) -> None:
         self.chain = LocalChain(spec, output_dir, replicas={stage: 0 for stage in STAGES})
         self.desired: dict[StageName, int] = {stage: 0 for stage in STAGES}
@@ -41,16 +43,17 @@ class LocalBackend:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._supervise, daemon=True)
 
-    def start(self, spec: PipelineSpec, replicas: dict[StageName, int]) -> None:
-        self.write_spec(spec)
+    def start(self, spec: PipelineSpec, replicas: dict[StageName, int], version: int | None = None) -> None:
+        self.write_spec(spec, version)
         self.chain.start_topics()
         self.scale(replicas)
         self.chain.wait_ready(120)
         self._thread.start()
 
-    def write_spec(self, spec: PipelineSpec) -> None:
+    def write_spec(self, spec: PipelineSpec, version: int | None = None) -> None:
         """New and restarted workers read this file: it always holds the current pipeline."""
         self.chain.spec = spec
+        self.chain.version = version
         self.chain.write_spec()
 
     def workers(self, stage: StageName) -> list[WorkerProcess]:

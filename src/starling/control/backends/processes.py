@@ -19,7 +19,7 @@ from typing import Any
 from starling.control.auth import TOKEN_ENV, new_secret
 from starling.control.client import WorkerClient
 from starling.core.secrets import write_private
-from starling.core.spec import PipelineSpec
+from starling.core.spec import PipelineSpec, versioned_json
 from starling.core.stages import STAGES, StageName, all_topics
 from starling.errors import StarlingError
 from starling.transport.kafka.clients import ensure_topics
@@ -66,6 +66,7 @@ class LocalChain:
         self.replicas = {stage: (replicas or {}).get(stage, 1) for stage in stages}
         self.run_dir = self.output_dir / "run"
         self.spec_path = self.run_dir / "pipeline.json"
+        self.version: int | None = None  # the controller's version of ``spec``, written with it
         self.workers: list[WorkerProcess] = []
         # One operator secret for the control APIs of this chain's workers, handed to them at start.
         self.token = new_secret()
@@ -75,7 +76,7 @@ class LocalChain:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.output_dir / "logs").mkdir(parents=True, exist_ok=True)
         # Private (it holds the users' webhook secrets), and atomic: a starting worker never reads half.
-        write_private(self.spec_path, self.spec.model_dump_json(indent=2))
+        write_private(self.spec_path, versioned_json(self.spec, self.version))
 
     def start_topics(self) -> None:
         ensure_topics(self.spec.kafka, all_topics(self.spec))
