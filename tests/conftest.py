@@ -45,7 +45,7 @@ def output_dir(tmp_path: Path) -> Iterator[Path]:
 from tests.support.browser import browser  # noqa: E402, F401
 
 # The Kafka fixtures (a real broker, started once per session) for tests/kafka and tests/control.
-from tests.support.kafka import kafka_bootstrap, prefix  # noqa: E402, F401
+from tests.support.kafka import kafka_bootstrap, kafka_users_listener, prefix  # noqa: E402, F401
 
 # PostgreSQL (a real server, started once per session; a database per test) for tests/store and others.
 from tests.support.postgres import postgres_server, postgres_url  # noqa: E402, F401

@@ -35,6 +35,9 @@ POLICY: dict[tuple[str, str], str] = {
     ("get", "/watchlists"): "member",
     ("get", "/watchmaps"): "member",
     ("get", "/tokens"): "member",
+    ("get", "/kafka-credentials"): "member",  # each caller's own (here: not configured, a 409)
+    ("post", "/kafka-credentials"): "member",
+    ("delete", "/kafka-credentials"): "member",
     ("get", "/filters/{name}"): "owner",
     ("patch", "/filters/{name}"): "owner",
     ("delete", "/filters/{name}"): "owner",

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from starling.core.kafka_settings import KafkaSettings
+from starling.core.kafka_settings import KafkaSettings, KafkaUserAccess
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.transport.kafka.clients import delete_topics, ensure_topics, producer_config
 from tests.support.paths import REPO
@@ -49,6 +51,52 @@ def kafka_bootstrap() -> Iterator[str]:
         del os.environ["STARLING_KAFKA_BOOTSTRAP"]
         if not was_running:
             kafka_script("stop")
+
+
+@dataclass(frozen=True)
+class UsersListener:
+    """The broker's listener for users' own clients (SASL_PLAINTEXT, SCRAM-SHA-512) and its admin."""
+
+    bootstrap_servers: str
+    admin_password_file: Path
+
+    def settings(self) -> KafkaUserAccess:
+        """``[kafka.users]`` of a pipeline whose controller gives users their access on this broker."""
+        return KafkaUserAccess(
+            bootstrap_servers=self.bootstrap_servers,
+            security_protocol="SASL_PLAINTEXT",
+            admin_password_file=str(self.admin_password_file),
+        )
+
+    def client(self, user: str, password: str) -> dict[str, Any]:
+        """librdkafka settings of a client logged in as ``user``."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanisms": "SCRAM-SHA-512",
+            "sasl.username": user,
+            "sasl.password": password,
+        }
+
+
+@pytest.fixture(scope="session")
+def kafka_users_listener(kafka_bootstrap: str) -> UsersListener:
+    """The users' listener of the tests' broker (scripts/kafka's, or an external one's from
+    $STARLING_KAFKA_SASL_BOOTSTRAP and $STARLING_KAFKA_ADMIN_PASSWORD_FILE)."""
+    if EXTERNAL_BOOTSTRAP:
+        sasl = os.environ.get("STARLING_KAFKA_SASL_BOOTSTRAP")
+        password_file = os.environ.get("STARLING_KAFKA_ADMIN_PASSWORD_FILE")
+        if not sasl or not password_file:
+            pytest.skip("an external Kafka without STARLING_KAFKA_SASL_BOOTSTRAP and ..._ADMIN_PASSWORD_FILE")
+        return UsersListener(sasl, Path(password_file))
+    sasl = kafka_script("sasl-bootstrap").stdout.strip()
+    listener = UsersListener(sasl, Path(kafka_script("admin-password-file").stdout.strip()))
+    host, _, port = listener.bootstrap_servers.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError:
+        pytest.fail(f"no users' listener at {sasl}: a broker started before it; `bash scripts/kafka restart`")
+    return listener
 
 
 @pytest.fixture

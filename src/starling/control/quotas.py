@@ -20,6 +20,13 @@ class Quotas(BaseModel):
     matches_per_minute: int = Field(
         6_000, ge=1, description="matches one user's filter passes on per minute, at most (its output volume)"
     )
+    # Kafka's client quotas of each user's own principal (on the users' listener, [kafka.users]).
+    kafka_consumer_byte_rate: int | None = Field(
+        10 * 1024 * 1024, ge=1024, description="bytes/s a user's Kafka clients may read (null: no quota)"
+    )
+    kafka_producer_byte_rate: int | None = Field(
+        64 * 1024, ge=1024, description="bytes/s a user's Kafka clients may write (they may write nowhere)"
+    )
 
 
 def over_quota(what: str, limit: int) -> str:

@@ -9,6 +9,15 @@ SASL/SCRAM and TLS work as usual::
     "sasl.mechanisms" = "SCRAM-SHA-512"
     "sasl.username" = "..."
     "sasl.password" = "..."
+
+Users may read their own filters' topics from Kafka themselves: ``[kafka.users]`` names the listener they
+connect to (SASL/SCRAM, one principal per user) and the administrator the controller gives them their
+credentials, ACLs and quotas as (``starling.control.kafka_users``). Its password is never in the pipeline
+description: a file (``admin_password_file``) or ``$STARLING_KAFKA_ADMIN_PASSWORD``::
+
+    [kafka.users]
+    bootstrap_servers = "kafka.example.org:9094"
+    admin_password_file = "/run/secrets/kafka-admin"
 """
 
 from __future__ import annotations
@@ -16,13 +25,48 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from starling.core.secrets import is_secret_key
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:39092"
 
 
 def _default_bootstrap() -> str:
     return os.environ.get("STARLING_KAFKA_BOOTSTRAP") or DEFAULT_BOOTSTRAP
+
+
+class KafkaUserAccess(BaseModel):
+    """Where users' own clients reach Kafka, and who the controller gives them their access as."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap_servers: str = Field(
+        min_length=1,
+        description="the users' listener (SASL/SCRAM), as users' clients reach it; not the pipeline's own",
+    )
+    security_protocol: Literal["SASL_SSL", "SASL_PLAINTEXT"] = Field(
+        "SASL_SSL", description="of the users' listener (SASL_PLAINTEXT only on a trusted network)"
+    )
+    mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    admin_user: str = Field("admin", min_length=1, description="a super user on that listener")
+    admin_password_file: str | None = Field(
+        None,
+        description="a file holding the admin's password (else $STARLING_KAFKA_ADMIN_PASSWORD); never the "
+        "password itself",
+    )
+    admin_client: dict[str, str] = Field(
+        default_factory=dict,
+        description="more librdkafka settings for the admin's client (ssl.ca.location, ...); no secret here",
+    )
+
+    @field_validator("admin_client")
+    @classmethod
+    def _no_secret(cls, value: dict[str, str]) -> dict[str, str]:
+        secret = sorted(k for k in value if is_secret_key(k))
+        if secret:
+            raise ValueError(f"{secret}: a secret is never in the pipeline description (admin_password_file)")
+        return value
 
 
 class KafkaSettings(BaseModel):
@@ -48,6 +92,9 @@ class KafkaSettings(BaseModel):
         "none", description="producer compression; ZTF cutouts are gzipped already, so 'none' saves CPU"
     )
     client: dict[str, str] = Field(default_factory=dict, description="librdkafka settings passed through")
+    users: KafkaUserAccess | None = Field(
+        None, description="users' own access to their topics (SASL/SCRAM); none: users have no Kafka access"
+    )
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}.{name}"

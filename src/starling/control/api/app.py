@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from starling.control.api import autoscaler, filters, pipeline, tokens, watch, worker
+from starling.control.api import autoscaler, filters, kafka_access, pipeline, tokens, watch, worker
 from starling.control.api.common import COMMON_RESPONSES, allow_every_method_of_the_path
 from starling.control.api.limits import BodyLimit
 from starling.control.auth import TokenAuthority
@@ -34,6 +34,7 @@ def controller_app(controller: Controller) -> FastAPI:
         filters.router,
         watch.router,
         tokens.router,
+        kafka_access.router,
     ):
         app.include_router(router)
     return app

@@ -1,0 +1,244 @@
+"""Users' own access to Kafka: a principal per user (SASL/SCRAM), ACLs on its own topics only, quotas.
+
+A user's filters write to ``<prefix>.user.<owner>.<filter>`` (``user_outputs``). Giving the user Kafka
+access makes ``User:<owner>`` on the users' listener (``[kafka.users]``), in this order:
+
+- client quotas: ``consumer_byte_rate`` and ``producer_byte_rate`` from the operator's quotas;
+- ACLs: READ and DESCRIBE on the topics prefixed ``<prefix>.user.<owner>.``, READ on the consumer groups
+  prefixed ``<owner>.``. The broker refuses whatever no ACL allows (``allow.everyone.if.no.acl.found``
+  false), so the user neither sees nor reads the pipeline's topics or another user's;
+- a SCRAM credential with a new random password, each time (so asking again rotates it): made here,
+  returned once, never stored or logged here; Kafka keeps only its salted hash.
+
+User names cannot hold a dot, so no user's prefixes cover another's. The pipeline's own clients use
+another listener (internal in a deployment), and the controller acts as the broker's admin (a super
+user), whose password comes from a file or the environment, never from the pipeline description.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+
+# The admin module defines these in private submodules and re-exports them without __all__.
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
+)
+
+from starling.control.quotas import Quotas
+from starling.control.user_outputs import user_topic_prefix
+from starling.core.kafka_settings import KafkaUserAccess
+from starling.core.spec import PipelineSpec
+from starling.errors import StarlingError
+from starling.transport.kafka.client_quotas import QUOTA_KEYS, ClientQuotaError, set_user_quotas
+
+log = logging.getLogger("starling.controller")
+
+ADMIN_PASSWORD_ENV = "STARLING_KAFKA_ADMIN_PASSWORD"
+SCRAM_ITERATIONS = 8192
+_TIMEOUT_S = 15.0
+# One change of Kafka access at a time: two rotations at once would each answer a password, one dead.
+_CHANGES = threading.Lock()
+
+
+class KafkaAccessUnavailableError(StarlingError):
+    """This controller gives users no Kafka access (no ``[kafka.users]`` or no admin password), or not this
+    user."""
+
+
+class KafkaAdminError(StarlingError):
+    """Kafka could not be reached, or refused what the admin asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaAccess:
+    """What a user's client needs, the password aside."""
+
+    username: str
+    bootstrap_servers: str
+    security_protocol: str
+    mechanism: str
+    topic_prefix: str
+    group_prefix: str
+    consumer_byte_rate: int | None
+    producer_byte_rate: int | None
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings for the user's client (add ``sasl.password``)."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+            "sasl.mechanisms": self.mechanism,
+            "sasl.username": self.username,
+        }
+
+
+def _users(spec: PipelineSpec) -> KafkaUserAccess:
+    if spec.kafka.users is None:
+        raise KafkaAccessUnavailableError(
+            "Kafka access for users is not configured here (the pipeline's [kafka.users]); ask the operator"
+        )
+    return spec.kafka.users
+
+
+def user_access(spec: PipelineSpec, owner: str, quotas: Quotas) -> KafkaAccess:
+    users = _users(spec)
+    group_prefix = f"{owner}."
+    if spec.kafka.group("").startswith(group_prefix):
+        raise KafkaAccessUnavailableError(f"the user {owner!r} would share the pipeline's consumer groups")
+    return KafkaAccess(
+        username=owner,
+        bootstrap_servers=users.bootstrap_servers,
+        security_protocol=users.security_protocol,
+        mechanism=users.mechanism,
+        topic_prefix=user_topic_prefix(spec, owner),
+        group_prefix=group_prefix,
+        consumer_byte_rate=quotas.kafka_consumer_byte_rate,
+        producer_byte_rate=quotas.kafka_producer_byte_rate,
+    )
+
+
+def admin_config(users: KafkaUserAccess) -> dict[str, Any]:
+    """The admin's librdkafka settings, its password read now from its file or the environment."""
+    password = os.environ.get(ADMIN_PASSWORD_ENV, "")
+    if users.admin_password_file:
+        try:
+            password = Path(users.admin_password_file).read_text().strip()
+        except OSError as exc:
+            raise KafkaAccessUnavailableError(f"cannot read the Kafka admin's password file: {exc}") from exc
+    if not password:
+        raise KafkaAccessUnavailableError(
+            f"Kafka access for users is not configured here: no admin password ({ADMIN_PASSWORD_ENV})"
+        )
+    return {
+        "bootstrap.servers": users.bootstrap_servers,
+        "security.protocol": users.security_protocol,
+        "sasl.mechanisms": users.mechanism,
+        "sasl.username": users.admin_user,
+        "sasl.password": password,
+        **users.admin_client,
+    }
+
+
+def acl_bindings(access: KafkaAccess) -> list[AclBinding]:
+    principal = f"User:{access.username}"
+    allow = AclPermissionType.ALLOW
+    prefixed = ResourcePatternType.PREFIXED
+    topics, groups = access.topic_prefix, access.group_prefix
+    return [
+        AclBinding(ResourceType.TOPIC, topics, prefixed, principal, "*", AclOperation.READ, allow),
+        AclBinding(ResourceType.TOPIC, topics, prefixed, principal, "*", AclOperation.DESCRIBE, allow),
+        AclBinding(ResourceType.GROUP, groups, prefixed, principal, "*", AclOperation.READ, allow),
+    ]
+
+
+def _mechanism(users: KafkaUserAccess) -> ScramMechanism:
+    sha512 = users.mechanism == "SCRAM-SHA-512"
+    return ScramMechanism.SCRAM_SHA_512 if sha512 else ScramMechanism.SCRAM_SHA_256
+
+
+def _settle(futures: Iterable[Future[Any]]) -> list[Any]:
+    """Every future's result; a Kafka error as a ``KafkaAdminError`` (its text names no secret)."""
+    try:
+        return [future.result(timeout=_TIMEOUT_S + 5) for future in futures]
+    except KafkaException as exc:
+        raise KafkaAdminError(f"Kafka refused: {exc.args[0]}") from exc
+    except TimeoutError as exc:
+        raise KafkaAdminError("Kafka did not answer in time") from exc
+
+
+def _admin(config: dict[str, Any]) -> AdminClient:
+    return AdminClient(config)
+
+
+def grant(spec: PipelineSpec, owner: str, quotas: Quotas) -> tuple[KafkaAccess, str]:
+    """Give ``owner`` its quotas, its ACLs and a new password (replacing any it had); returns both."""
+    access = user_access(spec, owner, quotas)
+    users = _users(spec)
+    config = admin_config(users)
+    password = secrets.token_urlsafe(24)
+    rates = {"consumer_byte_rate": access.consumer_byte_rate, "producer_byte_rate": access.producer_byte_rate}
+    with _CHANGES:
+        try:
+            set_user_quotas(config, owner, rates, _TIMEOUT_S)
+        except ClientQuotaError as exc:
+            raise KafkaAdminError(str(exc)) from exc
+        admin = _admin(config)
+        _settle(admin.create_acls(acl_bindings(access), request_timeout=_TIMEOUT_S).values())
+        credential = ScramCredentialInfo(_mechanism(users), SCRAM_ITERATIONS)
+        upsert = UserScramCredentialUpsertion(owner, credential, password.encode())
+        _settle(admin.alter_user_scram_credentials([upsert], request_timeout=_TIMEOUT_S).values())
+    log.info(f"Kafka credential of User:{owner} made (or rotated), with its ACLs and quotas")
+    return access, password
+
+
+def has_credential(spec: PipelineSpec, owner: str) -> bool:
+    users = _users(spec)
+    admin = _admin(admin_config(users))
+    futures = admin.describe_user_scram_credentials([owner], request_timeout=_TIMEOUT_S)
+    try:
+        _settle(futures.values() if isinstance(futures, dict) else [futures])
+    except KafkaAdminError as exc:
+        if _not_found(exc):
+            return False
+        raise
+    return True
+
+
+def _not_found(exc: KafkaAdminError) -> bool:
+    cause = exc.__cause__
+    error = cause.args[0] if isinstance(cause, KafkaException) and cause.args else None
+    return isinstance(error, KafkaError) and error.code() == KafkaError.RESOURCE_NOT_FOUND
+
+
+def revoke(spec: PipelineSpec, owner: str) -> bool:
+    """Take ``owner``'s credential, ACLs and quotas away; False if it had no credential."""
+    users = _users(spec)
+    config = admin_config(users)
+    with _CHANGES:
+        admin = _admin(config)
+        deletion = UserScramCredentialDeletion(owner, _mechanism(users))
+        try:
+            _settle(admin.alter_user_scram_credentials([deletion], request_timeout=_TIMEOUT_S).values())
+            had = True
+        except KafkaAdminError as exc:
+            if not _not_found(exc):
+                raise
+            had = False
+        # Every ACL of the principal (None: any name, any host), whatever prefixes it was given then.
+        everything = AclBindingFilter(
+            ResourceType.ANY,
+            None,  # type: ignore[arg-type]
+            ResourcePatternType.ANY,
+            f"User:{owner}",
+            None,  # type: ignore[arg-type]
+            AclOperation.ANY,
+            AclPermissionType.ANY,
+        )
+        _settle(admin.delete_acls([everything], request_timeout=_TIMEOUT_S).values())
+        try:
+            set_user_quotas(config, owner, dict.fromkeys(QUOTA_KEYS), _TIMEOUT_S)
+        except ClientQuotaError as exc:
+            raise KafkaAdminError(str(exc)) from exc
+    if had:
+        log.info(f"Kafka credential of User:{owner} revoked, with its ACLs and quotas")
+    return had
