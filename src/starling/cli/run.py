@@ -95,12 +95,12 @@ def run(
         server = None
         if control_port is not None:
             from starling.control.api.app import worker_app
-            from starling.control.auth import SharedSecret, secret_from_environment_or_file
+            from starling.control.auth import secret_from_environment_or_file, worker_authority
             from starling.control.server import BackgroundServer
 
             token_file = output / "run" / "control.token"
             secret, _ = secret_from_environment_or_file(token_file)
-            server = BackgroundServer(worker_app(runner, SharedSecret(secret)), port=control_port)
+            server = BackgroundServer(worker_app(runner, worker_authority(secret)), port=control_port)
             console.print(f"control API on http://127.0.0.1:{server.start()} (token in {token_file})")
         try:
             summary = _run_with_progress(runner, quiet)

@@ -56,11 +56,11 @@ def serve(
     except StarlingError as exc:
         report_error(str(exc))
         raise typer.Exit(2) from None
-    from starling.control.auth import SharedSecret, secret_from_environment_or_file
+    from starling.control.auth import secret_from_environment_or_file, worker_authority
 
     token_file = output / "run" / f"{stage}-control.token"
     secret, made = secret_from_environment_or_file(token_file)
-    server = BackgroundServer(worker_app(worker, SharedSecret(secret)), host=host, port=port)
+    server = BackgroundServer(worker_app(worker, worker_authority(secret)), host=host, port=port)
     bound = server.start()
     if made:
         console.print(f"control token written to {token_file}")

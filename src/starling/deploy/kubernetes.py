@@ -7,7 +7,8 @@ functions, so what the operator reviews is what the controller makes.
 The layout:
 
 - a ConfigMap with the pipeline (``pipeline.json``), mounted by every pod;
-- a Secret with the control token the workers' control APIs ask for (the controller holds it too);
+- a Secret with the control token the workers' control APIs ask for (the controller holds it too), and
+  a read-only metrics token, Prometheus's (``/metrics`` and ``/status`` only: a scrape can change nothing);
 - one Deployment per stage (``starling-ingest``, ``-filter``, ``-distribute``), one container each:
   ``starling serve <stage>``, probes on the control API's ``/health`` (liveness) and ``/ready``
   (readiness), resource requests, a grace period long enough to drain a batch (SIGTERM drains). The
@@ -86,21 +87,32 @@ def pipeline_configmap(
     }
 
 
-def token_secret(token: str, settings: DeploymentSettings) -> Manifest:
+METRICS_TOKEN_KEY = "metrics-token"
+
+
+def token_secret(token: str, settings: DeploymentSettings, metrics_token: str) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
         "metadata": metadata(TOKEN_SECRET, "control", settings),
-        "stringData": {"token": token},
+        "stringData": {"token": token, METRICS_TOKEN_KEY: metrics_token},
     }
 
 
-def _token_env() -> dict[str, Any]:
-    return {
-        "name": "STARLING_CONTROL_TOKEN",
-        "valueFrom": {"secretKeyRef": {"name": TOKEN_SECRET, "key": "token"}},
-    }
+def _token_env() -> list[dict[str, Any]]:
+    """The control token, and the metrics token the pod's ``/metrics`` and ``/status`` also take (optional:
+    a Secret written before it had one still starts the pod)."""
+    return [
+        {
+            "name": "STARLING_CONTROL_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": TOKEN_SECRET, "key": "token"}},
+        },
+        {
+            "name": "STARLING_METRICS_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": TOKEN_SECRET, "key": METRICS_TOKEN_KEY, "optional": True}},
+        },
+    ]
 
 
 def _pipeline_volume() -> dict[str, Any]:
@@ -123,7 +135,7 @@ def _worker_container(stage: StageName, settings: DeploymentSettings) -> dict[st
             "--port",
             str(WORKER_PORT),
         ],
-        "env": [_token_env()],
+        "env": _token_env(),
         "ports": [{"name": "http", "containerPort": WORKER_PORT, "protocol": "TCP"}],
         "livenessProbe": probe("/health", "http", 10, 3),
         "readinessProbe": probe("/ready", "http", 2, 1),
@@ -202,7 +214,7 @@ def worker_service(stage: StageName, settings: DeploymentSettings) -> Manifest:
 
 
 def service_monitor(settings: DeploymentSettings) -> Manifest:
-    """Prometheus Operator's scrape of every Starling pod's ``/metrics`` (the control token as bearer)."""
+    """Prometheus Operator's scrape of every Starling pod's ``/metrics``, with the read-only metrics token."""
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
@@ -217,7 +229,7 @@ def service_monitor(settings: DeploymentSettings) -> Manifest:
                     "interval": "15s",
                     "authorization": {
                         "type": "Bearer",
-                        "credentials": {"name": TOKEN_SECRET, "key": "token"},
+                        "credentials": {"name": TOKEN_SECRET, "key": METRICS_TOKEN_KEY},
                     },
                 }
             ],
@@ -246,7 +258,7 @@ def _controller_container(settings: DeploymentSettings) -> dict[str, Any]:
             "--port",
             str(CONTROLLER_PORT),
         ],
-        "env": [_token_env()],
+        "env": _token_env(),
         "ports": [{"name": "http", "containerPort": CONTROLLER_PORT, "protocol": "TCP"}],
         "livenessProbe": probe("/health", "http", 10, 3),
         "readinessProbe": probe("/ready", "http", 5, 2),
@@ -337,10 +349,15 @@ def controller_objects(settings: DeploymentSettings, spec: PipelineSpec | None =
 
 
 def all_manifests(
-    spec: PipelineSpec, settings: DeploymentSettings, token: str, postgres_password: str | None = None
+    spec: PipelineSpec,
+    settings: DeploymentSettings,
+    token: str,
+    postgres_password: str | None = None,
+    metrics_token: str | None = None,
 ) -> list[Manifest]:
     """Everything ``kubectl apply`` needs, in an order it can apply them. ``postgres_password``: the
-    in-cluster database's (default: a new one). ConfigError for a store URL the manifests cannot carry."""
+    in-cluster database's, ``metrics_token``: Prometheus's (default: new ones). ConfigError for a store
+    URL the manifests cannot carry."""
     check_store_urls(spec)
     store = store_layout(spec)
     objects: list[Manifest] = [
@@ -350,7 +367,7 @@ def all_manifests(
             "metadata": {"name": settings.namespace, "labels": labels("namespace")},
         },
         pipeline_configmap(spec, settings),
-        token_secret(token, settings),
+        token_secret(token, settings, metrics_token or f"stl_{secrets.token_urlsafe(32)}"),
     ]
     if store.in_cluster:
         objects += postgres_objects(store, settings, postgres_password or secrets.token_urlsafe(32))

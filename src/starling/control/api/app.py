@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starling.control.api import autoscaler, filters, kafka_access, pipeline, tokens, watch, worker
 from starling.control.api.common import COMMON_RESPONSES, allow_every_method_of_the_path
 from starling.control.api.limits import BodyLimit
-from starling.control.auth import TokenAuthority
+from starling.control.auth import TokenAuthority, with_metrics_token
 from starling.control.controller import Controller
 from starling.core.live import LiveRuntime
 
@@ -21,7 +21,7 @@ def controller_app(controller: Controller) -> FastAPI:
     """The controller's API; its tokens are those of the controller's store."""
     app = FastAPI(title="Starling controller", version="0.1.0", responses=COMMON_RESPONSES)
     app.state.controller = controller
-    app.state.authority = controller.state
+    app.state.authority = with_metrics_token(controller.state)
     app.middleware("http")(allow_every_method_of_the_path)
     app.add_middleware(BodyLimit)
     for router in (
@@ -48,5 +48,6 @@ def worker_app(runtime: LiveRuntime, authority: TokenAuthority) -> FastAPI:
     app.middleware("http")(allow_every_method_of_the_path)
     app.add_middleware(BodyLimit)
     app.include_router(worker.probes)
+    app.include_router(worker.scraped)
     app.include_router(worker.router)
     return app

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
-from starling.control.api.auth import OPERATOR
+from starling.control.api.auth import OPERATOR, SCRAPER
 from starling.control.api.common import (
     AUTH_RESPONSES,
     PROMETHEUS_RESPONSE,
@@ -109,6 +109,8 @@ class ConfigAccepted(BaseModel):
 
 probes = APIRouter(tags=["probes"])
 router = APIRouter(dependencies=OPERATOR, responses=AUTH_RESPONSES, tags=["runtime"])
+# What a Prometheus scrape reads: any valid token, the read-only metrics token included.
+scraped = APIRouter(dependencies=SCRAPER, responses=AUTH_RESPONSES, tags=["runtime"])
 
 
 @probes.get("/health")
@@ -137,7 +139,7 @@ async def availability(runtime: Runtime) -> Response:
 probes.add_api_route("/capabilities", capabilities, response_class=Response, responses=XML_RESPONSE)
 
 
-@router.get("/status")
+@scraped.get("/status")
 def status(runtime: Runtime) -> WorkerStatus:
     return WorkerStatus.model_validate(runtime.status())
 
@@ -208,6 +210,6 @@ def put_components(
     return ConfigAccepted(version=version, applied=False)
 
 
-@router.get("/metrics", response_class=Response, responses=PROMETHEUS_RESPONSE)
+@scraped.get("/metrics", response_class=Response, responses=PROMETHEUS_RESPONSE)
 def metrics(runtime: Runtime) -> Response:
     return Response(runtime_metrics(runtime), media_type=CONTENT_TYPE_LATEST)
