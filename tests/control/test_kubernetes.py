@@ -70,7 +70,8 @@ def test_the_manifests_wire_probes_services_config_and_scrape(tmp_path: Path) ->
     for manifest in manifests:
         by_kind.setdefault(manifest["kind"], []).append(manifest)
 
-    pipeline = PipelineSpec.model_validate_json(by_kind["ConfigMap"][0]["data"]["pipeline.json"])
+    [pipeline_object] = [s for s in by_kind["Secret"] if s["metadata"]["name"] == "starling-pipeline"]
+    pipeline = PipelineSpec.model_validate_json(pipeline_object["stringData"]["pipeline.json"])
     assert pipeline.kafka.bootstrap_servers == "kafka-0.kafka:9092"
 
     workers = [d for d in by_kind["Deployment"] if d["metadata"]["name"] != "starling-controller"]
@@ -90,7 +91,7 @@ def test_the_manifests_wire_probes_services_config_and_scrape(tmp_path: Path) ->
         assert container["resources"]["requests"]["memory"]
         assert "--host" in container["args"]
         assert any(
-            v["configMap"]["name"] == "starling-pipeline" for v in pod["spec"]["volumes"] if "configMap" in v
+            v["secret"]["secretName"] == "starling-pipeline" for v in pod["spec"]["volumes"] if "secret" in v
         )
         # The selector selects the pod template.
         assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
@@ -152,13 +153,13 @@ def test_the_kubernetes_backend_makes_the_recorded_api_calls() -> None:
         stage = body["metadata"]["name"].removeprefix("starling-")
         assert body == json.loads(json.dumps(worker_deployment(stage, settings, 1)))
     replaced = [r["body"] for r in api.requests if r["method"] == "PUT"]
-    assert json.loads(replaced[-1]["data"]["pipeline.json"])["batch_size"] == 250
+    assert json.loads(replaced[-1]["stringData"]["pipeline.json"])["batch_size"] == 250
     # The pipeline carries the controller's version of it: a pod reports it as the version it runs.
-    [configmap] = [
-        r["body"] for r in api.requests if r["method"] == "POST" and r["path"].endswith("/configmaps")
+    [created_pipeline] = [
+        r["body"] for r in api.requests if r["method"] == "POST" and r["path"].endswith("/secrets")
     ]
-    assert json.loads(configmap["data"]["pipeline.json"])["pipeline_version"] == 3
-    assert json.loads(replaced[-1]["data"]["pipeline.json"])["pipeline_version"] == 4
+    assert json.loads(created_pipeline["stringData"]["pipeline.json"])["pipeline_version"] == 3
+    assert json.loads(replaced[-1]["stringData"]["pipeline.json"])["pipeline_version"] == 4
 
     # The terminating pod is no longer a worker; the pending one is listed, not alive.
     assert [(w.name.rsplit("-", 1)[1], w.replica, w.alive) for w in workers] == [

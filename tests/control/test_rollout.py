@@ -24,7 +24,7 @@ from starling.control.rollout import StageRollout
 from starling.control.state import ControllerState, DesiredPipeline
 from starling.core.spec import VERSION_KEY, ComponentSpec, PipelineSpec, file_version, versioned_json
 from starling.core.stages import StageName
-from starling.deploy.kubernetes import PIPELINE_CONFIGMAP_MAX_BYTES
+from starling.deploy.kubernetes import PIPELINE_MAX_BYTES
 from starling.errors import ConfigError
 from tests.support.helpers import wait_until
 
@@ -234,9 +234,9 @@ def test_an_operator_change_made_while_users_change_the_stage_loses_none(tmp_pat
 
 
 def test_a_change_the_backend_cannot_hold_is_refused_before_it_is_saved(tmp_path: Path) -> None:
-    """A Kubernetes ConfigMap holds 1 MiB: a watchlist that would take the pipeline past what the backend
+    """A Kubernetes Secret holds 1 MiB: a watchlist that would take the pipeline past what the backend
     can give its workers is refused, and neither the desired pipeline nor the workers' file changes."""
-    assert KubernetesBackend.max_pipeline_bytes == PIPELINE_CONFIGMAP_MAX_BYTES < 1024 * 1024
+    assert KubernetesBackend.max_pipeline_bytes == PIPELINE_MAX_BYTES < 1024 * 1024
     spec = default_pipeline(input_source([], 1))
     state = ControllerState(tmp_path / "starling.db")
     backend = FakeBackend()

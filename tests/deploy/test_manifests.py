@@ -200,7 +200,7 @@ def test_with_sqlite_the_distribute_stage_is_one_writer_of_its_volume(tmp_path: 
     assert "starling-cutouts" not in _names(manifests, "PersistentVolumeClaim")
     assert "StatefulSet" not in {m["kind"] for m in manifests}
     assert "starling-web" not in _names(manifests, "Deployment")  # the SQLite file is distribute's alone
-    assert _names(manifests, "Secret") == {"starling-control-token"}
+    assert _names(manifests, "Secret") == {"starling-control-token", "starling-pipeline"}
     for deployment in (m for m in manifests if m["kind"] == "Deployment"):
         assert "PGPASSWORD" not in _env(deployment)
     for name in ("starling-ingest", "starling-filter"):
@@ -255,7 +255,7 @@ def test_with_the_in_cluster_postgres_distribute_rolls_and_shares_its_cutouts(tm
         assert _env(_one(manifests, "Deployment", name))["PGPASSWORD"]["valueFrom"] == reference
     for name in ("starling-ingest", "starling-filter"):  # they never open the store
         assert "PGPASSWORD" not in _env(_one(manifests, "Deployment", name))
-    pipeline = json.loads(_one(manifests, "ConfigMap", "starling-pipeline")["data"]["pipeline.json"])
+    pipeline = json.loads(_one(manifests, "Secret", "starling-pipeline")["stringData"]["pipeline.json"])
     assert [s["config"]["path"] for s in pipeline["sinks"] if s["use"] == "store"] == [IN_CLUSTER_URL]
     assert [m["kind"] for m in manifests if password in json.dumps(m)] == ["Secret"]
 
@@ -316,3 +316,26 @@ def test_a_store_url_the_manifests_cannot_carry_is_refused(
     assert complaint in result.output
     assert "hunter2" not in result.output
     assert not out.exists() or not list(out.iterdir())
+
+
+def test_a_webhook_secret_is_in_no_object_but_a_secret(tmp_path: Path) -> None:
+    """A canary secret planted in a filter's webhook output: of everything ``starling deploy`` writes, only
+    Secrets hold it (the pipeline is one, mounted by the pods): no ConfigMap, Deployment or output line."""
+    canary = "canary-7d1c5e0a9b8f4e3d2c1b"
+    pipeline = tmp_path / "pipeline.toml"
+    hook = f"{{ type = 'webhook', url = 'https://hooks.example.org/ada', secret = '{canary}' }}"
+    pipeline.write_text(
+        "[source]\nuse = 'synthetic'\n[[filters]]\nuse = 'adql'\nname = 'bright'\n"
+        f"config = {{ expression = 'mag < 18', outputs = [{hook}] }}\n"
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["deploy", "kubernetes", "-o", str(out), "--pipeline", str(pipeline)])
+    assert result.exit_code == 0, result.output
+    assert canary not in result.output
+    holding = {}
+    for path in sorted(out.glob("*.yaml")):
+        if canary in path.read_text():
+            manifest = yaml.safe_load(path.read_text())
+            holding[manifest["metadata"]["name"]] = manifest["kind"]
+            assert path.stat().st_mode & 0o077 == 0, path  # written for its owner's eyes only
+    assert holding == {"starling-pipeline": "Secret"}

@@ -28,7 +28,7 @@ def kubernetes(
     namespace: Annotated[str, typer.Option()] = "starling",
     image: Annotated[str | None, typer.Option(help="the image every stage runs (see Dockerfile)")] = None,
 ) -> None:
-    """Write the Kubernetes manifests of the whole system (workers, controller, Services, ConfigMap,
+    """Write the Kubernetes manifests of the whole system (workers, controller, Services, the pipeline Secret,
     Secret, RBAC, volumes, probes, a ServiceMonitor; the PostgreSQL database when the pipeline's store
     URL names the host starling-postgres), one file per object, for `kubectl apply -f`."""
     from pydantic import ValidationError
@@ -67,7 +67,7 @@ def kubernetes(
 
 @deploy_app.command("teardown")
 def teardown(namespace: Annotated[str, typer.Option()] = "starling") -> None:
-    """Delete the stages' Deployments and the pipeline ConfigMap that the controller's kubernetes backend
+    """Delete the stages' Deployments and the pipeline Secret that the controller's kubernetes backend
     made (the kubeconfig's cluster, or the pod's service account)."""
     from starling.control.backends.kubernetes import KubernetesBackend, api_client_from_environment
     from starling.deploy.kubernetes import DeploymentSettings
@@ -79,4 +79,4 @@ def teardown(namespace: Annotated[str, typer.Option()] = "starling") -> None:
     except StarlingError as exc:
         report_error(str(exc))
         raise typer.Exit(2) from None
-    console.print(f"the stage Deployments and the pipeline ConfigMap of {namespace} are deleted")
+    console.print(f"the stage Deployments and the pipeline Secret of {namespace} are deleted")

@@ -179,7 +179,7 @@ class Controller:
 
     def _fits(self, desired: DesiredPipeline) -> None:
         """ConfigError if the backend cannot hold the pipeline where its workers read it (a Kubernetes
-        ConfigMap holds 1 MiB): refused before it is saved, so desired state and cluster never diverge."""
+        Secret holds 1 MiB): refused before it is saved, so desired state and cluster never diverge."""
         limit = self.backend.max_pipeline_bytes
         if limit is None:
             return
@@ -187,7 +187,7 @@ class Controller:
         if size > limit:
             raise ConfigError(
                 f"the pipeline would take {size:,} bytes, over the {limit:,} its workers can be given here "
-                "(a Kubernetes ConfigMap): remove targets, lists or filters, or ask the operator"
+                "(a Kubernetes Secret): remove targets, lists or filters, or ask the operator"
             )
 
     def wait_live(self, version: int, *stages: StageName, timeout_s: float = LIVE_WAIT_S) -> bool:

@@ -63,7 +63,7 @@ def run_controller(
     state = ControllerState(output / "starling.db")
     desired = state.load()
     restored = desired is not None
-    # A pipeline file the controller wrote (the Kubernetes ConfigMap) carries its version: the
+    # A pipeline file the controller wrote (the Kubernetes pipeline Secret) carries its version: the
     # versions go on from it, so no running worker ever holds a version newer than the desired one
     # (it would be taken to run changes it never received).
     written = (file_version(pipeline) if pipeline is not None else None) or 0

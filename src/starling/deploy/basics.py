@@ -14,10 +14,12 @@ Manifest = dict[str, Any]
 APP = "starling"
 WORKER_PORT = 8080
 CONTROLLER_PORT = 8765
-PIPELINE_CONFIGMAP = "starling-pipeline"
-# Kubernetes keeps a ConfigMap to 1 MiB (1,048,576 bytes, its metadata included): the pipeline it carries
+# The pipeline is a Secret, not a ConfigMap: it holds users' webhook secrets, which a ConfigMap would
+# show to whoever may read the namespace's configuration.
+PIPELINE_SECRET = "starling-pipeline"
+# Kubernetes keeps a Secret to 1 MiB (1,048,576 bytes, its metadata included): the pipeline it carries
 # stays below this, leaving room for the metadata and the JSON's escapes.
-PIPELINE_CONFIGMAP_MAX_BYTES = 1_000_000
+PIPELINE_MAX_BYTES = 1_000_000
 TOKEN_SECRET = "starling-control-token"
 POSTGRES = "starling-postgres"  # the in-cluster database's StatefulSet, Service and Secret
 POSTGRES_PORT = 5432

@@ -6,7 +6,8 @@ functions, so what the operator reviews is what the controller makes.
 
 The layout:
 
-- a ConfigMap with the pipeline (``pipeline.json``), mounted by every pod;
+- a Secret with the pipeline (``pipeline.json``), mounted by every pod (a Secret, not a ConfigMap: it
+  holds users' webhook secrets);
 - a Secret with the control token the workers' control APIs ask for (the controller holds it too), and
   a read-only metrics token, Prometheus's (``/metrics`` and ``/status`` only: a scrape can change nothing);
 - one Deployment per stage (``starling-ingest``, ``-filter``, ``-distribute``), one container each:
@@ -36,8 +37,8 @@ from starling.deploy.basics import (
     CUTOUTS_CLAIM,
     DATA_DIR,
     DRAIN_GRACE_S,
-    PIPELINE_CONFIGMAP,
-    PIPELINE_CONFIGMAP_MAX_BYTES,
+    PIPELINE_MAX_BYTES,
+    PIPELINE_SECRET,
     TOKEN_SECRET,
     WORKER_PORT,
     DeploymentSettings,
@@ -60,30 +61,29 @@ from starling.deploy.web import web_objects
 
 __all__ = [
     "CONTROLLER_PORT",
-    "PIPELINE_CONFIGMAP",
-    "PIPELINE_CONFIGMAP_MAX_BYTES",
+    "PIPELINE_MAX_BYTES",
+    "PIPELINE_SECRET",
     "WORKER_PORT",
     "DeploymentSettings",
     "Manifest",
     "all_manifests",
     "controller_objects",
     "deployment_name",
-    "pipeline_configmap",
+    "pipeline_secret",
     "selector",
     "worker_deployment",
     "worker_service",
 ]
 
 
-def pipeline_configmap(
-    spec: PipelineSpec, settings: DeploymentSettings, version: int | None = None
-) -> Manifest:
+def pipeline_secret(spec: PipelineSpec, settings: DeploymentSettings, version: int | None = None) -> Manifest:
     """The pipeline every pod reads; ``version``: the controller's version of it (none when deployed)."""
     return {
         "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata(PIPELINE_CONFIGMAP, "pipeline", settings),
-        "data": {"pipeline.json": versioned_json(spec, version)},
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata(PIPELINE_SECRET, "pipeline", settings),
+        "stringData": {"pipeline.json": versioned_json(spec, version)},
     }
 
 
@@ -116,7 +116,7 @@ def _token_env() -> list[dict[str, Any]]:
 
 
 def _pipeline_volume() -> dict[str, Any]:
-    return {"name": "pipeline", "configMap": {"name": PIPELINE_CONFIGMAP}}
+    return {"name": "pipeline", "secret": {"secretName": PIPELINE_SECRET}}
 
 
 def _worker_container(stage: StageName, settings: DeploymentSettings) -> dict[str, Any]:
@@ -271,7 +271,8 @@ def _controller_container(settings: DeploymentSettings) -> dict[str, Any]:
 
 
 def _controller_role(account: str, component: str, settings: DeploymentSettings) -> Manifest:
-    """What the controller may do: manage and scale the stage Deployments, their ConfigMap, read pods."""
+    """What the controller may do: manage and scale the stage Deployments, write the pipeline's Secret (its
+    only Secret: the control token comes to it in its environment), read pods."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -289,7 +290,7 @@ def _controller_role(account: str, component: str, settings: DeploymentSettings)
             },
             {
                 "apiGroups": [""],
-                "resources": ["configmaps"],
+                "resources": ["secrets"],
                 "verbs": ["get", "create", "patch", "update", "delete"],
             },
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
@@ -366,7 +367,7 @@ def all_manifests(
             "kind": "Namespace",
             "metadata": {"name": settings.namespace, "labels": labels("namespace")},
         },
-        pipeline_configmap(spec, settings),
+        pipeline_secret(spec, settings),
         token_secret(token, settings, metrics_token or f"stl_{secrets.token_urlsafe(32)}"),
     ]
     if store.in_cluster:

@@ -79,8 +79,8 @@ def store_layout(spec: PipelineSpec | None) -> StoreLayout:
 
 
 def check_store_urls(spec: PipelineSpec) -> None:
-    """The pipeline goes into a ConfigMap, readable by whoever may read the namespace's config: a
-    PostgreSQL URL there names no password (it comes from the Secret); the in-cluster database's URL
+    """The pipeline goes to every pod: a PostgreSQL URL there names no password (it comes from the
+    database's own Secret, to the pods that write); the in-cluster database's URL
     names the user the database is made for, and the Service's port."""
     for sink in spec.sinks:
         path = str(sink.config.get("path", "")) if sink.use == "store" else ""
@@ -90,7 +90,7 @@ def check_store_urls(spec: PipelineSpec) -> None:
         where = f"sink {sink.instance_name!r}: {shown_location(path)}"
         if url.password is not None:
             raise ConfigError(
-                f"{where}: the store URL would put its password in the pipeline's ConfigMap; leave it "
+                f"{where}: the store URL would put its password in the pipeline every pod reads; leave it "
                 f"out (the pods get $PGPASSWORD from the {POSTGRES} Secret)"
             )
         if (url.hostname or "").split(".")[0] == POSTGRES:

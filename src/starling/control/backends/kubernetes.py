@@ -1,6 +1,6 @@
 """The controller's ``kubernetes`` backend: one Deployment per stage, through the Kubernetes API.
 
-It uses the official client (``kubernetes``): the pipeline goes into a ConfigMap every pod mounts;
+It uses the official client (``kubernetes``): the pipeline goes into a Secret every pod mounts;
 each stage is a Deployment made from the same manifest as ``starling deploy kubernetes``
 (``starling.deploy.kubernetes``), created when missing and adopted when present; scaling patches the
 Deployment's ``scale`` subresource. A pod that Kubernetes removes on a scale-down gets SIGTERM, on
@@ -23,12 +23,12 @@ from starling.control.client import WorkerClient
 from starling.core.spec import PipelineSpec
 from starling.core.stages import STAGES, StageName
 from starling.deploy.kubernetes import (
-    PIPELINE_CONFIGMAP,
-    PIPELINE_CONFIGMAP_MAX_BYTES,
+    PIPELINE_MAX_BYTES,
+    PIPELINE_SECRET,
     WORKER_PORT,
     DeploymentSettings,
     deployment_name,
-    pipeline_configmap,
+    pipeline_secret,
     selector,
     worker_deployment,
 )
@@ -72,7 +72,7 @@ def api_client_from_environment() -> k8s.ApiClient:
 
 
 class KubernetesBackend:
-    max_pipeline_bytes: int | None = PIPELINE_CONFIGMAP_MAX_BYTES
+    max_pipeline_bytes: int | None = PIPELINE_MAX_BYTES
 
     def __init__(self, settings: DeploymentSettings, api: k8s.ApiClient, token: str) -> None:
         self.settings = settings
@@ -112,13 +112,13 @@ class KubernetesBackend:
         self._scale_one(stage, replicas)
 
     def write_spec(self, spec: PipelineSpec, version: int | None = None) -> None:
-        body: Any = pipeline_configmap(spec, self.settings, version)
+        body: Any = pipeline_secret(spec, self.settings, version)
         try:
-            self.core.replace_namespaced_config_map(PIPELINE_CONFIGMAP, self.namespace, body)
+            self.core.replace_namespaced_secret(PIPELINE_SECRET, self.namespace, body)
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            self.core.create_namespaced_config_map(self.namespace, body)
+            self.core.create_namespaced_secret(self.namespace, body)
 
     def _pods(self, stage: StageName) -> list[Any]:
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector(f"worker-{stage}"))
@@ -154,12 +154,12 @@ class KubernetesBackend:
         """The Deployments outlive the controller: Kubernetes keeps them running while it restarts."""
 
     def teardown(self) -> None:
-        """Delete the stages' Deployments and the pipeline ConfigMap (what ``start`` created)."""
+        """Delete the stages' Deployments and the pipeline Secret (what ``start`` created)."""
         for stage in STAGES:
             self._delete(
                 lambda s=stage: self.apps.delete_namespaced_deployment(deployment_name(s), self.namespace)
             )
-        self._delete(lambda: self.core.delete_namespaced_config_map(PIPELINE_CONFIGMAP, self.namespace))
+        self._delete(lambda: self.core.delete_namespaced_secret(PIPELINE_SECRET, self.namespace))
 
     @staticmethod
     def _delete(call: Any) -> None:
