@@ -14,9 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
+from starling.alert.decoder import AlertDecoder
+from starling.transport.kafka.envelope import decode_envelope
 from tests.support.controller import ControllerProcess
-from tests.support.helpers import wait_until
-from tests.support.kafka import chain_spec
+from tests.support.helpers import synthetic_messages, wait_until
+from tests.support.kafka import chain_spec, read_topic, send_raw
 
 pytestmark = pytest.mark.kafka
 
@@ -63,7 +65,9 @@ def _watchlist_names(components: list[dict[str, Any]]) -> set[str]:
     return {entry["name"] for entry in found["config"]["lists"]} if found else set()
 
 
-def test_concurrent_changes_by_many_users_are_all_kept_and_live(controller: ControllerProcess) -> None:
+def test_concurrent_changes_by_many_users_are_all_kept_and_live(
+    controller: ControllerProcess, kafka_bootstrap: str, prefix: str
+) -> None:
     tokens = {user: controller.user_token(user) for user in USERS}
     # Two filter replicas: a change is live only once both run it.
     scaled = httpx.put(
@@ -124,6 +128,26 @@ def test_concurrent_changes_by_many_users_are_all_kept_and_live(controller: Cont
     for user in USERS:  # each sees its own
         own = httpx.get(f"{controller.url}/filters", headers=tokens[user]).json()
         assert {f["name"] for f in own} == {f"{user}-f{i}" for i in range(CHANGES_PER_USER)}
+
+    # Checked again through the alerts themselves: each alert sent now is judged by replicas that run
+    # every change answered live (its provenance names the pipeline version each stage ran).
+    newest = {"filter": 0, "ingest": 0}
+    for (job, _, _), answer in zip(jobs, answers, strict=True):
+        if job is not operate:
+            stage = "filter" if job is submit else "ingest"
+            newest[stage] = max(newest[stage], int(answer.json()["version"]))
+    spec = chain_spec(kafka_bootstrap, prefix, 0)
+    sent = synthetic_messages(400, alerts_per_visit=200, cutouts=False)
+    send_raw(spec, sent)
+    decoder = AlertDecoder()
+    envelopes = [
+        decode_envelope(m.value(), decoder)
+        for m in read_topic(kafka_bootstrap, spec.kafka.topic("filtered"), 400, timeout_s=180)
+    ]
+    assert len({e.alert.alert_id for e in envelopes}) == 400
+    for envelope in envelopes:
+        assert envelope.provenance["filter.pipeline"] >= newest["filter"], envelope.provenance
+        assert envelope.provenance["ingest.pipeline"] >= newest["ingest"], envelope.provenance
 
 
 def test_a_change_based_on_a_stale_read_is_refused(controller: ControllerProcess) -> None:

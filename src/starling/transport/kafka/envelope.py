@@ -50,7 +50,8 @@ def encode_envelope(
     alert: Alert, payload: bytes, matches: list[str], provenance: dict[str, int] | None = None
 ) -> bytes:
     """Wrap an alert for the next stage; ``payload`` is the survey message it was decoded from, and
-    ``provenance`` the configuration version of each stage it went through."""
+    ``provenance`` the configuration version of each stage it went through (the replica's own, under the
+    stage's name; the controller's pipeline version, under ``<stage>.pipeline``, when it has one)."""
     out = io.BytesIO()
     out.write(ENVELOPE_MAGIC)
     fastavro.schemaless_writer(

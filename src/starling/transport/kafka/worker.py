@@ -291,9 +291,14 @@ class StageWorker(LiveRuntime):
         for name, matched in batch.matches.items():
             for alert in matched:
                 matched_by.setdefault(id(alert), []).append(name)
+        # This replica's own configuration version, and the controller's pipeline version it runs (the
+        # same in every replica: what tells that a change made at that version judged this alert).
+        stamp = {self.stage: self.config_version}
+        if self.applied_pipeline_version is not None:
+            stamp[f"{self.stage}.pipeline"] = self.applied_pipeline_version
         for alert in batch.alerts:
             payload = payloads[id(alert)].payload
-            provenance = {**self._provenance.get(id(alert), {}), self.stage: self.config_version}
+            provenance = {**self._provenance.get(id(alert), {}), **stamp}
             value = encode_envelope(alert, payload, matched_by.get(id(alert), []), provenance)
             if len(value) > MAX_MESSAGE_BYTES:
                 self._dead_letter_oversized(alert, payloads[id(alert)], len(value))
