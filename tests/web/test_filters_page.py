@@ -37,6 +37,7 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 FAULTY = f"mag < 19 AND\n  object_id <> '{HOSTILE}' AND decl > 0"
 FIXED = f"mag < 19 AND\n  object_id <> '{HOSTILE}' AND dec > 0"
 SQL_CONDITION = "mag < 19 AND object_id <> ? AND dec > 0"  # the same condition in the store's SQL
+CHANGED = "mag < 18.5 AND dec > 0"  # a change of the live filter, written in the page
 
 
 def _fault(expression: str) -> FilterSyntaxError:
@@ -240,6 +241,7 @@ def test_a_filter_written_tried_made_live_followed_paused_and_removed_in_the_pag
         _sign_in(browser, base, alice["Authorization"].split()[1])
         _edit_check_and_try(browser, location)
         _make_live_and_follow(browser, base, controller, alice, spec, later, location)
+        _change(browser, controller, alice)
         _pause_and_remove(browser, controller, alice)
     finally:
         if server is not None:
@@ -284,7 +286,7 @@ def _make_live_and_follow(
     matched = _stored_matches(location, "alice.north-bright")
     assert matched == expected > 0
     section = (By.ID, "matches-section")
-    WebDriverWait(browser, 60).until(
+    WebDriverWait(browser, 120).until(  # the page's next polls, on a machine that may be busy
         lambda b: b.find_element(*section).get_attribute("data-count") == str(matched)
     )
     assert browser.execute_script("return window.notReloaded") is True  # they came without a reload
@@ -296,6 +298,28 @@ def _make_live_and_follow(
     assert int(_cell(browser, "north-bright", '[data-count="seen"]')) >= 800
     browser.execute_script("window.scrollTo(0, 0)")  # the list, its counts and the matches
     screenshot(browser, "filters-page")
+
+
+def _change(browser: Any, controller: ControllerProcess, alice: dict[str, str]) -> None:
+    """The live filter's condition changed in the editor: a faulty one refused at its place, and the
+    filter kept as it was; a valid one saved, and the controller runs it."""
+    browser.find_element(
+        By.CSS_SELECTOR, '#mine tr[data-filter="north-bright"] [data-action="change"]'
+    ).click()
+    assert browser.find_element(By.ID, "expression").get_attribute("value") == FIXED
+    assert browser.find_element(By.ID, "change-name").text == "north-bright"
+    _type(browser, "expression", FAULTY)
+    browser.find_element(By.ID, "save-change").click()
+    status = (By.ID, "change-status")
+    WebDriverWait(browser, 30).until(lambda b: b.find_element(*status).get_attribute("class") == "problem")
+    assert httpx.get(f"{controller.url}/filters/north-bright", headers=alice).json()["expression"] == FIXED
+    _type(browser, "expression", CHANGED)
+    WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "check").text == "a valid filter")
+    browser.find_element(By.ID, "save-change").click()
+    WebDriverWait(browser, 60).until(lambda b: "north-bright changed" in b.find_element(*status).text)
+    assert httpx.get(f"{controller.url}/filters/north-bright", headers=alice).json()["expression"] == CHANGED
+    WebDriverWait(browser, 30).until(lambda b: _cell(b, "north-bright", "code") == CHANGED)
+    assert not browser.find_element(By.ID, "change-filter").is_displayed()
 
 
 def _pause_and_remove(browser: Any, controller: ControllerProcess, alice: dict[str, str]) -> None:

@@ -9,7 +9,7 @@ const POLL_MS = 3000;  // the counts and a followed filter's matches, refreshed 
 const CHECK_DELAY_MS = 350;  // a check once typing pauses, not one per key
 const SHOWN_MATCHES = 200;
 const byId = (id) => document.getElementById(id);
-const page = { session: { signed_in: false }, rows: new Map(), following: null, checks: 0 };
+const page = { session: { signed_in: false }, rows: new Map(), following: null, checks: 0, editing: null };
 
 // -- the editor: checked as one types ------------------------------------------------------------
 
@@ -158,14 +158,57 @@ function newRow(filter) {
   const tr = starling.row(["", "", "", "", "", "", "", "", ""]);
   tr.dataset.filter = filter.name;
   tr.cells[1].appendChild(starling.el("code"));
-  const buttons = [["toggle", ""], ["remove", "remove"], ["follow", "matches"]].map(([role, text]) =>
-    starling.el("button", text, { type: "button", "data-action": role }));
+  const buttons = [["toggle", ""], ["change", "change"], ["remove", "remove"], ["follow", "matches"]].map(
+    ([role, text]) => starling.el("button", text, { type: "button", "data-action": role }));
   tr.cells[8].append(...buttons);
   const guarded = (work) => () => work().catch((e) => starling.problem(e.message));
   buttons[0].addEventListener("click", guarded(() => act(tr.filter, tr.filter.paused ? "resume" : "pause")));
-  buttons[1].addEventListener("click", guarded(() => act(tr.filter, "remove")));
-  buttons[2].addEventListener("click", guarded(() => follow(tr.filter.id)));
+  buttons[1].addEventListener("click", () => startChange(tr.filter));
+  buttons[2].addEventListener("click", guarded(() => act(tr.filter, "remove")));
+  buttons[3].addEventListener("click", guarded(() => follow(tr.filter.id)));
   return tr;
+}
+
+// -- changing a live filter's condition: written in the editor (checked as typed), then saved --------
+
+function startChange(filter) {
+  page.editing = filter;
+  const editor = byId("expression");
+  editor.value = filter.expression ?? "";
+  byId("change-name").textContent = filter.name;
+  byId("change-filter").hidden = false;
+  byId("change-status").textContent = "";
+  editor.scrollIntoView({ block: "center" });
+  editor.focus();
+  checkSoon();
+}
+
+function stopChange() {
+  page.editing = null;
+  byId("change-filter").hidden = true;
+}
+
+async function saveChange() {
+  const filter = page.editing;
+  if (!filter) return;
+  const status = byId("change-status");
+  const expression = byId("expression").value;
+  status.className = "hint";
+  status.textContent = "saving…";
+  try {
+    const path = `/api/my/filters/${encodeURIComponent(pathName(filter))}`;
+    const changed = await starling.send("PATCH", path, { expression });
+    status.className = "valid";
+    status.textContent = `${filter.name} changed (pipeline version ${changed.version}`
+      + `${changed.live ? "" : "; some replicas apply it when they can"})`;
+  } catch (error) {
+    if (error.fault) showFault(expression, error.fault);
+    status.className = "problem";
+    status.textContent = error.message;
+    return;
+  }
+  stopChange();
+  await refreshMine();
 }
 
 function fillRow(tr, filter) {
@@ -312,6 +355,11 @@ function wire() {
     event.preventDefault();
     makeLive().catch((e) => starling.problem(e.message));
   });
+  byId("change-filter").addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveChange().catch((e) => starling.problem(e.message));
+  });
+  byId("cancel-change").addEventListener("click", stopChange);
   starling.every(pollMatches, POLL_MS);
 }
 
