@@ -46,6 +46,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("get", "/watchlists/{name}"): "owner",
     ("put", "/watchlists/{name}"): "owner",
     ("delete", "/watchlists/{name}"): "owner",
+    ("get", "/watchmaps/{name}"): "owner",
     ("put", "/watchmaps/{name}"): "owner",
     ("delete", "/watchmaps/{name}"): "owner",
     ("delete", "/tokens/{token_id}"): "owner",

@@ -6,11 +6,13 @@ body every client of these APIs reads, so a handler can return its typed model o
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Header, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from starlette.middleware.base import RequestResponseEndpoint
@@ -56,6 +58,29 @@ PROMETHEUS_RESPONSE: Responses = {
         "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
     }
 }
+
+
+# Optimistic concurrency for users' objects (filters, watchlists, watchmaps): each is read with an ``ETag``,
+# the digest of what it holds, and a change or removal sent with it as ``If-Match`` is refused (412) when
+# the object changed meanwhile, so no one overwrites a change they never saw.
+IfMatch = Annotated[str | None, Header(description="the ETag you read: refused (412) if it changed since")]
+
+
+def entity_tag(body: Any) -> str:
+    """An object's entity tag: the digest of its content (it changes with any change to it)."""
+    text = json.dumps(body, sort_keys=True, default=str)
+    return f'"{hashlib.sha256(text.encode()).hexdigest()[:20]}"'
+
+
+def check_if_match(if_match: str | None, body: Any, noun: str) -> None:
+    """412 if the caller read another state of the object (``body``: None, it does not exist) than the one
+    it would change; no ``If-Match``: no check."""
+    if if_match is None:
+        return
+    if body is None:
+        refuse(412, f"the {noun} does not exist (any more); read it again")
+    if if_match.strip() != "*" and entity_tag(body) not in if_match:
+        refuse(412, f"the {noun} changed since you read it (it is now {entity_tag(body)}); read it again")
 
 
 def refuse(status: int, detail: Any) -> NoReturn:

@@ -10,20 +10,27 @@ new filter is judged before its outputs are known.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from starling.adql.language import compile_filter
 from starling.adql.parse import FilterSyntaxError
 from starling.components.outputs import Output
 from starling.control.api.auth import ANYONE, Anyone
-from starling.control.api.common import AUTH_RESPONSES, REFUSED, config_refused, problem, refuse
+from starling.control.api.common import (
+    AUTH_RESPONSES,
+    REFUSED,
+    IfMatch,
+    check_if_match,
+    config_refused,
+    entity_tag,
+    problem,
+    refuse,
+)
 from starling.control.api.deps import Control
 from starling.control.quotas import over_quota
 from starling.control.tokens import Principal
@@ -192,18 +199,6 @@ def _capped(filters: UserFilters, who: Principal, config: dict[str, Any]) -> dic
     return {**config, "max_per_minute": min(asked, quota) if asked is not None else quota}
 
 
-def etag(spec: ComponentSpec) -> str:
-    """A filter's entity tag: the digest of its configuration (it changes with any change to it)."""
-    text = json.dumps(spec.config, sort_keys=True, default=str)
-    return f'"{hashlib.sha256(text.encode()).hexdigest()[:20]}"'
-
-
-def _matches(if_match: str | None, spec: ComponentSpec) -> None:
-    """412 if the caller read another state of the filter than the one it would change."""
-    if if_match is not None and if_match.strip() != "*" and etag(spec) not in if_match:
-        refuse(412, f"the filter changed since you read it (it is now {etag(spec)}); read it again")
-
-
 def _update(
     filters: UserFilters, who: Principal, name: str, changes: dict[str, Any], if_match: str | None = None
 ) -> FilterChanged:
@@ -216,7 +211,7 @@ def _update(
 
     def update(specs: list[ComponentSpec]) -> list[ComponentSpec]:
         index = _owned(specs, who, name)
-        _matches(if_match, specs[index])
+        check_if_match(if_match, specs[index].config, "filter")
         if "outputs" in changes:
             _collides(filters, specs, specs[index].instance_name, changes["outputs"])
         updated = specs[index].model_copy(update={"config": {**specs[index].config, **changes}})
@@ -264,11 +259,10 @@ def get_filter(name: str, filters: Filters, who: Anyone, response: Response) -> 
     """One of your filters, with an ``ETag``: send it back as ``If-Match`` with a change, and a change
     made meanwhile by someone else (another of your sessions, an operator) is not overwritten (412)."""
     spec = _found(filters, who, name)
-    response.headers["ETag"] = etag(spec)
+    response.headers["ETag"] = entity_tag(spec.config)
     return FilterView.model_validate(filters.view(spec, filters.counts()))
 
 
-IfMatch = Annotated[str | None, Header(description="the ETag you read: refused (412) if it changed since")]
 CHANGE_RESPONSES = {**NOT_YOURS, 412: problem("it changed since you read it")}
 
 
@@ -300,7 +294,7 @@ def resume(name: str, filters: Filters, who: Anyone, if_match: IfMatch = None) -
 def delete(name: str, filters: Filters, who: Anyone, if_match: IfMatch = None) -> FilterDeleted:
     def remove(specs: list[ComponentSpec]) -> list[ComponentSpec]:
         index = _owned(specs, who, name)
-        _matches(if_match, specs[index])
+        check_if_match(if_match, specs[index].config, "filter")
         return [*specs[:index], *specs[index + 1 :]]
 
     version, live = _edited(filters, remove)

@@ -2,7 +2,8 @@
 
 An upload is checked, then goes live in every ingest replica between two batches: alerts that arrive
 after are marked. A user token sees and changes its own; an operator token all of them. A name that
-belongs to someone else is refused (409) rather than taken over.
+belongs to someone else is refused (409) rather than taken over. Each is read with an ``ETag``; a
+replacement or removal sent with it as ``If-Match`` is refused (412) if it changed meanwhile.
 """
 
 from __future__ import annotations
@@ -11,12 +12,22 @@ import base64
 import binascii
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from starling.components.annotators.watch import NAME, Watchlist, WatchTarget, moc_from_upload
 from starling.control.api.auth import ANYONE, Anyone
-from starling.control.api.common import AUTH_RESPONSES, REFUSED, config_refused, problem, refuse
+from starling.control.api.common import (
+    AUTH_RESPONSES,
+    REFUSED,
+    IfMatch,
+    Responses,
+    check_if_match,
+    config_refused,
+    entity_tag,
+    problem,
+    refuse,
+)
 from starling.control.api.deps import Control
 from starling.control.quotas import over_quota
 from starling.control.tokens import Principal
@@ -54,6 +65,13 @@ class WatchmapSummary(BaseModel):
     cells: int = Field(description="how many MOC cells the region has, over every depth")
 
 
+class Watchmap(BaseModel):
+    name: str
+    owner: str | None = None
+    description: str = ""
+    moc: dict[str, list[int]] = Field(description="the region: depth -> NESTED cells")
+
+
 class WatchPut(BaseModel):
     name: str
     version: int = Field(description="the desired pipeline's version that carries the change")
@@ -79,6 +97,7 @@ Lists = Annotated[WatchEntries, Depends(_lists)]
 Maps = Annotated[WatchEntries, Depends(_maps)]
 PUT_RESPONSES = {**REFUSED, 409: problem("the name belongs to someone else")}
 NOT_YOURS = {**REFUSED, 404: problem("you have none of that name")}
+STALE: Responses = {412: problem("it changed since you read it (If-Match)")}
 
 router = APIRouter(dependencies=ANYONE, responses=AUTH_RESPONSES, tags=["watch"])
 
@@ -101,7 +120,7 @@ def _check_quotas(kept: WatchEntries, who: Principal, entries: list[dict[str, An
         refuse(403, over_quota("targets over all your watchlists", quotas.targets_per_user))
 
 
-def _put(kept: WatchEntries, who: Principal, entry: dict[str, Any]) -> WatchPut:
+def _put(kept: WatchEntries, who: Principal, entry: dict[str, Any], if_match: str | None = None) -> WatchPut:
     replaced = False
 
     def put(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -109,6 +128,7 @@ def _put(kept: WatchEntries, who: Principal, entry: dict[str, Any]) -> WatchPut:
         existing = next((e for e in entries if e["name"] == entry["name"]), None)
         if existing is not None and who.role != "operator" and existing.get("owner") != who.user:
             refuse(409, f"{entry['name']!r} belongs to someone else; choose another name")
+        check_if_match(if_match, existing, kept.noun)
         replaced = existing is not None
         owner = existing["owner"] if existing else who.user
         changed = [*(e for e in entries if e["name"] != entry["name"]), {**entry, "owner": owner}]
@@ -121,12 +141,19 @@ def _put(kept: WatchEntries, who: Principal, entry: dict[str, Any]) -> WatchPut:
     return WatchPut(name=entry["name"], version=version, replaced=replaced, live=live)
 
 
-def _delete(kept: WatchEntries, who: Principal, name: str) -> WatchDeleted:
+def _delete(kept: WatchEntries, who: Principal, name: str, if_match: str | None = None) -> WatchDeleted:
     def delete(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if not any(
-            e["name"] == name and (who.role == "operator" or e.get("owner") == who.user) for e in entries
-        ):
+        found = next(
+            (
+                e
+                for e in entries
+                if e["name"] == name and (who.role == "operator" or e.get("owner") == who.user)
+            ),
+            None,
+        )
+        if found is None:
             refuse(404, f"you have no {kept.noun} named {name!r}")
+        check_if_match(if_match, found, kept.noun)
         return [e for e in entries if e["name"] != name]
 
     with config_refused():
@@ -153,25 +180,33 @@ def list_watchlists(lists: Lists, who: Anyone) -> list[WatchlistSummary]:
     ]
 
 
-@router.put("/watchlists/{name}", responses=PUT_RESPONSES)
-def put_watchlist(name: str, body: NewWatchlist, lists: Lists, who: Anyone) -> WatchPut:
+@router.put("/watchlists/{name}", responses={**PUT_RESPONSES, **STALE})
+def put_watchlist(
+    name: str, body: NewWatchlist, lists: Lists, who: Anyone, if_match: IfMatch = None
+) -> WatchPut:
     """Upload a watchlist, or replace its targets; alerts that arrive after are marked."""
     _same_name(name, body.name)
-    return _put(lists, who, body.model_dump(mode="json"))
+    return _put(lists, who, body.model_dump(mode="json"), if_match)
+
+
+def _read(kept: WatchEntries, who: Principal, name: str, response: Response) -> dict[str, Any]:
+    found = kept.find(who, name)
+    if found is None:
+        refuse(404, f"you have no {kept.noun} named {name!r}")
+    response.headers["ETag"] = entity_tag(found)
+    return found
 
 
 # The entry as kept: only the fields it holds (a hand-written pipeline may leave defaults out).
 @router.get("/watchlists/{name}", responses=NOT_YOURS, response_model_exclude_unset=True)
-def get_watchlist(name: str, lists: Lists, who: Anyone) -> Watchlist:
-    found = lists.find(who, name)
-    if found is None:
-        refuse(404, f"you have no watchlist named {name!r}")
-    return Watchlist.model_validate(found)
+def get_watchlist(name: str, lists: Lists, who: Anyone, response: Response) -> Watchlist:
+    """One of your watchlists with its targets, and an ``ETag`` to send back as ``If-Match``."""
+    return Watchlist.model_validate(_read(lists, who, name, response))
 
 
-@router.delete("/watchlists/{name}", responses=NOT_YOURS)
-def delete_watchlist(name: str, lists: Lists, who: Anyone) -> WatchDeleted:
-    return _delete(lists, who, name)
+@router.delete("/watchlists/{name}", responses={**NOT_YOURS, **STALE})
+def delete_watchlist(name: str, lists: Lists, who: Anyone, if_match: IfMatch = None) -> WatchDeleted:
+    return _delete(lists, who, name, if_match)
 
 
 @router.get("/watchmaps")
@@ -202,17 +237,23 @@ def _region(body: NewWatchmap) -> dict[str, list[int]]:
         refuse(422, f"cannot read the {body.kind}: {exc}")
 
 
-@router.put("/watchmaps/{name}", responses=PUT_RESPONSES)
-def put_watchmap(name: str, body: NewWatchmap, maps: Maps, who: Anyone) -> WatchPut:
+@router.put("/watchmaps/{name}", responses={**PUT_RESPONSES, **STALE})
+def put_watchmap(name: str, body: NewWatchmap, maps: Maps, who: Anyone, if_match: IfMatch = None) -> WatchPut:
     """Upload a region (a MOC, or a probability map and its credible level)."""
     _same_name(name, body.name)
     region = _region(body)
     limit = maps.controller.quotas.cells_per_map
     if who.role != "operator" and sum(len(cells) for cells in region.values()) > limit:
         refuse(403, over_quota("cells in one watchmap", limit))
-    return _put(maps, who, {"name": name, "moc": region, "description": body.description})
+    return _put(maps, who, {"name": name, "moc": region, "description": body.description}, if_match)
 
 
-@router.delete("/watchmaps/{name}", responses=NOT_YOURS)
-def delete_watchmap(name: str, maps: Maps, who: Anyone) -> WatchDeleted:
-    return _delete(maps, who, name)
+@router.get("/watchmaps/{name}", responses=NOT_YOURS)
+def get_watchmap(name: str, maps: Maps, who: Anyone, response: Response) -> Watchmap:
+    """One of your watchmaps with its region (a MOC in JSON form), and an ``ETag``."""
+    return Watchmap.model_validate(_read(maps, who, name, response))
+
+
+@router.delete("/watchmaps/{name}", responses={**NOT_YOURS, **STALE})
+def delete_watchmap(name: str, maps: Maps, who: Anyone, if_match: IfMatch = None) -> WatchDeleted:
+    return _delete(maps, who, name, if_match)
