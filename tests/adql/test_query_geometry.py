@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import re
 
+import astropy.units as u
+import numpy as np
 import pytest
+from astropy.coordinates import SkyCoord
 
+from starling.adql.geometry import polygon_contains, polygon_dec_range
 from starling.adql.parse import FilterSyntaxError
 from starling.adql.query import check_query, parse_query
 from starling.adql.sql_backend import to_sql
@@ -57,3 +61,24 @@ def test_geometry_in_its_place_translates_on_both_backends(query: str) -> None:
     checked = check_query(parse_query(query), query, served_tables())
     for backend in ("sqlite", "postgres"):
         assert not re.search(r"\bPOINT\(", to_sql(checked, backend), re.IGNORECASE)  # no ADQL POINT left
+
+
+def test_a_polygons_declination_band_holds_every_point_inside_it() -> None:
+    """The band a polygon's SQLite query asks the dec index for: its edges bulge towards a pole beyond
+    the vertices, and a pole inside it widens the band to the pole; checked against points inside."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        centre_ra, centre_dec, size = rng.uniform(0, 360), rng.uniform(-89.5, 89.5), rng.uniform(0.01, 8)
+        angles = np.sort(rng.uniform(0, 2 * np.pi, rng.integers(3, 8)))
+        vertices = SkyCoord(centre_ra * u.deg, centre_dec * u.deg).directional_offset_by(
+            angles * u.rad, size * u.deg
+        )
+        vertex_ra, vertex_dec = list(vertices.ra.deg), list(vertices.dec.deg)
+        low, high = polygon_dec_range(vertex_ra, vertex_dec)
+        ra = (centre_ra + rng.uniform(-40, 40, 20_000)) % 360
+        dec = np.clip(centre_dec + rng.uniform(-10, 10, 20_000), -90, 90)
+        inside = polygon_contains(ra, dec, vertex_ra, vertex_dec)
+        assert np.all((dec[inside] >= low - 1e-9) & (dec[inside] <= high + 1e-9))
+    low, high = polygon_dec_range([10.0, 20.0, 20.0, 10.0], [0.0, 0.0, 10.0, 10.0])
+    assert (low, round(high, 3)) == (0.0, 10.037)  # the top edge's great circle passes above 10 degrees
+    assert polygon_dec_range([0.0, 120.0, 240.0], [80.0, 80.0, 80.0]) == (80.0, 90.0)  # around the pole

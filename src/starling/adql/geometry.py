@@ -85,6 +85,35 @@ def polygon_contains(
     return inside & (cos_angle > 0)
 
 
+def polygon_dec_range(vertex_ra: list[float], vertex_dec: list[float]) -> tuple[float, float]:
+    """The declinations a spherical polygon spans: its vertices', the extremes its great-circle edges
+    reach between them (an edge bulges towards a pole), and a pole it holds. What a declination index
+    may be asked for before the exact test."""
+    vertices = unit_vectors(np.asarray(vertex_ra, dtype=float), np.asarray(vertex_dec, dtype=float))
+    decs = list(np.asarray(vertex_dec, dtype=float))
+    count = len(vertices)
+    for i in range(count):
+        a, b = vertices[i], vertices[(i + 1) % count]
+        normal = np.cross(a, b)
+        length = np.linalg.norm(normal)
+        if length < 1e-15:
+            continue
+        normal /= length
+        # The great circle's highest point: the pole's direction with its part along the normal taken out.
+        top = np.array([0.0, 0.0, 1.0]) - normal[2] * normal
+        if np.linalg.norm(top) < 1e-15:
+            continue  # the edge runs along the equator: no extreme between its ends
+        top /= np.linalg.norm(top)
+        arc = np.arccos(np.clip(a @ b, -1, 1))
+        for extreme in (top, -top):
+            on_arc = np.arccos(np.clip(a @ extreme, -1, 1)) + np.arccos(np.clip(extreme @ b, -1, 1))
+            if abs(on_arc - arc) < 1e-12:
+                decs.append(float(np.degrees(np.arcsin(np.clip(extreme[2], -1, 1)))))
+    low, high = min(decs), max(decs)
+    poles = polygon_contains(np.array([0.0, 0.0]), np.array([90.0, -90.0]), list(vertex_ra), list(vertex_dec))
+    return (-90.0 if poles[1] else float(low)), (90.0 if poles[0] else float(high))
+
+
 # -- over the columns of a batch (``columns`` may keep a memo for the batch) --------------------------
 
 

@@ -21,6 +21,7 @@ import sqlglot
 from sqlglot import exp
 
 from starling.adql.catalogue import catalogue_name, function_arguments
+from starling.adql.geometry import polygon_dec_range
 from starling.adql.parse import Sql, number_literal
 from starling.adql.postgres_functions import qualified
 from starling.adql.query import Backend, CheckedQuery
@@ -237,20 +238,35 @@ def _region_predicate(node: Sql, backend: Backend) -> Sql:
     if _is_call(second, "POLYGON"):
         if backend == "postgres":
             return _postgres_polygon(ra, dec, region)
-        return exp.EQ(
+        exact = exp.EQ(
             this=exp.Anonymous(this="starling_polygon", expressions=[ra, dec, *region]),
             expression=exp.Literal.number(1),
         )
+        # A declination band first, as for a circle: the band the polygon spans (its edges bulge towards
+        # a pole), which an index on dec can serve.
+        low, high = polygon_dec_range(*_vertices(region))
+        band = exp.Between(this=dec.copy(), low=exp.Literal.number(low), high=exp.Literal.number(high))
+        return exp.Paren(this=exp.And(this=band, expression=exact))
     raise ValueError("CONTAINS takes a POINT and a CIRCLE or POLYGON")
 
 
 Q3C_POLYGON_MAX_DEG = 20.0  # q3c's polygon search refuses polygons wider than about 23 degrees
 
 
+def _vertex_values(region: list[Sql]) -> list[float]:
+    """A polygon's numbers, ra and dec in turn (constants: the checks saw to it)."""
+    return [float(v.this) if isinstance(v, exp.Literal) else -float(v.this.this) for v in region]
+
+
+def _vertices(region: list[Sql]) -> tuple[list[float], list[float]]:
+    values = _vertex_values(region)
+    return values[0::2], values[1::2]
+
+
 def _postgres_polygon(ra: Sql, dec: Sql, region: list[Sql]) -> Sql:
     """A point in a polygon on PostgreSQL: pgSphere's exact test, behind q3c's indexed one when the
-    polygon is small enough for q3c. (The vertices are constants: the checks saw to it.)"""
-    values = [float(v.this) if isinstance(v, exp.Literal) else -float(v.this.this) for v in region]
+    polygon is small enough for q3c."""
+    values = _vertex_values(region)
     polygon = "{" + ",".join(f"({values[i]!r}d,{values[i + 1]!r}d)" for i in range(0, len(values), 2)) + "}"
     point = exp.Anonymous(
         this="spoint",
