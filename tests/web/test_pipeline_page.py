@@ -121,8 +121,41 @@ def test_the_pipeline_page_shows_the_stages_and_changes_replicas(browser: Any, r
     assert cells[1:3] == ["distribute", "1 → 2"]
     assert "below the policy's minimum of 2" in cells[4]
     WebDriverWait(browser, 30).until(lambda b: _row(b, "distribute", "data-replicas") == "2")
+    _add_and_remove_a_component(browser, running)
     screenshot(browser, "pipeline-page")
     _a_user_sees_what_its_token_allows(browser, running)
+
+
+def _components(running: Running, stage: str) -> list[str]:
+    return [c["name"] or c["use"] for c in _stage(running.view(), stage)["components"]]
+
+
+def _add(browser: Any, stage: str, use: str, name: str, config: str) -> str:
+    Select(browser.find_element(By.ID, "add-stage")).select_by_value(stage)
+    for field, text in (("add-use", use), ("add-name", name), ("add-config", config)):
+        browser.find_element(By.ID, field).clear()
+        browser.find_element(By.ID, field).send_keys(text)
+    browser.find_element(By.ID, "add-component").click()
+    status = (By.CSS_SELECTOR, "#change-status[data-done]")
+    WebDriverWait(browser, 30).until(lambda b: b.find_element(*status).get_attribute("data-done") == "yes")
+    return str(browser.find_element(*status).text)
+
+
+def _add_and_remove_a_component(browser: Any, running: Running) -> None:
+    """A component added to a running stage from the page, a bad config refused with the controller's
+    reason, and the component removed: each change is the controller's, shown in the page."""
+    refused = _add(browser, "filter", "threshold", "op-bright", '{"max_mag": "bright"}')
+    assert "max_mag" in refused
+    assert "op-bright" not in _components(running, "filter")
+    added = _add(browser, "filter", "threshold", "op-bright", '{"max_mag": 17.5}')
+    assert "op-bright added to filter" in added
+    assert "op-bright" in _components(running, "filter")
+    item = '#stages tr[data-stage="filter"] li[data-component="op-bright"]'
+    WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, item))
+    browser.find_element(By.CSS_SELECTOR, f'{item} [data-action="remove"]').click()
+    browser.switch_to.alert.accept()
+    WebDriverWait(browser, 30).until(lambda b: not b.find_elements(By.CSS_SELECTOR, item))
+    assert "op-bright" not in _components(running, "filter")
 
 
 def _set_replicas(browser: Any, stage: str, replicas: int) -> None:
