@@ -160,6 +160,46 @@ def test_text_from_users_is_shown_as_text(browser: Any, site: dict[str, Any]) ->
     assert not browser.find_elements(By.XPATH, "//table[@id='annotations']//script")
 
 
+def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every name and value of an annotation, as the page writes them (non-integers to 4 decimals)."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield key, ""
+            yield from _leaves(inner, f"{path}.{key}")
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _leaves(inner, path)
+    elif value is not None:
+        shown = str(value)
+        if isinstance(value, float):  # as JavaScript writes a number: a whole one without decimals
+            shown = str(int(value)) if value.is_integer() else f"{value:.4f}"
+        yield path, "true" if value is True else "false" if value is False else shown
+
+
+def test_the_annotations_are_laid_out_with_every_value(browser: Any, site: dict[str, Any]) -> None:
+    """Each annotator's findings as names and values (records as a table), not raw JSON: every name and
+    value the API gives for the alert is in its annotator's row."""
+    ztf: Alert = site["ztf"]
+    _open(browser, f"{site['base']}/objects/{ztf.survey}/{ztf.object_id}")
+    rows = (By.CSS_SELECTOR, "#annotations tbody tr[data-annotator]")
+    WebDriverWait(browser, 30).until(lambda b: b.find_elements(*rows))
+    shown_alert = browser.find_element(By.CSS_SELECTOR, "#alerts tbody tr.chosen").get_attribute(
+        "data-alert-id"
+    )
+    detail = httpx.get(f"{site['base']}/api/alerts/{ztf.survey}/{shown_alert}").json()
+    assert detail["annotations"]
+    by_annotator = {tr.get_attribute("data-annotator"): tr for tr in browser.find_elements(*rows)}
+    assert set(by_annotator) == set(detail["annotations"])
+    for annotator, payload in detail["annotations"].items():
+        text = by_annotator[annotator].text
+        for name, value in _leaves(payload):
+            assert (value or name.rsplit(".", 1)[-1]) in text, (annotator, name, value)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#annotations pre")  # no raw JSON
+    assert browser.find_elements(By.CSS_SELECTOR, "#annotations dl.fields dt")
+    browser.execute_script("document.getElementById('annotations-section').scrollIntoView()")
+    screenshot(browser, "object-annotations")
+
+
 def test_search_by_cone_and_by_query(browser: Any, site: dict[str, Any]) -> None:
     ztf: Alert = site["ztf"]
     browser.get(f"{site['base']}/search")

@@ -44,6 +44,37 @@ function facts(object) {
   }
 }
 
+// What an annotator found, laid out: fields as a list of names and values (nested ones within), a list
+// of records (crossmatch candidates, watchlist hits) as a small table, numbers to 4 decimals. All text is
+// set as text: names and values users uploaded (watchlist targets) are never markup.
+function annotationView(value) {
+  if (value === null || value === undefined) {
+    return starling.el("span", "—", { class: "muted", title: "absent: it could not be computed for this alert" });
+  }
+  if (typeof value !== "object") {
+    return starling.el("span", starling.shown(value), { class: "value" });
+  }
+  if (Array.isArray(value)) {
+    const records = value.length > 0 && value.every((v) => v && typeof v === "object" && !Array.isArray(v));
+    if (!records) return starling.el("span", value.map((v) => starling.shown(v)).join(", "), { class: "value" });
+    const keys = [...new Set(value.flatMap((v) => Object.keys(v)))];
+    const table = starling.el("table", null, { class: "records" });
+    const head = starling.el("tr");
+    for (const key of keys) head.appendChild(starling.el("th", key));
+    table.appendChild(head);
+    for (const record of value) table.appendChild(starling.row(keys.map((key) => annotationView(record[key]))));
+    return table;
+  }
+  const list = starling.el("dl", null, { class: "fields" });
+  for (const [key, inner] of Object.entries(value)) {
+    list.appendChild(starling.el("dt", key));
+    const item = starling.el("dd");
+    item.appendChild(annotationView(inner));
+    list.appendChild(item);
+  }
+  return list;
+}
+
 async function showAlert(alert) {
   for (const tr of document.querySelectorAll("#alerts tbody tr")) {
     tr.classList.toggle("chosen", tr.dataset.alertId === String(alert.alert_id));
@@ -60,7 +91,9 @@ async function showAlert(alert) {
   const body = document.querySelector("#annotations tbody");
   body.replaceChildren();
   for (const [annotator, payload] of Object.entries(detail.annotations)) {
-    body.appendChild(starling.row([annotator, starling.el("pre", JSON.stringify(payload, null, 1), { class: "payload" })]));
+    const tr = starling.row([annotator, annotationView(payload)]);
+    tr.dataset.annotator = annotator;
+    body.appendChild(tr);
   }
   if (!body.children.length) body.appendChild(starling.row(["(none)", ""]));
 }
