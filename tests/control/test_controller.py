@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -119,9 +120,11 @@ def test_the_controller_reshapes_a_running_pipeline(
             "a second filter replica",
         )
         ingest_port = httpx.get(f"{url}/pipeline", headers=operator).json()["stages"][0]["workers"][0]["url"]
-        pid = int(
-            subprocess.run(["pgrep", "-f", "ingest-0.port"], capture_output=True, text=True).stdout.split()[0]
-        )
+        # This controller's own ingest worker (another test's, on the same machine, may run at the same time).
+        own = f"{re.escape(str(tmp_path))}/.*ingest-0.port"
+        found = subprocess.run(["pgrep", "-f", own], capture_output=True, text=True).stdout.split()
+        assert len(found) == 1, found
+        pid = int(found[0])
         os.kill(pid, signal.SIGKILL)
         wait_until(
             lambda: httpx.get(f"{url}/status", headers=operator).json()["restarts"].get("ingest#0", 0) >= 1,

@@ -73,7 +73,7 @@ EXAMPLES = (
         "FROM TAP_UPLOAD.targets AS u\n"
         "JOIN starling.alerts AS a\n"
         "  ON 1 = CONTAINS(POINT('ICRS', a.ra, a.dec), CIRCLE('ICRS', u.ra, u.dec, 1.5 / 3600))",
-        ("TAP_UPLOAD.targets", "starling.alerts"),
+        ("starling.alerts",),  # the served tables only: TAP_UPLOAD.targets is the user's, named in the text
         upload="targets",
     ),
     Example(
