@@ -26,8 +26,9 @@ from starling.alert.decoder import AlertDecoder
 from starling.control.api.app import controller_app
 from starling.control.backends.local import LocalBackend
 from starling.control.controller import Controller
-from starling.control.kafka_users import admin_config
+from starling.control.kafka_users import KafkaAccessUnavailableError, admin_config, principal_name
 from starling.control.state import ControllerState, DesiredPipeline
+from starling.core.kafka_settings import KafkaUserAccess
 from starling.core.spec import PipelineSpec
 from starling.transport.kafka.client_quotas import user_quotas
 from starling.transport.kafka.clients import delete_topics
@@ -50,6 +51,11 @@ class World:
     bob: str
     tokens: dict[str, dict[str, str]]
     passwords: list[str] = field(default_factory=list)  # every one the controller gave
+
+    @staticmethod
+    def principal(user: str) -> str:
+        """A user's Kafka principal: in the users' namespace (``principal_prefix``), never a bare name."""
+        return f"starling-u-{user}"
 
     def credentials(self, user: str) -> dict[str, Any]:
         made = httpx.post(f"{self.controller.url}/kafka-credentials", headers=self.tokens[user], timeout=60)
@@ -141,10 +147,12 @@ def test_each_user_reads_only_their_own_topic(world: World) -> None:
     mine = world.credentials(ada)
     theirs = world.credentials(bob)
     topic_prefix = spec.kafka.topic(f"user.{ada}.")
-    assert mine["username"] == ada
+    assert mine["username"] == world.principal(ada)
     assert (mine["topic_prefix"], mine["group_prefix"]) == (topic_prefix, f"{ada}.")
     assert (mine["bootstrap_servers"], mine["mechanism"]) == (listener.bootstrap_servers, "SCRAM-SHA-512")
-    assert mine["client"] == {k: v for k, v in listener.client(ada, "").items() if k != "sasl.password"}
+    assert mine["client"] == {
+        k: v for k, v in listener.client(world.principal(ada), "").items() if k != "sasl.password"
+    }
 
     made = httpx.post(
         f"{url}/filters",
@@ -160,7 +168,7 @@ def test_each_user_reads_only_their_own_topic(world: World) -> None:
     assert expected > 0
     topic = f"{topic_prefix}bright"
 
-    ada_client = listener.client(ada, mine["password"])
+    ada_client = listener.client(mine["username"], mine["password"])
     read, errors = _read_as(ada_client, topic, f"{ada}.reader", expected, timeout_s=180)
     assert errors == set()
     assert len(read) == expected
@@ -168,7 +176,7 @@ def test_each_user_reads_only_their_own_topic(world: World) -> None:
     assert sorted(read) == sorted(m.value() for m in internal)
     assert _topics_seen(ada_client) == {topic}  # her own, none of the pipeline's
 
-    bob_client = listener.client(bob, theirs["password"])
+    bob_client = listener.client(theirs["username"], theirs["password"])
     _, errors = _read_as(bob_client, topic, f"{bob}.spy", 1, timeout_s=30)
     assert errors == {KafkaError.TOPIC_AUTHORIZATION_FAILED}
     _, errors = _read_as(bob_client, topic, f"{ada}.reader", 1, timeout_s=30)  # her consumer group
@@ -176,18 +184,20 @@ def test_each_user_reads_only_their_own_topic(world: World) -> None:
     _, errors = _read_as(bob_client, spec.kafka.raw_topic, f"{bob}.spy", 1, timeout_s=30)
     assert errors == {KafkaError.TOPIC_AUTHORIZATION_FAILED}
     assert _topics_seen(bob_client) == set()  # not even listed
-    assert _login_refused(listener.client(ada, "not-her-password"))
-    assert _login_refused(listener.client(bob, mine["password"]))
+    assert _login_refused(listener.client(mine["username"], "not-her-password"))
+    assert _login_refused(listener.client(theirs["username"], mine["password"]))
+    assert _login_refused(listener.client(ada, mine["password"]))  # the bare user name is no principal
 
 
 def test_asking_again_rotates_the_password(world: World) -> None:
     listener, ada = world.listener, world.ada
     first = world.credentials(ada)["password"]
-    wait_until(lambda: not _login_refused(listener.client(ada, first)), 30, "the first password to work")
+    her = world.principal(ada)
+    wait_until(lambda: not _login_refused(listener.client(her, first)), 30, "the first password to work")
     second = world.credentials(ada)["password"]
     assert second != first
-    wait_until(lambda: _login_refused(listener.client(ada, first)), 30, "the old password to be refused")
-    assert not _login_refused(listener.client(ada, second))
+    wait_until(lambda: _login_refused(listener.client(her, first)), 30, "the old password to be refused")
+    assert not _login_refused(listener.client(her, second))
     state = httpx.get(f"{world.controller.url}/kafka-credentials", headers=world.tokens[ada], timeout=60)
     assert state.status_code == 200
     assert state.json()["has_credential"] is True
@@ -199,7 +209,7 @@ def test_the_quotas_are_the_operators(world: World) -> None:
     assert answered["consumer_byte_rate"] == QUOTAS["kafka_consumer_byte_rate"]
     assert answered["producer_byte_rate"] == QUOTAS["kafka_producer_byte_rate"]
     assert world.spec.kafka.users is not None
-    found = user_quotas(admin_config(world.spec.kafka.users), world.bob)
+    found = user_quotas(admin_config(world.spec.kafka.users), world.principal(world.bob))
     assert found == {
         "consumer_byte_rate": QUOTAS["kafka_consumer_byte_rate"],
         "producer_byte_rate": QUOTAS["kafka_producer_byte_rate"],
@@ -209,14 +219,15 @@ def test_the_quotas_are_the_operators(world: World) -> None:
 def test_a_revoked_credential_is_refused(world: World) -> None:
     url, listener, bob, token = world.controller.url, world.listener, world.bob, world.tokens[world.bob]
     password = world.credentials(bob)["password"]
-    wait_until(lambda: not _login_refused(listener.client(bob, password)), 30, "the password to work")
+    his = world.principal(bob)
+    wait_until(lambda: not _login_refused(listener.client(his, password)), 30, "the password to work")
     revoked = httpx.delete(f"{url}/kafka-credentials", headers=token, timeout=60)
     assert revoked.status_code == 200, revoked.text
-    wait_until(lambda: _login_refused(listener.client(bob, password)), 30, "the credential to be gone")
+    wait_until(lambda: _login_refused(listener.client(his, password)), 30, "the credential to be gone")
     assert httpx.get(f"{url}/kafka-credentials", headers=token, timeout=60).json()["has_credential"] is False
     assert httpx.delete(f"{url}/kafka-credentials", headers=token, timeout=60).status_code == 404
     assert world.spec.kafka.users is not None
-    assert user_quotas(admin_config(world.spec.kafka.users), bob) == {}
+    assert user_quotas(admin_config(world.spec.kafka.users), his) == {}
 
 
 def test_a_password_is_shown_once_and_kept_nowhere(world: World) -> None:
@@ -248,3 +259,17 @@ def test_without_a_users_listener_the_route_says_so(tmp_path: Path) -> None:
         assert answer.status_code == 409
         assert "Kafka access for users is not configured here" in answer.json()["detail"]
     state.close()
+
+
+def test_no_user_name_is_the_admins_principal() -> None:
+    """SCRAM users are the whole cluster's: a user named as the admin (or as the pipeline's own principal)
+    must not get, or rotate, that principal's password. Users' principals are in a namespace of their own,
+    and an admin inside that namespace is refused outright."""
+    spec = chain_spec("127.0.0.1:1", "names", 0)
+    users = KafkaUserAccess(bootstrap_servers="127.0.0.1:2", admin_user="kafka-admin")
+    named = spec.model_copy(update={"kafka": spec.kafka.model_copy(update={"users": users})})
+    assert principal_name(named, "kafka-admin") == "starling-u-kafka-admin"  # not the admin's
+    clash = users.model_copy(update={"admin_user": "starling-u-root"})
+    inside = spec.model_copy(update={"kafka": spec.kafka.model_copy(update={"users": clash})})
+    with pytest.raises(KafkaAccessUnavailableError, match="principal_prefix"):
+        principal_name(inside, "root")

@@ -1,18 +1,23 @@
 """Users' own access to Kafka: a principal per user (SASL/SCRAM), ACLs on its own topics only, quotas.
 
 A user's filters write to ``<prefix>.user.<owner>.<filter>`` (``user_outputs``). Giving the user Kafka
-access makes ``User:<owner>`` on the users' listener (``[kafka.users]``), in this order:
+access makes ``User:<principal_prefix><owner>`` on the users' listener (``[kafka.users]``): SCRAM users are
+the whole cluster's, so users' principals live in a namespace of their own, which no admin or other
+principal of the cluster may be in (refused). In this order:
 
 - client quotas: ``consumer_byte_rate`` and ``producer_byte_rate`` from the operator's quotas;
-- ACLs: READ and DESCRIBE on the topics prefixed ``<prefix>.user.<owner>.``, READ on the consumer groups
-  prefixed ``<owner>.``. The broker refuses whatever no ACL allows (``allow.everyone.if.no.acl.found``
-  false), so the user neither sees nor reads the pipeline's topics or another user's;
+- ACLs (any the principal had are taken away first): READ and DESCRIBE on the topics prefixed
+  ``<prefix>.user.<owner>.``, READ on the consumer groups prefixed ``<owner>.``. The broker refuses
+  whatever no ACL allows (``allow.everyone.if.no.acl.found`` false), so the user neither sees nor reads
+  the pipeline's topics or another user's;
 - a SCRAM credential with a new random password, each time (so asking again rotates it): made here,
   returned once, never stored or logged here; Kafka keeps only its salted hash.
 
-User names cannot hold a dot, so no user's prefixes cover another's. The pipeline's own clients use
-another listener (internal in a deployment), and the controller acts as the broker's admin (a super
-user), whose password comes from a file or the environment, never from the pipeline description.
+User names cannot hold a dot, so no user's prefixes cover another's. One change of access at a time:
+another asked meanwhile is refused (429), so a slow broker holds no request thread waiting. The
+pipeline's own clients use another listener (internal in a deployment), and the controller acts as the
+broker's admin (a super user), whose password comes from a file or the environment, never from the
+pipeline description.
 """
 
 from __future__ import annotations
@@ -69,6 +74,10 @@ class KafkaAdminError(StarlingError):
     """Kafka could not be reached, or refused what the admin asked."""
 
 
+class KafkaBusyError(StarlingError):
+    """Another change of Kafka access is being made at this moment."""
+
+
 @dataclass(frozen=True, slots=True)
 class KafkaAccess:
     """What a user's client needs, the password aside."""
@@ -100,13 +109,25 @@ def _users(spec: PipelineSpec) -> KafkaUserAccess:
     return spec.kafka.users
 
 
+def principal_name(spec: PipelineSpec, owner: str) -> str:
+    """``owner``'s Kafka principal (its name, without ``User:``), in the users' namespace."""
+    users = _users(spec)
+    others = {users.admin_user, spec.kafka.client.get("sasl.username")}
+    if any(name and name.startswith(users.principal_prefix) for name in others):
+        raise KafkaAccessUnavailableError(
+            "the users' Kafka principals would share a name with the admin or the pipeline's own: ask the "
+            "operator to set [kafka.users] principal_prefix apart from them"
+        )
+    return f"{users.principal_prefix}{owner}"
+
+
 def user_access(spec: PipelineSpec, owner: str, quotas: Quotas) -> KafkaAccess:
     users = _users(spec)
     group_prefix = f"{owner}."
     if spec.kafka.group("").startswith(group_prefix):
         raise KafkaAccessUnavailableError(f"the user {owner!r} would share the pipeline's consumer groups")
     return KafkaAccess(
-        username=owner,
+        username=principal_name(spec, owner),
         bootstrap_servers=users.bootstrap_servers,
         security_protocol=users.security_protocol,
         mechanism=users.mechanism,
@@ -170,6 +191,14 @@ def _admin(config: dict[str, Any]) -> AdminClient:
     return AdminClient(config)
 
 
+def _changing() -> threading.Lock:
+    """The one change of Kafka access at a time; another asked meanwhile is refused, not queued: a slow
+    broker must not hold the controller's request threads (each would wait here)."""
+    if not _CHANGES.acquire(blocking=False):
+        raise KafkaBusyError("another change of Kafka access is being made; try again in a few seconds")
+    return _CHANGES
+
+
 def grant(spec: PipelineSpec, owner: str, quotas: Quotas) -> tuple[KafkaAccess, str]:
     """Give ``owner`` its quotas, its ACLs and a new password (replacing any it had); returns both."""
     access = user_access(spec, owner, quotas)
@@ -177,24 +206,39 @@ def grant(spec: PipelineSpec, owner: str, quotas: Quotas) -> tuple[KafkaAccess, 
     config = admin_config(users)
     password = secrets.token_urlsafe(24)
     rates = {"consumer_byte_rate": access.consumer_byte_rate, "producer_byte_rate": access.producer_byte_rate}
-    with _CHANGES:
+    with _changing():
         try:
-            set_user_quotas(config, owner, rates, _TIMEOUT_S)
+            set_user_quotas(config, access.username, rates, _TIMEOUT_S)
         except ClientQuotaError as exc:
             raise KafkaAdminError(str(exc)) from exc
         admin = _admin(config)
+        # Only the ACLs of this grant: any given before (under another topic prefix, say) go first.
+        _settle(admin.delete_acls([_every_acl_of(access.username)], request_timeout=_TIMEOUT_S).values())
         _settle(admin.create_acls(acl_bindings(access), request_timeout=_TIMEOUT_S).values())
         credential = ScramCredentialInfo(_mechanism(users), SCRAM_ITERATIONS)
-        upsert = UserScramCredentialUpsertion(owner, credential, password.encode())
+        upsert = UserScramCredentialUpsertion(access.username, credential, password.encode())
         _settle(admin.alter_user_scram_credentials([upsert], request_timeout=_TIMEOUT_S).values())
-    log.info(f"Kafka credential of User:{owner} made (or rotated), with its ACLs and quotas")
+    log.info(f"Kafka credential of User:{access.username} made (or rotated), with its ACLs and quotas")
     return access, password
 
 
+def _every_acl_of(principal: str) -> AclBindingFilter:
+    """Every ACL of the principal (None: any name, any host): one of the users' namespace only."""
+    return AclBindingFilter(
+        ResourceType.ANY,
+        None,  # type: ignore[arg-type]
+        ResourcePatternType.ANY,
+        f"User:{principal}",
+        None,  # type: ignore[arg-type]
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+
+
 def has_credential(spec: PipelineSpec, owner: str) -> bool:
-    users = _users(spec)
-    admin = _admin(admin_config(users))
-    futures = admin.describe_user_scram_credentials([owner], request_timeout=_TIMEOUT_S)
+    principal = principal_name(spec, owner)
+    admin = _admin(admin_config(_users(spec)))
+    futures = admin.describe_user_scram_credentials([principal], request_timeout=_TIMEOUT_S)
     try:
         _settle(futures.values() if isinstance(futures, dict) else [futures])
     except KafkaAdminError as exc:
@@ -212,11 +256,12 @@ def _not_found(exc: KafkaAdminError) -> bool:
 
 def revoke(spec: PipelineSpec, owner: str) -> bool:
     """Take ``owner``'s credential, ACLs and quotas away; False if it had no credential."""
+    principal = principal_name(spec, owner)
     users = _users(spec)
     config = admin_config(users)
-    with _CHANGES:
+    with _changing():
         admin = _admin(config)
-        deletion = UserScramCredentialDeletion(owner, _mechanism(users))
+        deletion = UserScramCredentialDeletion(principal, _mechanism(users))
         try:
             _settle(admin.alter_user_scram_credentials([deletion], request_timeout=_TIMEOUT_S).values())
             had = True
@@ -224,21 +269,11 @@ def revoke(spec: PipelineSpec, owner: str) -> bool:
             if not _not_found(exc):
                 raise
             had = False
-        # Every ACL of the principal (None: any name, any host), whatever prefixes it was given then.
-        everything = AclBindingFilter(
-            ResourceType.ANY,
-            None,  # type: ignore[arg-type]
-            ResourcePatternType.ANY,
-            f"User:{owner}",
-            None,  # type: ignore[arg-type]
-            AclOperation.ANY,
-            AclPermissionType.ANY,
-        )
-        _settle(admin.delete_acls([everything], request_timeout=_TIMEOUT_S).values())
+        _settle(admin.delete_acls([_every_acl_of(principal)], request_timeout=_TIMEOUT_S).values())
         try:
-            set_user_quotas(config, owner, dict.fromkeys(QUOTA_KEYS), _TIMEOUT_S)
+            set_user_quotas(config, principal, dict.fromkeys(QUOTA_KEYS), _TIMEOUT_S)
         except ClientQuotaError as exc:
             raise KafkaAdminError(str(exc)) from exc
     if had:
-        log.info(f"Kafka credential of User:{owner} revoked, with its ACLs and quotas")
+        log.info(f"Kafka credential of User:{principal} revoked, with its ACLs and quotas")
     return had

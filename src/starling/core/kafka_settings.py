@@ -50,6 +50,14 @@ class KafkaUserAccess(BaseModel):
     )
     mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
     admin_user: str = Field("admin", min_length=1, description="a super user on that listener")
+    principal_prefix: str = Field(
+        "starling-u-",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="each user's Kafka principal is User:<principal_prefix><user>: a namespace of its "
+        "own, so no user name can be the admin's or another principal of the cluster (SCRAM users are the "
+        "cluster's)",
+    )
     admin_password_file: str | None = Field(
         None,
         description="a file holding the admin's password (else $STARLING_KAFKA_ADMIN_PASSWORD); never the "

@@ -20,6 +20,7 @@ from starling.control.kafka_users import (
     KafkaAccess,
     KafkaAccessUnavailableError,
     KafkaAdminError,
+    KafkaBusyError,
     grant,
     has_credential,
     revoke,
@@ -28,7 +29,7 @@ from starling.control.kafka_users import (
 
 
 class KafkaAccessView(BaseModel):
-    username: str = Field(description="your principal is User:<username>")
+    username: str = Field(description="your principal is User:<username> (a namespace of users' own)")
     bootstrap_servers: str = Field(description="the users' listener")
     security_protocol: str
     mechanism: str = Field(description="the SASL mechanism")
@@ -68,6 +69,7 @@ class KafkaCredentialRevoked(BaseModel):
 
 UNAVAILABLE: Responses = {
     409: problem("Kafka access for users is not configured on this controller"),
+    429: problem("another change of Kafka access is being made: try again in a few seconds"),
     503: problem("Kafka did not answer, or refused the controller's admin"),
 }
 
@@ -82,6 +84,8 @@ def _kafka_refusals() -> Iterator[None]:
         refuse(409, str(exc))
     except KafkaAdminError as exc:
         refuse(503, str(exc))
+    except KafkaBusyError as exc:
+        refuse(429, str(exc))
 
 
 @router.get("/kafka-credentials", responses=UNAVAILABLE, dependencies=ANYONE)

@@ -10,6 +10,7 @@ PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; ``sasl.mechanism(s)`` SCRAM-SHA-256 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -24,6 +25,7 @@ from starling.errors import StarlingError
 _SASL_HANDSHAKE, _SASL_AUTHENTICATE = 17, 36
 _DESCRIBE_CLIENT_QUOTAS, _ALTER_CLIENT_QUOTAS = 48, 49
 _HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
+_SCRAM_MIN_ITERATIONS, _SCRAM_MAX_ITERATIONS = 4096, 16384  # what Kafka allows a SCRAM credential
 QUOTA_KEYS = ("producer_byte_rate", "consumer_byte_rate")
 
 
@@ -75,12 +77,19 @@ class _Connection:
         except OSError as exc:
             raise ClientQuotaError(f"cannot reach Kafka at {host}:{port}: {exc}") from exc
         self.socket: socket.socket = raw
-        if protocol in ("SSL", "SASL_SSL"):
-            context = ssl.create_default_context(cafile=config.get("ssl.ca.location"))
-            self.socket = context.wrap_socket(raw, server_hostname=host)
         self.correlation = 0
-        if protocol.startswith("SASL"):
-            self._scram(config)
+        try:
+            if protocol in ("SSL", "SASL_SSL"):
+                context = ssl.create_default_context(cafile=config.get("ssl.ca.location"))
+                self.socket = context.wrap_socket(raw, server_hostname=host)
+            if protocol.startswith("SASL"):
+                self._scram(config)
+        except ClientQuotaError:
+            raw.close()
+            raise
+        except (OSError, ValueError, KeyError, binascii.Error, struct.error) as exc:  # TLS, a garbled answer
+            raw.close()
+            raise ClientQuotaError(f"cannot log in to Kafka at {host}:{port}: {type(exc).__name__}") from exc
 
     def request(self, api_key: int, version: int, body: bytes) -> _Reader:
         self.correlation += 1
@@ -129,8 +138,11 @@ class _Connection:
         fields = dict(part.split("=", 1) for part in server_first.split(","))
         if not fields.get("r", "").startswith(nonce):
             raise ClientQuotaError("Kafka's SCRAM answer does not continue this exchange")
+        iterations = int(fields["i"])
+        if not _SCRAM_MIN_ITERATIONS <= iterations <= _SCRAM_MAX_ITERATIONS:  # Kafka's bounds: no CPU sink
+            raise ClientQuotaError(f"Kafka's SCRAM answer asks for {iterations} iterations")
         salted = hashlib.pbkdf2_hmac(
-            digest, str(config["sasl.password"]).encode(), base64.b64decode(fields["s"]), int(fields["i"])
+            digest, str(config["sasl.password"]).encode(), base64.b64decode(fields["s"]), iterations
         )
         final_bare = f"c=biws,r={fields['r']}"
         signed = f"{first_bare},{server_first},{final_bare}".encode()
@@ -164,13 +176,16 @@ def set_user_quotas(
         reply = connection.request(_ALTER_CLIENT_QUOTAS, 0, body)
     finally:
         connection.close()
-    reply.take(">i")  # throttle time
-    for _ in range(reply.take(">i")):
-        error, message = reply.take(">h"), reply.string()
+    try:
+        reply.take(">i")  # throttle time
         for _ in range(reply.take(">i")):
-            reply.string(), reply.string()
-        if error:
-            raise ClientQuotaError(f"Kafka refused the quotas of {user!r} (error {error}: {message})")
+            error, message = reply.take(">h"), reply.string()
+            for _ in range(reply.take(">i")):
+                reply.string(), reply.string()
+            if error:
+                raise ClientQuotaError(f"Kafka refused the quotas of {user!r} (error {error}: {message})")
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise ClientQuotaError(f"Kafka's answer cannot be read: {exc}") from exc
 
 
 def user_quotas(config: Mapping[str, Any], user: str, timeout_s: float = 15.0) -> dict[str, float]:
@@ -181,6 +196,13 @@ def user_quotas(config: Mapping[str, Any], user: str, timeout_s: float = 15.0) -
         reply = connection.request(_DESCRIBE_CLIENT_QUOTAS, 0, body)
     finally:
         connection.close()
+    try:
+        return _described_quotas(reply, user)
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise ClientQuotaError(f"Kafka's answer cannot be read: {exc}") from exc
+
+
+def _described_quotas(reply: _Reader, user: str) -> dict[str, float]:
     reply.take(">i")
     error, message = reply.take(">h"), reply.string()
     if error:
