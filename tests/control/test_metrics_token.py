@@ -1,6 +1,7 @@
-"""Prometheus scrapes with a read-only token: with ``STARLING_METRICS_TOKEN`` set, a worker and the
-controller take it for ``/metrics`` and ``/status`` and refuse it (403) for every change, so the token a
-scrape holds (the Kubernetes ServiceMonitor's) can change nothing. It was the control token before."""
+"""Prometheus scrapes with a read-only token: with ``STARLING_METRICS_TOKEN`` set, a worker takes it for
+``/metrics`` only (its ``/status`` shows users' filters) and the controller for ``/metrics`` and its
+``/status``; both refuse it (403) for everything else, so the token a scrape holds (the Kubernetes
+ServiceMonitor's) can change and see nothing else. It was the control token before."""
 
 from __future__ import annotations
 
@@ -34,8 +35,10 @@ def test_a_worker_takes_the_metrics_token_for_reading_only(
     client = TestClient(worker_app(worker, worker_authority("stl_control")))
     scrape, control = _bearer(SCRAPE), _bearer("stl_control")
     assert client.get("/metrics", headers=scrape).status_code == 200
-    assert client.get("/status", headers=scrape).status_code == 200
-    assert client.get("/config", headers=scrape).status_code == 403  # the configuration is not a scrape's
+    # The status and the configuration show users' filters and webhook URLs: not a scrape's to read.
+    assert client.get("/status", headers=scrape).status_code == 403
+    assert client.get("/config", headers=scrape).status_code == 403
+    assert client.get("/status", headers=control).status_code == 200
     components = client.get("/config", headers=control).json()["components"]
     assert client.put("/components", headers=scrape, json=components).status_code == 403
     assert client.post("/pause", headers=scrape).status_code == 403
@@ -71,11 +74,13 @@ def test_the_servicemonitor_scrapes_with_the_metrics_token_every_pod_is_given() 
     manifests = all_manifests(
         SPEC, DeploymentSettings(namespace="starling"), "stl_control", metrics_token=SCRAPE
     )
-    [secret] = [m for m in manifests if m["kind"] == "Secret" and "token" in m["stringData"]]
-    assert secret["stringData"] == {"token": "stl_control", "metrics-token": SCRAPE}
+    secrets = {m["metadata"]["name"]: m["stringData"] for m in manifests if m["kind"] == "Secret"}
+    # Apart: RBAC grants a Secret whole, so the scraper's may not hold the control token too.
+    assert secrets["starling-metrics-token"] == {"token": SCRAPE}
+    assert secrets["starling-control-token"] == {"token": "stl_control"}
     [monitor] = [m for m in manifests if m["kind"] == "ServiceMonitor"]
     credentials = monitor["spec"]["endpoints"][0]["authorization"]["credentials"]
-    assert credentials == {"name": secret["metadata"]["name"], "key": "metrics-token"}
+    assert credentials == {"name": "starling-metrics-token", "key": "token"}
     pods = [m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"] != "starling-web"]
     assert pods
     for deployment in pods:
@@ -83,4 +88,4 @@ def test_the_servicemonitor_scrapes_with_the_metrics_token_every_pod_is_given() 
         names = {e["name"]: e for e in container.get("env", [])}
         if "STARLING_CONTROL_TOKEN" in names:
             reference = names[METRICS_TOKEN_ENV]["valueFrom"]["secretKeyRef"]
-            assert reference["key"] == "metrics-token"
+            assert (reference["name"], reference["key"]) == ("starling-metrics-token", "token")

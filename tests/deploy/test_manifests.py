@@ -200,7 +200,11 @@ def test_with_sqlite_the_distribute_stage_is_one_writer_of_its_volume(tmp_path: 
     assert "starling-cutouts" not in _names(manifests, "PersistentVolumeClaim")
     assert "StatefulSet" not in {m["kind"] for m in manifests}
     assert "starling-web" not in _names(manifests, "Deployment")  # the SQLite file is distribute's alone
-    assert _names(manifests, "Secret") == {"starling-control-token", "starling-pipeline"}
+    assert _names(manifests, "Secret") == {
+        "starling-control-token",
+        "starling-metrics-token",
+        "starling-pipeline",
+    }
     for deployment in (m for m in manifests if m["kind"] == "Deployment"):
         assert "PGPASSWORD" not in _env(deployment)
     for name in ("starling-ingest", "starling-filter"):

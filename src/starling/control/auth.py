@@ -3,9 +3,10 @@
 The controller checks the tokens of its store (operator and user roles, ``starling token create``).
 A worker checks one shared operator secret, given by whoever starts it (``STARLING_CONTROL_TOKEN``
 or a token file); the controller and ``LocalChain`` hand their workers one. Workers and the controller
-also take a read-only metrics token when ``STARLING_METRICS_TOKEN`` is set (Prometheus's: ``/metrics``
-and ``/status`` only), so a scrape never holds a token that could change the pipeline. Probes and the
-IVOA VOSI documents (``/health``, ``/ready``, ``/availability``, ``/capabilities``) need no token.
+also take a read-only metrics token when ``STARLING_METRICS_TOKEN`` is set (Prometheus's: ``/metrics``,
+and the controller's ``/status``), so a scrape never holds a token that could change the pipeline.
+Probes and the IVOA VOSI documents (``/health``, ``/ready``, ``/availability``, ``/capabilities``)
+need no token.
 """
 
 from __future__ import annotations

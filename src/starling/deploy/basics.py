@@ -21,6 +21,9 @@ PIPELINE_SECRET = "starling-pipeline"
 # stays below this, leaving room for the metadata and the JSON's escapes.
 PIPELINE_MAX_BYTES = 1_000_000
 TOKEN_SECRET = "starling-control-token"
+# Prometheus's read-only token, in a Secret of its own: RBAC grants a Secret whole, so whoever may read
+# this one (the scraper) cannot read the control token.
+METRICS_SECRET = "starling-metrics-token"
 POSTGRES = "starling-postgres"  # the in-cluster database's StatefulSet, Service and Secret
 POSTGRES_PORT = 5432
 CUTOUTS_CLAIM = "starling-cutouts"

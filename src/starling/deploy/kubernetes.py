@@ -6,10 +6,9 @@ functions, so what the operator reviews is what the controller makes.
 
 The layout:
 
-- a Secret with the pipeline (``pipeline.json``), mounted by every pod (a Secret, not a ConfigMap: it
-  holds users' webhook secrets);
-- a Secret with the control token the workers' control APIs ask for (the controller holds it too), and
-  a read-only metrics token, Prometheus's (``/metrics`` and ``/status`` only: a scrape can change nothing);
+- Secrets: the pipeline (``pipeline.json``, mounted by every pod: it holds users' webhook secrets), the
+  control token the workers' control APIs ask for (the controller holds it too), and a read-only metrics
+  token, Prometheus's (``/metrics``: a scrape can change nothing);
 - one Deployment per stage (``starling-ingest``, ``-filter``, ``-distribute``), one container each:
   ``starling serve <stage>``, probes on the control API's ``/health`` (liveness) and ``/ready``
   (readiness), resource requests, a grace period long enough to drain a batch (SIGTERM drains). The
@@ -37,6 +36,7 @@ from starling.deploy.basics import (
     CUTOUTS_CLAIM,
     DATA_DIR,
     DRAIN_GRACE_S,
+    METRICS_SECRET,
     PIPELINE_MAX_BYTES,
     PIPELINE_SECRET,
     TOKEN_SECRET,
@@ -87,22 +87,26 @@ def pipeline_secret(spec: PipelineSpec, settings: DeploymentSettings, version: i
     }
 
 
-METRICS_TOKEN_KEY = "metrics-token"
-
-
-def token_secret(token: str, settings: DeploymentSettings, metrics_token: str) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": metadata(TOKEN_SECRET, "control", settings),
-        "stringData": {"token": token, METRICS_TOKEN_KEY: metrics_token},
-    }
+def token_secrets(token: str, settings: DeploymentSettings, metrics_token: str) -> list[Manifest]:
+    """The control token's Secret, and the metrics token's, apart (RBAC grants a Secret whole)."""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": metadata(name, component, settings),
+            "stringData": {"token": value},
+        }
+        for name, component, value in (
+            (TOKEN_SECRET, "control", token),
+            (METRICS_SECRET, "metrics", metrics_token),
+        )
+    ]
 
 
 def _token_env() -> list[dict[str, Any]]:
-    """The control token, and the metrics token the pod's ``/metrics`` and ``/status`` also take (optional:
-    a Secret written before it had one still starts the pod)."""
+    """The control token, and the metrics token the pod's ``/metrics`` also takes (optional: a deployment
+    made before it had one still starts its pods)."""
     return [
         {
             "name": "STARLING_CONTROL_TOKEN",
@@ -110,7 +114,7 @@ def _token_env() -> list[dict[str, Any]]:
         },
         {
             "name": "STARLING_METRICS_TOKEN",
-            "valueFrom": {"secretKeyRef": {"name": TOKEN_SECRET, "key": METRICS_TOKEN_KEY, "optional": True}},
+            "valueFrom": {"secretKeyRef": {"name": METRICS_SECRET, "key": "token", "optional": True}},
         },
     ]
 
@@ -229,7 +233,7 @@ def service_monitor(settings: DeploymentSettings) -> Manifest:
                     "interval": "15s",
                     "authorization": {
                         "type": "Bearer",
-                        "credentials": {"name": TOKEN_SECRET, "key": METRICS_TOKEN_KEY},
+                        "credentials": {"name": METRICS_SECRET, "key": "token"},
                     },
                 }
             ],
@@ -288,11 +292,14 @@ def _controller_role(account: str, component: str, settings: DeploymentSettings)
                 "resources": ["deployments/scale"],
                 "verbs": ["get", "patch", "update"],
             },
+            # The pipeline's Secret only, not the tokens' or the database's (``create`` takes no name).
             {
                 "apiGroups": [""],
                 "resources": ["secrets"],
-                "verbs": ["get", "create", "patch", "update", "delete"],
+                "resourceNames": [PIPELINE_SECRET],
+                "verbs": ["get", "patch", "update", "delete"],
             },
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
         ],
     }
@@ -368,7 +375,7 @@ def all_manifests(
             "metadata": {"name": settings.namespace, "labels": labels("namespace")},
         },
         pipeline_secret(spec, settings),
-        token_secret(token, settings, metrics_token or f"stl_{secrets.token_urlsafe(32)}"),
+        *token_secrets(token, settings, metrics_token or f"stl_{secrets.token_urlsafe(32)}"),
     ]
     if store.in_cluster:
         objects += postgres_objects(store, settings, postgres_password or secrets.token_urlsafe(32))

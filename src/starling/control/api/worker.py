@@ -109,7 +109,8 @@ class ConfigAccepted(BaseModel):
 
 probes = APIRouter(tags=["probes"])
 router = APIRouter(dependencies=OPERATOR, responses=AUTH_RESPONSES, tags=["runtime"])
-# What a Prometheus scrape reads: any valid token, the read-only metrics token included.
+# What a Prometheus scrape reads: any valid token, the read-only metrics token included. Only /metrics:
+# /status shows the components' configuration (users' filters, webhook URLs), an operator's to read.
 scraped = APIRouter(dependencies=SCRAPER, responses=AUTH_RESPONSES, tags=["runtime"])
 
 
@@ -139,7 +140,7 @@ async def availability(runtime: Runtime) -> Response:
 probes.add_api_route("/capabilities", capabilities, response_class=Response, responses=XML_RESPONSE)
 
 
-@scraped.get("/status")
+@router.get("/status")
 def status(runtime: Runtime) -> WorkerStatus:
     return WorkerStatus.model_validate(runtime.status())
 
