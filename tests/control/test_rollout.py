@@ -254,6 +254,14 @@ def test_a_change_the_backend_cannot_hold_is_refused_before_it_is_saved(tmp_path
         assert "big" not in [c.instance_name for c in controller.components("ingest")]
         assert backend.written == [2]
         assert ControllerState(tmp_path / "starling.db").load().version == 2  # type: ignore[union-attr]
+        # A filter whose outputs add a route to the distribute stage: refused whole, no route left behind.
+        hook = {"type": "webhook", "url": "https://hooks.example.org/a", "secret": "s" * 32}
+        config = {"expression": "mag < 18", "description": "d" * 1800, "outputs": [hook]}
+        routed = ComponentSpec(use="adql", name="ada.routed", config=config)
+        sinks = controller.desired.spec.sinks
+        with pytest.raises(ConfigError, match="its workers can be given here"):
+            controller.edit("filter", lambda current: [*current, routed])
+        assert (controller.desired.version, controller.desired.spec.sinks) == (2, sinks)
     finally:
         controller.close()
         state.close()

@@ -90,6 +90,9 @@ def polygon_dec_range(vertex_ra: list[float], vertex_dec: list[float]) -> tuple[
     reach between them (an edge bulges towards a pole), and a pole it holds. What a declination index
     may be asked for before the exact test."""
     vertices = unit_vectors(np.asarray(vertex_ra, dtype=float), np.asarray(vertex_dec, dtype=float))
+    centre = vertices.sum(axis=0)
+    if np.linalg.norm(centre) < 1e-12 or np.any(vertices @ (centre / np.linalg.norm(centre)) <= 0):
+        return -90.0, 90.0  # a vertex a quarter of the sky from the rest: no band is sure to hold it
     decs = list(np.asarray(vertex_dec, dtype=float))
     count = len(vertices)
     for i in range(count):
@@ -111,7 +114,8 @@ def polygon_dec_range(vertex_ra: list[float], vertex_dec: list[float]) -> tuple[
                 decs.append(float(np.degrees(np.arcsin(np.clip(extreme[2], -1, 1)))))
     low, high = min(decs), max(decs)
     poles = polygon_contains(np.array([0.0, 0.0]), np.array([90.0, -90.0]), list(vertex_ra), list(vertex_dec))
-    return (-90.0 if poles[1] else float(low)), (90.0 if poles[0] else float(high))
+    pad = 1e-9  # degrees: rounding in the extremes' arithmetic never costs a point on the edge
+    return (-90.0 if poles[1] else float(low) - pad), (90.0 if poles[0] else float(high) + pad)
 
 
 # -- over the columns of a batch (``columns`` may keep a memo for the batch) --------------------------

@@ -258,6 +258,8 @@ class Controller:
             build_component(component.use, component.config, component.instance_name, "filter")
         with self._lock:
             routed = route_deliveries(with_stage(self.desired.spec, "filter", components))
+            # Both changes must fit before the first is made: a refused filter leaves no route behind.
+            self._fits(self.desired.model_copy(update={"spec": routed, "version": self.desired.version + 2}))
             if routed.sinks != self.desired.spec.sinks:
                 self._change("distribute", list(routed.sinks))
             return self._change("filter", components)
