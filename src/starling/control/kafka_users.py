@@ -26,8 +26,9 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,12 +192,16 @@ def _admin(config: dict[str, Any]) -> AdminClient:
     return AdminClient(config)
 
 
-def _changing() -> threading.Lock:
+@contextmanager
+def _changing() -> Iterator[None]:
     """The one change of Kafka access at a time; another asked meanwhile is refused, not queued: a slow
     broker must not hold the controller's request threads (each would wait here)."""
     if not _CHANGES.acquire(blocking=False):
         raise KafkaBusyError("another change of Kafka access is being made; try again in a few seconds")
-    return _CHANGES
+    try:
+        yield
+    finally:
+        _CHANGES.release()
 
 
 def grant(spec: PipelineSpec, owner: str, quotas: Quotas) -> tuple[KafkaAccess, str]:
