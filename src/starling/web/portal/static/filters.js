@@ -321,12 +321,17 @@ async function follow(id) {
   await pollMatches();
 }
 
-// Matches at or after the newest one shown (ties in time come again and are skipped), a page at a time.
+// Matches observed at most LATE_DAYS before the newest one shown, a page at a time: the stream stores
+// matches in its own order (one partition's batch before another's), so a match of an earlier time can
+// be stored after a later one; those read again are skipped (the seen set).
+const LATE_DAYS = 1 / 24;
+
 async function pollMatches() {
   const followed = page.following;
   if (!followed) return;
+  const since = Math.max(0, followed.since - LATE_DAYS);
   for (let offset = 0, pages = 0; pages < 50; pages += 1) {
-    const query = new URLSearchParams({ since: followed.since, limit: 500, offset });
+    const query = new URLSearchParams({ since, limit: 500, offset });
     let found;
     try {
       found = await starling.json(`/api/filters/${encodeURIComponent(followed.id)}/matches?${query}`);
