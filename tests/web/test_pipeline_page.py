@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -152,7 +153,12 @@ def _add_and_remove_a_component(browser: Any, running: Running) -> None:
     assert "op-bright" in _components(running, "filter")
     item = '#stages tr[data-stage="filter"] li[data-component="op-bright"]'
     WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, item))
-    browser.find_element(By.CSS_SELECTOR, f'{item} [data-action="remove"]').click()
+
+    def click_remove(b: Any) -> bool:  # the table is drawn again every 2 s: a button found may be gone
+        b.find_element(By.CSS_SELECTOR, f'{item} [data-action="remove"]').click()
+        return True
+
+    WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException]).until(click_remove)
     browser.switch_to.alert.accept()
     WebDriverWait(browser, 30).until(lambda b: not b.find_elements(By.CSS_SELECTOR, item))
     assert "op-bright" not in _components(running, "filter")
