@@ -72,6 +72,17 @@ def metadata(name: str, component: str, settings: DeploymentSettings) -> dict[st
     return {"name": name, "namespace": settings.namespace, "labels": labels(component)}
 
 
+def secret(name: str, component: str, settings: DeploymentSettings, values: dict[str, str]) -> Manifest:
+    """An opaque Secret holding ``values`` (as ``stringData``: the API server encodes them)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata(name, component, settings),
+        "stringData": values,
+    }
+
+
 def probe(path: str, port: str, period_s: int, failures: int) -> dict[str, Any]:
     return {
         "httpGet": {"path": path, "port": port},

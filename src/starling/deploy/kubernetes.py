@@ -49,6 +49,7 @@ from starling.deploy.basics import (
     match_labels,
     metadata,
     probe,
+    secret,
     selector,
 )
 from starling.deploy.postgres import (
@@ -78,29 +79,14 @@ __all__ = [
 
 def pipeline_secret(spec: PipelineSpec, settings: DeploymentSettings, version: int | None = None) -> Manifest:
     """The pipeline every pod reads; ``version``: the controller's version of it (none when deployed)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": metadata(PIPELINE_SECRET, "pipeline", settings),
-        "stringData": {"pipeline.json": versioned_json(spec, version)},
-    }
+    return secret(PIPELINE_SECRET, "pipeline", settings, {"pipeline.json": versioned_json(spec, version)})
 
 
 def token_secrets(token: str, settings: DeploymentSettings, metrics_token: str) -> list[Manifest]:
     """The control token's Secret, and the metrics token's, apart (RBAC grants a Secret whole)."""
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "Opaque",
-            "metadata": metadata(name, component, settings),
-            "stringData": {"token": value},
-        }
-        for name, component, value in (
-            (TOKEN_SECRET, "control", token),
-            (METRICS_SECRET, "metrics", metrics_token),
-        )
+        secret(TOKEN_SECRET, "control", settings, {"token": token}),
+        secret(METRICS_SECRET, "metrics", settings, {"token": metrics_token}),
     ]
 
 

@@ -45,6 +45,7 @@ from starling.deploy.basics import (
     labels,
     match_labels,
     metadata,
+    secret,
 )
 from starling.errors import ConfigError
 from starling.store.location import is_postgres, shown_location, store_is_shared
@@ -153,13 +154,7 @@ def postgres_objects(store: StoreLayout, settings: DeploymentSettings, password:
     component = _COMPONENT
     container = _postgres_container(store, settings)
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "Opaque",
-            "metadata": metadata(POSTGRES, component, settings),
-            "stringData": {"password": password},
-        },
+        secret(POSTGRES, component, settings, {"password": password}),
         {
             "apiVersion": "v1",
             "kind": "Service",

@@ -17,13 +17,14 @@ import secrets
 import socket
 import ssl
 import struct
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from starling.errors import StarlingError
 
 _SASL_HANDSHAKE, _SASL_AUTHENTICATE = 17, 36
 _DESCRIBE_CLIENT_QUOTAS, _ALTER_CLIENT_QUOTAS = 48, 49
+T = TypeVar("T")
 _HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
 _SCRAM_MIN_ITERATIONS, _SCRAM_MAX_ITERATIONS = 4096, 16384  # what Kafka allows a SCRAM credential
 QUOTA_KEYS = ("producer_byte_rate", "consumer_byte_rate")
@@ -162,6 +163,23 @@ def _user_entity(user: str) -> bytes:
     return _array([_string("user") + _string(user)])
 
 
+def _ask(config: Mapping[str, Any], api_key: int, body: bytes, timeout_s: float) -> _Reader:
+    """One request on a connection of its own, logged in from ``config``."""
+    connection = _Connection(config, timeout_s)
+    try:
+        return connection.request(api_key, 0, body)
+    finally:
+        connection.close()
+
+
+def _read(reply: _Reader, parse: Callable[[_Reader], T]) -> T:
+    """``parse`` of a reply; a reply cut short or garbled is a ClientQuotaError, not a crash."""
+    try:
+        return parse(reply)
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise ClientQuotaError(f"Kafka's answer cannot be read: {exc}") from exc
+
+
 def set_user_quotas(
     config: Mapping[str, Any], user: str, rates: Mapping[str, float | None], timeout_s: float = 15.0
 ) -> None:
@@ -171,12 +189,8 @@ def set_user_quotas(
         _string(key) + struct.pack(">d?", float(value or 0.0), value is None) for key, value in rates.items()
     ]
     body = _array([_user_entity(user) + _array(ops)]) + struct.pack(">?", False)
-    connection = _Connection(config, timeout_s)
-    try:
-        reply = connection.request(_ALTER_CLIENT_QUOTAS, 0, body)
-    finally:
-        connection.close()
-    try:
+
+    def altered(reply: _Reader) -> None:
         reply.take(">i")  # throttle time
         for _ in range(reply.take(">i")):
             error, message = reply.take(">h"), reply.string()
@@ -184,34 +198,26 @@ def set_user_quotas(
                 reply.string(), reply.string()
             if error:
                 raise ClientQuotaError(f"Kafka refused the quotas of {user!r} (error {error}: {message})")
-    except (struct.error, UnicodeDecodeError) as exc:
-        raise ClientQuotaError(f"Kafka's answer cannot be read: {exc}") from exc
+
+    _read(_ask(config, _ALTER_CLIENT_QUOTAS, body, timeout_s), altered)
 
 
 def user_quotas(config: Mapping[str, Any], user: str, timeout_s: float = 15.0) -> dict[str, float]:
     """The quotas set for ``User:<user>`` itself (not the defaults it would fall back on)."""
     body = _array([_string("user") + struct.pack(">b", 0) + _string(user)]) + struct.pack(">?", True)
-    connection = _Connection(config, timeout_s)
-    try:
-        reply = connection.request(_DESCRIBE_CLIENT_QUOTAS, 0, body)
-    finally:
-        connection.close()
-    try:
-        return _described_quotas(reply, user)
-    except (struct.error, UnicodeDecodeError) as exc:
-        raise ClientQuotaError(f"Kafka's answer cannot be read: {exc}") from exc
 
+    def described(reply: _Reader) -> dict[str, float]:
+        reply.take(">i")
+        error, message = reply.take(">h"), reply.string()
+        if error:
+            raise ClientQuotaError(f"Kafka refused to describe the quotas of {user!r} ({error}: {message})")
+        found: dict[str, float] = {}
+        for _ in range(max(reply.take(">i"), 0)):
+            for _ in range(reply.take(">i")):
+                reply.string(), reply.string()
+            for _ in range(reply.take(">i")):
+                key = reply.string() or ""
+                found[key] = reply.take(">d")
+        return found
 
-def _described_quotas(reply: _Reader, user: str) -> dict[str, float]:
-    reply.take(">i")
-    error, message = reply.take(">h"), reply.string()
-    if error:
-        raise ClientQuotaError(f"Kafka refused to describe the quotas of {user!r} (error {error}: {message})")
-    found: dict[str, float] = {}
-    for _ in range(max(reply.take(">i"), 0)):
-        for _ in range(reply.take(">i")):
-            reply.string(), reply.string()
-        for _ in range(reply.take(">i")):
-            key = reply.string() or ""
-            found[key] = reply.take(">d")
-    return found
+    return _read(_ask(config, _DESCRIBE_CLIENT_QUOTAS, body, timeout_s), described)
