@@ -2,13 +2,16 @@
 
 The policy of each route is written down here once; a route that nobody listed fails the test, so a
 new route cannot ship without a decision on who may call it. Callers: no token, a metrics token, the
-owner of the object a route names, another user, an operator.
+workers' own secret (read from a running worker's environment), the owner of the object a route names,
+another user, an operator.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -59,6 +62,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("put", "/stages/{stage}/replicas"): "operator",
     ("put", "/stages/{stage}/autoscaling"): "operator",
     ("delete", "/stages/{stage}/autoscaling"): "operator",
+    ("get", "/bodies/{digest}"): "bodies",  # the workers' and an operator's
 }
 
 # What an owner's object is called, and a body each writing route takes from its owner.
@@ -95,10 +99,20 @@ def _callers(controller: ControllerProcess) -> dict[str, dict[str, str]]:
     return {
         "none": {},
         "metrics": metrics,
+        "worker": {"Authorization": f"Bearer {_worker_secret(controller)}"},
         "other": controller.user_token("bob"),
         "owner": controller.user_token("ada"),
         "operator": controller.operator,
     }
+
+
+def _worker_secret(controller: ControllerProcess) -> str:
+    """The secret the controller handed its workers, as its ingest worker holds it."""
+    own = f"{re.escape(str(controller.output))}/.*ingest-0.port"
+    found = subprocess.run(["pgrep", "-f", own], capture_output=True, text=True, check=False).stdout.split()
+    assert len(found) == 1, found
+    environment = Path(f"/proc/{found[0]}/environ").read_bytes().split(b"\0")
+    return next(v.split(b"=", 1)[1].decode() for v in environment if v.startswith(b"STARLING_CONTROL_TOKEN="))
 
 
 def _objects_of_the_owner(controller: ControllerProcess, owner: dict[str, str]) -> str:
@@ -114,6 +128,7 @@ def _objects_of_the_owner(controller: ControllerProcess, owner: dict[str, str]) 
 def _concrete(path: str, token_id: str) -> str:
     kind = path.split("/")[1]
     path = path.replace("{stage}", "filter").replace("{token_id}", token_id)
+    path = path.replace("{digest}", "sha256:" + "0" * 64)
     return path.replace("{name}", OWNED.get(kind, "no-such-component"))
 
 
@@ -124,6 +139,10 @@ def _allowed(policy: str, caller: str, status: int) -> bool:
         return not refused
     if caller == "none":
         return status == 401
+    if policy == "bodies":
+        return not refused if caller in ("worker", "operator") else status == 403
+    if caller == "worker":
+        return status == 403
     if policy == "scraper":
         return not refused
     if caller == "metrics":
@@ -143,7 +162,7 @@ def test_every_route_answers_each_caller_as_its_policy_says(controller: Controll
     wrong = []
     for method, path in sorted(routes):
         token_id = _objects_of_the_owner(controller, callers["owner"])
-        for caller in ("none", "metrics", "other", "owner", "operator"):
+        for caller in ("none", "metrics", "worker", "other", "owner", "operator"):
             response = httpx.request(
                 method.upper(),
                 f"{controller.url}{_concrete(path, token_id)}",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress
@@ -12,6 +13,10 @@ from rich.progress import Progress
 from starling.assembly import assemble
 from starling.cli.terminal import console, report_error
 from starling.errors import ConfigError, StarlingError
+
+if TYPE_CHECKING:
+    from starling.core.bodies import BodyResolver
+    from starling.transport.kafka.worker import StageWorker
 
 
 def serve(
@@ -51,7 +56,8 @@ def serve(
         # older version than it runs (the controller then pushes the list again), never a newer one.
         version = file_version(pipeline) if pipeline is not None else None
         spec = assemble(pipeline)
-        worker = StageWorker(spec, stage, output, AlertDecoder(default_schema_source(schema_registry)))
+        decoder = AlertDecoder(default_schema_source(schema_registry))
+        worker = _with_bodies(lambda bodies: StageWorker(spec, stage, output, decoder, bodies))
         worker.started_from(version)
     except StarlingError as exc:
         report_error(str(exc))
@@ -73,6 +79,26 @@ def serve(
         worker.run()
     finally:
         server.stop()
+
+
+def _with_bodies(build: Callable[[BodyResolver], StageWorker]) -> StageWorker:
+    """``build`` given the resolver of the controller's stored bodies; while the controller cannot
+    be reached (it starts after its workers, or restarts), tried again for up to two minutes."""
+    import threading
+
+    from starling.control.client import controller_bodies
+    from starling.core.outage import Backoff
+    from starling.errors import OutageError
+
+    bodies, backoff, never = controller_bodies(), Backoff(), threading.Event()
+    deadline = time.monotonic() + 120.0
+    while True:
+        try:
+            return build(bodies)
+        except OutageError as exc:
+            if time.monotonic() > deadline:
+                raise
+            backoff.wait(exc, never, "reading the controller's stored bodies")
 
 
 # The options ``feed`` and ``up`` share: what to put on the survey topic.

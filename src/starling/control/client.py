@@ -15,9 +15,17 @@ from urllib.parse import quote
 
 import httpx
 
-from starling.errors import ControllerRefusedError, ControllerUnreachableError
+from starling.control.auth import TOKEN_ENV
+from starling.core.bodies import BodyResolver
+from starling.errors import ConfigError, ControllerRefusedError, ControllerUnreachableError, OutageError
 
-__all__ = ["DEFAULT_CONTROLLER", "PIPELINE_VERSION_HEADER", "ControllerClient", "WorkerClient"]
+__all__ = [
+    "DEFAULT_CONTROLLER",
+    "PIPELINE_VERSION_HEADER",
+    "ControllerClient",
+    "WorkerClient",
+    "controller_bodies",
+]
 
 DEFAULT_CONTROLLER = "http://127.0.0.1:8765"
 
@@ -36,13 +44,7 @@ class ControllerClient:
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """One call: the decoded JSON answer, or ControllerRefusedError / ControllerUnreachableError."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        try:
-            response = httpx.request(
-                method, self.url + path, json=body, headers=headers, timeout=self.timeout_s
-            )
-        except httpx.HTTPError as exc:
-            raise ControllerUnreachableError(f"cannot reach the controller at {self.url}: {exc}") from exc
+        response = self._send(method, path, body)
         try:
             answer = response.json()
         except ValueError:
@@ -51,6 +53,24 @@ class ControllerClient:
             detail = answer.get("detail", answer) if isinstance(answer, dict) else answer
             raise ControllerRefusedError(response.status_code, detail)
         return answer
+
+    def _send(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            return httpx.request(method, self.url + path, json=body, headers=headers, timeout=self.timeout_s)
+        except httpx.HTTPError as exc:
+            raise ControllerUnreachableError(f"cannot reach the controller at {self.url}: {exc}") from exc
+
+    def body(self, digest: str) -> bytes:
+        """A stored body's bytes as kept (``starling.core.bodies``), for a worker to check and read."""
+        response = self._send("GET", f"/bodies/{quote(digest, safe='')}")
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ControllerRefusedError(response.status_code, detail)
+        return response.content
 
     def whoami(self) -> dict[str, Any]:
         """The role and user the client's token names."""
@@ -179,3 +199,27 @@ class WorkerClient:
         (applied at its next batch boundary)."""
         headers = {PIPELINE_VERSION_HEADER: str(pipeline_version)}
         return self.request("PUT", "/components", components, 10.0, headers)
+
+
+def controller_bodies() -> BodyResolver:
+    """A worker's resolver of stored bodies: fetched from the controller of ``$STARLING_CONTROLLER``
+    with the worker's own token (``$STARLING_CONTROL_TOKEN``), which the controller takes as a
+    worker's; with no controller named, a resolver that refuses every reference."""
+    url = os.environ.get("STARLING_CONTROLLER")
+    if not url:
+        return BodyResolver()
+    client = ControllerClient(url, os.environ.get(TOKEN_ENV), timeout_s=60.0)
+
+    def fetch(digest: str) -> bytes:
+        try:
+            return client.body(digest)
+        except ControllerUnreachableError as exc:
+            raise OutageError(str(exc)) from exc
+        except ControllerRefusedError as exc:
+            if exc.status in (404, 422):
+                raise ConfigError(f"the controller has no body {digest}: {exc.detail}") from exc
+            raise OutageError(
+                f"the controller refused the body {digest} ({exc.status}): {exc.detail}"
+            ) from exc
+
+    return BodyResolver(fetch)

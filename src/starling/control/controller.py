@@ -27,6 +27,7 @@ from starling.control.quotas import Quotas
 from starling.control.rollout import LIVE_WAIT_S, StageRollout
 from starling.control.state import ControllerState, DesiredPipeline
 from starling.control.trial import Trials, pipeline_store, try_filter_on_store
+from starling.core.bodies import checked_body, make_reference, references, resolve
 from starling.core.registry import build_component
 from starling.core.spec import ComponentSpec, PipelineSpec, versioned_json
 from starling.core.stages import STAGES, StageName, stage_component_specs, stage_kind, stage_layout
@@ -149,9 +150,7 @@ class Controller:
                 names = [c.instance_name for c in components]
                 if len(set(names)) != len(names):
                     raise ConfigError(f"component names must be unique in a stage; got {names}")
-                kind = stage_kind(stage)
-                for component in components:  # validated against each component's own config model
-                    build_component(component.use, component.config, component.instance_name, kind)
+                self._validate(stage, components)
                 spec = with_stage(spec, stage, components)
             counts = dict(self.desired.replicas)
             policies = dict(self.desired.autoscaling)
@@ -169,6 +168,7 @@ class Controller:
             )
             self._fits(desired)
             self.state.save(desired)
+            self.state.forget_bodies(references(desired.spec.model_dump(mode="json")))
             self.desired = desired
             self.backend.write_spec(spec, desired.version)
             if components is not None:
@@ -176,6 +176,30 @@ class Controller:
             if replicas is not None:
                 self.backend.scale({stage: replicas})
             return desired
+
+    def _validate(self, stage: StageName, components: list[ComponentSpec]) -> None:
+        """Each component new or changed, validated against its own config model with the bodies it
+        refers to (ConfigError naming the field); one already in the stage as it is was validated when it
+        came, so a change to one user's filter does not read every watchlist's targets again."""
+        kind = stage_kind(stage)
+        current = stage_component_specs(self.desired.spec, stage)
+        for component in components:
+            if component not in current:
+                config = resolve(component.config, self.body)
+                build_component(component.use, config, component.instance_name, kind)
+
+    def keep_body(self, value: Any) -> dict[str, Any]:
+        """Keep ``value`` as a stored body (``starling.core.bodies``); the reference that stands for it."""
+        reference, data = make_reference(value)
+        self.state.put_body(data)
+        return reference
+
+    def body(self, digest: str) -> Any:
+        """The JSON value of a stored body (ConfigError when none of that digest is kept)."""
+        data = self.state.body(digest)
+        if data is None:
+            raise ConfigError(f"no stored body {digest}")
+        return checked_body(digest, data)
 
     def _fits(self, desired: DesiredPipeline) -> None:
         """ConfigError if the backend cannot hold the pipeline where its workers read it (a Kubernetes
@@ -254,9 +278,8 @@ class Controller:
     def set_filters(self, components: list[ComponentSpec]) -> DesiredPipeline:
         """The filter stage's new components (users' filters among them). Their outputs reach the
         distribute stage's ``deliver`` sink first, so no match is judged before its route is known."""
-        for component in components:  # refused here, before anything changes
-            build_component(component.use, component.config, component.instance_name, "filter")
         with self._lock:
+            self._validate("filter", components)  # refused here, before anything changes
             routed = route_deliveries(with_stage(self.desired.spec, "filter", components))
             # Both changes must fit before the first is made: a refused filter leaves no route behind.
             self._fits(self.desired.model_copy(update={"spec": routed, "version": self.desired.version + 2}))

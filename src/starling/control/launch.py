@@ -90,9 +90,12 @@ def run_controller(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
+        # The API first: workers fetch the stored bodies their pipeline refers to from it as they start.
+        bound = server.start()
+        if isinstance(backend, LocalBackend):
+            backend.tell_workers(f"http://127.0.0.1:{bound}")
         backend.start(desired.spec, desired.replicas, desired.version)
         controller.autoscaler.start()
-        bound = server.start()
         if port_file is not None:
             port_file.write_text(str(bound))
         log.info(f"controller API on http://{host}:{bound}")

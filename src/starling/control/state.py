@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from starling.control.autoscale_policy import AutoscalePolicy
 from starling.control.tokens import Principal, Role, TokenStore
+from starling.core.bodies import digest_of
 from starling.core.secrets import private_file
 from starling.core.spec import PipelineSpec
 from starling.core.stages import STAGES, StageName
@@ -20,7 +21,14 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS controller_state (
     name TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL, updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS stored_bodies (
+    digest TEXT PRIMARY KEY, body BLOB NOT NULL, created REAL NOT NULL
+);
 """
+
+# A body no config refers to any longer is kept this long: a worker still applying the list before it
+# (or a change that failed after its body was stored) may yet ask for it.
+BODY_GRACE_S = 3600.0
 
 
 class DesiredPipeline(BaseModel):
@@ -57,6 +65,34 @@ class ControllerState:
                 "version = excluded.version, body = excluded.body, updated = excluded.updated",
                 (desired.version, desired.model_dump_json(), time.time()),
             )
+
+    def put_body(self, data: bytes) -> str:
+        """Keep a body (``starling.core.bodies``) under its digest, once; the digest."""
+        digest = digest_of(data)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO stored_bodies VALUES (?, ?, ?) ON CONFLICT (digest) DO UPDATE SET created = ?",
+                (digest, data, time.time(), time.time()),
+            )
+        return digest
+
+    def body(self, digest: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT body FROM stored_bodies WHERE digest = ?", (digest,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def forget_bodies(self, keep: set[str]) -> int:
+        """Remove the bodies outside ``keep`` stored more than ``BODY_GRACE_S`` ago; how many."""
+        with self._lock:
+            old = [
+                digest
+                for (digest,) in self._db.execute(
+                    "SELECT digest FROM stored_bodies WHERE created < ?", (time.time() - BODY_GRACE_S,)
+                )
+                if digest not in keep
+            ]
+            self._db.executemany("DELETE FROM stored_bodies WHERE digest = ?", [(d,) for d in old])
+        return len(old)
 
     def create_token(self, role: Role, user: str, expires_in_s: float | None = None) -> str:
         return self.tokens_store.create(role, user, expires_in_s)[0]

@@ -3,7 +3,8 @@ name them by (list, revoke), and an expiry.
 
 Roles: ``operator`` (may change anything), ``user`` (its own filters and lists, and a redacted view of
 the pipeline), ``metrics`` (may read ``/metrics`` and ``/status`` only: what a Prometheus scrape
-needs, and nothing it could leak). A user's name is its owner id: ``operator`` is reserved, so no
+needs, and nothing it could leak), ``worker`` (the workers' shared secret, at the controller: may
+read the stored bodies the pipeline refers to). A user's name is its owner id: ``operator`` is reserved, so no
 user can own what an operator made.
 """
 
@@ -20,8 +21,10 @@ from typing import Literal
 
 from starling.errors import ConfigError
 
-Role = Literal["operator", "user", "metrics"]
-ROLES: tuple[Role, ...] = ("operator", "user", "metrics")
+# The roles a token can be made for; ``worker`` is the workers' own secret, never a stored token.
+TokenRole = Literal["operator", "user", "metrics"]
+Role = Literal[TokenRole, "worker"]
+ROLES: tuple[TokenRole, ...] = ("operator", "user", "metrics")
 USER_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
 RESERVED_USERS = frozenset({"operator", "metrics", "admin", "root", "starling"})
 

@@ -2,7 +2,9 @@
 
 Each kind is kept in the config of one ingest-stage annotator (``watchlists`` or ``watchmaps``),
 added to the stage when its first entry arrives. Every entry carries its owner: a user sees its own,
-an operator all of them.
+an operator all of them. An entry's bulk (a list's targets, a map's region) is kept by the controller as a
+stored body (``starling.core.bodies``): the pipeline holds a reference to it, so a list of 100,000
+targets weighs a few dozen bytes in the description every worker and the Kubernetes Secret receive.
 """
 
 from __future__ import annotations
@@ -12,14 +14,20 @@ from typing import Any
 
 from starling.control.controller import Controller
 from starling.control.tokens import Principal
+from starling.core.bodies import is_reference, resolve
 from starling.core.spec import ComponentSpec
 
 
 class WatchEntries:
     """The entries (lists or maps) of one ingest annotator, seen per owner."""
 
-    def __init__(self, controller: Controller, use: str, key: str) -> None:
+    def __init__(self, controller: Controller, use: str, key: str, bulk: str) -> None:
         self.controller, self.use, self.key = controller, use, key
+        self.bulk = bulk  # the field of an entry kept as a stored body
+
+    def whole(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """``entry`` with its bulk read back from the stored body."""
+        return {**entry, self.bulk: resolve(entry[self.bulk], self.controller.body)}
 
     @property
     def noun(self) -> str:
@@ -46,7 +54,9 @@ class WatchEntries:
 
         def on_components(components: list[ComponentSpec]) -> list[ComponentSpec]:
             current = next((c for c in components if c.use == self.use), None)
-            entries = edit(list(current.config.get(self.key, [])) if current else [])
+            entries = [
+                self._stored(e) for e in edit(list(current.config.get(self.key, [])) if current else [])
+            ]
             updated = ComponentSpec(use=self.use, name=self.use, config={self.key: entries})
             if current is None:
                 return [*components, updated]
@@ -54,10 +64,15 @@ class WatchEntries:
 
         return self.controller.edit("ingest", on_components).version
 
+    def _stored(self, entry: dict[str, Any]) -> dict[str, Any]:
+        if is_reference(entry[self.bulk]):
+            return entry
+        return {**entry, self.bulk: self.controller.keep_body(entry[self.bulk])}
+
 
 def watchlists(controller: Controller) -> WatchEntries:
-    return WatchEntries(controller, "watchlists", "lists")
+    return WatchEntries(controller, "watchlists", "lists", "targets")
 
 
 def watchmaps(controller: Controller) -> WatchEntries:
-    return WatchEntries(controller, "watchmaps", "maps")
+    return WatchEntries(controller, "watchmaps", "maps", "moc")

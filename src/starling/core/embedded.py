@@ -73,7 +73,7 @@ class EmbeddedPipeline(LiveRuntime):
         self.init_live([*spec.annotators, *spec.filters, *spec.sinks])
 
     def _build(self, specs: list[ComponentSpec]) -> list[Component[Any]]:
-        built = [build_component(c.use, c.config, c.instance_name) for c in specs]
+        built = [build_component(c.use, self.bodies.resolve(c.config), c.instance_name) for c in specs]
         sources = [c.name for c in built if c.kind == "source"]
         if sources:
             raise ConfigError(f"a source cannot run inside the chain: {sources}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from starling.core.bodies import BodyResolver
 from starling.core.chain import Chain, StageCounts
 from starling.core.component import Component, RunContext
 from starling.core.deadletter import DeadLetterOutput
@@ -43,6 +44,10 @@ class LiveRuntime(ABC):
     output_dir: Path
     dead_letters: DeadLetterOutput
     spec: PipelineSpec
+
+    # What stands in for the stored bodies a config refers to (a watchlist's targets): set before the
+    # first build; the default refuses a reference, having no controller to fetch it from.
+    bodies: BodyResolver = BodyResolver()
 
     def init_live(self, specs: list[ComponentSpec]) -> None:
         self.component_specs: list[ComponentSpec] = list(specs)
@@ -180,6 +185,7 @@ class LiveRuntime(ABC):
             self.config_history.append(
                 {"version": version, "applied_at": time.time(), "pipeline_version": proposal.pipeline_version}
             )
+        self.bodies.keep_only([spec.config for spec in proposal.specs])
         for component in previous:
             if component not in components:
                 component.flush()

@@ -125,7 +125,11 @@ def _worker_container(stage: StageName, settings: DeploymentSettings) -> dict[st
             "--port",
             str(WORKER_PORT),
         ],
-        "env": _token_env(),
+        # The controller's Service: where a worker fetches the stored bodies its pipeline refers to.
+        "env": [
+            *_token_env(),
+            {"name": "STARLING_CONTROLLER", "value": f"http://{APP}-controller:{CONTROLLER_PORT}"},
+        ],
         "ports": [{"name": "http", "containerPort": WORKER_PORT, "protocol": "TCP"}],
         "livenessProbe": probe("/health", "http", 10, 3),
         "readinessProbe": probe("/ready", "http", 2, 1),

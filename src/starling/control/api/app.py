@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from starling.control.api import autoscaler, filters, kafka_access, pipeline, tokens, watch, worker
+from starling.control.api import autoscaler, bodies, filters, kafka_access, pipeline, tokens, watch, worker
 from starling.control.api.common import COMMON_RESPONSES, allow_every_method_of_the_path
 from starling.control.api.limits import BodyLimit
-from starling.control.auth import TokenAuthority, with_metrics_token
+from starling.control.auth import AnyOf, SharedSecret, TokenAuthority, with_metrics_token
 from starling.control.controller import Controller
 from starling.core.live import LiveRuntime
 
@@ -21,7 +21,9 @@ def controller_app(controller: Controller) -> FastAPI:
     """The controller's API; its tokens are those of the controller's store."""
     app = FastAPI(title="Starling controller", version="0.1.0", responses=COMMON_RESPONSES)
     app.state.controller = controller
-    app.state.authority = with_metrics_token(controller.state)
+    # The workers' own secret is a worker's token here: it reads the stored bodies and nothing else.
+    workers = SharedSecret(controller.backend.token, role="worker")
+    app.state.authority = with_metrics_token(AnyOf(controller.state, workers))
     app.middleware("http")(allow_every_method_of_the_path)
     app.add_middleware(BodyLimit)
     for router in (
@@ -35,6 +37,7 @@ def controller_app(controller: Controller) -> FastAPI:
         watch.router,
         tokens.router,
         kafka_access.router,
+        bodies.router,
     ):
         app.include_router(router)
     return app

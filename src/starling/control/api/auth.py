@@ -7,6 +7,9 @@ expired one: 401; a valid token without the role a route needs: 403. Three level
 - ``SCRAPER``: any valid token, a ``metrics`` token included (``/metrics``, ``/status``);
 - ``ANYONE``: an operator or a user (what a user may do to its own objects; routes scope to the owner);
 - ``OPERATOR``: an operator.
+
+The workers' own secret, at the controller (role ``worker``), passes none of them: it may only read the
+stored bodies the pipeline refers to (``BODY_READER``, an operator too).
 """
 
 from __future__ import annotations
@@ -30,6 +33,20 @@ def principal(request: Request, authorization: Annotated[str | None, Header()] =
     return found
 
 
+def scraper(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    """Whoever the token names, unless it is the workers' secret."""
+    if who.role == "worker":
+        raise HTTPException(403, "a worker's token may only read stored bodies")
+    return who
+
+
+def body_reader(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    """An operator, or a worker fetching a body its pipeline refers to."""
+    if who.role not in ("operator", "worker"):
+        raise HTTPException(403, "only the workers and an operator read stored bodies")
+    return who
+
+
 def member(who: Annotated[Principal, Depends(principal)]) -> Principal:
     """Whoever the token names, if it is an operator's or a user's (not a metrics token)."""
     if who.role not in ("operator", "user"):
@@ -47,6 +64,7 @@ def operator(who: Annotated[Principal, Depends(principal)]) -> Principal:
 Anyone = Annotated[Principal, Depends(member)]
 Operator = Annotated[Principal, Depends(operator)]
 # For routers and routes that need the check but not the principal.
-SCRAPER: list[Any] = [Depends(principal)]
+SCRAPER: list[Any] = [Depends(scraper)]
+BODY_READER: list[Any] = [Depends(body_reader)]
 ANYONE: list[Any] = [Depends(member)]
 OPERATOR: list[Any] = [Depends(operator)]

@@ -11,10 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from starling.control.api.auth import ANYONE, Anyone, Operator, principal
+from starling.control.api.auth import ANYONE, Anyone, Operator, scraper
 from starling.control.api.common import AUTH_RESPONSES, REFUSED, config_refused, problem, refuse
 from starling.control.api.deps import Control
-from starling.control.tokens import USER_NAME, Principal, Role
+from starling.control.tokens import USER_NAME, Principal, Role, TokenRole
 
 _DAY_S = 86_400.0
 
@@ -29,7 +29,7 @@ class TokenView(BaseModel):
 
 
 class NewToken(BaseModel):
-    role: Role = "user"
+    role: TokenRole = "user"
     user: str = Field(pattern=USER_NAME, description="the owner: a user's name (ignored for an operator)")
     expires_in_days: float | None = Field(90.0, gt=0, le=3650, strict=True, description="null: never")
 
@@ -53,7 +53,7 @@ router = APIRouter(responses=AUTH_RESPONSES, tags=["tokens"])
 
 
 @router.get("/whoami")
-def whoami(who: Annotated[Principal, Depends(principal)]) -> Identity:
+def whoami(who: Annotated[Principal, Depends(scraper)]) -> Identity:
     """Who the token names: how the services beside the controller (``starling web``) learn whose
     request they serve, without a copy of the tokens."""
     return Identity(role=who.role, user=who.user)

@@ -32,6 +32,7 @@ from starling.control.api.deps import Control
 from starling.control.quotas import over_quota
 from starling.control.tokens import Principal
 from starling.control.user_watch import WatchEntries, watchlists, watchmaps
+from starling.core.bodies import items
 
 
 class NewWatchlist(BaseModel):
@@ -114,9 +115,9 @@ def _check_quotas(kept: WatchEntries, who: Principal, entries: list[dict[str, An
         return
     if len(mine) > quotas.watchlists_per_user:
         refuse(403, over_quota("watchlists", quotas.watchlists_per_user))
-    if max((len(e["targets"]) for e in mine), default=0) > quotas.targets_per_list:
+    if max((items(e["targets"]) for e in mine), default=0) > quotas.targets_per_list:
         refuse(403, over_quota("targets in one watchlist", quotas.targets_per_list))
-    if sum(len(e["targets"]) for e in mine) > quotas.targets_per_user:
+    if sum(items(e["targets"]) for e in mine) > quotas.targets_per_user:
         refuse(403, over_quota("targets over all your watchlists", quotas.targets_per_user))
 
 
@@ -173,7 +174,7 @@ def list_watchlists(lists: Lists, who: Anyone) -> list[WatchlistSummary]:
         WatchlistSummary(
             name=e["name"],
             owner=e.get("owner"),
-            targets=len(e["targets"]),
+            targets=items(e["targets"]),
             default_radius_arcsec=e.get("default_radius_arcsec", 2.0),
         )
         for e in lists.visible(who)
@@ -194,7 +195,7 @@ def _read(kept: WatchEntries, who: Principal, name: str, response: Response) -> 
     if found is None:
         refuse(404, f"you have no {kept.noun} named {name!r}")
     response.headers["ETag"] = entity_tag(found)
-    return found
+    return kept.whole(found)
 
 
 # The entry as kept: only the fields it holds (a hand-written pipeline may leave defaults out).
@@ -216,7 +217,7 @@ def list_watchmaps(maps: Maps, who: Anyone) -> list[WatchmapSummary]:
             name=e["name"],
             owner=e.get("owner"),
             description=e.get("description", ""),
-            cells=sum(len(c) for c in e["moc"].values()),
+            cells=items(e["moc"]),
         )
         for e in maps.visible(who)
     ]

@@ -31,6 +31,7 @@ from starling.control.api.metrics import runtime_metrics
 from starling.control.client import PIPELINE_VERSION_HEADER
 from starling.core.secrets import redact_secrets
 from starling.core.spec import ComponentSpec
+from starling.errors import OutageError
 from starling.vo.vosi import availability_xml
 
 
@@ -201,13 +202,19 @@ PipelineVersion = Annotated[
 ]
 
 
-@router.put("/components", responses={422: problem("refused, with the reason")})
+@router.put(
+    "/components",
+    responses={422: problem("refused, with the reason"), 503: problem("a stored body could not be fetched")},
+)
 def put_components(
     components: list[ComponentSpec], runtime: Runtime, pipeline_version: PipelineVersion = None
 ) -> ConfigAccepted:
     """Replace the stage's component list (add, remove, reorder) while it runs."""
-    with config_refused():
-        version = runtime.propose_components(components, pipeline_version)
+    try:
+        with config_refused():
+            version = runtime.propose_components(components, pipeline_version)
+    except OutageError as exc:  # a stored body it refers to could not be fetched: the sender tries again
+        refuse(503, str(exc))
     return ConfigAccepted(version=version, applied=False)
 
 

@@ -21,6 +21,11 @@ class Backend(Protocol):
     # workers cannot be given.
     max_pipeline_bytes: int | None
 
+    @property
+    def token(self) -> str:
+        """The workers' control secret: the controller takes it as a worker's token, which may fetch the
+        stored bodies the pipeline refers to (``GET /bodies/{digest}``) and nothing else."""
+
     def start(self, spec: PipelineSpec, replicas: dict[StageName, int], version: int | None = None) -> None:
         """Make the pipeline run with these replicas (create what is missing, adopt what exists);
         ``version``: as for ``write_spec``."""

@@ -43,6 +43,14 @@ class LocalBackend:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._supervise, daemon=True)
 
+    @property
+    def token(self) -> str:
+        return self.chain.token
+
+    def tell_workers(self, controller_url: str) -> None:
+        """Where the workers started from now on reach the controller (for the stored bodies)."""
+        self.chain.environment["STARLING_CONTROLLER"] = controller_url
+
     def start(self, spec: PipelineSpec, replicas: dict[StageName, int], version: int | None = None) -> None:
         self.write_spec(spec, version)
         self.chain.start_topics()

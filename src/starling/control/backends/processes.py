@@ -70,6 +70,8 @@ class LocalChain:
         self.workers: list[WorkerProcess] = []
         # One operator secret for the control APIs of this chain's workers, handed to them at start.
         self.token = new_secret()
+        # More of the workers' environment (the controller's URL, when a controller runs them).
+        self.environment: dict[str, str] = {}
 
     def write_spec(self) -> None:
         """The pipeline description every worker reads when it starts (rewritten on every change)."""
@@ -106,7 +108,7 @@ class LocalChain:
             "--port-file",
             str(port_file),
         ]
-        environment = {**os.environ, TOKEN_ENV: self.token}
+        environment = {**os.environ, **self.environment, TOKEN_ENV: self.token}
         with log_path.open("ab") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
         worker = WorkerProcess(stage, replica, process, port_file, log_path, self.token)

@@ -32,6 +32,7 @@ from confluent_kafka import (
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
+from starling.core.bodies import BodyResolver
 from starling.core.chain import Chain
 from starling.core.component import Batch, Component, RawMessage, RunContext
 from starling.core.deadletter import DeadLetter
@@ -60,11 +61,17 @@ class StageWorker(LiveRuntime):
 
     def _build(self, specs: list[ComponentSpec]) -> list[Component[Any]]:
         kind = stage_kind(self.layout.name)
-        return [build_component(c.use, c.config, c.instance_name, kind) for c in specs]
+        return [build_component(c.use, self.bodies.resolve(c.config), c.instance_name, kind) for c in specs]
 
     def __init__(
-        self, spec: PipelineSpec, stage: StageName, output_dir: Path, decoder: AlertDecoder | None = None
+        self,
+        spec: PipelineSpec,
+        stage: StageName,
+        output_dir: Path,
+        decoder: AlertDecoder | None = None,
+        bodies: BodyResolver | None = None,
     ):
+        self.bodies = bodies or BodyResolver()
         self.spec = spec
         self.stage = stage
         self.layout = stage_layout(spec, stage)
