@@ -1,10 +1,12 @@
-"""Each user reads their own filters' matches and the broker's public ones, never another user's: the
-rule held by the database itself (row-level security on PostgreSQL, a guarded view on SQLite), through
-every way a query can reach a table (JOIN, UNION, subqueries, TAP_SCHEMA), and end to end through
-``starling web`` with tokens checked by a real controller."""
+"""Each user reads their own filters' matches and the broker's public ones, never another user's (so too
+the hits of their own watchlists and watchmaps, kept as their annotations): the rule held by the database
+itself (row-level security on PostgreSQL, a guarded view on SQLite), through every way a query can reach
+a table (JOIN, UNION, subqueries, TAP_SCHEMA), and end to end through ``starling web`` with tokens
+checked by a real controller."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,9 +30,18 @@ from tests.support.kafka import chain_spec
 FILTERS = ("public-bright", "alice.mine", "bob.secret")
 
 
+WATCHED = {"favourites": "operator", "alist": "alice", "bmap": "bob"}
+
+
 @pytest.fixture(scope="module")
 def night() -> list[Alert]:
-    return synthetic_alerts(300, objects=60, seed=5)
+    alerts = synthetic_alerts(300, objects=60, seed=5)
+    for alert in alerts:  # every alert on the operator's list, alice's and bob's, as the annotator marks it
+        alert.annotations["watchlists"] = {
+            name: {"target": f"t-{name}", "dist_arcsec": 0.1, "count": 1, "owner": owner}
+            for name, owner in WATCHED.items()
+        }
+    return alerts
 
 
 def _fill(location: str, alerts: list[Alert]) -> None:
@@ -98,6 +109,32 @@ def test_counts_and_tap_schema_give_nothing_away(store: TapStore, night: list[Al
     assert not any("bob" in v or "alice" in v for v in values)  # ... and no user's filter in it
 
 
+@pytest.mark.parametrize("viewer", [None, "alice", "bob"])
+def test_each_user_reads_the_hits_of_their_own_watchlists_alone(
+    store: TapStore, viewer: str | None, night: list[Alert]
+) -> None:
+    rows = store.run("SELECT annotator, payload FROM starling.annotations", 100_000, viewer=viewer).all_rows()
+    lists: dict[str, set[str]] = {}
+    for annotator, payload in rows:
+        lists.setdefault(str(annotator), set()).update(json.loads(str(payload)))
+    mine = {f"{viewer}.watchlists": {n for n, o in WATCHED.items() if o == viewer}} if viewer else {}
+    assert {k: v for k, v in lists.items() if k.endswith("watchlists")} == {
+        "watchlists": {"favourites"},
+        **mine,
+    }
+    # The filter language's view reads the broker's own list, for everyone alike.
+    marked = store.run(
+        'SELECT COUNT(*) FROM starling.alert_fields WHERE "watchlists.favourites.target" IS NOT NULL',
+        10,
+        viewer=viewer,
+    ).all_rows()
+    assert marked[0][0] == len(night)
+    bobs = store.run(
+        "SELECT COUNT(*) FROM starling.annotations WHERE annotator LIKE 'bob%'", 10, viewer=viewer
+    ).all_rows()
+    assert bobs[0][0] == (len(night) if viewer == "bob" else 0)
+
+
 def test_the_sqlite_table_cannot_be_read_around_the_guard(tmp_path: Path, night: list[Alert]) -> None:
     location = str(tmp_path / "s.db")
     _fill(location, night)
@@ -107,11 +144,15 @@ def test_the_sqlite_table_cannot_be_read_around_the_guard(tmp_path: Path, night:
         "SELECT * FROM main.filter_matches",
         "SELECT count(*) FROM main.filter_matches",
         "SELECT filter FROM main.filter_matches WHERE filter = 'bob.secret'",
+        "SELECT payload FROM main.annotations WHERE annotator = 'bob.watchlists'",
     ):
         with pytest.raises(sqlite3.DatabaseError, match=r"not authorized|prohibited"):
             db.execute(sql).fetchall()
     seen = {row[0] for row in db.execute("SELECT filter FROM filter_matches")}
     assert seen == {"public-bright", "alice.mine"}
+    annotators = {row[0] for row in db.execute("SELECT annotator FROM annotations")}
+    assert "bob.watchlists" not in annotators
+    assert {"watchlists", "alice.watchlists"} <= annotators
     db.close()
     tap = TapStore(location)
     try:  # and ADQL cannot name the table behind the view
@@ -129,6 +170,9 @@ def test_postgres_reader_is_held_by_row_level_security(postgres_url: str, night:
         conn.execute("SELECT set_config('starling.viewer', 'alice', false)")
         seen = {row[0] for row in conn.execute("SELECT DISTINCT filter FROM filter_matches")}
         assert seen == {"public-bright", "alice.mine"}
+        annotators = {row[0] for row in conn.execute("SELECT DISTINCT annotator FROM annotations")}
+        assert "bob.watchlists" not in annotators
+        assert {"watchlists", "alice.watchlists"} <= annotators
         partitions = [
             row[0]
             for row in conn.execute(
@@ -176,6 +220,16 @@ def test_tokens_checked_by_the_controller_decide_what_tap_shows(
             async_seen = {str(r["filter"]) for r in service.run_async(query)}
             assert async_seen == seen[who]
         assert seen == {"anonymous": {"public-bright"}, "alice": {"public-bright", "alice.mine"}}
+        # The portal's API shows an alert's annotations as the store does: alice's hits to alice alone.
+        one = f"{base.removesuffix('/tap')}/api/alerts/{night[0].survey}/{night[0].alert_id}"
+        shown = {
+            who: set(httpx.get(one, headers=headers).json()["annotations"])
+            for who, headers in (("anonymous", {}), ("alice", controller.user_token("alice")))
+        }
+        assert "watchlists" in shown["anonymous"]
+        assert not any(name.startswith(("alice.", "bob.")) for name in shown["anonymous"])
+        assert "alice.watchlists" in shown["alice"]
+        assert "bob.watchlists" not in shown["alice"]
         refused = httpx.get(f"{base}/sync", params={"QUERY": query}, headers={"Authorization": "Bearer nope"})
         assert refused.status_code == 401
         alice = controller.user_token("alice")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from starling.adql.language import compile_filter
 from starling.control.controller import Controller
 from starling.control.tokens import Principal
 from starling.core.bodies import is_reference, resolve
@@ -76,3 +77,53 @@ def watchlists(controller: Controller) -> WatchEntries:
 
 def watchmaps(controller: Controller) -> WatchEntries:
     return WatchEntries(controller, "watchmaps", "maps", "moc")
+
+
+# Which lists and maps users' filters may read. In the stream every alert carries every list's marks, so
+# a filter could read another user's hits by naming its list: a user's filter may name its own lists and
+# maps and the broker's only. A name a user's filter reads and nobody holds yet is kept for that user (no
+# other user may then take it), so that no later list of another's can be read either. Both checks run
+# under the controller's lock, with the lists and filters as the change finds them.
+
+WATCH_ANNOTATORS = ("watchlists", "watchmaps")
+
+
+def watch_references(expression: str) -> set[tuple[str, str]]:
+    """(annotator, name) of each list or map a (checked) filter expression reads: ``watchlists.<name>.…``."""
+    found = set()
+    for field in compile_filter(expression).fields:
+        source, _, rest = field.partition(".")
+        name = rest.partition(".")[0]
+        if source in WATCH_ANNOTATORS and name:
+            found.add((source, name))
+    return found
+
+
+def _owner_of(controller: Controller, annotator: str, name: str) -> str | None:
+    entries = watchlists(controller) if annotator == "watchlists" else watchmaps(controller)
+    return next((str(e.get("owner", "operator")) for e in entries.entries() if e["name"] == name), None)
+
+
+def others_read(controller: Controller, who: Principal, expression: str) -> list[str]:
+    """The lists and maps of other users ``who``'s filter ``expression`` would read (an operator's: none)."""
+    if who.role == "operator":
+        return []
+    return sorted(
+        f"{annotator}.{name}"
+        for annotator, name in watch_references(expression)
+        if _owner_of(controller, annotator, name) not in (None, "operator", who.user)
+    )
+
+
+def read_by_others(controller: Controller, who: Principal, annotator: str, name: str) -> bool:
+    """Whether another user's filter reads the list or map ``name`` (an operator may take any name)."""
+    if who.role == "operator":
+        return False
+    for spec in controller.components("filter"):
+        owner = str(spec.config.get("owner", "operator"))
+        expression = str(spec.config.get("expression", ""))
+        if spec.use != "adql" or owner in ("operator", who.user) or name not in expression:
+            continue
+        if (annotator, name) in watch_references(expression):
+            return True
+    return False

@@ -1,31 +1,64 @@
-"""Who may read which filter matches: each user their own filters' matches, everyone the operator's.
+"""Who may read which filter matches and annotations: each user their own, everyone the operator's.
 
 A user's filter is the component ``<user>.<name>`` (user names and filter names hold no dot), an
 operator's filter a bare ``<name>``: the owner of a match is read from its filter's name, so a row needs
 no column of its own to say it, and rows written before this rule are covered too. The broker's own
 filters (the operator's) are its public streams; a user's are theirs alone.
 
+Annotations follow the same rule by their annotator's name: an annotation's entries that name an owner
+(a user's watchlist or watchmap hit: ``{"<list>": {..., "owner": "ada"}}``) are kept in a row of that
+owner's, annotator ``<owner>.<annotator>`` (:func:`annotation_rows`), the rest in the annotator's own row.
+
 The rule is enforced in the database, not only in the queries a service writes:
-- PostgreSQL: row-level security on ``filter_matches`` for the role TAP reads as (``READER_ROLE``), the
-  reader named by the transaction's ``starling.viewer`` setting (migration 0006);
-- SQLite: a temporary view ``filter_matches`` over the table, and an authorizer that refuses every read
-  of the table that does not go through that view (:func:`guard_sqlite`).
+- PostgreSQL: row-level security on ``filter_matches`` and ``annotations`` for the role TAP reads as
+  (``READER_ROLE``), the reader named by the transaction's ``starling.viewer`` setting (migrations 0006
+  and 0008);
+- SQLite: a temporary view of each table's visible rows, and an authorizer that refuses every read of
+  the tables that does not go through a view (:func:`guard_sqlite`).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 PUBLIC_OWNER = "operator"
 OWNER_SEPARATOR = "."
 READER_ROLE = "starling_reader"
 VIEWER_SETTING = "starling.viewer"
 
+# The tables guarded, each with the column that names the owner.
+OWNED_BY = {"filter_matches": "filter", "annotations": "annotator"}
+
+
 # The same rule, in each database's words.
-POSTGRES_VISIBLE = (
-    "strpos(filter, '.') = 0 OR split_part(filter, '.', 1) = current_setting('starling.viewer', true)"
-)
-_SQLITE_VISIBLE = "instr(filter, '.') = 0 OR substr(filter, 1, instr(filter, '.') - 1) = starling_viewer()"
+def postgres_visible(column: str) -> str:
+    viewer = f"current_setting('{VIEWER_SETTING}', true)"
+    return f"strpos({column}, '.') = 0 OR split_part({column}, '.', 1) = {viewer}"
+
+
+def _sqlite_visible(column: str) -> str:
+    return f"instr({column}, '.') = 0 OR substr({column}, 1, instr({column}, '.') - 1) = starling_viewer()"
+
+
+POSTGRES_VISIBLE = postgres_visible("filter")
+
+
+def annotation_rows(annotator: str, payload: Any) -> list[tuple[str, Any]]:
+    """An annotation as the store keeps it: its entries that name an owner other than the operator in a
+    row of each owner's (``<owner>.<annotator>``), the others in the annotator's own row."""
+    if not isinstance(payload, dict):
+        return [(annotator, payload)]
+    public: dict[str, Any] = {}
+    owned: dict[str, dict[str, Any]] = {}
+    for key, value in payload.items():
+        owner = value.get("owner") if isinstance(value, dict) else None
+        if isinstance(owner, str) and owner != PUBLIC_OWNER and OWNER_SEPARATOR not in owner:
+            owned.setdefault(owner, {})[key] = value
+        else:
+            public[key] = value
+    rows: list[tuple[str, Any]] = [(annotator, public)] if public or not owned else []
+    return rows + [(user_filter_name(owner, annotator), part) for owner, part in sorted(owned.items())]
 
 
 def user_filter_name(user: str, name: str) -> str:
@@ -52,20 +85,22 @@ def show_matches_to(db: sqlite3.Connection, viewer: str | None) -> None:
 
 
 def guard_sqlite(db: sqlite3.Connection, viewer: str | None) -> None:
-    """Make ``db`` (a connection to a store) show ``viewer`` only the matches it may read: the table
-    ``filter_matches`` is shadowed by a temporary view of the visible rows (an unqualified name finds the
-    temporary schema first), and any other read of the table, ``main.filter_matches`` by name included,
-    is refused by SQLite itself. Call it once per connection, before any query of a reader's."""
+    """Make ``db`` (a connection to a store) show ``viewer`` only the matches and annotations it may
+    read: each guarded table is shadowed by a temporary view of its visible rows (an unqualified name
+    finds the temporary schema first), and any other read of the table, ``main.<table>`` by name
+    included, is refused by SQLite itself (a view built on it, ``alert_fields``, reads its public rows).
+    Call it once per connection, before any query of a reader's."""
     show_matches_to(db, viewer)
-    db.execute(
-        f"CREATE TEMP VIEW IF NOT EXISTS filter_matches AS "
-        f"SELECT * FROM main.filter_matches WHERE {_SQLITE_VISIBLE}"
-    )
+    for table, column in OWNED_BY.items():
+        db.execute(
+            f"CREATE TEMP VIEW IF NOT EXISTS {table} AS "
+            f"SELECT * FROM main.{table} WHERE {_sqlite_visible(column)}"
+        )
 
     def authorize(
         action: int, table: str | None, _column: str | None, schema: str | None, view: str | None
     ) -> int:
-        if action == sqlite3.SQLITE_READ and table == "filter_matches" and schema == "main" and view is None:
+        if action == sqlite3.SQLITE_READ and table in OWNED_BY and schema == "main" and view is None:
             return sqlite3.SQLITE_DENY
         return sqlite3.SQLITE_OK
 

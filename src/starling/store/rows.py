@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from starling.alert.model import Alert
+from starling.store.access import annotation_rows
 
 Row = tuple[Any, ...]
 ObjectKey = tuple[str, str]
@@ -233,14 +234,16 @@ def batch_rows(
         row = _object_row(a, vouched)
         objects[key] = _merge_object_rows(objects[key], row) if key in objects else row
         rows.alerts.append(_alert_row(a, names.get(a.key, {})))
-        for name, payload in a.annotations.items():
-            annotations[(survey, a.alert_id, name)] = (
-                survey,
-                a.alert_id,
-                name,
-                json.dumps(payload, default=str),
-                a.mjd,
-            )
+        for annotator, whole in a.annotations.items():
+            # A user's own entries (its watchlists' hits) in a row of its own (``store.access``).
+            for name, payload in annotation_rows(annotator, whole):
+                annotations[(survey, a.alert_id, name)] = (
+                    survey,
+                    a.alert_id,
+                    name,
+                    json.dumps(payload, default=str),
+                    a.mjd,
+                )
     rows.objects = [objects[key] for key in sorted(objects)]
     rows.annotations = [annotations[key] for key in sorted(annotations)]
     rows.alerts.sort(key=lambda r: (r[0], r[1]))

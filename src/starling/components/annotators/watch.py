@@ -1,11 +1,14 @@
 """Users' watchlists and watchmaps: marking the alerts that fall on targets or regions they care about.
 
 - ``watchlists``: lists of targets (name, ra, dec, an optional radius each). An alert within a target's
-  radius is marked ``watchlists.<list>.target`` (the nearest such target), ``.dist_arcsec`` and
-  ``.count``. Lists are searched with the crossmatch index, built in memory at setup.
+  radius is marked ``watchlists.<list>.target`` (the nearest such target), ``.dist_arcsec``,
+  ``.count`` and ``.owner``. Lists are searched with the crossmatch index, built in memory at setup.
 - ``watchmaps``: sky regions as MOCs (from a MOC's FITS or JSON, or from a HEALPix probability map
   cut at a credible level, such as a gravitational-wave skymap; ``mocpy``). An alert inside is
-  marked ``watchmaps.<map>.inside`` = 1.
+  marked ``watchmaps.<map>.inside`` = 1 and ``.owner``.
+
+Each mark names its list's owner: the store keeps a user's marks in a row of that user's, which no other
+user reads (``starling.store.access``).
 
 Both keep their lists and maps in their config, so the controller changes them while the stream
 runs (between two batches), and every replica gets the same ones without a shared disk.
@@ -72,6 +75,9 @@ class Watchlists(Annotator[WatchlistsConfig]):
         "*.target": AnnotationField("string", "", "the nearest target whose radius holds the alert"),
         "*.dist_arcsec": AnnotationField("float", "arcsec", "distance to that target"),
         "*.count": AnnotationField("int", "", "targets of the list whose radius holds the alert"),
+        "*.owner": AnnotationField(
+            "string", "", "whose list it is (a user's hits are stored as theirs alone)"
+        ),
     }
 
     def setup(self, context: RunContext) -> None:
@@ -110,6 +116,7 @@ class Watchlists(Annotator[WatchlistsConfig]):
                     "target": watchlist.targets[int(target)].name,
                     "dist_arcsec": float(dist),
                     "count": int(counts[position]),
+                    "owner": watchlist.owner,
                 }
         for alert, marks in zip(alerts, found, strict=True):
             if marks:
@@ -163,10 +170,14 @@ class Watchmaps(Annotator[WatchmapsConfig]):
     Config: ClassVar[type[ComponentConfig]] = WatchmapsConfig
     outputs: ClassVar[dict[str, AnnotationField]] = {
         "*.inside": AnnotationField("int", "", "1 when the alert lies in the region"),
+        "*.owner": AnnotationField(
+            "string", "", "whose region it is (a user's hits are stored as theirs alone)"
+        ),
     }
 
     def setup(self, context: RunContext) -> None:
         self.mocs = {m.name: MOC.from_json(m.moc) for m in self.config.maps}
+        self.owners = {m.name: m.owner for m in self.config.maps}
 
     def annotate(self, alerts: Sequence[Alert]) -> None:
         if not alerts or not self.mocs:
@@ -178,7 +189,11 @@ class Watchmaps(Annotator[WatchmapsConfig]):
         lon, lat = np.where(valid, ra, 0.0) % 360.0 * u.deg, np.where(valid, dec, 0.0) * u.deg
         inside = {name: moc.contains_lonlat(lon, lat) & valid for name, moc in self.mocs.items()}
         for position, alert in enumerate(alerts):
-            marks = {name: {"inside": 1} for name, found in inside.items() if found[position]}
+            marks = {
+                name: {"inside": 1, "owner": self.owners[name]}
+                for name, found in inside.items()
+                if found[position]
+            }
             if marks:
                 alert.annotations[self.name] = marks
 

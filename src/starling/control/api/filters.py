@@ -37,6 +37,7 @@ from starling.control.tokens import Principal
 from starling.control.trial import TrialsBusyError
 from starling.control.user_filters import UserFilters
 from starling.control.user_outputs import placed_outputs, topic_collision
+from starling.control.user_watch import others_read
 from starling.core.spec import ComponentSpec
 from starling.errors import StoreError
 
@@ -140,6 +141,21 @@ def _check(expression: str) -> None:
         refuse(422, [exc.problem()])
 
 
+def _reads_only_its_own(filters: UserFilters, who: Principal, expression: str) -> None:
+    """422 if the expression reads another user's watchlist or watchmap (see ``user_watch``)."""
+    if foreign := others_read(filters.controller, who, expression):
+        refuse(
+            422,
+            [
+                {
+                    "loc": ["body", "expression"],
+                    "msg": f"it reads {', '.join(foreign)}, which belongs to someone else: a filter reads "
+                    "your own watchlists and watchmaps and the broker's",
+                }
+            ],
+        )
+
+
 def _found(filters: UserFilters, who: Principal, name: str) -> ComponentSpec:
     spec = filters.find(who, name)
     if spec is None:
@@ -212,6 +228,8 @@ def _update(
     def update(specs: list[ComponentSpec]) -> list[ComponentSpec]:
         index = _owned(specs, who, name)
         check_if_match(if_match, specs[index].config, "filter")
+        if "expression" in changes:
+            _reads_only_its_own(filters, who, changes["expression"])
         if "outputs" in changes:
             _collides(filters, specs, specs[index].instance_name, changes["outputs"])
         updated = specs[index].model_copy(update={"config": {**specs[index].config, **changes}})
@@ -243,6 +261,7 @@ def submit(body: NewFilter, filters: Filters, who: Anyone) -> FilterSubmitted:
     def add(specs: list[ComponentSpec]) -> list[ComponentSpec]:
         if any(s.instance_name == component for s in specs):
             refuse(409, f"you have a filter named {body.name!r}; choose another name")
+        _reads_only_its_own(filters, who, body.expression)
         _collides(filters, specs, component, config["outputs"])
         limit = filters.controller.quotas.filters_per_user
         mine = sum(1 for s in specs if s.use == "adql" and UserFilters.owner(s) == who.user)

@@ -31,7 +31,7 @@ from starling.control.api.common import (
 from starling.control.api.deps import Control
 from starling.control.quotas import over_quota
 from starling.control.tokens import Principal
-from starling.control.user_watch import WatchEntries, watchlists, watchmaps
+from starling.control.user_watch import WatchEntries, read_by_others, watchlists, watchmaps
 from starling.core.bodies import items
 
 
@@ -127,7 +127,8 @@ def _put(kept: WatchEntries, who: Principal, entry: dict[str, Any], if_match: st
     def put(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         nonlocal replaced
         existing = next((e for e in entries if e["name"] == entry["name"]), None)
-        if existing is not None and who.role != "operator" and existing.get("owner") != who.user:
+        taken = existing is not None and who.role != "operator" and existing.get("owner") != who.user
+        if taken or read_by_others(kept.controller, who, kept.use, entry["name"]):
             refuse(409, f"{entry['name']!r} belongs to someone else; choose another name")
         check_if_match(if_match, existing, kept.noun)
         replaced = existing is not None

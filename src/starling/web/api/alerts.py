@@ -20,8 +20,10 @@ from starling.web.api.common import (
     AlertIdPath,
     Store,
     SurveyPath,
+    Viewer,
     not_found,
     read,
+    user_of,
 )
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -87,8 +89,12 @@ def payload(text: Any) -> Any:
         return text
 
 
-def annotations_of(store: TapStore, survey: str, alert_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Each alert's annotations (annotator -> payload), for at most MAX_PAGE alerts of one survey."""
+def annotations_of(
+    store: TapStore, survey: str, alert_ids: Sequence[int], viewer: str | None
+) -> dict[int, dict[str, Any]]:
+    """Each alert's annotations (annotator -> payload) that ``viewer`` may read (the broker's, and those
+    kept as the viewer's, ``<user>.<annotator>``: ``starling.store.access``), for at most MAX_PAGE
+    alerts of one survey."""
     if not alert_ids:
         return {}
     if len(alert_ids) > MAX_PAGE:
@@ -99,6 +105,7 @@ def annotations_of(store: TapStore, survey: str, alert_ids: Sequence[int]) -> di
         "SELECT alert_id, annotator, payload FROM starling.annotations "
         f"WHERE survey = {adql_string(survey)} AND alert_id IN ({ids}) ORDER BY alert_id, annotator",
         len(alert_ids) * _ANNOTATORS_PER_ALERT,
+        viewer,
     )
     found: dict[int, dict[str, Any]] = {int(alert_id): {} for alert_id in alert_ids}
     for row in rows.rows:
@@ -115,7 +122,7 @@ def annotations_of(store: TapStore, survey: str, alert_ids: Sequence[int]) -> di
     "`/api/alerts/{survey}/{alert_id}/cutouts/{role}.png` or `.fits`.",
     responses={**NOT_FOUND, **UNAVAILABLE},
 )
-def get_alert(survey: SurveyPath, alert_id: AlertIdPath, store: Store) -> AlertDetail:
+def get_alert(survey: SurveyPath, alert_id: AlertIdPath, store: Store, who: Viewer) -> AlertDetail:
     alert = find_alert(store, survey, alert_id)
-    annotations = annotations_of(store, survey, [alert_id])[alert_id]
+    annotations = annotations_of(store, survey, [alert_id], user_of(who))[alert_id]
     return AlertDetail(**alert.model_dump(), annotations=annotations)

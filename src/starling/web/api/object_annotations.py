@@ -18,6 +18,8 @@ from starling.web.api.common import (
     Offset,
     Store,
     SurveyPath,
+    Viewer,
+    user_of,
 )
 from starling.web.api.objects import alert_page, find_object
 
@@ -43,15 +45,21 @@ class AnnotationPage(BaseModel):
     response_model=AnnotationPage,
     summary="The annotations of an object's alerts",
     description="Each of the object's alerts (newest first, `limit` at a time from `offset`) with its "
-    "annotations: annotator -> payload, as the annotator wrote it.",
+    "annotations: annotator -> payload, as the annotator wrote it (a user's own watchlist and watchmap "
+    "hits as `<user>.watchlists` and `<user>.watchmaps`, to that user alone).",
     responses={**NOT_FOUND, **UNAVAILABLE},
 )
 def get_annotations(
-    survey: SurveyPath, object_id: ObjectIdPath, store: Store, limit: Limit = 100, offset: Offset = 0
+    survey: SurveyPath,
+    object_id: ObjectIdPath,
+    store: Store,
+    who: Viewer,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> AnnotationPage:
     find_object(store, survey, object_id)
     page = alert_page(store, survey, object_id, limit, offset)
-    found = annotations_of(store, survey, [int(row["alert_id"]) for row in page.rows])
+    found = annotations_of(store, survey, [int(row["alert_id"]) for row in page.rows], user_of(who))
     return AnnotationPage(
         survey=survey,
         object_id=object_id,
