@@ -8,12 +8,14 @@ this machine is shared and noisy and absolute times drift:
    (decode, history-summary, two filters, SQLite store, match files)
 3. peak memory (RSS) of ``starling run`` at 10,000 and at 100,000 alerts   (target: growth < 50 MB)
 
-and, by group: ``filters`` (the shared ADQL plan vs a per-alert loop), ``neighbours`` (user B's p99 in the
-filter stage with user A's heaviest legal filters vs without), ``crossmatch``, ``store`` (the distribute
-stage's store on real deep-field histories, SQLite and PostgreSQL, into 10^8 detections held), ``tap`` (a
-cone on 10^6 objects, an upload crossmatch of 1,000 positions, a time window on 10^7 alerts),
-``portal`` (the server time of the object page and of a 10" cone on 10^6 alerts vs reading the same rows
-straight from the database), ``kafka``, ``autoscale``.
+and, by group: ``decode`` (real LSSTCam and ZTF alerts: Starling's decoder with each Avro record reader,
+and the annotated embedded pipeline with the store, vs plain fastavro), ``filters`` (the shared ADQL plan
+vs a per-alert loop), ``neighbours`` (user B's p99 in the filter stage with user A's heaviest legal
+filters vs without), ``crossmatch``, ``store`` (the distribute stage's store on real deep-field
+histories, SQLite and PostgreSQL, into 10^8 detections held), ``tap`` (a cone on 10^6 objects, an upload
+crossmatch of 1,000 positions, a time window on 10^7 alerts), ``portal`` (the server time of the object
+page and of a 10" cone on 10^6 alerts vs reading the same rows straight from the database), ``kafka``,
+``autoscale``.
 
 The messages are a synthetic night (ZTF Avro containers and Rubin wire-format messages, half each,
 with real-sized cutouts), made before any timing starts.
@@ -22,42 +24,33 @@ with real-sized cutouts), made before any timing starts.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import fastavro
 from rich.console import Console
 from rich.table import Table
 
-from starling.alert.decoder import AlertDecoder
-from starling.alert.schemas import PackagedRubinSchemas
-from starling.assembly import default_pipeline
-from starling.core.component import ComponentConfig, RawMessage, Source
-from starling.core.embedded import EmbeddedPipeline
 from starling.core.kafka_settings import KafkaSettings
-from starling.core.registry import register_component
-from starling.core.spec import ComponentSpec
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 from starling.transport.kafka.clients import delete_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from autoscale_bench import autoscale_figures
+from contenders import embedded_pipeline, plain_fastavro, starling_decode
 from crossmatch_bench import crossmatch_figures, feature_figures
+from decode_bench import decode_figures
 from filter_bench import filter_figures
 from kafka_bench import run_kafka_benchmarks
 from neighbours_bench import envelopes, neighbour_figures
 from portal_bench import portal_figures
 from store_bench import postgres_server, store_figures
 from tap_bench import tap_figures
+from timing import best_rate, interleaved
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,92 +59,6 @@ console = Console(width=130)
 
 def make_messages(count: int) -> list[tuple[str, bytes]]:
     return list(SyntheticNight(SyntheticConfig(alerts=count, alerts_per_visit=500, seed=2026)))
-
-
-def plain_fastavro(messages: list[tuple[str, bytes]]) -> Callable[[], int]:
-    """The baseline: what a client does with fastavro alone (container reader; schemaless for Rubin)."""
-    schemas = PackagedRubinSchemas()
-    parsed = {1100: schemas.get(1100).parsed}
-
-    def run() -> int:
-        decoded = 0
-        for _, payload in messages:
-            if payload[:4] == b"Obj\x01":
-                for _record in fastavro.reader(io.BytesIO(payload)):
-                    decoded += 1
-            else:
-                schema = parsed[int.from_bytes(payload[1:5], "big")]
-                fastavro.schemaless_reader(io.BytesIO(payload[5:]), schema)
-                decoded += 1
-        return decoded
-
-    return run
-
-
-def starling_decode(messages: list[tuple[str, bytes]], with_history: bool) -> Callable[[], int]:
-    decoder = AlertDecoder(PackagedRubinSchemas())
-
-    def run() -> int:
-        decoded = 0
-        for origin, payload in messages:
-            for alert in decoder.decode(payload, origin):
-                if with_history:
-                    _ = alert.history
-                decoded += 1
-        return decoded
-
-    return run
-
-
-class _MemoryConfig(ComponentConfig):
-    pass
-
-
-class MemorySource(Source[_MemoryConfig]):
-    """Replays messages held in memory, so the pipeline is timed without disk reads or generation."""
-
-    Config: ClassVar[type[ComponentConfig]] = _MemoryConfig
-    messages_to_replay: ClassVar[list[tuple[str, bytes]]] = []
-
-    def messages(self) -> Iterator[RawMessage]:
-        for origin, payload in self.messages_to_replay:
-            yield RawMessage(payload, origin)
-
-
-def embedded_pipeline(messages: list[tuple[str, bytes]]) -> Callable[[], int]:
-    register_component("bench-memory", MemorySource)
-    MemorySource.messages_to_replay = messages
-    spec = default_pipeline(ComponentSpec(use="bench-memory"))
-
-    def run() -> int:
-        with tempfile.TemporaryDirectory() as scratch:
-            summary = EmbeddedPipeline(spec, Path(scratch)).run()
-        return summary.stats.alerts_decoded
-
-    return run
-
-
-def best_rate(work: Callable[[], int], repeats: int) -> float:
-    """Alerts per second: the best of ``repeats`` runs (the least disturbed by other load)."""
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        count = work()
-        rates.append(count / (time.perf_counter() - start))
-    return max(rates)
-
-
-def interleaved(pairs: dict[str, Callable[[], int]], repeats: int) -> dict[str, float]:
-    """Run the contenders in turn, ``repeats`` rounds, so drift in machine load hits them alike."""
-    rates: dict[str, list[float]] = {name: [] for name in pairs}
-    for round_number in range(repeats):
-        for name, work in pairs.items():
-            rates[name].append(best_rate(work, 1))
-        console.print(
-            f"  round {round_number + 1}/{repeats}: "
-            + ", ".join(f"{name} {rates[name][-1]:,.0f}/s" for name in pairs)
-        )
-    return {name: max(values) for name, values in rates.items()}
 
 
 # The child reads its own peak from /proc (VmHWM, reset at exec). getrusage's ru_maxrss would not
@@ -223,11 +130,13 @@ def core_figures(quick: bool) -> tuple[list[tuple[str, str, str, str]], dict[str
             "decode+normalize+history": starling_decode(messages, with_history=True),
         },
         repeats,
+        console,
     )
     console.print("2/3 the whole embedded pipeline with the store")
     pipeline_rates = interleaved(
         {"plain fastavro": plain_fastavro(messages), "embedded pipeline": embedded_pipeline(messages)},
         repeats,
+        console,
     )
     console.print(
         f"3/3 peak memory of the embedded default at {memory_sizes[0]:,} and {memory_sizes[1]:,} alerts"
@@ -270,7 +179,18 @@ def core_figures(quick: bool) -> tuple[list[tuple[str, str, str, str]], dict[str
     return figures, results
 
 
-GROUPS = ("core", "filters", "neighbours", "crossmatch", "store", "tap", "portal", "kafka", "autoscale")
+GROUPS = (
+    "core",
+    "decode",
+    "filters",
+    "neighbours",
+    "crossmatch",
+    "store",
+    "tap",
+    "portal",
+    "kafka",
+    "autoscale",
+)
 
 
 def main() -> None:
@@ -293,6 +213,10 @@ def main() -> None:
     results: dict[str, Any] = {}
     if "core" in groups:
         figures, results = core_figures(args.quick)
+    if "decode" in groups:
+        samples = Path(os.environ.get("STARLING_SAMPLES", ROOT.parent / "shared" / "data"))
+        decoded, results["decode"] = decode_figures(samples, args.quick, console)
+        figures.extend(decoded)
     if "filters" in groups:
         figures.extend(filter_figures(args.quick, console))
     if "neighbours" in groups:

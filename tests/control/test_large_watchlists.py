@@ -68,7 +68,7 @@ def test_a_watchlist_at_its_quota_lives_outside_the_pipeline(
         assert put.status_code == 200, put.text
         assert put.json()["live"] is True
 
-        # The description the workers read holds a reference, not 100,000 targets (over 5 MB inline).
+        # The description the workers read holds a reference, not 100,000 targets (over 8 MB inline).
         spec_file = tmp_path / "run" / "pipeline.json"
         assert spec_file.stat().st_size < 20_000, spec_file.stat().st_size
         written = json.loads(spec_file.read_text())

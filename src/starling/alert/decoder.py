@@ -8,11 +8,13 @@ Two framings arrive:
 - the Confluent **wire format** (byte ``0x00``, 4-byte big-endian schema id, schemaless Avro): how
   Rubin sends every Kafka message. The schema comes from a :class:`SchemaSource`.
 
-Any failure, whatever raised it, becomes an :class:`AlertDecodeError` whose reason names the problem
-(truncated, wrong magic byte, unknown schema id, record that does not fit, over a limit); the runtime
-turns it into a dead letter. The cost of a message is bounded before it is paid (:class:`DecodeLimits`):
-its size, what its blocks decompress to, and (through the writer-schema checks of
-:mod:`starling.alert.writer_schema`) how many records and items its counts may claim.
+Records are read by a :class:`~starling.alert.record_readers.RecordReader` (cavro where installed,
+fastavro otherwise: the same records either way). Any failure, whatever raised it, becomes an
+:class:`AlertDecodeError` whose reason names the problem (truncated, wrong magic byte, unknown schema id,
+record that does not fit, over a limit); the runtime turns it into a dead letter. The cost of a message
+is bounded before it is paid (:class:`DecodeLimits`): its size, what its blocks decompress to, and
+(through the writer-schema checks of :mod:`starling.alert.writer_schema`) how many records and items its
+counts may claim.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from fastavro.read import HEADER_SCHEMA
 
 from starling.alert.codecs import decompress_block
 from starling.alert.model import Alert, Record
+from starling.alert.record_readers import LeftOverBytesError, RecordReader, record_reader
 from starling.alert.rubin import normalize_rubin
 from starling.alert.schemas import SchemaSource, WriterSchema, default_schema_source
 from starling.alert.writer_schema import CheckedSchema, check_alert_schema
@@ -52,6 +55,7 @@ class DecodeLimits:
 
 
 def _read_record(stream: io.BytesIO, parsed_schema: Any) -> Record:
+    """A container's header (fastavro's: a small record, before any alert schema is known)."""
     record = fastavro.schemaless_reader(stream, parsed_schema)
     if not isinstance(record, dict):
         raise TypeError(f"decoded a {type(record).__name__}, not a record")
@@ -93,13 +97,20 @@ def normalize_record(record: Record, schema_name: str, origin: str) -> Alert:
 class AlertDecoder:
     """Decodes messages of either framing; one instance per worker (it holds the schema caches)."""
 
-    def __init__(self, schemas: SchemaSource | None = None, limits: DecodeLimits | None = None) -> None:
+    def __init__(
+        self,
+        schemas: SchemaSource | None = None,
+        limits: DecodeLimits | None = None,
+        reader: RecordReader | None = None,
+    ) -> None:
         self.schemas = schemas if schemas is not None else default_schema_source()
         self.limits = limits or DecodeLimits()
+        self.reader = reader or record_reader()
         # Parsed and checked container schemas by their text; a refused one keeps its refusal, so a
         # flood of the same poison costs one parse.
         self._container_schemas: dict[bytes, tuple[CheckedSchema, Any] | AlertDecodeError] = {}
-        self._wire_checked: dict[int, CheckedSchema] = {}
+        # Each wire schema id, checked and compiled for the reader.
+        self._wire_compiled: dict[int, Any] = {}
 
     def decode(self, payload: bytes, origin: str = "") -> list[Alert]:
         """All alerts in one message (a ZTF message holds one; a container file may hold several)."""
@@ -130,22 +141,21 @@ class AlertDecoder:
             )
         schema_id = int.from_bytes(payload[1:_WIRE_HEADER_BYTES], "big")
         schema: WriterSchema = self.schemas.get(schema_id)
-        if schema_id not in self._wire_checked:
-            self._wire_checked[schema_id] = check_alert_schema(schema.parsed)
-        body = io.BytesIO(payload)
-        body.seek(_WIRE_HEADER_BYTES)
+        compiled = self._wire_compiled.get(schema_id)
+        if compiled is None:
+            check_alert_schema(schema.parsed)
+            definition = schema.definition if schema.definition is not None else schema.parsed
+            compiled = self._wire_compiled[schema_id] = self.reader.compile(definition)
         try:
-            record = _read_record(body, schema.parsed)
-        except Exception as exc:  # fastavro raises many types on bad bytes; all mean "cannot decode"
+            record = self.reader.read_one(compiled, payload[_WIRE_HEADER_BYTES:])
+        except LeftOverBytesError as exc:
+            raise AlertDecodeError(
+                f"record does not fit schema id {schema_id} ({schema.full_name}): {exc}"
+            ) from exc
+        except Exception as exc:  # the libraries raise many types on bad bytes; all mean "cannot decode"
             raise AlertDecodeError(
                 f"cannot decode with schema id {schema_id}: {_describe_failure(exc)}"
             ) from exc
-        left_over = len(payload) - body.tell()
-        if left_over:
-            raise AlertDecodeError(
-                f"record does not fit schema id {schema_id} ({schema.full_name}): "
-                f"{left_over} bytes left over after decoding"
-            )
         return schema.full_name, [record]
 
     # -- Avro container files --------------------------------------------------------------------
@@ -157,10 +167,10 @@ class AlertDecoder:
             try:
                 definition = json.loads(schema_json)
                 checked = check_alert_schema(definition)
-                cached = (checked, fastavro.parse_schema(definition))
+                cached = (checked, self.reader.compile(definition))
             except AlertDecodeError as exc:
                 cached = exc
-            except Exception as exc:  # not JSON, or JSON that fastavro does not take for a schema
+            except Exception as exc:  # not JSON, or JSON the reader does not take for a schema
                 cached = AlertDecodeError(f"unreadable writer schema: {_describe_failure(exc)}")
             if len(self._container_schemas) >= _MAX_CACHED_SCHEMAS:
                 self._container_schemas.clear()
@@ -213,8 +223,7 @@ class AlertDecoder:
                     f"block declares {count} records in {len(block)} bytes, but a record of this "
                     f"schema takes at least {checked.min_record_bytes} bytes"
                 )
-            block_stream = io.BytesIO(block)
-            records.extend(_read_record(block_stream, parsed) for _ in range(count))
+            records.extend(self.reader.read_many(parsed, block, count))
             if stream.read(_SYNC_BYTES) != sync:
                 raise EOFError("missing or wrong sync marker after a block")
         return records

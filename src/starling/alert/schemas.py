@@ -28,7 +28,8 @@ class WriterSchema:
 
     schema_id: int
     full_name: str
-    parsed: Any
+    parsed: Any  # fastavro's (the writer-schema checks and the synthetic generator read it)
+    definition: Any = None  # the JSON definition, for a record reader to compile
 
 
 class SchemaSource(Protocol):
@@ -41,7 +42,7 @@ def parse_writer_schema(schema_id: int, definition: dict[str, Any]) -> WriterSch
     name = str(definition.get("name", ""))
     namespace = definition.get("namespace")
     full_name = f"{namespace}.{name}" if namespace and "." not in name else name
-    return WriterSchema(schema_id, full_name, fastavro.parse_schema(definition))
+    return WriterSchema(schema_id, full_name, fastavro.parse_schema(definition), definition)
 
 
 class PackagedRubinSchemas:
