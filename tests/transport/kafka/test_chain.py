@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -48,6 +49,25 @@ def _assert_exactly_once(output: Path, alerts: int) -> None:
     assert sorted(annotated) == sorted(all_ids)
 
 
+def _assert_latency_known(chain: LocalChain, alerts: int) -> None:
+    """Every alert delivered has its spans: from its exposure and from its survey's Kafka message to its
+    delivery, and one per stage, each in the distribute stage's status and its Prometheus histograms."""
+    spans = ("exposure", "survey", "ingest", "filter", "distribute")
+
+    def counted() -> dict[str, int]:
+        latency = chain.statuses("distribute")[0]["latency"]
+        return {span: latency.get(span, {}).get("count", 0) for span in spans}
+
+    wait_until(lambda: counted() == dict.fromkeys(spans, alerts), 30, "every delivered alert's spans")
+    latency = chain.statuses("distribute")[0]["latency"]
+    # A local chain: the stream's delivery takes seconds, not the minutes a bucket past 10 s would mean.
+    assert latency["survey"]["p50_s"] <= 30
+    worker = chain.worker("distribute")
+    text = httpx.get(f"{worker.base_url}/metrics", headers={"Authorization": f"Bearer {chain.token}"}).text
+    for span in spans:
+        assert f'starling_alert_latency_seconds_count{{span="{span}",stage="distribute"}} {alerts}.0' in text
+
+
 def test_three_stage_chain_stores_every_alert_once_and_dead_letters_poison(
     kafka_bootstrap: str, prefix: str, tmp_path: Path
 ) -> None:
@@ -70,6 +90,7 @@ def test_three_stage_chain_stores_every_alert_once_and_dead_letters_poison(
         _assert_exactly_once(tmp_path, alerts)
         [ingest] = chain.statuses("ingest")
         assert ingest["components"]["decode"]["failed"] == len(poison)
+        _assert_latency_known(chain, alerts)
     finally:
         chain.stop()
 

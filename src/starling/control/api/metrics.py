@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from starling.core.latency import BUCKETS_S, LatencyHistograms
 from starling.core.live import LiveRuntime
 
 
@@ -47,6 +49,25 @@ class RuntimeCollector(Collector):
         )
         up.add_metric([stage], time.time() - w.started_at)
         yield up
+        yield from _latency_metrics(w)
+
+
+def _latency_metrics(runtime: LiveRuntime) -> Iterator[Metric]:
+    """The spans of the alerts the last stage delivered (``starling.core.latency``)."""
+    latency: LatencyHistograms | None = getattr(runtime, "latency", None)
+    if latency is None:
+        return
+    family = HistogramMetricFamily(
+        "starling_alert_latency_seconds",
+        "Seconds an alert took, by span: from its exposure or its survey's Kafka message to its delivery, "
+        "or in one stage",
+        labels=["stage", "span"],
+    )
+    for span, (counts, total) in latency.histograms().items():
+        cumulative = list(accumulate(counts))
+        buckets = [(repr(bound), count) for bound, count in zip(BUCKETS_S, cumulative, strict=False)]
+        family.add_metric([runtime.stage, span], [*buckets, ("+Inf", cumulative[-1])], total)
+    yield family
 
 
 def _outage_metrics(runtime: LiveRuntime) -> Iterator[Metric]:

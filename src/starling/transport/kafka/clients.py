@@ -18,7 +18,14 @@ import re
 import threading
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -179,3 +186,10 @@ class DeliveryTracker:
             failed, self.failed = self.failed, []
         if failed:
             raise KafkaUnavailableError(f"{len(failed)} messages not delivered, e.g. {failed[0]}")
+
+
+def survey_time(message: Message) -> float | None:
+    """When the survey's producer (or the broker, with log-append time) put ``message`` on Kafka, in Unix
+    seconds; None when the message carries no timestamp."""
+    kind, milliseconds = message.timestamp()
+    return milliseconds / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE and milliseconds > 0 else None

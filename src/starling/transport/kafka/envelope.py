@@ -40,6 +40,8 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
         {"name": "matches", "type": {"type": "array", "items": "string"}},
         {"name": "provenance", "type": {"type": "map", "values": "long"}, "default": {}},
         {"name": "payload", "type": "bytes"},
+        # When each stage was done with it (Unix s), in order, after the survey's Kafka timestamp.
+        {"name": "times", "type": {"type": "map", "values": "double"}, "default": {}},
     ],
 }
 _PARSED = fastavro.parse_schema(ENVELOPE_SCHEMA)
@@ -47,11 +49,16 @@ _HISTORY_BUILDERS = {"ztf": build_ztf_history, "rubin": build_rubin_history}
 
 
 def encode_envelope(
-    alert: Alert, payload: bytes, matches: list[str], provenance: dict[str, int] | None = None
+    alert: Alert,
+    payload: bytes,
+    matches: list[str],
+    provenance: dict[str, int] | None = None,
+    times: dict[str, float] | None = None,
 ) -> bytes:
-    """Wrap an alert for the next stage; ``payload`` is the survey message it was decoded from, and
+    """Wrap an alert for the next stage; ``payload`` is the survey message it was decoded from,
     ``provenance`` the configuration version of each stage it went through (the replica's own, under the
-    stage's name; the controller's pipeline version, under ``<stage>.pipeline``, when it has one)."""
+    stage's name; the controller's pipeline version, under ``<stage>.pipeline``, when it has one), and
+    ``times`` when each was done with it (``starling.core.latency``)."""
     out = io.BytesIO()
     out.write(ENVELOPE_MAGIC)
     fastavro.schemaless_writer(
@@ -64,6 +71,7 @@ def encode_envelope(
             "matches": matches,
             "provenance": provenance or {},
             "payload": payload,
+            "times": times or {},
         },
     )
     return out.getvalue()
@@ -72,13 +80,21 @@ def encode_envelope(
 class Envelope:
     """A decoded envelope: the alert (its record loaded lazily), the original bytes, the matches."""
 
-    __slots__ = ("alert", "matches", "payload", "provenance")
+    __slots__ = ("alert", "matches", "payload", "provenance", "times")
 
-    def __init__(self, alert: Alert, payload: bytes, matches: list[str], provenance: dict[str, int]) -> None:
+    def __init__(
+        self,
+        alert: Alert,
+        payload: bytes,
+        matches: list[str],
+        provenance: dict[str, int],
+        times: dict[str, float] | None = None,
+    ) -> None:
         self.alert = alert
         self.payload = payload
         self.matches = matches
         self.provenance = provenance
+        self.times = times or {}
 
 
 def decode_envelope(data: bytes, decoder: AlertDecoder) -> Envelope:
@@ -126,4 +142,5 @@ def decode_envelope(data: bytes, decoder: AlertDecoder) -> Envelope:
         record_loader=load_record,
     )
     alert.annotations.update(annotations)
-    return Envelope(alert, payload, matches, dict(fields.get("provenance") or {}))
+    provenance = dict(fields.get("provenance") or {})
+    return Envelope(alert, payload, matches, provenance, dict(fields.get("times") or {}))

@@ -36,6 +36,7 @@ from starling.core.bodies import BodyResolver
 from starling.core.chain import Chain
 from starling.core.component import Batch, Component, RawMessage, RunContext
 from starling.core.deadletter import DeadLetter
+from starling.core.latency import SURVEY, LatencyHistograms
 from starling.core.live import LiveRuntime
 from starling.core.registry import build_component
 from starling.core.spec import ComponentSpec, PipelineSpec
@@ -47,6 +48,7 @@ from starling.transport.kafka.clients import (
     consumer_config,
     ensure_topics,
     producer_config,
+    survey_time,
 )
 from starling.transport.kafka.crash_guard import CRASHES_BEFORE_DEAD_LETTER, CrashGuard
 from starling.transport.kafka.deadletters import KafkaDeadLetters
@@ -93,6 +95,8 @@ class StageWorker(LiveRuntime):
         # start of the lag for a partition this worker has not read from yet.
         self._committed: dict[tuple[str, int], int] = {}
         self.crash_guard = CrashGuard()
+        self.latency = LatencyHistograms()
+        self._times: dict[int, dict[str, float]] = {}
 
     def lag(self) -> int | None:
         """Messages behind the end of the assigned partitions, as of the last poll (None before)."""
@@ -225,6 +229,8 @@ class StageWorker(LiveRuntime):
             return False
         self.backoff.clear()
         self._commit(good)
+        if self.layout.output_topic is None:  # the last stage: its alerts are delivered now
+            self.latency.delivered(self.stage, batch.alerts, self._times, time.time())
         self.batches += 1
         self.last_batch_at = time.time()
         return True
@@ -265,8 +271,13 @@ class StageWorker(LiveRuntime):
     def _batch(self, messages: list[Message]) -> tuple[Batch, dict[int, RawMessage]]:
         raw = [RawMessage(m.value() or b"", f"{m.topic()}/{m.partition()}@{m.offset()}") for m in messages]
         self._provenance: dict[int, dict[str, int]] = {}
+        self._times = {}
         if self.layout.decodes_survey_messages:
             decoded, from_messages = self.chain.decode(raw, self.decoder)
+            put_on_kafka = {r.origin: survey_time(m) for r, m in zip(raw, messages, strict=True)}
+            for alert in decoded:
+                if (at := put_on_kafka.get(from_messages[id(alert)].origin)) is not None:
+                    self._times[id(alert)] = {SURVEY: at}
             return Batch(decoded), from_messages
         decode_counts = self.stats.stages["decode"]
         alerts: list[Alert] = []
@@ -286,6 +297,7 @@ class StageWorker(LiveRuntime):
             alerts.append(envelope.alert)
             payloads[id(envelope.alert)] = RawMessage(envelope.payload, envelope.alert.origin)
             self._provenance[id(envelope.alert)] = envelope.provenance
+            self._times[id(envelope.alert)] = envelope.times
             for name in envelope.matches:
                 matches.setdefault(name, []).append(envelope.alert)
         decode_counts.alerts_out += len(alerts)
@@ -303,10 +315,12 @@ class StageWorker(LiveRuntime):
         stamp = {self.stage: self.config_version}
         if self.applied_pipeline_version is not None:
             stamp[f"{self.stage}.pipeline"] = self.applied_pipeline_version
+        done = time.time()
         for alert in batch.alerts:
             payload = payloads[id(alert)].payload
             provenance = {**self._provenance.get(id(alert), {}), **stamp}
-            value = encode_envelope(alert, payload, matched_by.get(id(alert), []), provenance)
+            times = {**self._times.get(id(alert), {}), self.stage: done}
+            value = encode_envelope(alert, payload, matched_by.get(id(alert), []), provenance, times)
             if len(value) > MAX_MESSAGE_BYTES:
                 self._dead_letter_oversized(alert, payloads[id(alert)], len(value))
                 continue
@@ -351,4 +365,5 @@ class StageWorker(LiveRuntime):
             "assigned_partitions": [f"{t}/{p}" for t, p in sorted(self.assigned)],
             "input_topics": self.layout.input_topics,
             "output_topic": self.layout.output_topic,
+            "latency": self.latency.summary(),
         }

@@ -16,6 +16,7 @@ from starling.vo.tap_query import TapStore
 from starling.web.api.common import (
     MAX_PAGE,
     NOT_FOUND,
+    TOKEN,
     UNAVAILABLE,
     AlertIdPath,
     Store,
@@ -120,7 +121,7 @@ def annotations_of(
     description="The alert's triggering detection (time, position, band, magnitude and flux with their "
     "errors, reliability) and its annotations. Its cutouts: "
     "`/api/alerts/{survey}/{alert_id}/cutouts/{role}.png` or `.fits`.",
-    responses={**NOT_FOUND, **UNAVAILABLE},
+    responses={**NOT_FOUND, **UNAVAILABLE, **TOKEN},
 )
 def get_alert(survey: SurveyPath, alert_id: AlertIdPath, store: Store, who: Viewer) -> AlertDetail:
     alert = find_alert(store, survey, alert_id)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from starling.web.api.alerts import annotations_of
 from starling.web.api.common import (
     NOT_FOUND,
+    TOKEN,
     UNAVAILABLE,
     Limit,
     ObjectIdPath,
@@ -47,7 +48,7 @@ class AnnotationPage(BaseModel):
     description="Each of the object's alerts (newest first, `limit` at a time from `offset`) with its "
     "annotations: annotator -> payload, as the annotator wrote it (a user's own watchlist and watchmap "
     "hits as `<user>.watchlists` and `<user>.watchmaps`, to that user alone).",
-    responses={**NOT_FOUND, **UNAVAILABLE},
+    responses={**NOT_FOUND, **UNAVAILABLE, **TOKEN},
 )
 def get_annotations(
     survey: SurveyPath,
