@@ -84,8 +84,12 @@ def _timestamps(bootstrap: str, topic: str, expected: int, timeout_s: float = 60
     return messages
 
 
-def latency_ms(bootstrap: str, rate: float, seconds: float, console: Console) -> tuple[float, float, int]:
-    """p50 and p99 of (output-topic timestamp - raw-topic timestamp) for a stream fed at ``rate``."""
+def latency_ms(
+    bootstrap: str, rate: float, seconds: float, console: Console
+) -> tuple[float, float, int, dict[str, tuple[float, float]]]:
+    """p50 and p99 of (output-topic timestamp - raw-topic timestamp) for a stream fed at ``rate``, and
+    where the time goes: p50 and p99 (ms) of each stage's span, from the envelopes' stage times (ingest,
+    filter) and the distribute stage's histograms (delivery, to a bucket's bound)."""
     alerts = int(rate * seconds)
     spec = _spec(bootstrap, alerts)
     with tempfile.TemporaryDirectory() as out:
@@ -94,6 +98,7 @@ def latency_ms(bootstrap: str, rate: float, seconds: float, console: Console) ->
             chain.start()
             feed(spec, rate_per_s=rate)
             chain.wait_for(alerts, timeout_s=300)
+            delivered = chain.statuses("distribute")[0]["latency"].get("distribute", {})
         finally:
             chain.stop()
     raw = {
@@ -105,12 +110,21 @@ def latency_ms(bootstrap: str, rate: float, seconds: float, console: Console) ->
 
     decoder = AlertDecoder()
     delays = []
+    spans: dict[str, list[float]] = {"ingest": [], "filter": []}
     for message in _timestamps(bootstrap, spec.kafka.topic("filtered"), alerts):
-        origin = decode_envelope(message.value(), decoder).alert.origin
-        delays.append(message.timestamp()[1] - raw[origin])
+        envelope = decode_envelope(message.value(), decoder)
+        delays.append(message.timestamp()[1] - raw[envelope.alert.origin])
+        times = envelope.times
+        spans["ingest"].append(1000 * (times["ingest"] - times["survey"]))
+        spans["filter"].append(1000 * (times["filter"] - times["ingest"]))
     delays.sort()
     console.print(f"  {len(delays):,} alerts at {rate:.0f}/s: p50 {statistics.median(delays):.0f} ms")
-    return statistics.median(delays), delays[int(0.99 * (len(delays) - 1))], len(delays)
+    where = {name: (statistics.median(v), sorted(v)[int(0.99 * (len(v) - 1))]) for name, v in spans.items()}
+    if delivered.get("count"):
+        where["distribute (to a bucket)"] = (1000 * delivered["p50_s"], 1000 * delivered["p99_s"])
+    for name, (p50, p99) in where.items():
+        console.print(f"    {name}: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+    return statistics.median(delays), delays[int(0.99 * (len(delays) - 1))], len(delays), where
 
 
 def visit_seconds(bootstrap: str, alerts: int) -> float:
@@ -178,7 +192,7 @@ def run_kafka_benchmarks(
         console.print(f"  ingest {ingest:,.0f}/s, plain fastavro {plain:,.0f}/s")
 
         console.print("kafka 2/4 end-to-end latency at 250 alerts/s")
-        p50, p99, measured = latency_ms(bootstrap, 250.0, 12.0 if quick else 40.0, console)
+        p50, p99, measured, where = latency_ms(bootstrap, 250.0, 12.0 if quick else 40.0, console)
 
         console.print("kafka 3/4 one visit of 10,000 alerts through the whole chain")
         visit = visit_seconds(bootstrap, 10_000)
@@ -203,6 +217,12 @@ def run_kafka_benchmarks(
                 f"{p99 / 1000:.2f}x",
                 "< 1.00x",
                 f"p50 {p50:.0f} ms, p99 {p99:.0f} ms over {measured:,} alerts",
+            ),
+            (
+                "where the time goes at 250 alerts/s: each stage's span p50 / p99 (ratio: ingest's p50 over the whole p50)",
+                f"{where['ingest'][0] / p50:.2f}x",
+                "(info)",
+                ", ".join(f"{name} {a:.0f} / {b:.0f} ms" for name, (a, b) in where.items()),
             ),
             (
                 "10,000-alert visit through the chain vs 15 s",
