@@ -219,7 +219,7 @@ def run_kafka_benchmarks(
                 f"p50 {p50:.0f} ms, p99 {p99:.0f} ms over {measured:,} alerts",
             ),
             (
-                "where the time goes at 250 alerts/s: each stage's span p50 / p99 (ratio: ingest's p50 over the whole p50)",
+                "where the time goes at 250/s: each stage's p50 / p99 (ratio: ingest's p50 / the whole)",
                 f"{where['ingest'][0] / p50:.2f}x",
                 "(info)",
                 ", ".join(f"{name} {a:.0f} / {b:.0f} ms" for name, (a, b) in where.items()),
