@@ -90,6 +90,8 @@ class LiveRuntime(ABC):
             "uptime_s": round(time.time() - self.started_at, 3),
             "messages_in": stats.messages_in,
             "alerts_in": stats.alerts_decoded,
+            "cpu_s": round(stats.cpu_s, 4),
+            "busy_s": round(stats.busy_s, 4),
             "failed": sum(c.failed for c in stats.stages.values()),
             "dead_letters": len(self.dead_letters),
             "dead_letter_reasons": dict(self.dead_letters.by_reason.most_common(20)),
@@ -103,6 +105,7 @@ class LiveRuntime(ABC):
                     "in": c.alerts_in,
                     "out": c.alerts_out,
                     "failed": c.failed,
+                    "cpu_s": round(c.cpu_s, 4),
                     **counters.get(name, {}),
                 }
                 for name, c in stats.stages.items()

@@ -23,16 +23,7 @@ class RuntimeCollector(Collector):
         messages = CounterMetricFamily("starling_messages_in", "Messages consumed", labels=["stage"])
         messages.add_metric([stage], w.stats.messages_in)
         yield messages
-        per_component = CounterMetricFamily(
-            "starling_component_alerts",
-            "Alerts per component and direction",
-            labels=["stage", "component", "direction"],
-        )
-        for name, counts in w.stats.stages.items():
-            per_component.add_metric([stage, name, "in"], counts.alerts_in)
-            per_component.add_metric([stage, name, "out"], counts.alerts_out)
-            per_component.add_metric([stage, name, "failed"], counts.failed)
-        yield per_component
+        yield from _component_metrics(w)
         dead = CounterMetricFamily("starling_dead_letters", "Dead letters written", labels=["stage"])
         dead.add_metric([stage], len(w.dead_letters))
         yield dead
@@ -50,6 +41,43 @@ class RuntimeCollector(Collector):
         up.add_metric([stage], time.time() - w.started_at)
         yield up
         yield from _latency_metrics(w)
+
+
+def _component_metrics(runtime: LiveRuntime) -> Iterator[Metric]:
+    """Per component: alerts in, out and failed, and CPU seconds; and the stage's own CPU seconds."""
+    w, stage = runtime, runtime.stage
+    per_component = CounterMetricFamily(
+        "starling_component_alerts",
+        "Alerts per component and direction",
+        labels=["stage", "component", "direction"],
+    )
+    for name, counts in w.stats.stages.items():
+        per_component.add_metric([stage, name, "in"], counts.alerts_in)
+        per_component.add_metric([stage, name, "out"], counts.alerts_out)
+        per_component.add_metric([stage, name, "failed"], counts.failed)
+    yield per_component
+    cpu = CounterMetricFamily(
+        "starling_component_cpu_seconds",
+        "CPU seconds the stage's thread spent in each component (decode included)",
+        labels=["stage", "component"],
+    )
+    for name, counts in w.stats.stages.items():
+        cpu.add_metric([stage, name], counts.cpu_s)
+    yield cpu
+    batches = CounterMetricFamily(
+        "starling_stage_cpu_seconds",
+        "CPU seconds of the stage's thread in whole batches",
+        labels=["stage"],
+    )
+    batches.add_metric([stage], w.stats.cpu_s)
+    yield batches
+    busy = CounterMetricFamily(
+        "starling_stage_busy_seconds",
+        "Wall seconds the stage spent in whole batches (waits on Kafka included)",
+        labels=["stage"],
+    )
+    busy.add_metric([stage], w.stats.busy_s)
+    yield busy
 
 
 def _latency_metrics(runtime: LiveRuntime) -> Iterator[Metric]:

@@ -216,6 +216,7 @@ class StageWorker(LiveRuntime):
 
     def _process_batch(self, good: list[Message]) -> bool:
         """Run, produce, wait for Kafka, commit; False if an outage sent the batch back to be taken again."""
+        started, began = time.thread_time(), time.perf_counter()
         try:
             with self.chain.batch():
                 batch, payloads = self._batch(good)
@@ -229,6 +230,8 @@ class StageWorker(LiveRuntime):
             return False
         self.backoff.clear()
         self._commit(good)
+        self.stats.cpu_s += time.thread_time() - started
+        self.stats.busy_s += time.perf_counter() - began
         if self.layout.output_topic is None:  # the last stage: its alerts are delivered now
             self.latency.delivered(self.stage, batch.alerts, self._times, time.time())
         self.batches += 1

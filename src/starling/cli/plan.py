@@ -1,0 +1,140 @@
+"""``starling plan``: the replicas and cores each stage needs for Rubin's and ZTF's loads, from what each
+stage costs per alert, measured here on a sample or read from a running pipeline
+(``starling.control.capacity``)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from starling.alert.decoder import AlertDecoder
+from starling.assembly import assemble
+from starling.cli.options import Controller, Token, ask
+from starling.cli.terminal import console, report_error
+from starling.components.sources.files import iter_messages
+from starling.control.capacity import DEFAULT_LOADS, STAGE_OF_KIND, Load, costs_from_statuses, plan
+from starling.control.client import ControllerClient
+from starling.core.component import RawMessage
+from starling.core.embedded import EmbeddedPipeline
+from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.core.stages import STAGES
+from starling.errors import StarlingError
+from starling.synthetic.generator import SyntheticConfig, SyntheticNight
+from starling.transport.kafka.envelope import decode_envelope, encode_envelope
+
+
+def measure_costs(spec: PipelineSpec, source: ComponentSpec, messages: list[RawMessage]) -> dict[str, float]:
+    """CPU seconds per alert of each stage of ``spec`` reading ``source`` (whose messages are ``messages``),
+    run here in the embedded runtime: each component's CPU time summed by its stage, plus the envelopes
+    each hop between stages costs."""
+    runs = 1 if len(messages) >= 1000 else 3  # a few real samples: run again, past first-use costs
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="starling-plan-") as scratch:
+            stats = EmbeddedPipeline(spec.model_copy(update={"source": source}), Path(scratch)).run().stats
+    alerts = max(1, stats.alerts_decoded)
+    costs: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+    for counts in stats.stages.values():
+        if counts.kind in STAGE_OF_KIND:
+            costs[STAGE_OF_KIND[counts.kind]] += counts.cpu_s / alerts
+    hop = _envelope_cost(messages)
+    costs["ingest"] += hop  # writes one envelope
+    costs["filter"] += 2 * hop  # reads one, writes one
+    costs["distribute"] += hop  # reads one
+    return costs
+
+
+def _envelope_cost(messages: list[RawMessage]) -> float:
+    """CPU seconds per alert to write one envelope or read one (half of a round trip)."""
+    decoder = AlertDecoder()
+    alerts = [(a, m.payload) for m in messages for a in decoder.decode(m.payload, m.origin)]
+    started = time.thread_time()
+    for alert, payload in alerts:
+        decode_envelope(encode_envelope(alert, payload, []), decoder)
+    return (time.thread_time() - started) / max(1, len(alerts)) / 2
+
+
+def _load(text: str) -> Load:
+    name, _, rest = text.rpartition("=")
+    alerts, _, interval = rest.partition("/")
+    try:
+        return Load(name or text, int(alerts), float(interval))
+    except ValueError:
+        report_error(f"a load is NAME=ALERTS/SECONDS, e.g. 'night=10000/39' (got {text!r})")
+        raise typer.Exit(2) from None
+
+
+def _running_costs(controller: str | None, token: str | None) -> dict[str, float]:
+    statuses: dict[str, list[dict[str, Any]]] = {}
+    for stage in STAGES:
+        workers = ask(controller, token, partial(_workers, stage=stage))
+        statuses[stage] = [w.get("status") or {} for w in workers]
+    return costs_from_statuses(statuses)
+
+
+def _workers(client: ControllerClient, stage: str) -> list[dict[str, Any]]:
+    return list(client.request("GET", f"/stages/{stage}/workers"))
+
+
+def plan_command(
+    pipeline: Annotated[
+        Path | None, typer.Option(help="the pipeline to measure (default: the default one)")
+    ] = None,
+    alerts: Annotated[int, typer.Option(help="synthetic alerts to measure on")] = 2000,
+    samples: Annotated[
+        Path | None, typer.Option(help="measure on the real alerts in this folder instead")
+    ] = None,
+    running: Annotated[
+        bool, typer.Option(help="read the costs from a running pipeline's controller")
+    ] = False,
+    controller: Controller = None,
+    token: Token = None,
+    load: Annotated[
+        list[str] | None, typer.Option(help="NAME=ALERTS/SECONDS a visit (repeatable; default: Rubin, ZTF)")
+    ] = None,
+    utilization: Annotated[float, typer.Option(help="the share of a core a replica is planned at")] = 0.7,
+    json_file: Annotated[Path | None, typer.Option("--json", help="also write the plan here")] = None,
+) -> None:
+    """How many replicas (one core each) each stage needs to keep up with a survey's visits."""
+    try:
+        if running:
+            costs = _running_costs(controller, token)
+            measured = "the running pipeline's replicas"
+        else:
+            if samples:
+                source = ComponentSpec(use="replay", config={"paths": [str(samples)]})
+                messages = list(iter_messages([samples]))
+            else:
+                source = ComponentSpec(use="synthetic", config={"alerts": alerts, "cutouts": True})
+                night = SyntheticNight(SyntheticConfig.model_validate(source.config))
+                messages = [RawMessage(payload, origin) for origin, payload in night]
+            costs = measure_costs(assemble(pipeline), source, messages)
+            measured = f"{len(messages):,} {'real' if samples else 'synthetic'} messages, measured here"
+        loads = [_load(text) for text in load] if load else list(DEFAULT_LOADS)
+        planned = plan(costs, loads, utilization)
+    except (StarlingError, ValueError) as exc:
+        report_error(str(exc))
+        raise typer.Exit(2) from None
+    table = Table(title=f"Capacity plan ({measured}; replicas at {utilization:.0%} of a core)")
+    for column in ("load", "stage", "CPU ms / alert", "replicas (cores)", "a visit takes"):
+        table.add_column(column)
+    for row in planned:
+        table.add_row(
+            row.load, row.stage, f"{row.cpu_ms_per_alert:.2f}", str(row.replicas), f"{row.visit_s:.1f} s"
+        )
+    console.print(table)
+    for load_ in loads:
+        cores = sum(r.replicas for r in planned if r.load == load_.name)
+        console.print(
+            f"{load_.name}: {load_.alerts:,} alerts every {load_.interval_s:g} s -> {cores} cores in all"
+        )
+    if json_file is not None:
+        json_file.write_text(
+            json.dumps({"source": measured, "costs": costs, "plan": [vars(r) for r in planned]}, indent=2)
+        )

@@ -1,0 +1,75 @@
+"""The capacity plan (``starling.control.capacity``), and ``starling plan`` measuring a pipeline here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from starling.control.capacity import Load, costs_from_statuses, plan
+
+
+def test_replicas_keep_up_with_a_visit_at_the_planned_use_of_a_core() -> None:
+    costs = {"ingest": 0.002, "filter": 0.0005}  # 2 ms and 0.5 ms an alert
+    planned = {(p.load, p.stage): p for p in plan(costs, [Load("visit", 10_000, 40.0)], utilization=0.5)}
+    # 10,000 x 2 ms = 20 s of work a visit; at half a core each, 40 s a visit: 1 replica. Filter: 1.
+    assert planned["visit", "ingest"].replicas == 1
+    assert planned["visit", "ingest"].visit_s == pytest.approx(20.0)
+    peak = {p.stage: p for p in plan(costs, [Load("peak", 40_000, 40.0)], utilization=0.5)}
+    assert peak["ingest"].replicas == 4  # 80 s of work into 20 s of each replica's 40
+    assert peak["ingest"].visit_s == pytest.approx(20.0)
+    assert peak["filter"].replicas == 1
+    assert peak["ingest"].cpu_ms_per_alert == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="utilization"):
+        plan(costs, [Load("x", 1, 1.0)], utilization=1.5)
+
+
+def test_a_running_pipelines_costs_are_its_replicas_busy_time_over_their_alerts() -> None:
+    statuses = {
+        "ingest": [{"alerts_in": 1000, "busy_s": 1.0}, {"alerts_in": 3000, "busy_s": 2.0}],
+        "filter": [{"alerts_in": 0, "busy_s": 0.0}],  # nothing yet: no cost known
+    }
+    assert costs_from_statuses(statuses) == {"ingest": pytest.approx(0.00075)}
+
+
+def test_starling_plan_measures_the_default_pipeline_and_writes_its_plan(tmp_path: Path) -> None:
+    written = tmp_path / "plan.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "starling",
+            "plan",
+            "--alerts",
+            "300",
+            "--load",
+            "night=10000/39",
+            "--json",
+            str(written),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(written.read_text())
+    assert set(result["costs"]) == {"ingest", "filter", "distribute"}
+    assert all(cost > 0 for cost in result["costs"].values())
+    assert [(row["load"], row["stage"]) for row in result["plan"]] == [
+        ("night", "ingest"),
+        ("night", "filter"),
+        ("night", "distribute"),
+    ]
+    assert "cores in all" in done.stdout
+    refused = subprocess.run(
+        [sys.executable, "-m", "starling", "plan", "--load", "nonsense"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "NAME=ALERTS/SECONDS" in refused.stderr + refused.stdout
