@@ -22,6 +22,7 @@ from rich.console import Console
 
 from starling.assembly import default_pipeline
 from starling.control.backends.processes import LocalChain
+from starling.control.capacity import costs_from_statuses
 from starling.core.kafka_settings import KafkaSettings
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.transport.kafka.clients import delete_topics
@@ -142,8 +143,10 @@ def visit_seconds(bootstrap: str, alerts: int) -> float:
             chain.stop()
 
 
-def replicas_seconds(bootstrap: str, alerts: int, replicas: int) -> float:
-    """Seconds for ``replicas`` ingest workers (processes) to take ``alerts`` waiting on their topic.
+def replicas_seconds(bootstrap: str, alerts: int, replicas: int) -> tuple[float, float]:
+    """Seconds for ``replicas`` ingest workers (processes) to take ``alerts`` waiting on their topic, and
+    the seconds a replica was occupied per alert (their ``busy_s`` over their alerts: the capacity plan's
+    cost, ``starling.control.capacity``).
 
     The workers join their group and pause; the topic is filled; once every partition has an owner
     all resume at once and the clock runs until every message is taken. Timed is the stage's own
@@ -174,7 +177,9 @@ def replicas_seconds(bootstrap: str, alerts: int, replicas: int) -> float:
                 if time.perf_counter() - begin > 600:
                     raise RuntimeError("ingest did not finish")
                 time.sleep(0.05)
-            return time.perf_counter() - begin
+            taken = time.perf_counter() - begin
+            cost = costs_from_statuses({"ingest": chain.statuses("ingest")})["ingest"]
+            return taken, cost
         finally:
             chain.stop()
 
@@ -201,9 +206,14 @@ def run_kafka_benchmarks(
 
         replica_alerts = 6_000 if quick else 10_000
         console.print(f"kafka 4/4 ingest stage, one replica vs two, {replica_alerts:,} alerts")
-        one = min(replicas_seconds(bootstrap, replica_alerts, 1) for _ in range(2))
-        two = min(replicas_seconds(bootstrap, replica_alerts, 2) for _ in range(2))
-        console.print(f"  one replica {one:.1f} s, two replicas {two:.1f} s")
+        one, cost = min(replicas_seconds(bootstrap, replica_alerts, 1) for _ in range(2))
+        two, _ = min(replicas_seconds(bootstrap, replica_alerts, 2) for _ in range(2))
+        # The plan's prediction for two replicas, from the cost measured on one (not fitted on two).
+        predicted = replica_alerts * cost / 2
+        console.print(
+            f"  one replica {one:.1f} s, two replicas {two:.1f} s (planned from one: {predicted:.1f} s; "
+            f"{1000 * cost:.2f} ms a replica is busy per alert)"
+        )
 
         return [
             (
@@ -229,6 +239,12 @@ def run_kafka_benchmarks(
                 f"{visit / 15:.2f}x",
                 "< 1.00x",
                 f"{visit:.1f} s; plain decoding alone {plain_visit:.1f} s ({visit / plain_visit:.1f}x that)",
+            ),
+            (
+                "capacity plan: two ingest replicas' time, planned from one's cost vs measured",
+                f"{predicted / two:.2f}x",
+                "0.80-1.20x",
+                f"planned {predicted:.1f} s, measured {two:.1f} s ({cost * 1000:.2f} ms busy an alert on one)",
             ),
             (
                 "ingest, two replicas vs one (speed-up)",
