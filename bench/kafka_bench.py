@@ -244,7 +244,7 @@ def run_kafka_benchmarks(
                 "capacity plan: two ingest replicas' time, planned from one's cost vs measured",
                 f"{predicted / two:.2f}x",
                 "0.80-1.20x",
-                f"planned {predicted:.1f} s, measured {two:.1f} s ({cost * 1000:.2f} ms busy an alert on one)",
+                f"planned {predicted:.1f} s, measured {two:.1f} s ({cost * 1000:.2f} ms busy per alert)",
             ),
             (
                 "ingest, two replicas vs one (speed-up)",
