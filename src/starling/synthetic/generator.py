@@ -29,7 +29,8 @@ from starling.alert.decoder import encode_wire
 from starling.alert.photometry import JD_TO_MJD_OFFSET, mag_err_to_flux_err, mag_to_flux_njy
 from starling.alert.schemas import PackagedRubinSchemas
 from starling.synthetic.cutouts import CutoutPool
-from starling.synthetic.templates import template_record
+from starling.synthetic.long_past import HistoryProfile, LongPast, make_long_past, rubin_rows, ztf_rows
+from starling.synthetic.templates import rubin_definition, template_record
 from starling.synthetic.ztf_schema import ZTF_SCHEMA_VERSION, ztf_alert_schema
 
 SyntheticSurvey = Literal["ztf", "rubin"]
@@ -65,6 +66,11 @@ class SyntheticConfig(BaseModel):
     visit_interval_s: float = Field(39.0, gt=0)
     rubin_schema_id: int = Field(1100, description="Rubin schema id (major*100+minor) to write")
     cutouts: bool = True
+    history: HistoryProfile = Field(
+        "short",
+        description="short: a few earlier epochs; deep: the histories of Rubin's deep fields and of"
+        " long-lived ZTF objects (300-380 earlier diaSources, 390-780 forced points); wide: young objects",
+    )
 
 
 @dataclass(slots=True)
@@ -88,6 +94,7 @@ class _SkyObject:
     peak_mag: float
     rise_per_day: float
     decline_per_day: float
+    past: LongPast | None = None  # the earlier epochs beyond the recent ones (deep and wide nights)
 
     def mag_at(self, mjd: float) -> float:
         if mjd < self.peak_mjd:
@@ -107,14 +114,16 @@ class SyntheticNight:
             "alert": template_record(ztf_alert_schema()),
             "candidate": template_record(ztf_alert_schema()["fields"][4]["type"]),
             "prv": template_record(ztf_alert_schema(), "prv_candidates"),
+            "forced": template_record(ztf_alert_schema(), "fp_hists"),
         }
         rubin = PackagedRubinSchemas().get(self.config.rubin_schema_id)
         self._rubin_schema = rubin.parsed
-        rubin_definition = _rubin_definition(self.config.rubin_schema_id)
+        definition = rubin_definition(self.config.rubin_schema_id)
         self._rubin_templates = {
-            "alert": template_record(rubin_definition),
-            "source": template_record(rubin_definition, "diaSource"),
-            "object": template_record(rubin_definition, "diaObject"),
+            "alert": template_record(definition),
+            "source": template_record(definition, "diaSource"),
+            "object": template_record(definition, "diaObject"),
+            "forced": template_record(definition, "prvDiaForcedSources"),
         }
         self._next_source_id = 10**15
         self._rows: dict[SyntheticSurvey, npt.NDArray[np.float64]] = {}
@@ -158,6 +167,18 @@ class SyntheticNight:
                 rise_per_day=float(rng.uniform(0.1, 0.6)),
                 decline_per_day=float(rng.uniform(0.02, 0.12)),
             )
+            first_id = self._next_source_id + 1
+            obj.past = make_long_past(
+                rng,
+                cfg.history,
+                survey,
+                len(_BANDS[survey]),
+                cfg.start_mjd - 60.0,
+                _LIMITING_MAG[survey],
+                first_id,
+            )
+            if obj.past is not None:
+                self._next_source_id += obj.past.ids
             self._add_prehistory(obj)
             objects.append(obj)
         return objects
@@ -265,6 +286,13 @@ class SyntheticNight:
             if past.mag is not None:
                 row.update(_ztf_detection_fields(past, obj))
             previous.append(row)
+        forced: list[dict[str, Any]] | None = None
+        if obj.past is not None:
+            earlier, forced = ztf_rows(
+                obj.past, tuple(_ZTF_FID.values()), t["prv"], t["forced"], obj.ra, obj.dec
+            )
+            previous = earlier + previous
+            candidate["ndethist"] += len(earlier)
         record = dict(t["alert"])
         record.update(
             schemavsn=ZTF_SCHEMA_VERSION,
@@ -273,7 +301,7 @@ class SyntheticNight:
             candid=epoch.source_id,
             candidate=candidate,
             prv_candidates=previous,
-            fp_hists=None,
+            fp_hists=forced,
         )
         if self._pool is not None:
             pick = int(self._rng.integers(0, len(self._pool.ztf["science"])))
@@ -324,11 +352,20 @@ class SyntheticNight:
             lastDiaSourceMjdTai=epoch.mjd,
             validityStartMjdTai=epoch.mjd,
         )
+        earlier, forced = (
+            rubin_rows(
+                obj.past, _BANDS["rubin"], t["source"], t["forced"], int(obj.object_id), obj.ra, obj.dec
+            )
+            if obj.past is not None
+            else ([], [])
+        )
+        dia_object["nDiaSources"] += len(earlier)
         record = dict(t["alert"])
         record.update(
             diaSourceId=epoch.source_id,
             diaSource=self._rubin_source(obj, epoch, visit),
-            prvDiaSources=[self._rubin_source(obj, past, visit) for past in detections[:-1]],
+            prvDiaSources=earlier + [self._rubin_source(obj, past, visit) for past in detections[:-1]],
+            prvDiaForcedSources=forced or None,
             diaObject=dia_object,
         )
         if self._pool is not None:
@@ -357,10 +394,3 @@ def _ztf_detection_fields(epoch: _Epoch, obj: _SkyObject) -> dict[str, Any]:
 def _ztf_object_name(rng: np.random.Generator) -> str:
     letters = "".join(rng.choice(list(string.ascii_lowercase), size=7))
     return f"ZTF26{letters}"
-
-
-def _rubin_definition(schema_id: int) -> dict[str, Any]:
-    from lsst.alert.packet import SchemaRegistry
-
-    definition: dict[str, Any] = SchemaRegistry.all_schemas_from_filesystem().get_by_id(schema_id).definition
-    return definition

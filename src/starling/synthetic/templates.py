@@ -58,3 +58,11 @@ def template_record(schema: dict[str, Any], field_name: str | None = None) -> di
                 if option != "null":
                     return dict(_default_value(option, named))
     raise KeyError(field_name)
+
+
+def rubin_definition(schema_id: int) -> dict[str, Any]:
+    """The Rubin schema of ``schema_id`` (major*100+minor) as JSON, from the ``lsst-alert-packet`` package."""
+    from lsst.alert.packet import SchemaRegistry
+
+    definition: dict[str, Any] = SchemaRegistry.all_schemas_from_filesystem().get_by_id(schema_id).definition
+    return definition
