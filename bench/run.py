@@ -48,6 +48,7 @@ from filter_bench import filter_figures
 from kafka_bench import run_kafka_benchmarks
 from neighbours_bench import envelopes, neighbour_figures
 from portal_bench import portal_figures
+from record import keep_run, previous_ratios
 from store_bench import postgres_server, store_figures
 from tap_bench import tap_figures
 from timing import best_rate, interleaved
@@ -237,12 +238,16 @@ def main() -> None:
         figures.extend(kafka_figures(bootstrap, args.quick))
     if bootstrap and "autoscale" in groups:
         figures.extend(burst_figures(bootstrap, args.quick))
+    kept = ROOT / "var" / "bench"
+    before = previous_ratios(kept)
     table = Table(title=f"Starling benchmarks ({', '.join(sorted(groups))})")
-    for column in ("figure", "ratio", "target", "measured"):
+    for column in ("figure", "ratio", "last run", "target", "measured"):
         table.add_column(column)
-    for row in figures:
-        table.add_row(*row)
+    for name, ratio, target, measured in figures:
+        last = f"{before[name]:.2f}x" if name in before else ""
+        table.add_row(name, ratio, last, target, measured)
     console.print(table)
+    console.print(f"figures kept in {keep_run(kept, sorted(groups), figures, results)}")
     if args.json:
         results["figures"] = figures
         args.json.write_text(json.dumps(results, indent=2))
