@@ -93,3 +93,24 @@ def test_a_name_a_users_filter_reads_is_kept_for_that_user(
     public = {"name": "hers", "expression": "watchlists.broker.target IS NOT NULL"}
     assert client.post("/filters", headers=ada, json=public).status_code == 201
     assert client.put("/watchlists/broker", headers=operator, json=_list("broker")).status_code == 200
+
+
+def test_a_name_in_another_case_is_the_same_name(api: tuple[TestClient, Headers, Headers, Headers]) -> None:
+    """The filter language reads names without regard to case, so the checks do too."""
+    client, ada, bob, _ = api
+    assert client.put("/watchlists/Secret", headers=bob, json=_list("Secret")).status_code == 200
+    for expression in (
+        "watchlists.Secret.count > 0",
+        "watchlists.secret.count > 0",
+        "WATCHLISTS.SECRET.count > 0",
+    ):
+        refused = client.post("/filters", headers=ada, json={"name": "peek", "expression": expression})
+        assert refused.status_code == 422, (expression, refused.text)
+    # Nor may another name differ from it only in case; its owner's own list stays its owner's to change.
+    assert client.put("/watchlists/secret", headers=ada, json=_list("secret")).status_code == 409
+    assert client.put("/watchlists/SECRET", headers=bob, json=_list("SECRET")).status_code == 409
+    assert client.put("/watchlists/Secret", headers=bob, json=_list("Secret")).status_code == 200
+    waiting = {"name": "later", "expression": "watchlists.later.target IS NOT NULL"}
+    assert client.post("/filters", headers=ada, json=waiting).status_code == 201
+    assert client.put("/watchlists/Later", headers=bob, json=_list("Later")).status_code == 409
+    assert client.put("/watchlists/later", headers=ada, json=_list("later")).status_code == 200

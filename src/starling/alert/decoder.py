@@ -145,7 +145,15 @@ class AlertDecoder:
         if compiled is None:
             check_alert_schema(schema.parsed)
             definition = schema.definition if schema.definition is not None else schema.parsed
-            compiled = self._wire_compiled[schema_id] = self.reader.compile(definition)
+            try:
+                compiled = self.reader.compile(definition)
+            except Exception as exc:  # a schema the reader cannot take: every message of it is refused
+                compiled = AlertDecodeError(
+                    f"unreadable writer schema id {schema_id}: {_describe_failure(exc)}"
+                )
+            self._wire_compiled[schema_id] = compiled
+        if isinstance(compiled, AlertDecodeError):
+            raise AlertDecodeError(compiled.reason)
         try:
             record = self.reader.read_one(compiled, payload[_WIRE_HEADER_BYTES:])
         except LeftOverBytesError as exc:

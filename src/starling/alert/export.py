@@ -79,8 +79,43 @@ OUTPUT_SCHEMA: dict[str, Any] = {
 }
 
 
+# Who owns what: a user's filter is ``<user>.<name>``, the broker's (the operator's) a bare name; an
+# annotation's entry that names an ``owner`` (a user's watchlist hit) is that user's.
+PUBLIC_OWNER = "operator"
+OWNER_SEPARATOR = "."
+
+
+def filter_owner(filter_name: str) -> str:
+    """Who owns the filter ``filter_name`` (and so its matches)."""
+    owner, separator, _ = filter_name.partition(OWNER_SEPARATOR)
+    return owner if separator else PUBLIC_OWNER
+
+
+def entry_owner(value: Any) -> str:
+    """Who owns one entry of an annotation (a user's, when it names one; else the broker's)."""
+    owner = value.get("owner") if isinstance(value, dict) else None
+    if isinstance(owner, str) and owner and OWNER_SEPARATOR not in owner:
+        return owner
+    return PUBLIC_OWNER
+
+
+def annotations_seen_by(annotations: dict[str, Any], viewer: str) -> dict[str, Any]:
+    """The annotations ``viewer`` may be shown: every entry but those another user owns (the operator,
+    as ``viewer``, is shown the broker's own; each user the broker's and its own)."""
+    seen: dict[str, Any] = {}
+    for annotator, payload in annotations.items():
+        if not isinstance(payload, dict):
+            seen[annotator] = payload
+            continue
+        kept = {k: v for k, v in payload.items() if entry_owner(v) in (PUBLIC_OWNER, viewer)}
+        if kept or not payload:
+            seen[annotator] = kept
+    return seen
+
+
 def output_record(alert: Alert, filter_name: str, include_cutouts: bool = False) -> dict[str, Any]:
-    """The alert as a record of :data:`OUTPUT_SCHEMA` (cutouts as bytes)."""
+    """The alert as a record of :data:`OUTPUT_SCHEMA` (cutouts as bytes), as the owner of the filter
+    ``filter_name`` may see it (no other user's watchlist hits)."""
     history = alert.history
     return {
         "filter": filter_name,
@@ -99,7 +134,9 @@ def output_record(alert: Alert, filter_name: str, include_cutouts: bool = False)
         "upper_limits": [
             {"mjd": u.mjd, "band": u.band, "limiting_mag": u.limiting_mag} for u in history.upper_limits
         ],
-        "annotations_json": json.dumps(alert.annotations, default=str),
+        "annotations_json": json.dumps(
+            annotations_seen_by(alert.annotations, filter_owner(filter_name)), default=str
+        ),
         "cutouts": {role: c.data for role, c in alert.cutouts.items()} if include_cutouts else {},
     }
 

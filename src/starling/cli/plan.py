@@ -64,10 +64,13 @@ def _load(text: str) -> Load:
     name, _, rest = text.rpartition("=")
     alerts, _, interval = rest.partition("/")
     try:
-        return Load(name or text, int(alerts), float(interval))
+        load = Load(name or text, int(alerts), float(interval))
     except ValueError:
-        report_error(f"a load is NAME=ALERTS/SECONDS, e.g. 'night=10000/39' (got {text!r})")
-        raise typer.Exit(2) from None
+        load = None
+    if load is None or load.alerts <= 0 or not load.interval_s > 0:
+        report_error(f"a load is NAME=ALERTS/SECONDS, both above 0, e.g. 'night=10000/39' (got {text!r})")
+        raise typer.Exit(2)
+    return load
 
 
 def _running_costs(controller: str | None, token: str | None) -> dict[str, float]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,7 +15,7 @@ from starling.errors import ConfigError, StarlingError
 
 if TYPE_CHECKING:
     from starling.core.bodies import BodyResolver
-    from starling.transport.kafka.worker import StageWorker
+    from starling.core.spec import PipelineSpec
 
 
 def serve(
@@ -57,7 +56,7 @@ def serve(
         version = file_version(pipeline) if pipeline is not None else None
         spec = assemble(pipeline)
         decoder = AlertDecoder(default_schema_source(schema_registry))
-        worker = _with_bodies(lambda bodies: StageWorker(spec, stage, output, decoder, bodies))
+        worker = StageWorker(spec, stage, output, decoder, _bodies_for(spec, stage))
         worker.started_from(version)
     except StarlingError as exc:
         report_error(str(exc))
@@ -81,20 +80,24 @@ def serve(
         server.stop()
 
 
-def _with_bodies(build: Callable[[BodyResolver], StageWorker]) -> StageWorker:
-    """``build`` given the resolver of the controller's stored bodies; while the controller cannot
-    be reached (it starts after its workers, or restarts), tried again for up to two minutes."""
+def _bodies_for(spec: PipelineSpec, stage: str) -> BodyResolver:
+    """The controller's stored bodies that ``stage``'s components refer to, fetched before the worker is
+    built; while the controller cannot be reached (it starts after its workers, or restarts), tried
+    again for up to two minutes."""
     import threading
 
     from starling.control.client import controller_bodies
     from starling.core.outage import Backoff
+    from starling.core.stages import stage_component_specs
     from starling.errors import OutageError
 
     bodies, backoff, never = controller_bodies(), Backoff(), threading.Event()
     deadline = time.monotonic() + 120.0
     while True:
         try:
-            return build(bodies)
+            for component in stage_component_specs(spec, stage):  # type: ignore[arg-type]
+                bodies.resolve(component.config)
+            return bodies
         except OutageError as exc:
             if time.monotonic() > deadline:
                 raise

@@ -208,7 +208,7 @@ def controller_bodies() -> BodyResolver:
     url = os.environ.get("STARLING_CONTROLLER")
     if not url:
         return BodyResolver()
-    client = ControllerClient(url, os.environ.get(TOKEN_ENV), timeout_s=60.0)
+    client = ControllerClient(url, os.environ.get(TOKEN_ENV), timeout_s=20.0)
 
     def fetch(digest: str) -> bytes:
         try:

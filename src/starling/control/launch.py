@@ -92,8 +92,9 @@ def run_controller(
     try:
         # The API first: workers fetch the stored bodies their pipeline refers to from it as they start.
         bound = server.start()
-        if isinstance(backend, LocalBackend):
-            backend.tell_workers(f"http://127.0.0.1:{bound}")
+        if isinstance(backend, LocalBackend):  # on this machine: the address it listens on, or loopback
+            reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+            backend.tell_workers(f"http://{f'[{reachable}]' if ':' in reachable else reachable}:{bound}")
         backend.start(desired.spec, desired.replicas, desired.version)
         controller.autoscaler.start()
         if port_file is not None:

@@ -22,12 +22,13 @@ CREATE TABLE IF NOT EXISTS controller_state (
     name TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL, updated REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS stored_bodies (
-    digest TEXT PRIMARY KEY, body BLOB NOT NULL, created REAL NOT NULL
+    digest TEXT PRIMARY KEY, body BLOB NOT NULL, created REAL NOT NULL, unreferenced_since REAL
 );
 """
 
-# A body no config refers to any longer is kept this long: a worker still applying the list before it
-# (or a change that failed after its body was stored) may yet ask for it.
+# A body no config refers to any longer is kept this long after it stopped being referred to: a worker
+# still applying the list before it, or started from a pipeline file (a Secret) not yet rewritten, may
+# yet ask for it.
 BODY_GRACE_S = 3600.0
 
 
@@ -71,8 +72,9 @@ class ControllerState:
         digest = digest_of(data)
         with self._lock:
             self._db.execute(
-                "INSERT INTO stored_bodies VALUES (?, ?, ?) ON CONFLICT (digest) DO UPDATE SET created = ?",
-                (digest, data, time.time(), time.time()),
+                "INSERT INTO stored_bodies VALUES (?, ?, ?, NULL) "
+                "ON CONFLICT (digest) DO UPDATE SET unreferenced_since = NULL",
+                (digest, data, time.time()),
             )
         return digest
 
@@ -82,17 +84,25 @@ class ControllerState:
         return bytes(row[0]) if row else None
 
     def forget_bodies(self, keep: set[str]) -> int:
-        """Remove the bodies outside ``keep`` stored more than ``BODY_GRACE_S`` ago; how many."""
+        """Mark the bodies outside ``keep`` unreferenced from now (those in it referenced again), and
+        remove those unreferenced for more than ``BODY_GRACE_S``; how many were removed."""
+        now = time.time()
         with self._lock:
-            old = [
-                digest
-                for (digest,) in self._db.execute(
-                    "SELECT digest FROM stored_bodies WHERE created < ?", (time.time() - BODY_GRACE_S,)
-                )
-                if digest not in keep
+            rows = self._db.execute("SELECT digest, unreferenced_since FROM stored_bodies").fetchall()
+            for digest, since in rows:
+                if digest in keep and since is not None:
+                    self._db.execute(
+                        "UPDATE stored_bodies SET unreferenced_since = NULL WHERE digest = ?", (digest,)
+                    )
+                elif digest not in keep and since is None:
+                    self._db.execute(
+                        "UPDATE stored_bodies SET unreferenced_since = ? WHERE digest = ?", (now, digest)
+                    )
+            gone = [
+                d for d, since in rows if d not in keep and since is not None and since < now - BODY_GRACE_S
             ]
-            self._db.executemany("DELETE FROM stored_bodies WHERE digest = ?", [(d,) for d in old])
-        return len(old)
+            self._db.executemany("DELETE FROM stored_bodies WHERE digest = ?", [(d,) for d in gone])
+        return len(gone)
 
     def create_token(self, role: Role, user: str, expires_in_s: float | None = None) -> str:
         return self.tokens_store.create(role, user, expires_in_s)[0]

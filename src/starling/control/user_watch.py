@@ -93,15 +93,19 @@ def watch_references(expression: str) -> set[tuple[str, str]]:
     found = set()
     for field in compile_filter(expression).fields:
         source, _, rest = field.partition(".")
-        name = rest.partition(".")[0]
-        if source in WATCH_ANNOTATORS and name:
-            found.add((source, name))
+        name = rest.partition(".")[0].lower()  # the filter language reads names without regard to case
+        if source.lower() in WATCH_ANNOTATORS and name:
+            found.add((source.lower(), name))
     return found
 
 
 def _owner_of(controller: Controller, annotator: str, name: str) -> str | None:
+    """Who holds the list or map ``name`` (a filter names fields without regard to case)."""
     entries = watchlists(controller) if annotator == "watchlists" else watchmaps(controller)
-    return next((str(e.get("owner", "operator")) for e in entries.entries() if e["name"] == name), None)
+    wanted = name.lower()
+    return next(
+        (str(e.get("owner", "operator")) for e in entries.entries() if e["name"].lower() == wanted), None
+    )
 
 
 def others_read(controller: Controller, who: Principal, expression: str) -> list[str]:
@@ -122,8 +126,8 @@ def read_by_others(controller: Controller, who: Principal, annotator: str, name:
     for spec in controller.components("filter"):
         owner = str(spec.config.get("owner", "operator"))
         expression = str(spec.config.get("expression", ""))
-        if spec.use != "adql" or owner in ("operator", who.user) or name not in expression:
+        if spec.use != "adql" or owner in ("operator", who.user) or name.lower() not in expression.lower():
             continue
-        if (annotator, name) in watch_references(expression):
+        if (annotator, name.lower()) in watch_references(expression):
             return True
     return False

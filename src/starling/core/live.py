@@ -130,6 +130,8 @@ class LiveRuntime(ABC):
         names = [c.instance_name for c in specs]
         if len(set(names)) != len(names):
             raise ConfigError(f"component names must be unique in a stage; got {names}")
+        for spec in specs:  # fetched before the lock: the stream's thread never waits on a fetch
+            self.bodies.resolve(spec.config)
         with self._config_lock:
             # Built on the list proposed before when there is one (it may be in the middle of being
             # applied): the components it brings are then the ones kept, never set up twice.

@@ -22,8 +22,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-PUBLIC_OWNER = "operator"
-OWNER_SEPARATOR = "."
+from starling.alert.export import OWNER_SEPARATOR, PUBLIC_OWNER, entry_owner, filter_owner
+
 READER_ROLE = "starling_reader"
 VIEWER_SETTING = "starling.viewer"
 
@@ -49,16 +49,12 @@ def annotation_rows(annotator: str, payload: Any) -> list[tuple[str, Any]]:
     row of each owner's (``<owner>.<annotator>``), the others in the annotator's own row."""
     if not isinstance(payload, dict):
         return [(annotator, payload)]
-    public: dict[str, Any] = {}
-    owned: dict[str, dict[str, Any]] = {}
+    by_owner: dict[str, dict[str, Any]] = {}
     for key, value in payload.items():
-        owner = value.get("owner") if isinstance(value, dict) else None
-        if isinstance(owner, str) and owner != PUBLIC_OWNER and OWNER_SEPARATOR not in owner:
-            owned.setdefault(owner, {})[key] = value
-        else:
-            public[key] = value
-    rows: list[tuple[str, Any]] = [(annotator, public)] if public or not owned else []
-    return rows + [(user_filter_name(owner, annotator), part) for owner, part in sorted(owned.items())]
+        by_owner.setdefault(entry_owner(value), {})[key] = value
+    public = by_owner.pop(PUBLIC_OWNER, {})
+    rows: list[tuple[str, Any]] = [(annotator, public)] if public or not by_owner else []
+    return rows + [(user_filter_name(owner, annotator), part) for owner, part in sorted(by_owner.items())]
 
 
 def user_filter_name(user: str, name: str) -> str:
@@ -68,8 +64,7 @@ def user_filter_name(user: str, name: str) -> str:
 
 def match_owner(filter_name: str) -> str:
     """Who owns the matches of the filter ``filter_name``."""
-    owner, separator, _ = filter_name.partition(OWNER_SEPARATOR)
-    return owner if separator else PUBLIC_OWNER
+    return filter_owner(filter_name)
 
 
 def may_read_match(filter_name: str, viewer: str | None) -> bool:

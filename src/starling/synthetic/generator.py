@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import io
-import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,7 +29,7 @@ from starling.alert.photometry import JD_TO_MJD_OFFSET, mag_err_to_flux_err, mag
 from starling.alert.schemas import PackagedRubinSchemas
 from starling.synthetic.cutouts import CutoutPool
 from starling.synthetic.long_past import HistoryProfile, LongPast, make_long_past, rubin_rows, ztf_rows
-from starling.synthetic.templates import rubin_definition, template_record
+from starling.synthetic.templates import rubin_definition, template_record, ztf_object_name
 from starling.synthetic.ztf_schema import ZTF_SCHEMA_VERSION, ztf_alert_schema
 
 SyntheticSurvey = Literal["ztf", "rubin"]
@@ -155,7 +154,7 @@ class SyntheticNight:
         lo, hi = _PEAK_MAG_RANGE[survey]
         objects = []
         for i in range(count):
-            name = _ztf_object_name(rng) if survey == "ztf" else str(170_000_000_000_000_000 + i)
+            name = ztf_object_name(rng) if survey == "ztf" else str(170_000_000_000_000_000 + i)
             obj = _SkyObject(
                 survey=survey,
                 object_id=name,
@@ -286,13 +285,7 @@ class SyntheticNight:
             if past.mag is not None:
                 row.update(_ztf_detection_fields(past, obj))
             previous.append(row)
-        forced: list[dict[str, Any]] | None = None
-        if obj.past is not None:
-            earlier, forced = ztf_rows(
-                obj.past, tuple(_ZTF_FID.values()), t["prv"], t["forced"], obj.ra, obj.dec
-            )
-            previous = earlier + previous
-            candidate["ndethist"] += len(earlier)
+        previous, forced = self._with_long_past(obj, previous, candidate)
         record = dict(t["alert"])
         record.update(
             schemavsn=ZTF_SCHEMA_VERSION,
@@ -317,6 +310,17 @@ class SyntheticNight:
         buffer = io.BytesIO()
         fastavro.writer(buffer, self._ztf_schema, [record])
         return buffer.getvalue()
+
+    def _with_long_past(
+        self, obj: _SkyObject, previous: list[dict[str, Any]], candidate: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+        """A ZTF alert's earlier rows with its object's long past before them, and its forced points."""
+        if obj.past is None:
+            return previous, None
+        t = self._ztf_templates
+        earlier, forced = ztf_rows(obj.past, tuple(_ZTF_FID.values()), t["prv"], t["forced"], obj.ra, obj.dec)
+        candidate["ndethist"] += len(earlier)
+        return earlier + previous, forced
 
     def _rubin_source(self, obj: _SkyObject, epoch: _Epoch, visit: int) -> dict[str, Any]:
         source = copy.copy(self._rubin_templates["source"])
@@ -389,8 +393,3 @@ def _ztf_detection_fields(epoch: _Epoch, obj: _SkyObject) -> dict[str, Any]:
         "diffmaglim": epoch.limit,
         "programid": 1,
     }
-
-
-def _ztf_object_name(rng: np.random.Generator) -> str:
-    letters = "".join(rng.choice(list(string.ascii_lowercase), size=7))
-    return f"ZTF26{letters}"

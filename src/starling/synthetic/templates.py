@@ -6,7 +6,10 @@ allows it, else a zero of its type), so a synthetic alert has exactly the real s
 
 from __future__ import annotations
 
+import string
 from typing import Any
+
+import numpy as np
 
 
 def _default_value(avro_type: Any, named: dict[str, Any]) -> Any:
@@ -66,3 +69,8 @@ def rubin_definition(schema_id: int) -> dict[str, Any]:
 
     definition: dict[str, Any] = SchemaRegistry.all_schemas_from_filesystem().get_by_id(schema_id).definition
     return definition
+
+
+def ztf_object_name(rng: np.random.Generator) -> str:
+    letters = "".join(rng.choice(list(string.ascii_lowercase), size=7))
+    return f"ZTF26{letters}"

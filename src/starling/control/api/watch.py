@@ -33,6 +33,7 @@ from starling.control.quotas import over_quota
 from starling.control.tokens import Principal
 from starling.control.user_watch import WatchEntries, read_by_others, watchlists, watchmaps
 from starling.core.bodies import items
+from starling.errors import ConfigError
 
 
 class NewWatchlist(BaseModel):
@@ -98,6 +99,7 @@ Lists = Annotated[WatchEntries, Depends(_lists)]
 Maps = Annotated[WatchEntries, Depends(_maps)]
 PUT_RESPONSES = {**REFUSED, 409: problem("the name belongs to someone else")}
 NOT_YOURS = {**REFUSED, 404: problem("you have none of that name")}
+READ: Responses = {**NOT_YOURS, 503: problem("its stored contents cannot be read now")}
 STALE: Responses = {412: problem("it changed since you read it (If-Match)")}
 
 router = APIRouter(dependencies=ANYONE, responses=AUTH_RESPONSES, tags=["watch"])
@@ -128,7 +130,12 @@ def _put(kept: WatchEntries, who: Principal, entry: dict[str, Any], if_match: st
         nonlocal replaced
         existing = next((e for e in entries if e["name"] == entry["name"]), None)
         taken = existing is not None and who.role != "operator" and existing.get("owner") != who.user
-        if taken or read_by_others(kept.controller, who, kept.use, entry["name"]):
+        # Filters read names without regard to case: a name that differs from another only in case is
+        # that other one's; a free name another user's filter reads is kept for that user.
+        if any(e["name"] != entry["name"] and e["name"].lower() == entry["name"].lower() for e in entries):
+            refuse(409, f"{entry['name']!r} differs only in case from a name in use; choose another name")
+        kept_for_another = existing is None and read_by_others(kept.controller, who, kept.use, entry["name"])
+        if taken or kept_for_another:
             refuse(409, f"{entry['name']!r} belongs to someone else; choose another name")
         check_if_match(if_match, existing, kept.noun)
         replaced = existing is not None
@@ -196,11 +203,16 @@ def _read(kept: WatchEntries, who: Principal, name: str, response: Response) -> 
     if found is None:
         refuse(404, f"you have no {kept.noun} named {name!r}")
     response.headers["ETag"] = entity_tag(found)
-    return kept.whole(found)
+    try:
+        return kept.whole(found)
+    except (
+        ConfigError
+    ) as exc:  # its stored body is gone (a controller database made anew): not the user's doing
+        refuse(503, f"the {kept.noun}'s contents cannot be read now: {exc}")
 
 
 # The entry as kept: only the fields it holds (a hand-written pipeline may leave defaults out).
-@router.get("/watchlists/{name}", responses=NOT_YOURS, response_model_exclude_unset=True)
+@router.get("/watchlists/{name}", responses=READ, response_model_exclude_unset=True)
 def get_watchlist(name: str, lists: Lists, who: Anyone, response: Response) -> Watchlist:
     """One of your watchlists with its targets, and an ``ETag`` to send back as ``If-Match``."""
     return Watchlist.model_validate(_read(lists, who, name, response))
@@ -250,7 +262,7 @@ def put_watchmap(name: str, body: NewWatchmap, maps: Maps, who: Anyone, if_match
     return _put(maps, who, {"name": name, "moc": region, "description": body.description}, if_match)
 
 
-@router.get("/watchmaps/{name}", responses=NOT_YOURS)
+@router.get("/watchmaps/{name}", responses=READ)
 def get_watchmap(name: str, maps: Maps, who: Anyone, response: Response) -> Watchmap:
     """One of your watchmaps with its region (a MOC in JSON form), and an ``ETag``."""
     return Watchmap.model_validate(_read(maps, who, name, response))

@@ -180,13 +180,20 @@ def get_config(runtime: Runtime) -> WorkerConfig:
 
 
 @router.patch(
-    "/config", responses={404: problem("no such component"), 422: problem("refused, with the reason")}
+    "/config",
+    responses={
+        404: problem("no such component"),
+        422: problem("refused, with the reason"),
+        503: problem("a stored body could not be fetched"),
+    },
 )
 def patch_config(change: ConfigPatch, runtime: Runtime) -> ConfigAccepted:
     """Validate a config change and apply it live (next batch boundary), or refuse it with the reason."""
     try:
         with config_refused():
             version = runtime.patch_component(change.component, change.config)
+    except OutageError as exc:  # a stored body it refers to could not be fetched: try again
+        refuse(503, str(exc))
     except KeyError:
         names = [c.instance_name for c in runtime.component_specs]
         refuse(404, f"no component {change.component!r} in this stage; it has {names}")

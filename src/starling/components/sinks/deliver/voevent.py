@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.etree import ElementTree
 
+from starling.alert.export import annotations_seen_by, filter_owner
 from starling.alert.model import Alert
 
 NAMESPACE = "http://www.ivoa.net/xml/VOEvent/v2.0"
@@ -73,7 +74,8 @@ def voevent_xml(alert: Alert, filter_name: str, expression: str, role: str = "ob
         if unit:
             attributes["unit"] = unit
         ElementTree.SubElement(what, "Param", attributes)
-    for annotator, values in sorted(alert.annotations.items()):
+    seen = annotations_seen_by(alert.annotations, filter_owner(filter_name))  # no other user's hits
+    for annotator, values in sorted(seen.items()):
         group = ElementTree.SubElement(what, "Group", {"name": annotator, "type": "annotation"})
         for key, value in sorted(values.items()):
             if value is None:
