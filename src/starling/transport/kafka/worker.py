@@ -53,6 +53,7 @@ from starling.transport.kafka.clients import (
 from starling.transport.kafka.crash_guard import CRASHES_BEFORE_DEAD_LETTER, CrashGuard
 from starling.transport.kafka.deadletters import KafkaDeadLetters
 from starling.transport.kafka.envelope import decode_envelope, encode_envelope
+from starling.transport.kafka.membership import Membership
 from starling.transport.kafka.offsets import commit_after, mark_in_hand, rewind
 
 log = logging.getLogger("starling.worker")
@@ -95,6 +96,7 @@ class StageWorker(LiveRuntime):
         # start of the lag for a partition this worker has not read from yet.
         self._committed: dict[tuple[str, int], int] = {}
         self.crash_guard = CrashGuard()
+        self.membership = Membership()
         self.latency = LatencyHistograms()
         self._times: dict[int, dict[str, float]] = {}
 
@@ -123,6 +125,7 @@ class StageWorker(LiveRuntime):
     # -- the loop ----------------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.membership.assigned()
         start = self.settings.start_from
         if isinstance(start, int):
             # A new group starts at a point in time; a group that has committed resumes where it was.
@@ -155,43 +158,59 @@ class StageWorker(LiveRuntime):
         gone = {(tp.topic, tp.partition) for tp in partitions}
         self.assigned = [tp for tp in self.assigned if tp not in gone]
 
-    def run(self, on_batch: Callable[[StageWorker], None] | None = None) -> None:
-        ensure_topics(self.settings, all_topics(self.spec))
-        for component in self.chain.components:
-            component.setup(RunContext(output_dir=self.output_dir, kafka=self.spec.kafka))
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._on_revoke(consumer, partitions)
+        self.membership.lost()
+
+    def _subscribe(self) -> None:
         self.consumer = Consumer(consumer_config(self.settings, self.stage))
         self.consumer.subscribe(
             self.layout.input_topics,
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
+            on_lost=self._on_lost,
         )
+
+    def _rejoin_if_stuck(self) -> None:
+        """A member that lost its group and stays out of it is made anew (``membership``)."""
+        if self.consumer is not None and self.membership.stuck():
+            log.warning("%s: out of its consumer group for over a minute; subscribing anew", self.stage)
+            self.consumer.close()
+            self._subscribe()
+            self.membership.resubscribed()
+
+    def run(self, on_batch: Callable[[StageWorker], None] | None = None) -> None:
+        ensure_topics(self.settings, all_topics(self.spec))
+        for component in self.chain.components:
+            component.setup(RunContext(output_dir=self.output_dir, kafka=self.spec.kafka))
+        self._subscribe()
         self._ready.set()
         try:
             while not self._stop.is_set() and not self._draining.is_set():
                 self._apply_pending()
                 held: list[Message] = []
                 if self._paused.is_set():
-                    self.consumer.pause([TopicPartition(t, p) for t, p in self.assigned])
+                    self._consumer().pause([TopicPartition(t, p) for t, p in self.assigned])
                     while self._paused.is_set() and not self._stop.is_set():
                         # Polling keeps the group membership; a message it still hands over (fetched
                         # before the pause) is held for after, never dropped.
-                        message = self.consumer.poll(0.2)
+                        message = self._consumer().poll(0.2)
                         if message is not None and message.error() is None:
                             held.append(message)
-                    self.consumer.resume([TopicPartition(t, p) for t, p in self.assigned])
-                messages = held + self.consumer.consume(num_messages=self.spec.batch_size, timeout=0.2)
+                    self._consumer().resume([TopicPartition(t, p) for t, p in self.assigned])
+                messages = held + self._consumer().consume(num_messages=self.spec.batch_size, timeout=0.2)
                 if messages:
                     self.process(messages)
                     if on_batch is not None:
                         on_batch(self)
                 self._update_lag()
+                self._rejoin_if_stuck()
         finally:
             for component in self.chain.components:
                 component.flush()
                 component.close()
             self.producer.flush(30)
-            self.consumer.close()
+            self._consumer().close()
             if self._draining.is_set():
                 self._drained.set()
 
