@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from starling.core.bodies import (
+    DIGEST_PATTERN,
     BodyResolver,
     encode_body,
-    is_digest,
     items,
     make_reference,
     references,
@@ -22,7 +24,7 @@ def test_the_same_content_has_one_digest_whatever_the_order_of_its_keys() -> Non
     first, data = make_reference(TARGETS)
     again, _ = make_reference([{"dec": -5.0, "ra": 10.0, "name": "a"}, {"dec": 5.0, "name": "b", "ra": 11.0}])
     assert first == again
-    assert is_digest(first["$body"])
+    assert re.fullmatch(DIGEST_PATTERN, first["$body"])
     assert first["items"] == 2
     assert data == encode_body(TARGETS)
     assert make_reference(TARGETS[:1])[0] != first
@@ -98,4 +100,4 @@ def test_without_a_source_a_reference_is_refused_saying_what_is_missing() -> Non
 
 @pytest.mark.parametrize("text", ["sha256:" + "0" * 63, "md5:" + "0" * 64, "sha256:" + "G" * 64, "../x"])
 def test_what_is_not_a_digest(text: str) -> None:
-    assert not is_digest(text)
+    assert re.fullmatch(DIGEST_PATTERN, text) is None

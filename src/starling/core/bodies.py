@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -36,10 +35,6 @@ def encode_body(value: Any) -> bytes:
 
 def digest_of(data: bytes) -> str:
     return PREFIX + hashlib.sha256(data).hexdigest()
-
-
-def is_digest(text: str) -> bool:
-    return re.fullmatch(DIGEST_PATTERN, text) is not None
 
 
 def item_count(value: Any) -> int:
