@@ -47,12 +47,8 @@ class BurstRun:
 
 def _spec(bootstrap: str, alerts: int) -> PipelineSpec:
     base = default_pipeline(ComponentSpec(use="synthetic", config={"alerts": alerts}))
-    return base.model_copy(
-        update={
-            "kafka": KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=f"bench{uuid.uuid4().hex[:8]}"),
-            "sinks": [ComponentSpec(use="store")],
-        }
-    )
+    kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=f"bench{uuid.uuid4().hex[:8]}")
+    return base.with_kind("sinks", [ComponentSpec(use="store")]).model_copy(update={"kafka": kafka})
 
 
 def _produce(spec: PipelineSpec, burst: list[bytes]) -> None:

@@ -32,13 +32,9 @@ from starling.transport.kafka.worker import StageWorker
 
 def _spec(bootstrap: str, alerts: int, annotators: bool = True) -> PipelineSpec:
     base = default_pipeline(ComponentSpec(use="synthetic", config={"alerts": alerts, "seed": 2026}))
-    return base.model_copy(
-        update={
-            "kafka": KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=f"bench{uuid.uuid4().hex[:8]}"),
-            "annotators": base.annotators if annotators else [],
-            "sinks": [ComponentSpec(use="store")],
-        }
-    )
+    kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=f"bench{uuid.uuid4().hex[:8]}")
+    spec = base.with_kind("annotators", base.annotators if annotators else [])
+    return spec.with_kind("sinks", [ComponentSpec(use="store")]).model_copy(update={"kafka": kafka})
 
 
 def ingest_rate(bootstrap: str, alerts: int) -> float:
@@ -154,7 +150,7 @@ def replicas_seconds(bootstrap: str, alerts: int, replicas: int) -> tuple[float,
     """
     spec = _spec(bootstrap, alerts)
     with tempfile.TemporaryDirectory() as out:
-        chain = LocalChain(spec, Path(out), replicas={"ingest": replicas}, stages=("ingest",))
+        chain = LocalChain(spec, Path(out), replicas={"ingest": replicas}, stages=["ingest"])
         try:
             chain.start()
             everything = {f"{spec.kafka.raw_topic}/{p}" for p in range(spec.kafka.partitions)}

@@ -17,7 +17,8 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from starling.components.outputs import DELIVER, Output
-from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.core.spec import ComponentSpec, PipelineSpec, default_stages
+from starling.core.stages import delivering_stage
 
 DEFAULT_SYNTHETIC_ALERTS = 20_000
 
@@ -35,14 +36,18 @@ def default_pipeline(source: ComponentSpec, batch_size: int = 500) -> PipelineSp
     return PipelineSpec(
         batch_size=batch_size,
         source=source,
-        annotators=[ComponentSpec(use="history-summary")],
-        filters=[
-            ComponentSpec(use="threshold", name="bright", config={"max_mag": 18.5, "min_reliability": 0.5}),
-            ComponentSpec(
-                use="threshold", name="confirmed", config={"min_detections": 3, "min_reliability": 0.7}
-            ),
-        ],
-        sinks=[ComponentSpec(use="store"), ComponentSpec(use="files")],
+        stages=default_stages(
+            annotators=[ComponentSpec(use="history-summary")],
+            filters=[
+                ComponentSpec(
+                    use="threshold", name="bright", config={"max_mag": 18.5, "min_reliability": 0.5}
+                ),
+                ComponentSpec(
+                    use="threshold", name="confirmed", config={"min_detections": 3, "min_reliability": 0.7}
+                ),
+            ],
+            sinks=[ComponentSpec(use="store"), ComponentSpec(use="files")],
+        ),
     )
 
 
@@ -76,13 +81,29 @@ def route_deliveries(spec: PipelineSpec) -> PipelineSpec:
                 TypeAdapter(list[Output]).validate_python(outputs), mode="json"
             )
             expressions[component.instance_name] = str(component.config.get("expression", ""))
-    others = [s for s in spec.sinks if s.instance_name != DELIVER]
+    # The deliver sink sits in the stage that stores and delivers, after that stage's other sinks.
+    stage = spec.stage(delivering_stage(spec))
+    others = [s for s in stage.sinks if s.instance_name != DELIVER]
     current = next((s for s in spec.sinks if s.instance_name == DELIVER), None)
     if not routes:
-        return spec if current is None else spec.model_copy(update={"sinks": others})
+        return spec if current is None else _with_sinks(spec, others)
     config = {**(current.config if current else {}), "routes": routes, "expressions": expressions}
     if current is not None and current.config == config:
         return spec
-    return spec.model_copy(
-        update={"sinks": [*others, ComponentSpec(use=DELIVER, name=DELIVER, config=config)]}
-    )
+    return _with_sinks(spec, [*others, ComponentSpec(use=DELIVER, name=DELIVER, config=config)])
+
+
+def _with_sinks(spec: PipelineSpec, sinks: list[ComponentSpec]) -> PipelineSpec:
+    """``spec`` with the delivering stage's sinks replaced, and a deliver sink in no other stage."""
+    delivering = delivering_stage(spec)
+    stages = [
+        stage.model_copy(
+            update={
+                "sinks": sinks
+                if stage.name == delivering
+                else [s for s in stage.sinks if s.instance_name != DELIVER]
+            }
+        )
+        for stage in spec.stages
+    ]
+    return spec.model_copy(update={"stages": stages})

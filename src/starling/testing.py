@@ -38,7 +38,7 @@ from starling.components.sources.files import iter_messages
 from starling.core.component import Batch, ComponentConfig, RawMessage, Sink, Source
 from starling.core.embedded import EmbeddedPipeline
 from starling.core.registry import component_class, register_component, unregister_component
-from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.core.spec import ComponentSpec, PipelineSpec, default_stages
 from starling.errors import ConfigError
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 
@@ -145,9 +145,11 @@ def run_components(
         PipelineSpec(
             batch_size=batch_size,
             source=ComponentSpec(use=SOURCE_NAME, config={"key": key}),
-            annotators=stages["annotator"],
-            filters=stages["filter"],
-            sinks=[*stages["sink"], ComponentSpec(use=SINK_NAME, name=SINK_NAME, config={"key": key})],
+            stages=default_stages(
+                annotators=stages["annotator"],
+                filters=stages["filter"],
+                sinks=[*stages["sink"], ComponentSpec(use=SINK_NAME, name=SINK_NAME, config={"key": key})],
+            ),
         )
     )
     register_component(SOURCE_NAME, MessagesSource)

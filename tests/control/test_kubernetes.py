@@ -212,7 +212,7 @@ def test_the_backend_lets_distribute_roll_on_a_shared_store() -> None:
         else s
         for s in spec.sinks
     ]
-    spec = spec.model_copy(update={"sinks": sinks})
+    spec = spec.with_kind("sinks", sinks)
     backend = KubernetesBackend(settings, k8s.ApiClient(), token="stl_test")
     apps = _MissingDeployments()
     backend.apps = apps  # type: ignore[assignment]

@@ -72,7 +72,7 @@ def test_a_watchlist_at_its_quota_lives_outside_the_pipeline(
         spec_file = tmp_path / "run" / "pipeline.json"
         assert spec_file.stat().st_size < 20_000, spec_file.stat().st_size
         written = json.loads(spec_file.read_text())
-        watchlists = next(c for c in written["annotators"] if c["use"] == "watchlists")
+        watchlists = next(c for c in written["stages"][0]["annotators"] if c["use"] == "watchlists")
         reference = watchlists["config"]["lists"][0]["targets"]
         assert reference["items"] == TARGETS
         digest = reference["$body"]

@@ -23,7 +23,6 @@ from starling.control.controller import Controller
 from starling.control.rollout import StageRollout
 from starling.control.state import ControllerState, DesiredPipeline
 from starling.core.spec import VERSION_KEY, ComponentSpec, PipelineSpec, file_version, versioned_json
-from starling.core.stages import StageName
 from starling.deploy.kubernetes import PIPELINE_MAX_BYTES
 from starling.errors import ConfigError
 from tests.support.helpers import wait_until
@@ -76,18 +75,18 @@ class FakeBackend:
         self.gate.set()
         self.written: list[int | None] = []
 
-    def start(self, spec: PipelineSpec, replicas: dict[StageName, int], version: int | None = None) -> None:
+    def start(self, spec: PipelineSpec, replicas: dict[str, int], version: int | None = None) -> None:
         pass
 
     def write_spec(self, spec: PipelineSpec, version: int | None = None) -> None:
         time.sleep(0.005)  # a real write takes a while: changes made meanwhile wait for the lock
         self.written.append(version)
 
-    def workers(self, stage: StageName) -> Sequence[WorkerClient]:
+    def workers(self, stage: str) -> Sequence[WorkerClient]:
         self.gate.wait()
         return list(self.replicas) if stage == "filter" else []
 
-    def scale(self, replicas: dict[StageName, int]) -> None:
+    def scale(self, replicas: dict[str, int]) -> None:
         pass
 
     def restarts(self) -> dict[str, int]:

@@ -172,8 +172,8 @@ def test_components_added_and_removed_while_the_stream_flows(
     kafka_bootstrap: str, prefix: str, tmp_path: Path
 ) -> None:
     alerts = 3000
-    spec = chain_spec(kafka_bootstrap, prefix, alerts).model_copy(
-        update={"annotators": [ComponentSpec(use="history-summary", name="A")]}
+    spec = chain_spec(kafka_bootstrap, prefix, alerts).with_kind(
+        "annotators", [ComponentSpec(use="history-summary", name="A")]
     )
     chain = LocalChain(spec, tmp_path)
     try:

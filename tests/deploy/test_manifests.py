@@ -260,7 +260,8 @@ def test_with_the_in_cluster_postgres_distribute_rolls_and_shares_its_cutouts(tm
     for name in ("starling-ingest", "starling-filter"):  # they never open the store
         assert "PGPASSWORD" not in _env(_one(manifests, "Deployment", name))
     pipeline = json.loads(_one(manifests, "Secret", "starling-pipeline")["stringData"]["pipeline.json"])
-    assert [s["config"]["path"] for s in pipeline["sinks"] if s["use"] == "store"] == [IN_CLUSTER_URL]
+    stores = [s for stage in pipeline["stages"] for s in stage["sinks"] if s["use"] == "store"]
+    assert [s["config"]["path"] for s in stores] == [IN_CLUSTER_URL]
     assert [m["kind"] for m in manifests if password in json.dumps(m)] == ["Secret"]
 
     # TAP (`starling web`) over the same database, its async jobs on a volume of its own.
@@ -343,3 +344,42 @@ def test_a_webhook_secret_is_in_no_object_but_a_secret(tmp_path: Path) -> None:
             holding[manifest["metadata"]["name"]] = manifest["kind"]
             assert path.stat().st_mode & 0o077 == 0, path  # written for its owner's eyes only
     assert holding == {"starling-pipeline": "Secret"}
+
+
+def test_a_deployment_runs_each_stage_the_pipeline_lists(tmp_path: Path) -> None:
+    """Stages are data: four stages are four Deployments, and the store's volume goes with the stage that
+    holds the sinks, whatever its name."""
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text(
+        "[source]\nuse = 'synthetic'\n"
+        "[[stages]]\nname = 'ingest'\nannotators = [{ use = 'history-summary' }]\n"
+        "[[stages]]\nname = 'classify'\nannotators = [{ use = 'lc-features' }]\n"
+        "[[stages]]\nname = 'judge'\nfilters = [{ use = 'threshold', name = 'bright' }]\n"
+        "sinks = [{ use = 'store' }]\n"
+    )
+    result = CliRunner().invoke(
+        app, ["deploy", "kubernetes", "-o", str(tmp_path / "out"), "--pipeline", str(pipeline)]
+    )
+    assert result.exit_code == 0, result.output
+    manifests = [yaml.safe_load(p.read_text()) for p in sorted((tmp_path / "out").glob("*.yaml"))]
+    for manifest in manifests:
+        if manifest["kind"] != "ServiceMonitor":
+            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    assert _names(manifests, "Deployment") == {
+        "starling-ingest",
+        "starling-classify",
+        "starling-judge",
+        "starling-controller",
+    }
+    judge = _one(manifests, "Deployment", "starling-judge")
+    assert _volumes(judge)["data"]["persistentVolumeClaim"] == {"claimName": "starling-store"}
+    assert judge["spec"]["strategy"] == {"type": "Recreate"}
+    assert _volumes(_one(manifests, "Deployment", "starling-classify"))["data"] == {
+        "name": "data",
+        "emptyDir": {},
+    }
+    args = _one(manifests, "Deployment", "starling-classify")["spec"]["template"]["spec"]["containers"][0][
+        "args"
+    ]
+    assert "classify" in args
+    _parses(args)

@@ -135,6 +135,7 @@ class Alert:
         "mjd",
         "object_id",
         "origin",
+        "passed",
         "ra",
         "reliability",
         "schema_version",
@@ -181,6 +182,9 @@ class Alert:
         self._record_loader = record_loader
         self.origin = origin
         self.annotations: dict[str, dict[str, Any]] = {}
+        # The stages it has passed over Kafka, in order, each with its configuration version (and, under
+        # ``<stage>.pipeline``, the controller's pipeline version it ran): its provenance. Empty embedded.
+        self.passed: dict[str, int] = {}
         self._history_builder = history_builder
         self._history: History | None = None
         self._cutouts: dict[str, Cutout] | None = None

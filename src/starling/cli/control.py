@@ -160,6 +160,52 @@ def show(controller: Controller = None, token: Token = None) -> None:
     console.print(table)
 
 
+@ctl_app.command("insert-stage")
+def insert_stage(
+    name: str,
+    after: Annotated[str, typer.Option(help="the stage it follows (it reads what that stage writes)")],
+    component: Annotated[
+        list[str] | None,
+        typer.Option(help='a component: its name, or a JSON object {"use": ..., "name": ..., "config": ...}'),
+    ] = None,
+    replicas: int = 1,
+    controller: Controller = None,
+    token: Token = None,
+) -> None:
+    """Insert a stage into the running chain, with no alert lost or taken twice."""
+    components = [
+        json_object(text, "a component") if text.lstrip().startswith("{") else {"use": text}
+        for text in component or []
+    ]
+    body = {"name": name, "after": after, "components": components, "replicas": replicas}
+    console.print(ask(controller, token, lambda c: c.insert_stage(body)))
+
+
+@ctl_app.command("remove-stage")
+def remove_stage(name: str, controller: Controller = None, token: Token = None) -> None:
+    """Remove a stage from between two others while the chain runs."""
+    console.print(ask(controller, token, lambda c: c.remove_stage(name)))
+
+
+@ctl_app.command("split-stage")
+def split_stage(
+    stage: str,
+    name: Annotated[str, typer.Option(help="the new stage's name")],
+    component: Annotated[list[str], typer.Option(help="a component to move into it (repeatable)")],
+    replicas: int = 1,
+    controller: Controller = None,
+    token: Token = None,
+) -> None:
+    """Move components of a stage into a new stage right after it, while the chain runs."""
+    console.print(ask(controller, token, lambda c: c.split_stage(stage, name, component, replicas)))
+
+
+@ctl_app.command("fuse-stages")
+def fuse_stages(stage: str, controller: Controller = None, token: Token = None) -> None:
+    """Make a stage and the one after it one stage, while the chain runs."""
+    console.print(ask(controller, token, lambda c: c.fuse_stages(stage)))
+
+
 @ctl_app.command("add")
 def add(
     stage: str,

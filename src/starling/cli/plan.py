@@ -19,12 +19,12 @@ from starling.assembly import assemble
 from starling.cli.options import Controller, Token, ask
 from starling.cli.terminal import console, report_error
 from starling.components.sources.files import iter_messages
-from starling.control.capacity import DEFAULT_LOADS, STAGE_OF_KIND, Load, costs_from_statuses, plan
+from starling.control.capacity import DEFAULT_LOADS, Load, costs_from_statuses, plan
 from starling.control.client import ControllerClient
 from starling.core.component import RawMessage
 from starling.core.embedded import EmbeddedPipeline
 from starling.core.spec import ComponentSpec, PipelineSpec
-from starling.core.stages import STAGES
+from starling.core.stages import stage_names
 from starling.errors import StarlingError
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 from starling.transport.kafka.envelope import decode_envelope, encode_envelope
@@ -39,14 +39,17 @@ def measure_costs(spec: PipelineSpec, source: ComponentSpec, messages: list[RawM
         with tempfile.TemporaryDirectory(prefix="starling-plan-") as scratch:
             stats = EmbeddedPipeline(spec.model_copy(update={"source": source}), Path(scratch)).run().stats
     alerts = max(1, stats.alerts_decoded)
-    costs: dict[str, float] = dict.fromkeys(STAGES, 0.0)
-    for counts in stats.stages.values():
-        if counts.kind in STAGE_OF_KIND:
-            costs[STAGE_OF_KIND[counts.kind]] += counts.cpu_s / alerts
+    names = stage_names(spec)
+    stage_of = {c.instance_name: stage.name for stage in spec.stages for c in stage.components}
+    stage_of["decode"] = names[0]  # the first stage decodes the survey's messages
+    costs: dict[str, float] = dict.fromkeys(names, 0.0)
+    for component, counts in stats.stages.items():
+        if component in stage_of:
+            costs[stage_of[component]] += counts.cpu_s / alerts
     hop = _envelope_cost(messages)
-    costs["ingest"] += hop  # writes one envelope
-    costs["filter"] += 2 * hop  # reads one, writes one
-    costs["distribute"] += hop  # reads one
+    # Each stage but the first reads an envelope; each but the last writes one.
+    for index, name in enumerate(names):
+        costs[name] += hop * ((index > 0) + (index < len(names) - 1))
     return costs
 
 
@@ -75,7 +78,8 @@ def _load(text: str) -> Load:
 
 def _running_costs(controller: str | None, token: str | None) -> dict[str, float]:
     statuses: dict[str, list[dict[str, Any]]] = {}
-    for stage in STAGES:
+    stages = [s["name"] for s in ask(controller, token, lambda client: client.request("GET", "/stages"))]
+    for stage in stages:
         workers = ask(controller, token, partial(_workers, stage=stage))
         statuses[stage] = [w.get("status") or {} for w in workers]
     return costs_from_statuses(statuses)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 def serve(
-    stage: Annotated[str, typer.Argument(help="ingest, filter or distribute")],
+    stage: Annotated[str, typer.Argument(help="a stage (default: ingest, filter, distribute)")],
     pipeline: Annotated[Path | None, typer.Option(help="a pipeline description (TOML or JSON)")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="where sinks write")] = Path(
         "starling-output"
@@ -43,18 +43,18 @@ def serve(
     from starling.control.api.app import worker_app
     from starling.control.server import BackgroundServer
     from starling.core.spec import file_version
-    from starling.core.stages import STAGES
+    from starling.core.stages import stage_names
     from starling.transport.kafka.worker import StageWorker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if stage not in STAGES:
-        report_error(f"no stage {stage!r}; stages are {', '.join(STAGES)}")
-        raise typer.Exit(2)
     try:
         # The version first: were the file replaced between the two reads, the worker would claim an
         # older version than it runs (the controller then pushes the list again), never a newer one.
         version = file_version(pipeline) if pipeline is not None else None
         spec = assemble(pipeline)
+        if stage not in stage_names(spec):
+            report_error(f"no stage {stage!r}; the pipeline's stages are {', '.join(stage_names(spec))}")
+            raise typer.Exit(2)
         decoder = AlertDecoder(default_schema_source(schema_registry))
         worker = StageWorker(spec, stage, output, decoder, _bodies_for(spec, stage))
         worker.started_from(version)
@@ -95,7 +95,7 @@ def _bodies_for(spec: PipelineSpec, stage: str) -> BodyResolver:
     deadline = time.monotonic() + 120.0
     while True:
         try:
-            for component in stage_component_specs(spec, stage):  # type: ignore[arg-type]
+            for component in stage_component_specs(spec, stage):
                 bodies.resolve(component.config)
             return bodies
         except OutageError as exc:
@@ -146,17 +146,17 @@ def up(
 ) -> None:
     """Run the whole chain over Kafka on this machine (a process per stage), feed it, wait, and stop."""
     from starling.control.backends.processes import LocalChain
-    from starling.core.stages import STAGES, StageName
+    from starling.core.stages import stage_names
     from starling.transport.kafka.feed import feed as feed_messages
 
     try:
         spec = assemble(pipeline, inputs, alerts)
-        counts: dict[StageName, int] = {}
+        counts: dict[str, int] = {}
         for item in replicas or []:
             name, _, number = item.partition("=")
-            if name not in STAGES or not number.isdigit() or int(number) < 1:
+            if name not in stage_names(spec) or not number.isdigit() or int(number) < 1:
                 raise ConfigError(
-                    f"--replicas {item!r}: expected stage=N with a stage among {', '.join(STAGES)}"
+                    f"--replicas {item!r}: expected stage=N with a stage among {', '.join(stage_names(spec))}"
                 )
             counts[name] = int(number)
     except (StarlingError, ValueError) as exc:
@@ -177,7 +177,7 @@ def up(
                 time.sleep(0.2)
             progress.update(task, completed=sent)
         elapsed = time.perf_counter() - started
-        for stage in ("ingest", "filter", "distribute"):
+        for stage in stage_names(spec):
             for status in chain.statuses(stage):
                 console.print(f"  {stage}: {status['components']}")
         console.print(

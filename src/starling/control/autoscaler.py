@@ -21,7 +21,6 @@ from typing import Any, Protocol
 
 from starling.control.autoscale_policy import AutoscalePolicy
 from starling.control.state import DesiredPipeline
-from starling.core.stages import StageName
 
 log = logging.getLogger("starling.autoscaler")
 
@@ -32,9 +31,9 @@ class Scalable(Protocol):
     @property
     def desired(self) -> DesiredPipeline: ...
 
-    def stage_lag(self, stage: StageName) -> int: ...
+    def stage_lag(self, stage: str) -> int: ...
 
-    def set_replicas(self, stage: StageName, replicas: int) -> object: ...
+    def set_replicas(self, stage: str, replicas: int) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)

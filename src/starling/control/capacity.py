@@ -7,7 +7,7 @@ cost is the seconds a replica is occupied per alert, measured in one of two ways
 
 - in this process: the pipeline's components run on a sample of alerts, their CPU time
   (``time.thread_time``, which the machine's other load does not inflate) summed by the stage each belongs
-  to (:data:`STAGE_OF_KIND`), plus, for each hop between two stages, what wrapping an alert in an envelope
+  to (the first stage decodes), plus, for each hop between two stages, what wrapping an alert in an envelope
   and reading it back costs. A lower bound: there is no Kafka here, whose waits (acknowledgements,
   commits) occupy a replica too;
 - from a running pipeline (:func:`costs_from_statuses`): the wall seconds each replica spent in whole
@@ -24,9 +24,6 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-# The stage each kind of component runs in (decoding is the ingest stage's).
-STAGE_OF_KIND = {"decoder": "ingest", "annotator": "ingest", "filter": "filter", "sink": "distribute"}
 
 
 @dataclass(frozen=True)

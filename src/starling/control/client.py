@@ -81,6 +81,20 @@ class ControllerClient:
     def pipeline(self) -> dict[str, Any]:
         return dict(self.request("GET", "/pipeline"))
 
+    def insert_stage(self, stage: dict[str, Any]) -> dict[str, Any]:
+        """Insert a stage (``name``, ``after``, ``components``, ``replicas``) into the running chain."""
+        return dict(self.request("POST", "/stages", stage))
+
+    def remove_stage(self, stage: str) -> dict[str, Any]:
+        return dict(self.request("DELETE", f"/stages/{stage}"))
+
+    def split_stage(self, stage: str, name: str, components: list[str], replicas: int = 1) -> dict[str, Any]:
+        body = {"name": name, "components": components, "replicas": replicas}
+        return dict(self.request("POST", f"/stages/{stage}/split", body))
+
+    def fuse_stages(self, stage: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/stages/{stage}/fuse"))
+
     def add_component(self, stage: str, component: dict[str, Any]) -> dict[str, Any]:
         return dict(self.request("POST", f"/stages/{stage}/components", component))
 

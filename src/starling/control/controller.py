@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from starling.assembly import route_deliveries
+from starling.control import reshape
 from starling.control.autoscale_policy import AutoscalePolicy
 from starling.control.autoscaler import Autoscaler
 from starling.control.backends.base import Backend
@@ -29,16 +30,17 @@ from starling.control.state import ControllerState, DesiredPipeline
 from starling.control.trial import Trials, pipeline_store, try_filter_on_store
 from starling.core.bodies import checked_body, make_reference, references, resolve
 from starling.core.registry import build_component
-from starling.core.spec import ComponentSpec, PipelineSpec, versioned_json
-from starling.core.stages import STAGES, StageName, stage_component_specs, stage_kind, stage_layout
+from starling.core.spec import ComponentSpec, versioned_json
+from starling.core.stages import (
+    delivering_stage,
+    filtering_stage,
+    stage_component_specs,
+    stage_layout,
+    stage_names,
+    with_stage,
+)
 from starling.errors import ConfigError, StoreError
 from starling.transport.kafka.clients import GroupLag
-
-_STAGE_FIELD: dict[StageName, str] = {"ingest": "annotators", "filter": "filters", "distribute": "sinks"}
-
-
-def with_stage(spec: PipelineSpec, stage: StageName, components: list[ComponentSpec]) -> PipelineSpec:
-    return spec.model_copy(update={_STAGE_FIELD[stage]: components})
 
 
 class Controller:
@@ -59,18 +61,18 @@ class Controller:
         self.trials = Trials()
         self.started_at = time.time()
         # Re-entrant: an edit reads, decides and writes under it, and the write takes it again.
-        self._lock = threading.RLock()
-        self._lag_readers: dict[StageName, GroupLag] = {}
+        self.lock = threading.RLock()
+        self._lag_readers: dict[str, GroupLag] = {}
         # One reconciler per stage, from the pipeline as it starts: a replica adopted from an earlier
         # run (Kubernetes) that runs an older list is brought to this one.
-        self.rollouts: dict[StageName, StageRollout] = {}
-        for stage in STAGES:
+        self.rollouts: dict[str, StageRollout] = {}
+        for stage in stage_names(desired.spec):
             rollout = StageRollout(stage, backend, partial(self.wanted_replicas, stage))
             rollout.publish(desired.version, stage_component_specs(desired.spec, stage))
             rollout.start()
             self.rollouts[stage] = rollout
 
-    def stage_lag(self, stage: StageName) -> int:
+    def stage_lag(self, stage: str) -> int:
         """The stage's consumer-group lag, read from the broker."""
         reader = self._lag_readers.get(stage)
         if reader is None:
@@ -79,7 +81,7 @@ class Controller:
             self._lag_readers[stage] = reader
         return reader.read(timeout_s=5.0)
 
-    def wanted_replicas(self, stage: StageName) -> int:
+    def wanted_replicas(self, stage: str) -> int:
         return self.desired.replicas.get(stage, 0)
 
     def close(self) -> None:
@@ -92,7 +94,7 @@ class Controller:
 
     def view(self) -> dict[str, Any]:
         stages = []
-        for stage in STAGES:
+        for stage in stage_names(self.desired.spec):
             layout = stage_layout(self.desired.spec, stage)
             workers: list[dict[str, Any]] = []
             for worker in self.backend.workers(stage):
@@ -138,19 +140,19 @@ class Controller:
 
     def _change(
         self,
-        stage: StageName,
+        stage: str,
         components: list[ComponentSpec] | None = None,
         replicas: int | None = None,
         autoscaling: AutoscalePolicy | bool | None = False,
     ) -> DesiredPipeline:
         """``autoscaling``: a policy to set, None to switch it off, False (default) to leave it."""
-        with self._lock:
+        with self.lock:
             spec = self.desired.spec
             if components is not None:
                 names = [c.instance_name for c in components]
                 if len(set(names)) != len(names):
                     raise ConfigError(f"component names must be unique in a stage; got {names}")
-                self._validate(stage, components)
+                self.validate(stage, components)
                 spec = with_stage(spec, stage, components)
             counts = dict(self.desired.replicas)
             policies = dict(self.desired.autoscaling)
@@ -166,27 +168,56 @@ class Controller:
             desired = DesiredPipeline(
                 version=self.desired.version + 1, spec=spec, replicas=counts, autoscaling=policies
             )
-            self._fits(desired)
-            self.state.save(desired)
-            self.state.forget_bodies(references(desired.spec.model_dump(mode="json")))
-            self.desired = desired
-            self.backend.write_spec(spec, desired.version)
+            self.fits(desired)
+            self.commit(desired)
             if components is not None:
                 self.rollouts[stage].publish(desired.version, components)
             if replicas is not None:
                 self.backend.scale({stage: replicas})
             return desired
 
-    def _validate(self, stage: StageName, components: list[ComponentSpec]) -> None:
+    def validate(
+        self, stage: str, components: list[ComponentSpec], current: list[ComponentSpec] | None = None
+    ) -> None:
         """Each component new or changed, validated against its own config model with the bodies it
-        refers to (ConfigError naming the field); one already in the stage as it is was validated when it
-        came, so a change to one user's filter does not read every watchlist's targets again."""
-        kind = stage_kind(stage)
-        current = stage_component_specs(self.desired.spec, stage)
+        refers to (ConfigError naming the field); one already in the stage as it is (``current``, by
+        default the stage's components now) was validated when it came, so a change to one user's filter
+        does not read every watchlist's targets again."""
+        if current is None:
+            current = stage_component_specs(self.desired.spec, stage)
         for component in components:
             if component not in current:
                 config = resolve(component.config, self.body)
-                build_component(component.use, config, component.instance_name, kind)
+                build_component(component.use, config, component.instance_name)
+
+    def commit(self, desired: DesiredPipeline) -> None:
+        """Make ``desired`` the desired pipeline: saved, and written where new workers read it."""
+        with self.lock:
+            self.state.save(desired)
+            self.state.forget_bodies(references(desired.spec.model_dump(mode="json")))
+            self.desired = desired
+            self.backend.write_spec(desired.spec, desired.version)
+
+    def forget_lag(self, stage: str) -> None:
+        """A stage's lag reader is made anew at the next read (its input topics changed)."""
+        reader = self._lag_readers.pop(stage, None)
+        if reader is not None:
+            reader.close()
+
+    def insert_stage(
+        self, name: str, after: str, components: list[ComponentSpec], replicas: int = 1
+    ) -> DesiredPipeline:
+        """See ``starling.control.reshape``."""
+        return reshape.insert_stage(self, name, after, components, replicas)
+
+    def remove_stage(self, name: str) -> DesiredPipeline:
+        return reshape.remove_stage(self, name)
+
+    def split_stage(self, name: str, new_name: str, moved: list[str], replicas: int = 1) -> DesiredPipeline:
+        return reshape.split_stage(self, name, new_name, moved, replicas)
+
+    def fuse_stages(self, name: str) -> DesiredPipeline:
+        return reshape.fuse_stages(self, name)
 
     def keep_body(self, value: Any) -> dict[str, Any]:
         """Keep ``value`` as a stored body (``starling.core.bodies``); the reference that stands for it."""
@@ -201,7 +232,7 @@ class Controller:
             raise ConfigError(f"no stored body {digest}")
         return checked_body(digest, data)
 
-    def _fits(self, desired: DesiredPipeline) -> None:
+    def fits(self, desired: DesiredPipeline) -> None:
         """ConfigError if the backend cannot hold the pipeline where its workers read it (a Kubernetes
         Secret holds 1 MiB): refused before it is saved, so desired state and cluster never diverge."""
         limit = self.backend.max_pipeline_bytes
@@ -214,27 +245,27 @@ class Controller:
                 "(a Kubernetes Secret): remove targets, lists or filters, or ask the operator"
             )
 
-    def wait_live(self, version: int, *stages: StageName, timeout_s: float = LIVE_WAIT_S) -> bool:
+    def wait_live(self, version: int, *stages: str, timeout_s: float = LIVE_WAIT_S) -> bool:
         """Whether the pipeline as of ``version`` runs in every replica of each of ``stages``, waiting
         up to ``timeout_s`` in all (see ``StageRollout.wait_live``): a change made at ``version`` is
         then live, whatever changes came after it."""
         deadline = time.monotonic() + timeout_s
         return all(self.rollouts[s].wait_live(version, deadline - time.monotonic()) for s in stages)
 
-    def components(self, stage: StageName) -> list[ComponentSpec]:
+    def components(self, stage: str) -> list[ComponentSpec]:
         return stage_component_specs(self.desired.spec, stage)
 
     # The operator's changes go through ``edit`` like the users': each reads the stage's components
     # under the lock, so none is made on a list another change is replacing at that moment.
 
-    def add(self, stage: StageName, component: ComponentSpec, position: int | None) -> DesiredPipeline:
+    def add(self, stage: str, component: ComponentSpec, position: int | None) -> DesiredPipeline:
         def added(current: list[ComponentSpec]) -> list[ComponentSpec]:
             index = len(current) if position is None else max(0, min(position, len(current)))
             return [*current[:index], component, *current[index:]]
 
         return self.edit(stage, added)
 
-    def remove(self, stage: StageName, name: str) -> DesiredPipeline:
+    def remove(self, stage: str, name: str) -> DesiredPipeline:
         def removed(current: list[ComponentSpec]) -> list[ComponentSpec]:
             if name not in [c.instance_name for c in current]:
                 raise KeyError(name)
@@ -242,7 +273,7 @@ class Controller:
 
         return self.edit(stage, removed)
 
-    def reorder(self, stage: StageName, names: list[str]) -> DesiredPipeline:
+    def reorder(self, stage: str, names: list[str]) -> DesiredPipeline:
         def reordered(components: list[ComponentSpec]) -> list[ComponentSpec]:
             current = {c.instance_name: c for c in components}
             if sorted(names) != sorted(current):
@@ -253,7 +284,7 @@ class Controller:
 
         return self.edit(stage, reordered)
 
-    def patch(self, stage: StageName, name: str, changes: dict[str, Any]) -> DesiredPipeline:
+    def patch(self, stage: str, name: str, changes: dict[str, Any]) -> DesiredPipeline:
         def patched(current: list[ComponentSpec]) -> list[ComponentSpec]:
             for index, component in enumerate(current):
                 if component.instance_name == name:
@@ -263,33 +294,28 @@ class Controller:
 
         return self.edit(stage, patched)
 
-    def edit(
-        self, stage: StageName, edit: Callable[[list[ComponentSpec]], list[ComponentSpec]]
-    ) -> DesiredPipeline:
+    def edit(self, stage: str, edit: Callable[[list[ComponentSpec]], list[ComponentSpec]]) -> DesiredPipeline:
         """Read a stage's components, change them with ``edit`` and write them, as one step: changes
         made at the same time (by one user or many) each see the one before, and none is lost. ``edit``
         may raise to refuse the change (nothing is written)."""
-        with self._lock:
+        with self.lock:
             components = edit(self.components(stage))
-            if stage == "filter":
+            if stage == filtering_stage(self.desired.spec):
                 return self.set_filters(components)
             return self._change(stage, components)
 
     def set_filters(self, components: list[ComponentSpec]) -> DesiredPipeline:
         """The filter stage's new components (users' filters among them). Their outputs reach the
         distribute stage's ``deliver`` sink first, so no match is judged before its route is known."""
-        with self._lock:
-            self._validate("filter", components)  # refused here, before anything changes
-            routed = route_deliveries(with_stage(self.desired.spec, "filter", components))
+        with self.lock:
+            stage, delivering = filtering_stage(self.desired.spec), delivering_stage(self.desired.spec)
+            self.validate(stage, components)  # refused here, before anything changes
+            routed = route_deliveries(with_stage(self.desired.spec, stage, components))
             # Both changes must fit before the first is made: a refused filter leaves no route behind.
-            self._fits(self.desired.model_copy(update={"spec": routed, "version": self.desired.version + 2}))
-            if routed.sinks != self.desired.spec.sinks:
-                self._change("distribute", list(routed.sinks))
-            return self._change("filter", components)
-
-    def set_annotators(self, components: list[ComponentSpec]) -> DesiredPipeline:
-        """The ingest stage's new annotators (users' watchlists and watchmaps among them)."""
-        return self._change("ingest", components)
+            self.fits(self.desired.model_copy(update={"spec": routed, "version": self.desired.version + 2}))
+            if routed.stage(delivering) != self.desired.spec.stage(delivering):
+                self._change(delivering, stage_component_specs(routed, delivering))
+            return self._change(stage, components)
 
     def try_filter(self, expression: str, limit: int, sample: int) -> dict[str, Any]:
         """Judge the latest stored alerts with ``expression`` (see ``starling.control.trial``)."""
@@ -298,8 +324,8 @@ class Controller:
         location = pipeline_store(self.desired.spec, self.store_location.parent) or self.store_location
         return self.trials.run(try_filter_on_store, location, expression, limit, sample)
 
-    def set_replicas(self, stage: StageName, replicas: int) -> DesiredPipeline:
+    def set_replicas(self, stage: str, replicas: int) -> DesiredPipeline:
         return self._change(stage, replicas=replicas)
 
-    def set_autoscaling(self, stage: StageName, policy: AutoscalePolicy | None) -> DesiredPipeline:
+    def set_autoscaling(self, stage: str, policy: AutoscalePolicy | None) -> DesiredPipeline:
         return self._change(stage, autoscaling=policy)

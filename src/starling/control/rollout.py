@@ -28,7 +28,6 @@ from typing import Any
 from starling.control.backends.base import Backend
 from starling.control.client import WorkerClient
 from starling.core.spec import ComponentSpec
-from starling.core.stages import StageName
 
 log = logging.getLogger("starling.controller")
 
@@ -72,7 +71,7 @@ def _version(status: dict[str, Any] | None, key: str) -> int | None:
 class StageRollout:
     """The reconciler of one stage; ``wanted`` tells how many replicas the stage should run."""
 
-    def __init__(self, stage: StageName, backend: Backend, wanted: Callable[[], int]) -> None:
+    def __init__(self, stage: str, backend: Backend, wanted: Callable[[], int]) -> None:
         self.stage = stage
         self.backend = backend
         self.wanted = wanted

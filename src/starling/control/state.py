@@ -8,14 +8,14 @@ import threading
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from starling.control.autoscale_policy import AutoscalePolicy
 from starling.control.tokens import Principal, Role, TokenStore
 from starling.core.bodies import digest_of
 from starling.core.secrets import private_file
 from starling.core.spec import PipelineSpec
-from starling.core.stages import STAGES, StageName
+from starling.core.stages import stage_names
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS controller_state (
@@ -39,8 +39,18 @@ class DesiredPipeline(BaseModel):
 
     version: int = 1
     spec: PipelineSpec
-    replicas: dict[StageName, int] = Field(default_factory=lambda: dict.fromkeys(STAGES, 1))
-    autoscaling: dict[StageName, AutoscalePolicy] = Field(default_factory=dict)
+    # Per stage; a stage the dict does not name runs one replica, and a name no stage has is dropped.
+    replicas: dict[str, int] = Field(default_factory=dict)
+    autoscaling: dict[str, AutoscalePolicy] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _replicas_per_stage(self) -> DesiredPipeline:
+        names = stage_names(self.spec)
+        replicas = {name: self.replicas.get(name, 1) for name in names}
+        autoscaling = {name: p for name, p in self.autoscaling.items() if name in names}
+        object.__setattr__(self, "replicas", replicas)
+        object.__setattr__(self, "autoscaling", autoscaling)
+        return self
 
 
 class ControllerState:

@@ -17,6 +17,7 @@ from starling.control.controller import Controller
 from starling.control.tokens import Principal
 from starling.core.secrets import redact_secrets
 from starling.core.spec import ComponentSpec
+from starling.core.stages import delivering_stage, filtering_stage
 from starling.store.access import user_filter_name
 
 
@@ -27,7 +28,7 @@ class UserFilters:
         self.controller = controller
 
     def specs(self) -> list[ComponentSpec]:
-        return self.controller.components("filter")
+        return self.controller.components(filtering_stage(self.controller.desired.spec))
 
     @staticmethod
     def owner(spec: ComponentSpec) -> str:
@@ -58,14 +59,14 @@ class UserFilters:
     def counts(self) -> dict[str, dict[str, Any]]:
         """Per filter, summed over the replicas: seen, matched, held back; delivered and failed."""
         totals: dict[str, dict[str, Any]] = {}
-        for worker in self.controller.backend.workers("filter"):
+        for worker in self.controller.backend.workers(filtering_stage(self.controller.desired.spec)):
             status = worker.get("/status", timeout_s=2.0) or {}
             for name, counted in status.get("components", {}).items():
                 entry = totals.setdefault(name, {"seen": 0, "matched": 0, "held_back_by_cap": 0})
                 entry["seen"] += counted.get("in", 0)
                 entry["matched"] += counted.get("out", 0)
                 entry["held_back_by_cap"] += counted.get("held_back_by_cap", 0)
-        for worker in self.controller.backend.workers("distribute"):
+        for worker in self.controller.backend.workers(delivering_stage(self.controller.desired.spec)):
             status = worker.get("/status", timeout_s=2.0) or {}
             deliver = status.get("components", {}).get("deliver", {})
             for what in ("delivered", "failed", "waiting"):
@@ -99,4 +100,4 @@ class UserFilters:
 
     def edit(self, edit: Callable[[list[ComponentSpec]], list[ComponentSpec]]) -> int:
         """Change the filter stage's components in one step (see ``Controller.edit``); the new version."""
-        return self.controller.edit("filter", edit).version
+        return self.controller.edit(filtering_stage(self.controller.desired.spec), edit).version

@@ -17,6 +17,7 @@ from starling.control.controller import Controller
 from starling.control.tokens import Principal
 from starling.core.bodies import is_reference, resolve
 from starling.core.spec import ComponentSpec
+from starling.core.stages import annotating_stage
 
 
 class WatchEntries:
@@ -36,7 +37,8 @@ class WatchEntries:
         return self.key[:-1]
 
     def component(self) -> ComponentSpec | None:
-        return next((c for c in self.controller.components("ingest") if c.use == self.use), None)
+        stage = annotating_stage(self.controller.desired.spec)
+        return next((c for c in self.controller.components(stage) if c.use == self.use), None)
 
     def entries(self) -> list[dict[str, Any]]:
         found = self.component()
@@ -63,7 +65,7 @@ class WatchEntries:
                 return [*components, updated]
             return [updated if c is current else c for c in components]
 
-        return self.controller.edit("ingest", on_components).version
+        return self.controller.edit(annotating_stage(self.controller.desired.spec), on_components).version
 
     def _stored(self, entry: dict[str, Any]) -> dict[str, Any]:
         if is_reference(entry[self.bulk]):
@@ -123,7 +125,7 @@ def read_by_others(controller: Controller, who: Principal, annotator: str, name:
     """Whether another user's filter reads the list or map ``name`` (an operator may take any name)."""
     if who.role == "operator":
         return False
-    for spec in controller.components("filter"):
+    for spec in controller.desired.spec.filters:
         owner = str(spec.config.get("owner", "operator"))
         expression = str(spec.config.get("expression", ""))
         if spec.use != "adql" or owner in ("operator", who.user) or name.lower() not in expression.lower():

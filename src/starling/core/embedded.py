@@ -1,6 +1,6 @@
 """The embedded runtime: every stage of a pipeline in one process, batches passed in memory.
 
-    source -> decode -> annotators -> filters -> sinks      (one batch at a time)
+    source -> decode -> each stage's annotators, filters, sinks, stage after stage   (one batch at a time)
 
 Sinks are flushed after every batch: that is the commit point. Dead letters go to
 ``dead-letters.jsonl`` in the output directory. An outage (a full disk, a locked store) holds the
@@ -20,10 +20,10 @@ from starling.alert.decoder import AlertDecoder
 from starling.core.chain import Chain, RunStats
 from starling.core.component import Batch, Component, RawMessage, RunContext, Source
 from starling.core.deadletter import DeadLetterFile
-from starling.core.live import LiveRuntime
+from starling.core.live import LiveRuntime, build_stage_components
 from starling.core.registry import build_component
-from starling.core.spec import ComponentSpec, PipelineSpec
-from starling.errors import ConfigError, OutageError
+from starling.core.spec import PipelineSpec
+from starling.errors import OutageError
 
 DEAD_LETTER_FILE = "dead-letters.jsonl"
 
@@ -43,12 +43,8 @@ def chunks(items: Iterable[RawMessage], size: int) -> Iterator[list[RawMessage]]
 
 
 def build_chain_components(spec: PipelineSpec) -> list[Component[Any]]:
-    """The annotators, filters and sinks of a pipeline, built and validated, in order."""
-    return [
-        *(build_component(c.use, c.config, c.instance_name, "annotator") for c in spec.annotators),
-        *(build_component(c.use, c.config, c.instance_name, "filter") for c in spec.filters),
-        *(build_component(c.use, c.config, c.instance_name, "sink") for c in spec.sinks),
-    ]
+    """The components of every stage of a pipeline, built and validated, in chain order."""
+    return [c for stage in spec.stages for c in build_stage_components(stage, lambda config: config)]
 
 
 class EmbeddedPipeline(LiveRuntime):
@@ -70,14 +66,7 @@ class EmbeddedPipeline(LiveRuntime):
         self.source: Source[Any] = source
         self.dead_letters: DeadLetterFile = DeadLetterFile(output_dir / DEAD_LETTER_FILE)
         self.chain = Chain(build_chain_components(spec), self.dead_letters)
-        self.init_live([*spec.annotators, *spec.filters, *spec.sinks])
-
-    def _build(self, specs: list[ComponentSpec]) -> list[Component[Any]]:
-        built = [build_component(c.use, self.bodies.resolve(c.config), c.instance_name) for c in specs]
-        sources = [c.name for c in built if c.kind == "source"]
-        if sources:
-            raise ConfigError(f"a source cannot run inside the chain: {sources}")
-        return built
+        self.init_live([c for stage in spec.stages for c in stage.components])
 
     def run(self, on_batch: Callable[[RunStats], None] | None = None) -> RunSummary:
         context = RunContext(output_dir=self.output_dir, kafka=self.spec.kafka)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from abc import ABC, abstractmethod
+from abc import ABC
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ from starling.core.chain import Chain, StageCounts
 from starling.core.component import Component, RunContext
 from starling.core.deadletter import DeadLetterOutput
 from starling.core.outage import Backoff
+from starling.core.registry import build_component
 from starling.core.secrets import redact_secrets
-from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.core.spec import KIND_FIELDS, KIND_OF_FIELD, ComponentSpec, PipelineSpec, StageSpec
 from starling.errors import ConfigError
 
 log = logging.getLogger("starling.core.live")
@@ -76,9 +78,14 @@ class LiveRuntime(ABC):
         self.applied_pipeline_version = pipeline_version
         self.config_history[0]["pipeline_version"] = pipeline_version
 
-    @abstractmethod
     def _build(self, specs: list[ComponentSpec]) -> list[Component[Any]]:
-        """Build and validate components (ConfigError if one is wrong)."""
+        """Build and validate components (ConfigError if one is wrong), with the bodies their configs
+        refer to. A stage may hold any kind but a source: sources feed the chain, they do not run in it."""
+        built = [build_component(c.use, self.bodies.resolve(c.config), c.instance_name) for c in specs]
+        sources = [c.name for c in built if c.kind == "source"]
+        if sources:
+            raise ConfigError(f"a source cannot run inside the chain: {sources}")
+        return built
 
     def status(self) -> dict[str, Any]:
         """State, counts per component, and the configuration: what every runtime reports."""
@@ -241,3 +248,15 @@ class LiveRuntime(ABC):
 
     def resume(self) -> None:
         self._paused.clear()
+
+
+def build_stage_components(
+    stage: StageSpec, resolve: Callable[[dict[str, Any]], dict[str, Any]]
+) -> list[Component[Any]]:
+    """A stage's components as its description lists them, each checked to be of the kind it is
+    listed as (a sink listed among the filters is refused), with ``resolve`` putting in the bodies."""
+    return [
+        build_component(c.use, resolve(c.config), c.instance_name, KIND_OF_FIELD[field])
+        for field in KIND_FIELDS
+        for c in getattr(stage, field)
+    ]

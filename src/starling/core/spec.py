@@ -25,6 +25,28 @@ stages; it names components, never transports. It is written in TOML::
     bootstrap_servers = "127.0.0.1:39092"
     input_topics = ["^ztf_20261122_programid1$"]
 
+The chain is cut into stages (each its own service when Kafka runs between them). A description
+that names only ``annotators``, ``filters`` and ``sinks`` has the default three stages: ``ingest`` (the
+annotators), ``filter`` and ``distribute``. A description may instead list its stages, in order::
+
+    [[stages]]
+    name = "ingest"
+    annotators = [{ use = "history-summary" }]
+
+    [[stages]]
+    name = "classify"             # a stage of its own: it scales on its own
+    annotators = [{ use = "lightcurve" }]
+
+    [[stages]]
+    name = "filter"
+    filters = [{ use = "threshold", name = "bright", config = { max_mag = 18.5 } }]
+
+    [[stages]]
+    name = "distribute"
+    sinks = [{ use = "store" }]
+
+Within a stage the annotators run first, then the filters, then the sinks; the stages run in order.
+
 A JSON file of the same structure is read too (``starling up`` hands its workers one). The controller
 writes its workers' file with one more key, ``pipeline_version``: the version of its desired pipeline
 that the file holds (:func:`versioned_json`, :func:`file_version`).
@@ -35,10 +57,11 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from starling.core.component import ComponentKind
 from starling.core.kafka_settings import KafkaSettings
 from starling.core.registry import format_validation_error
 from starling.errors import ConfigError
@@ -68,25 +91,127 @@ class ComponentSpec(BaseModel):
         return self.name or self.use
 
 
+KindField = Literal["annotators", "filters", "sinks"]
+KIND_FIELDS: tuple[KindField, ...] = ("annotators", "filters", "sinks")
+KIND_OF_FIELD: dict[KindField, ComponentKind] = {
+    "annotators": "annotator",
+    "filters": "filter",
+    "sinks": "sink",
+}
+
+# The stages of a description that lists none, and the kind of component each holds.
+DEFAULT_STAGES: dict[str, KindField] = {"ingest": "annotators", "filter": "filters", "distribute": "sinks"}
+
+# A stage's name becomes a consumer group, a topic suffix, a Deployment and a metric label.
+STAGE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+# The name the embedded runtime reports as its stage: no stage of a chain may take it.
+EMBEDDED_STAGE = "embedded"
+
+
+class StageSpec(BaseModel):
+    """One stage of the chain: a name and its components, by kind (run in this order)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=STAGE_NAME_PATTERN)
+    annotators: list[ComponentSpec] = Field(default_factory=list)
+    filters: list[ComponentSpec] = Field(default_factory=list)
+    sinks: list[ComponentSpec] = Field(default_factory=list)
+
+    @property
+    def components(self) -> list[ComponentSpec]:
+        return [*self.annotators, *self.filters, *self.sinks]
+
+
+def default_stages(
+    annotators: list[ComponentSpec] | None = None,
+    filters: list[ComponentSpec] | None = None,
+    sinks: list[ComponentSpec] | None = None,
+) -> list[StageSpec]:
+    """The default three stages, holding these components."""
+    return [
+        StageSpec(name="ingest", annotators=annotators or []),
+        StageSpec(name="filter", filters=filters or []),
+        StageSpec(name="distribute", sinks=sinks or []),
+    ]
+
+
 class PipelineSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     batch_size: int = Field(500, ge=1, le=100_000)
     source: ComponentSpec
-    annotators: list[ComponentSpec] = Field(default_factory=list)
-    filters: list[ComponentSpec] = Field(default_factory=list)
-    sinks: list[ComponentSpec] = Field(default_factory=list)
+    stages: list[StageSpec] = Field(default_factory=default_stages, min_length=1)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_stages(cls, data: Any) -> Any:
+        """``annotators``, ``filters`` and ``sinks`` at the top level fill the default three stages."""
+        if not isinstance(data, dict) or not any(k in data for k in KIND_FIELDS):
+            return data
+        if "stages" in data:
+            given = ", ".join(k for k in KIND_FIELDS if k in data)
+            raise ValueError(
+                f"a description that lists its stages names its components in them, not at the top ({given})"
+            )
+        rest = {k: v for k, v in data.items() if k not in KIND_FIELDS}
+        stages = [{"name": name, kind: data.get(kind, [])} for name, kind in DEFAULT_STAGES.items()]
+        return {**rest, "stages": stages}
 
     @model_validator(mode="after")
     def _names_are_unique(self) -> PipelineSpec:
-        names = [c.instance_name for c in (*self.annotators, *self.filters, *self.sinks)]
+        stage_names = [s.name for s in self.stages]
+        if EMBEDDED_STAGE in stage_names:
+            raise ValueError(f"no stage may be named {EMBEDDED_STAGE!r} (the embedded runtime's name)")
+        repeated_stages = sorted({n for n in stage_names if stage_names.count(n) > 1})
+        if repeated_stages:
+            raise ValueError(f"stage names must be unique; repeated: {', '.join(repeated_stages)}")
+        names = [c.instance_name for stage in self.stages for c in stage.components]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(
                 f"component names must be unique; repeated: {', '.join(duplicates)} (set 'name')"
             )
         return self
+
+    # Every component of a kind, whatever stage holds it, in chain order.
+    @property
+    def annotators(self) -> list[ComponentSpec]:
+        return [c for stage in self.stages for c in stage.annotators]
+
+    @property
+    def filters(self) -> list[ComponentSpec]:
+        return [c for stage in self.stages for c in stage.filters]
+
+    @property
+    def sinks(self) -> list[ComponentSpec]:
+        return [c for stage in self.stages for c in stage.sinks]
+
+    def stage(self, name: str) -> StageSpec:
+        """The stage named ``name`` (KeyError if the chain has none)."""
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
+
+    def with_stage(self, stage: StageSpec) -> PipelineSpec:
+        """This pipeline with the stage of ``stage``'s name replaced by it."""
+        self.stage(stage.name)
+        return self.model_copy(update={"stages": [stage if s.name == stage.name else s for s in self.stages]})
+
+    def with_kind(self, kind: KindField, components: list[ComponentSpec]) -> PipelineSpec:
+        """This pipeline with every component of ``kind`` replaced by ``components``, in the one stage
+        that holds that kind (or, if none does, the stage that holds it by default, else the last)."""
+        holding = [s for s in self.stages if getattr(s, kind)]
+        if len(holding) > 1:
+            raise ValueError(f"{kind} are in several stages ({', '.join(s.name for s in holding)}): name one")
+        if holding:
+            target = holding[0]
+        else:
+            default = next(name for name, k in DEFAULT_STAGES.items() if k == kind)
+            target = next((s for s in self.stages if s.name == default), self.stages[-1])
+        return self.with_stage(target.model_copy(update={kind: list(components)}))
 
     @classmethod
     def from_file(cls, path: Path) -> PipelineSpec:

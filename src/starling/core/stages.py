@@ -1,5 +1,10 @@
 """How a pipeline is cut into stages when Kafka runs between them.
 
+The stages are data: the pipeline description lists them in order (``PipelineSpec.stages``), and the
+topics between them follow from that order. The first stage decodes the survey's messages; each later
+stage reads what the stage before it wrote; the last writes no topic of the chain's (its sinks write
+the outputs). For the default three stages:
+
 =============  =============================  ===================  ======================  ============
 stage          reads                          components           writes                  group
 =============  =============================  ===================  ======================  ============
@@ -8,55 +13,99 @@ filter         <p>.ingested                   filters              <p>.filtered 
 distribute     <p>.filtered                   sinks                (the sinks' outputs)    <p>.distribute
 =============  =============================  ===================  ======================  ============
 
-The same pipeline description runs embedded (all of it in one process) with no change.
+Any other stage ``s`` writes ``<p>.stage.s`` (a topic name no user output can take) and its group is
+``<p>.s``. The same pipeline description runs embedded (all of it in one process) with no change.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from starling.core.component import ComponentKind
-from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.core.registry import component_class
+from starling.core.spec import KIND_FIELDS, KIND_OF_FIELD, ComponentSpec, PipelineSpec
+from starling.errors import ConfigError
 
-StageName = Literal["ingest", "filter", "distribute"]
-STAGES: tuple[StageName, ...] = ("ingest", "filter", "distribute")
+# The topics of the default stages keep the names they had before stages were data, so a chain that
+# runs today reads its own topics after an upgrade.
+_OUTPUT_TOPIC_NAMES = {"ingest": "ingested", "filter": "filtered"}
 
 
 @dataclass(frozen=True, slots=True)
 class StageLayout:
-    name: StageName
+    name: str
     input_topics: list[str]
     output_topic: str | None
     decodes_survey_messages: bool
 
 
-def stage_layout(spec: PipelineSpec, name: StageName) -> StageLayout:
+def stage_names(spec: PipelineSpec) -> list[str]:
+    return [stage.name for stage in spec.stages]
+
+
+def output_topic(spec: PipelineSpec, name: str) -> str:
+    """The topic a stage writes when a stage follows it."""
+    return spec.kafka.topic(_OUTPUT_TOPIC_NAMES.get(name) or f"stage.{name}")
+
+
+def stage_layout(spec: PipelineSpec, name: str) -> StageLayout:
+    """Where stage ``name`` reads and writes (KeyError if the chain has no such stage)."""
+    names = stage_names(spec)
+    index = names.index(name) if name in names else -1
+    if index < 0:
+        raise KeyError(name)
     kafka = spec.kafka
-    if name == "ingest":
-        return StageLayout(name, kafka.input_topics or [kafka.raw_topic], kafka.topic("ingested"), True)
-    if name == "filter":
-        return StageLayout(name, [kafka.topic("ingested")], kafka.topic("filtered"), False)
-    return StageLayout(name, [kafka.topic("filtered")], None, False)
+    first, last = index == 0, index == len(names) - 1
+    inputs = (kafka.input_topics or [kafka.raw_topic]) if first else [output_topic(spec, names[index - 1])]
+    return StageLayout(name, inputs, None if last else output_topic(spec, name), first)
 
 
-def stage_kind(name: StageName) -> ComponentKind:
-    """The kind of component a stage runs."""
-    kinds: dict[StageName, ComponentKind] = {"ingest": "annotator", "filter": "filter", "distribute": "sink"}
-    return kinds[name]
+def stage_component_specs(spec: PipelineSpec, name: str) -> list[ComponentSpec]:
+    return spec.stage(name).components
 
 
-def stage_component_specs(spec: PipelineSpec, name: StageName) -> list[ComponentSpec]:
-    return list({"ingest": spec.annotators, "filter": spec.filters, "distribute": spec.sinks}[name])
+def filtering_stage(spec: PipelineSpec) -> str:
+    """The stage users' filters join: the one that holds filters, else ``filter``, else the one before
+    the last (or the only one)."""
+    return _stage_holding(spec, "filters", "filter", max(0, len(spec.stages) - 2))
+
+
+def annotating_stage(spec: PipelineSpec) -> str:
+    """The stage users' watchlists and watchmaps join: the first (before any filter can read them)."""
+    return spec.stages[0].name
+
+
+def delivering_stage(spec: PipelineSpec) -> str:
+    """The stage that stores and delivers: the one that holds the sinks, else the last."""
+    return _stage_holding(spec, "sinks", "distribute", len(spec.stages) - 1)
+
+
+def _stage_holding(spec: PipelineSpec, kind: str, default: str, fallback: int) -> str:
+    holding = [s.name for s in spec.stages if getattr(s, kind)]
+    if holding:
+        return holding[-1]
+    names = stage_names(spec)
+    return default if default in names else names[fallback]
 
 
 def all_topics(spec: PipelineSpec) -> list[str]:
     """Every topic the chain uses, survey inputs included."""
-    kafka = spec.kafka
-    topics = {kafka.dead_letter_topic}
-    for name in STAGES:
+    topics = {spec.kafka.dead_letter_topic}
+    for name in stage_names(spec):
         layout = stage_layout(spec, name)
         topics.update(layout.input_topics)
         if layout.output_topic:
             topics.add(layout.output_topic)
     return sorted(topics)
+
+
+def with_stage(spec: PipelineSpec, stage: str, components: list[ComponentSpec]) -> PipelineSpec:
+    """``spec`` with the components of ``stage`` replaced: each goes to its kind's list in the stage
+    (ConfigError for a component not installed), keeping their order within a kind."""
+    by_field: dict[str, list[ComponentSpec]] = {field: [] for field in KIND_FIELDS}
+    for component in components:
+        kind = component_class(component.use).kind
+        field = next((f for f in KIND_FIELDS if KIND_OF_FIELD[f] == kind), None)
+        if field is None:
+            raise ConfigError(f"component {component.use!r} is a {kind}: it cannot run in a stage")
+        by_field[field].append(component)
+    return spec.with_stage(spec.stage(stage).model_copy(update=by_field))

@@ -7,8 +7,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from starling.core.stages import StageName
-
 Manifest = dict[str, Any]
 
 APP = "starling"
@@ -50,7 +48,7 @@ class DeploymentSettings(BaseModel):
     postgres_memory: str = "2Gi"
 
 
-def deployment_name(stage: StageName | str) -> str:
+def deployment_name(stage: str) -> str:
     return f"{APP}-{stage}"
 
 

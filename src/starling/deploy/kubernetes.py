@@ -9,7 +9,8 @@ The layout:
 - Secrets: the pipeline (``pipeline.json``, mounted by every pod: it holds users' webhook secrets), the
   control token the workers' control APIs ask for (the controller holds it too), and a read-only metrics
   token, Prometheus's (``/metrics``: a scrape can change nothing);
-- one Deployment per stage (``starling-ingest``, ``-filter``, ``-distribute``), one container each:
+- one Deployment per stage of the pipeline (by default ``starling-ingest``, ``-filter``, ``-distribute``), one
+  container each:
   ``starling serve <stage>``, probes on the control API's ``/health`` (liveness) and ``/ready``
   (readiness), resource requests, a grace period long enough to drain a batch (SIGTERM drains). The
   worker Deployments carry no ``replicas``: the controller owns that number, and ``kubectl apply``
@@ -28,7 +29,7 @@ import secrets
 from typing import Any
 
 from starling.core.spec import PipelineSpec, versioned_json
-from starling.core.stages import STAGES, StageName
+from starling.core.stages import delivering_stage, stage_names
 from starling.deploy.basics import (
     APP,
     CONFIG_DIR,
@@ -109,7 +110,7 @@ def _pipeline_volume() -> dict[str, Any]:
     return {"name": "pipeline", "secret": {"secretName": PIPELINE_SECRET}}
 
 
-def _worker_container(stage: StageName, settings: DeploymentSettings) -> dict[str, Any]:
+def _worker_container(stage: str, settings: DeploymentSettings) -> dict[str, Any]:
     return {
         "name": stage,
         "image": settings.image,
@@ -146,7 +147,7 @@ def _worker_container(stage: StageName, settings: DeploymentSettings) -> dict[st
 
 
 def worker_deployment(
-    stage: StageName,
+    stage: str,
     settings: DeploymentSettings,
     replicas: int | None = None,
     spec: PipelineSpec | None = None,
@@ -161,7 +162,7 @@ def worker_deployment(
         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
     }
     store = store_layout(spec)
-    if stage != "distribute":
+    if stage != (delivering_stage(spec) if spec is not None else "distribute"):
         volumes.append({"name": "data", "emptyDir": {}})
     elif not store.shared:
         volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": f"{APP}-store"}})
@@ -194,7 +195,7 @@ def worker_deployment(
     }
 
 
-def worker_service(stage: StageName, settings: DeploymentSettings) -> Manifest:
+def worker_service(stage: str, settings: DeploymentSettings) -> Manifest:
     component = f"worker-{stage}"
     return {
         "apiVersion": "v1",
@@ -358,6 +359,7 @@ def all_manifests(
     URL the manifests cannot carry."""
     check_store_urls(spec)
     store = store_layout(spec)
+    delivering = f"worker-{delivering_stage(spec)}"
     objects: list[Manifest] = [
         {
             "apiVersion": "v1",
@@ -370,19 +372,19 @@ def all_manifests(
     if store.in_cluster:
         objects += postgres_objects(store, settings, postgres_password or secrets.token_urlsafe(32))
     if not store.shared:
-        objects.append(claim(f"{APP}-store", "worker-distribute", settings.store_storage, settings))
+        objects.append(claim(f"{APP}-store", delivering, settings.store_storage, settings))
     elif store.cutouts is not None:
         objects.append(
             claim(
                 CUTOUTS_CLAIM,
-                "worker-distribute",
+                delivering,
                 settings.cutouts_storage,
                 settings,
                 access="ReadWriteMany",
                 storage_class=settings.cutouts_storage_class,
             )
         )
-    for stage in STAGES:
+    for stage in stage_names(spec):
         objects += [worker_deployment(stage, settings, spec=spec), worker_service(stage, settings)]
     objects += controller_objects(settings, spec)
     objects += web_objects(spec, store, settings)

@@ -49,7 +49,7 @@ class CrashOn(Filter[ComponentConfig]):
 
 register_component("test-crash-on", CrashOn)
 spec = PipelineSpec.model_validate_json(Path(sys.argv[1]).read_text())
-spec = spec.model_copy(update={{"filters": [ComponentSpec(use="test-crash-on", name="all")]}})
+spec = spec.with_kind("filters", [ComponentSpec(use="test-crash-on", name="all")])
 worker = StageWorker(spec, "filter", Path(sys.argv[2]))
 signal.signal(signal.SIGTERM, lambda *_: worker.stop())
 worker.run()

@@ -44,12 +44,8 @@ def _filtered_stream(
     bootstrap: str, prefix: str, work: Path, store: Path, lock_timeout_s: float
 ) -> PipelineSpec:
     """The stream fed, ingested and filtered: what the distribute stage has to store."""
-    spec = chain_spec(bootstrap, prefix, ALERTS).model_copy(
-        update={
-            "sinks": [
-                ComponentSpec(use="store", config={"path": str(store), "lock_timeout_s": lock_timeout_s})
-            ]
-        }
+    spec = chain_spec(bootstrap, prefix, ALERTS).with_kind(
+        "sinks", [ComponentSpec(use="store", config={"path": str(store), "lock_timeout_s": lock_timeout_s})]
     )
     feed(spec)
     for stage in ("ingest", "filter"):

@@ -37,7 +37,7 @@ def test_distribute_replicas_on_postgres_store_every_alert_once(
 ) -> None:
     alerts = 3000
     spec = chain_spec(kafka_bootstrap, prefix, alerts, objects=400)
-    spec = spec.model_copy(update={"sinks": [ComponentSpec(use="store", config={"path": postgres_url})]})
+    spec = spec.with_kind("sinks", [ComponentSpec(use="store", config={"path": postgres_url})])
     chain = LocalChain(spec, tmp_path / "chain", replicas={"distribute": replicas})
     try:
         chain.start()
@@ -56,7 +56,7 @@ def test_distribute_replicas_on_postgres_store_every_alert_once(
     finally:
         chain.stop()
     # The same night in one process on SQLite: the reference rows.
-    reference = spec.model_copy(update={"sinks": [ComponentSpec(use="store")]})
+    reference = spec.with_kind("sinks", [ComponentSpec(use="store")])
     EmbeddedPipeline(reference, tmp_path / "reference").run()
     assert dump_store(postgres_url) == dump_store(tmp_path / "reference" / "starling.db")
     store = open_store(postgres_url, cutouts=tmp_path / "chain" / "cutouts")

@@ -55,8 +55,8 @@ def test_requeued_dead_letters_go_through_once_fixed(
 ) -> None:
     register_component("test-flaky-filter", FlakyFilter)
     alerts = 300
-    spec = chain_spec(kafka_bootstrap, prefix, alerts).model_copy(
-        update={"filters": [ComponentSpec(use="test-flaky-filter", name="flaky")]}
+    spec = chain_spec(kafka_bootstrap, prefix, alerts).with_kind(
+        "filters", [ComponentSpec(use="test-flaky-filter", name="flaky")]
     )
     feed(spec)
     _run_until(StageWorker(spec, "ingest", tmp_path), lambda w: w.stats.messages_in >= alerts, "ingest")

@@ -6,10 +6,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from starling.control.api.auth import ANYONE, OPERATOR
-from starling.control.api.common import AUTH_RESPONSES, REFUSED, Changed, changed
-from starling.control.api.deps import Control
+from starling.control.api.common import AUTH_RESPONSES, REFUSED, Changed, changed, problem
+from starling.control.api.deps import Control, Stage
 from starling.control.autoscale_policy import AutoscalePolicy
-from starling.core.stages import StageName
 
 
 class DecisionView(BaseModel):
@@ -37,13 +36,13 @@ def autoscaler(controller: Control) -> AutoscalerReport:
     return AutoscalerReport.model_validate(controller.autoscaler.report())
 
 
-@operators.put("/stages/{stage}/autoscaling", responses=REFUSED)
-def set_autoscaling(stage: StageName, policy: AutoscalePolicy, controller: Control) -> Changed:
+@operators.put("/stages/{stage}/autoscaling", responses={**REFUSED, 404: problem("no such stage")})
+def set_autoscaling(stage: Stage, policy: AutoscalePolicy, controller: Control) -> Changed:
     """Turn autoscaling on (or change its policy) for a stage."""
     return changed(lambda: controller.set_autoscaling(stage, policy))
 
 
-@operators.delete("/stages/{stage}/autoscaling", responses=REFUSED)
-def stop_autoscaling(stage: StageName, controller: Control) -> Changed:
+@operators.delete("/stages/{stage}/autoscaling", responses={**REFUSED, 404: problem("no such stage")})
+def stop_autoscaling(stage: Stage, controller: Control) -> Changed:
     """Turn autoscaling off for a stage (its replicas stay as they are)."""
     return changed(lambda: controller.set_autoscaling(stage, None))

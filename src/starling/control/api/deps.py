@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
+from starling.control.api.common import refuse
 from starling.control.controller import Controller
 from starling.core.live import LiveRuntime
+from starling.core.stages import stage_names
 
 
 async def current_controller(request: Request) -> Controller:
@@ -26,3 +28,17 @@ async def current_runtime(request: Request) -> LiveRuntime:
 
 Control = Annotated[Controller, Depends(current_controller)]
 Runtime = Annotated[LiveRuntime, Depends(current_runtime)]
+
+
+async def known_stage(
+    stage: Annotated[str, Path(description="a stage of the pipeline (default: ingest, filter, distribute)")],
+    controller: Control,
+) -> str:
+    """The stage a path names: 404 when the pipeline has no stage of that name."""
+    names = stage_names(controller.desired.spec)
+    if stage not in names:
+        refuse(404, f"no stage {stage!r}; the stages are {', '.join(names)}")
+    return stage
+
+
+Stage = Annotated[str, Depends(known_stage)]

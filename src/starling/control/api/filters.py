@@ -39,6 +39,7 @@ from starling.control.user_filters import UserFilters
 from starling.control.user_outputs import placed_outputs, topic_collision
 from starling.control.user_watch import others_read
 from starling.core.spec import ComponentSpec
+from starling.core.stages import delivering_stage, filtering_stage
 from starling.errors import StoreError
 
 FILTER_NAME = r"^[A-Za-z0-9_-]{1,64}$"
@@ -184,7 +185,8 @@ def _edited(
     with config_refused():
         version = filters.edit(edit)
     controller = filters.controller
-    return version, controller.wait_live(version, "distribute", "filter")
+    spec = controller.desired.spec
+    return version, controller.wait_live(version, *{delivering_stage(spec), filtering_stage(spec)})
 
 
 def _placed(

@@ -9,6 +9,7 @@ Each change answers with the desired pipeline's new version (see ``Controller``)
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -23,16 +24,20 @@ from starling.control.api.common import (
     REFUSED,
     XML_RESPONSE,
     Changed,
+    Responses,
     capabilities,
     changed,
     problem,
+    refuse,
 )
-from starling.control.api.deps import Control
+from starling.control.api.deps import Control, Stage
 from starling.control.api.worker import WorkerStatus
 from starling.control.autoscale_policy import MAX_REPLICAS
+from starling.control.state import DesiredPipeline
 from starling.control.views import pipeline_view
-from starling.core.spec import COMPONENT_NAME_PATTERN, ComponentSpec
-from starling.core.stages import StageName
+from starling.core.spec import COMPONENT_NAME_PATTERN, STAGE_NAME_PATTERN, ComponentSpec
+from starling.core.stages import stage_names
+from starling.errors import OutageError
 from starling.vo.vosi import availability_xml
 
 
@@ -72,7 +77,7 @@ class WorkerView(BaseModel):
 
 
 class StageView(BaseModel):
-    name: StageName
+    name: str
     components: list[ComponentSpec]
     replicas: int
     input_topics: list[str]
@@ -121,7 +126,31 @@ class Order(BaseModel):
     components: list[str]
 
 
-CHANGE_RESPONSES = {**REFUSED, 404: problem("no such component")}
+class NewStage(BaseModel):
+    name: str = Field(
+        pattern=STAGE_NAME_PATTERN, description="the stage's name (its group, topic, Deployment)"
+    )
+    after: str = Field(description="the stage it follows: it reads what that stage writes")
+    components: list[ComponentSpec] = Field(
+        default_factory=list,
+        description="its components, of any kind but a source (run by kind: annotators first)",
+    )
+    replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
+
+
+class Split(BaseModel):
+    name: str = Field(pattern=STAGE_NAME_PATTERN, description="the new stage's name")
+    components: list[str] = Field(min_length=1, description="the components it takes from the stage")
+    replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
+
+
+NO_STAGE: Responses = {404: problem("no such stage")}
+RESHAPE_RESPONSES: Responses = {
+    **REFUSED,
+    **NO_STAGE,
+    503: problem("Kafka, or the replicas to drain, did not answer in time: nothing changed; try again"),
+}
+CHANGE_RESPONSES = {**REFUSED, 404: problem("no such stage, or no such component in it")}
 
 probes = APIRouter(tags=["probes"])
 scrapers = APIRouter(dependencies=SCRAPER, responses=AUTH_RESPONSES, tags=["pipeline"])
@@ -187,8 +216,45 @@ def metrics(controller: Control) -> Response:
     return Response("\n".join(lines) + "\n", media_type=CONTENT_TYPE_LATEST)
 
 
-@operators.get("/stages/{stage}/workers")
-def workers(stage: StageName, controller: Control) -> list[WorkerReport]:
+@operators.post("/stages", status_code=201, responses=RESHAPE_RESPONSES)
+def insert_stage(body: NewStage, controller: Control) -> Changed:
+    """Insert a stage into the running chain, after ``after``: it takes over exactly where the stage
+    after it had committed, and that stage then reads the new stage's output. No alert is lost or taken
+    twice; the output pauses while the stage after it restarts."""
+    names = stage_names(controller.desired.spec)
+    if body.after not in names:
+        refuse(404, f"no stage {body.after!r} to follow; the stages are {', '.join(names)}")
+    return _reshaped(lambda: controller.insert_stage(body.name, body.after, body.components, body.replicas))
+
+
+@operators.delete("/stages/{stage}", responses=RESHAPE_RESPONSES)
+def remove_stage(stage: Stage, controller: Control) -> Changed:
+    """Remove a stage from between two others while the chain runs: the stage after it takes what it
+    wrote, then goes on from exactly where it stopped reading."""
+    return _reshaped(lambda: controller.remove_stage(stage))
+
+
+@operators.post("/stages/{stage}/split", status_code=201, responses=RESHAPE_RESPONSES)
+def split_stage(stage: Stage, body: Split, controller: Control) -> Changed:
+    """Move some components of a stage into a new stage right after it, which scales on its own."""
+    return _reshaped(lambda: controller.split_stage(stage, body.name, body.components, body.replicas))
+
+
+@operators.post("/stages/{stage}/fuse", responses=RESHAPE_RESPONSES)
+def fuse_stages(stage: Stage, controller: Control) -> Changed:
+    """Make a stage and the one after it one stage (one hop fewer), under the first one's name."""
+    return _reshaped(lambda: controller.fuse_stages(stage))
+
+
+def _reshaped(change: Callable[[], DesiredPipeline]) -> Changed:
+    try:
+        return changed(change)
+    except OutageError as exc:
+        refuse(503, str(exc))
+
+
+@operators.get("/stages/{stage}/workers", responses=NO_STAGE)
+def workers(stage: Stage, controller: Control) -> list[WorkerReport]:
     """Each replica's own status (counts, lag, configuration and its version), as it reports it."""
     reports = []
     for worker in controller.backend.workers(stage):
@@ -199,26 +265,26 @@ def workers(stage: StageName, controller: Control) -> list[WorkerReport]:
 
 
 @operators.post("/stages/{stage}/components", status_code=201, responses=CHANGE_RESPONSES)
-def add(stage: StageName, component: NewComponent, controller: Control) -> Changed:
+def add(stage: Stage, component: NewComponent, controller: Control) -> Changed:
     spec = ComponentSpec(use=component.use, name=component.name, config=component.config)
     return changed(lambda: controller.add(stage, spec, component.position))
 
 
 @operators.delete("/stages/{stage}/components/{name}", responses=CHANGE_RESPONSES)
-def remove(stage: StageName, name: str, controller: Control) -> Changed:
+def remove(stage: Stage, name: str, controller: Control) -> Changed:
     return changed(lambda: controller.remove(stage, name))
 
 
 @operators.patch("/stages/{stage}/components/{name}", responses=CHANGE_RESPONSES)
-def patch(stage: StageName, name: str, change: ConfigChange, controller: Control) -> Changed:
+def patch(stage: Stage, name: str, change: ConfigChange, controller: Control) -> Changed:
     return changed(lambda: controller.patch(stage, name, change.config))
 
 
-@operators.put("/stages/{stage}/order", responses=REFUSED)
-def order(stage: StageName, body: Order, controller: Control) -> Changed:
+@operators.put("/stages/{stage}/order", responses={**REFUSED, **NO_STAGE})
+def order(stage: Stage, body: Order, controller: Control) -> Changed:
     return changed(lambda: controller.reorder(stage, body.components))
 
 
-@operators.put("/stages/{stage}/replicas", responses=REFUSED)
-def replicas(stage: StageName, body: Replicas, controller: Control) -> Changed:
+@operators.put("/stages/{stage}/replicas", responses={**REFUSED, **NO_STAGE})
+def replicas(stage: Stage, body: Replicas, controller: Control) -> Changed:
     return changed(lambda: controller.set_replicas(stage, body.replicas))

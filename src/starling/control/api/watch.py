@@ -33,6 +33,7 @@ from starling.control.quotas import over_quota
 from starling.control.tokens import Principal
 from starling.control.user_watch import WatchEntries, read_by_others, watchlists, watchmaps
 from starling.core.bodies import items
+from starling.core.stages import annotating_stage
 from starling.errors import ConfigError
 
 
@@ -146,7 +147,7 @@ def _put(kept: WatchEntries, who: Principal, entry: dict[str, Any], if_match: st
 
     with config_refused():
         version = kept.edit(put)
-    live = kept.controller.wait_live(version, "ingest")
+    live = kept.controller.wait_live(version, annotating_stage(kept.controller.desired.spec))
     return WatchPut(name=entry["name"], version=version, replaced=replaced, live=live)
 
 

@@ -12,7 +12,6 @@ from typing import Protocol
 
 from starling.control.client import WorkerClient
 from starling.core.spec import PipelineSpec
-from starling.core.stages import StageName
 
 
 class Backend(Protocol):
@@ -26,7 +25,7 @@ class Backend(Protocol):
         """The workers' control secret: the controller takes it as a worker's token, which may fetch the
         stored bodies the pipeline refers to (``GET /bodies/{digest}``) and nothing else."""
 
-    def start(self, spec: PipelineSpec, replicas: dict[StageName, int], version: int | None = None) -> None:
+    def start(self, spec: PipelineSpec, replicas: dict[str, int], version: int | None = None) -> None:
         """Make the pipeline run with these replicas (create what is missing, adopt what exists);
         ``version``: as for ``write_spec``."""
 
@@ -34,11 +33,15 @@ class Backend(Protocol):
         """Keep the pipeline where new and restarted workers read it, with the desired pipeline's
         ``version`` (a worker reports it as the version it runs)."""
 
-    def workers(self, stage: StageName) -> Sequence[WorkerClient]:
+    def workers(self, stage: str) -> Sequence[WorkerClient]:
         """The stage's workers now running (or starting), in replica order."""
 
-    def scale(self, replicas: dict[StageName, int]) -> None:
-        """Set the count of some stages; a worker removed drains first (it commits what it holds)."""
+    def scale(self, replicas: dict[str, int]) -> None:
+        """Set the count of some stages; a worker removed drains first (it commits what it holds). A stage
+        new to the backend (inserted into the pipeline last written) is created."""
+
+    def remove_stage(self, stage: str) -> None:
+        """A stage left the pipeline: what ran it is removed (its workers have drained already)."""
 
     def restarts(self) -> dict[str, int]:
         """Restarts per worker, for the controller's status."""

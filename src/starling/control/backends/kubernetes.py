@@ -20,8 +20,8 @@ from kubernetes.client.exceptions import ApiException
 
 from starling.control.auth import TOKEN_ENV
 from starling.control.client import WorkerClient
-from starling.core.spec import PipelineSpec
-from starling.core.stages import STAGES, StageName
+from starling.core.spec import DEFAULT_STAGES, PipelineSpec
+from starling.core.stages import stage_names
 from starling.deploy.kubernetes import (
     PIPELINE_MAX_BYTES,
     PIPELINE_SECRET,
@@ -38,7 +38,7 @@ log = logging.getLogger("starling.controller")
 
 
 class PodWorker(WorkerClient):
-    def __init__(self, stage: StageName, replica: int, pod: Any, token: str) -> None:
+    def __init__(self, stage: str, replica: int, pod: Any, token: str) -> None:
         self.stage = stage
         self.replica = replica
         self.token = token
@@ -80,6 +80,9 @@ class KubernetesBackend:
         self.core = k8s.CoreV1Api(api)
         self.token = token
         self.namespace = settings.namespace
+        # The stages of the pipeline it runs (set at ``start``): a Deployment each.
+        self.stages: list[str] = list(DEFAULT_STAGES)
+        self.spec: PipelineSpec | None = None  # the pipeline last written
 
     @classmethod
     def from_environment(cls, settings: DeploymentSettings) -> KubernetesBackend:
@@ -90,12 +93,13 @@ class KubernetesBackend:
             raise ConfigError(f"the kubernetes backend needs the workers' control token in ${TOKEN_ENV}")
         return cls(settings, api_client_from_environment(), token)
 
-    def start(self, spec: PipelineSpec, replicas: dict[StageName, int], version: int | None = None) -> None:
+    def start(self, spec: PipelineSpec, replicas: dict[str, int], version: int | None = None) -> None:
         self.write_spec(spec, version)
-        for stage in STAGES:
+        self.stages = stage_names(spec)
+        for stage in self.stages:
             self._ensure_deployment(stage, replicas.get(stage, 1), spec)
 
-    def _ensure_deployment(self, stage: StageName, replicas: int, spec: PipelineSpec) -> None:
+    def _ensure_deployment(self, stage: str, replicas: int, spec: PipelineSpec) -> None:
         name = deployment_name(stage)
         try:
             self.apps.read_namespaced_deployment(name, self.namespace)
@@ -112,6 +116,7 @@ class KubernetesBackend:
         self._scale_one(stage, replicas)
 
     def write_spec(self, spec: PipelineSpec, version: int | None = None) -> None:
+        self.spec = spec
         body: Any = pipeline_secret(spec, self.settings, version)
         try:
             self.core.replace_namespaced_secret(PIPELINE_SECRET, self.namespace, body)
@@ -120,16 +125,16 @@ class KubernetesBackend:
                 raise
             self.core.create_namespaced_secret(self.namespace, body)
 
-    def _pods(self, stage: StageName) -> list[Any]:
+    def _pods(self, stage: str) -> list[Any]:
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector(f"worker-{stage}"))
         return sorted(pods.items, key=lambda pod: str(pod.metadata.name if pod.metadata else ""))
 
-    def workers(self, stage: StageName) -> list[PodWorker]:
+    def workers(self, stage: str) -> list[PodWorker]:
         """The stage's pods, less those terminating (draining after a scale-down), numbered by name."""
         staying = [pod for pod in self._pods(stage) if pod.metadata.deletion_timestamp is None]
         return [PodWorker(stage, index, pod, self.token) for index, pod in enumerate(staying)]
 
-    def _scale_one(self, stage: StageName, replicas: int) -> None:
+    def _scale_one(self, stage: str, replicas: int) -> None:
         # A merge patch: the client's default for a patch is a JSON patch (a list of operations).
         self.apps.patch_namespaced_deployment_scale(
             deployment_name(stage),
@@ -138,14 +143,22 @@ class KubernetesBackend:
             _content_type="application/merge-patch+json",
         )
 
-    def scale(self, replicas: dict[StageName, int]) -> None:
+    def scale(self, replicas: dict[str, int]) -> None:
         for stage, count in replicas.items():
+            if stage not in self.stages and self.spec is not None:  # a stage inserted into the pipeline
+                self.stages.append(stage)
+                self._ensure_deployment(stage, count, self.spec)
+                continue
             log.info("scaling %s to %d", deployment_name(stage), count)
             self._scale_one(stage, count)
 
+    def remove_stage(self, stage: str) -> None:
+        self._delete(lambda: self.apps.delete_namespaced_deployment(deployment_name(stage), self.namespace))
+        self.stages = [s for s in self.stages if s != stage]
+
     def restarts(self) -> dict[str, int]:
         counts = {}
-        for stage in STAGES:
+        for stage in self.stages:
             for index, pod in enumerate(self._pods(stage)):
                 counts[pod.metadata.name] = PodWorker(stage, index, pod, self.token).restart_count
         return counts
@@ -155,7 +168,7 @@ class KubernetesBackend:
 
     def teardown(self) -> None:
         """Delete the stages' Deployments and the pipeline Secret (what ``start`` created)."""
-        for stage in STAGES:
+        for stage in self.stages:
             self._delete(
                 lambda s=stage: self.apps.delete_namespaced_deployment(deployment_name(s), self.namespace)
             )

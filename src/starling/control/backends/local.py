@@ -16,7 +16,7 @@ from pathlib import Path
 
 from starling.control.backends.processes import LocalChain, WorkerProcess
 from starling.core.spec import PipelineSpec
-from starling.core.stages import STAGES, StageName
+from starling.core.stages import stage_names
 
 log = logging.getLogger("starling.controller")
 
@@ -36,9 +36,9 @@ class LocalBackend:
     max_pipeline_bytes: int | None = None  # a file: no limit of its own
 
     def __init__(self, spec: PipelineSpec, output_dir: Path) -> None:
-        self.chain = LocalChain(spec, output_dir, replicas={stage: 0 for stage in STAGES})
-        self.desired: dict[StageName, int] = {stage: 0 for stage in STAGES}
-        self.slots: dict[tuple[StageName, int], _Slot] = {}
+        self.chain = LocalChain(spec, output_dir, replicas=dict.fromkeys(stage_names(spec), 0))
+        self.desired: dict[str, int] = dict.fromkeys(stage_names(spec), 0)
+        self.slots: dict[tuple[str, int], _Slot] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._supervise, daemon=True)
@@ -51,7 +51,7 @@ class LocalBackend:
         """Where the workers started from now on reach the controller (for the stored bodies)."""
         self.chain.environment["STARLING_CONTROLLER"] = controller_url
 
-    def start(self, spec: PipelineSpec, replicas: dict[StageName, int], version: int | None = None) -> None:
+    def start(self, spec: PipelineSpec, replicas: dict[str, int], version: int | None = None) -> None:
         self.write_spec(spec, version)
         self.chain.start_topics()
         self.scale(replicas)
@@ -64,11 +64,11 @@ class LocalBackend:
         self.chain.version = version
         self.chain.write_spec()
 
-    def workers(self, stage: StageName) -> list[WorkerProcess]:
+    def workers(self, stage: str) -> list[WorkerProcess]:
         with self._lock:
             return sorted((w for w in self.chain.workers if w.stage == stage), key=lambda w: w.replica)
 
-    def scale(self, replicas: dict[StageName, int]) -> None:
+    def scale(self, replicas: dict[str, int]) -> None:
         with self._lock:
             for stage, count in replicas.items():
                 self.desired[stage] = count
@@ -79,6 +79,11 @@ class LocalBackend:
                 for worker in [w for w in self.workers(stage) if w.replica >= count]:
                     self.slots.pop((stage, worker.replica), None)
                     self._drain_and_forget(worker)
+
+    def remove_stage(self, stage: str) -> None:
+        with self._lock:
+            self.scale({stage: 0})
+            self.desired.pop(stage, None)
 
     def _drain_and_forget(self, worker: WorkerProcess) -> None:
         if worker.post("/drain") is None and worker.process.poll() is None:

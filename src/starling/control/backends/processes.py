@@ -20,14 +20,14 @@ from starling.control.auth import TOKEN_ENV, new_secret
 from starling.control.client import WorkerClient
 from starling.core.secrets import write_private
 from starling.core.spec import PipelineSpec, versioned_json
-from starling.core.stages import STAGES, StageName, all_topics
+from starling.core.stages import all_topics, stage_names
 from starling.errors import StarlingError
 from starling.transport.kafka.clients import ensure_topics
 
 
 @dataclass
 class WorkerProcess(WorkerClient):
-    stage: StageName
+    stage: str
     replica: int
     process: subprocess.Popen[bytes]
     port_file: Path
@@ -57,13 +57,13 @@ class LocalChain:
         self,
         spec: PipelineSpec,
         output_dir: Path,
-        replicas: dict[StageName, int] | None = None,
-        stages: tuple[StageName, ...] = STAGES,
+        replicas: dict[str, int] | None = None,
+        stages: list[str] | None = None,
     ) -> None:
         self.spec = spec
         self.output_dir = output_dir.resolve()
-        self.stages = stages
-        self.replicas = {stage: (replicas or {}).get(stage, 1) for stage in stages}
+        self.stages = stage_names(spec) if stages is None else stages
+        self.replicas = {stage: (replicas or {}).get(stage, 1) for stage in self.stages}
         self.run_dir = self.output_dir / "run"
         self.spec_path = self.run_dir / "pipeline.json"
         self.version: int | None = None  # the controller's version of ``spec``, written with it
@@ -91,7 +91,7 @@ class LocalChain:
                 self.start_worker(stage, replica)
         self.wait_ready(ready_timeout_s)
 
-    def start_worker(self, stage: StageName, replica: int) -> WorkerProcess:
+    def start_worker(self, stage: str, replica: int) -> WorkerProcess:
         port_file = self.run_dir / f"{stage}-{replica}.port"
         port_file.unlink(missing_ok=True)
         log_path = self.output_dir / "logs" / f"{stage}-{replica}.log"
@@ -129,16 +129,16 @@ class LocalChain:
                     )
                 time.sleep(0.1)
 
-    def worker(self, stage: StageName, replica: int = 0) -> WorkerProcess:
+    def worker(self, stage: str, replica: int = 0) -> WorkerProcess:
         return next(w for w in self.workers if (w.stage, w.replica) == (stage, replica))
 
-    def statuses(self, stage: StageName) -> list[dict[str, Any]]:
+    def statuses(self, stage: str) -> list[dict[str, Any]]:
         return [s for w in self.workers if w.stage == stage and (s := w.get("/status")) is not None]
 
     def settled_count(self) -> int:
         """Messages that have gone all the way: stored, or refused as dead letters on the way."""
-        done = sum(int(s["messages_in"]) for s in self.statuses("distribute"))
-        for stage in STAGES:
+        done = sum(int(s["messages_in"]) for s in self.statuses(stage_names(self.spec)[-1]))
+        for stage in stage_names(self.spec):
             done += sum(int(s["components"]["decode"]["failed"]) for s in self.statuses(stage))
         return done
 
@@ -151,7 +151,7 @@ class LocalChain:
                 )
             time.sleep(0.2)
 
-    def kill(self, stage: StageName, replica: int = 0, sig: int = signal.SIGKILL) -> None:
+    def kill(self, stage: str, replica: int = 0, sig: int = signal.SIGKILL) -> None:
         worker = self.worker(stage, replica)
         worker.process.send_signal(sig)
         worker.process.wait(timeout=30)

@@ -34,13 +34,12 @@ from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
 from starling.core.bodies import BodyResolver
 from starling.core.chain import Chain
-from starling.core.component import Batch, Component, RawMessage, RunContext
+from starling.core.component import Batch, RawMessage, RunContext
 from starling.core.deadletter import DeadLetter
 from starling.core.latency import SURVEY, LatencyHistograms
-from starling.core.live import LiveRuntime
-from starling.core.registry import build_component
-from starling.core.spec import ComponentSpec, PipelineSpec
-from starling.core.stages import StageName, all_topics, stage_component_specs, stage_kind, stage_layout
+from starling.core.live import LiveRuntime, build_stage_components
+from starling.core.spec import PipelineSpec
+from starling.core.stages import all_topics, stage_component_specs, stage_layout
 from starling.errors import AlertDecodeError, OutageError
 from starling.transport.kafka.clients import (
     MAX_MESSAGE_BYTES,
@@ -62,14 +61,10 @@ log = logging.getLogger("starling.worker")
 class StageWorker(LiveRuntime):
     """One replica of one stage. ``run`` returns when ``stop()`` is called (after a clean commit)."""
 
-    def _build(self, specs: list[ComponentSpec]) -> list[Component[Any]]:
-        kind = stage_kind(self.layout.name)
-        return [build_component(c.use, self.bodies.resolve(c.config), c.instance_name, kind) for c in specs]
-
     def __init__(
         self,
         spec: PipelineSpec,
-        stage: StageName,
+        stage: str,
         output_dir: Path,
         decoder: AlertDecoder | None = None,
         bodies: BodyResolver | None = None,
@@ -85,7 +80,7 @@ class StageWorker(LiveRuntime):
         self.producer = Producer(producer_config(self.settings))
         self.dead_letters = KafkaDeadLetters(self.producer, self.settings.dead_letter_topic, self.tracker)
         specs = stage_component_specs(spec, stage)
-        self.chain = Chain(self._build(specs), self.dead_letters)
+        self.chain = Chain(build_stage_components(spec.stage(stage), self.bodies.resolve), self.dead_letters)
         self.init_live(specs)
         self.consumer: Consumer | None = None
         self.batches = 0
@@ -292,12 +287,13 @@ class StageWorker(LiveRuntime):
 
     def _batch(self, messages: list[Message]) -> tuple[Batch, dict[int, RawMessage]]:
         raw = [RawMessage(m.value() or b"", f"{m.topic()}/{m.partition()}@{m.offset()}") for m in messages]
-        self._provenance: dict[int, dict[str, int]] = {}
         self._times = {}
+        stamp = self._stamp()
         if self.layout.decodes_survey_messages:
             decoded, from_messages = self.chain.decode(raw, self.decoder)
             put_on_kafka = {r.origin: survey_time(m) for r, m in zip(raw, messages, strict=True)}
             for alert in decoded:
+                alert.passed = dict(stamp)
                 if (at := put_on_kafka.get(from_messages[id(alert)].origin)) is not None:
                     self._times[id(alert)] = {SURVEY: at}
             return Batch(decoded), from_messages
@@ -318,7 +314,7 @@ class StageWorker(LiveRuntime):
                 continue
             alerts.append(envelope.alert)
             payloads[id(envelope.alert)] = RawMessage(envelope.payload, envelope.alert.origin)
-            self._provenance[id(envelope.alert)] = envelope.provenance
+            envelope.alert.passed = {**envelope.provenance, **stamp}
             self._times[id(envelope.alert)] = envelope.times
             for name in envelope.matches:
                 matches.setdefault(name, []).append(envelope.alert)
@@ -326,23 +322,26 @@ class StageWorker(LiveRuntime):
         self.stats.alerts_decoded += len(alerts)
         return Batch(alerts, matches), payloads
 
+    def _stamp(self) -> dict[str, int]:
+        """What this stage adds to an alert's provenance: this replica's own configuration version, and
+        the controller's pipeline version it runs (the same in every replica: what tells that a change
+        made at that version, a stage inserted or removed among them, judged this alert)."""
+        stamp = {self.stage: self.config_version}
+        if self.applied_pipeline_version is not None:
+            stamp[f"{self.stage}.pipeline"] = self.applied_pipeline_version
+        return stamp
+
     def _produce(self, batch: Batch, payloads: dict[int, RawMessage]) -> None:
         assert self.layout.output_topic is not None
         matched_by: dict[int, list[str]] = {}
         for name, matched in batch.matches.items():
             for alert in matched:
                 matched_by.setdefault(id(alert), []).append(name)
-        # This replica's own configuration version, and the controller's pipeline version it runs (the
-        # same in every replica: what tells that a change made at that version judged this alert).
-        stamp = {self.stage: self.config_version}
-        if self.applied_pipeline_version is not None:
-            stamp[f"{self.stage}.pipeline"] = self.applied_pipeline_version
         done = time.time()
         for alert in batch.alerts:
             payload = payloads[id(alert)].payload
-            provenance = {**self._provenance.get(id(alert), {}), **stamp}
             times = {**self._times.get(id(alert), {}), self.stage: done}
-            value = encode_envelope(alert, payload, matched_by.get(id(alert), []), provenance, times)
+            value = encode_envelope(alert, payload, matched_by.get(id(alert), []), alert.passed, times)
             if len(value) > MAX_MESSAGE_BYTES:
                 self._dead_letter_oversized(alert, payloads[id(alert)], len(value))
                 continue

@@ -19,7 +19,6 @@ from pydantic import BaseModel, Field
 from starling.control.autoscale_policy import MAX_REPLICAS
 from starling.control.client import ControllerClient
 from starling.core.spec import COMPONENT_NAME_PATTERN
-from starling.core.stages import StageName
 from starling.web.api.common import Responses, other_methods, problem
 from starling.web.api.my_filters import BODY, PROXIED, Change, Controller, ask
 
@@ -36,7 +35,7 @@ STAGE_CHANGE: Responses = {
     404: problem("no such component in the stage, or this service has no controller"),
     422: problem("refused by the controller, with the reason (an unknown component, a bad config)"),
 }
-StagePath = Annotated[StageName, Path(description="the stage: ingest, filter or distribute")]
+StagePath = Annotated[str, Path(description="the stage: ingest, filter or distribute")]
 ComponentName = Annotated[
     str, Path(pattern=COMPONENT_NAME_PATTERN, description="the component's instance name in the stage")
 ]

@@ -169,6 +169,8 @@ class DeliverSink(Sink[DeliverConfig]):
     def _deliver(self, filter_name: str, output: Output, alert: Alert) -> None:
         key = f"{alert.survey}:{alert.alert_id}".encode()
         headers: list[tuple[str, str | bytes | None]] = [("starling-filter", filter_name.encode())]
+        if alert.passed:  # the stages it passed, with their versions (over Kafka)
+            headers.append(("starling-provenance", json.dumps(alert.passed).encode()))
         if isinstance(output, KafkaOutput):
             record = output_record(alert, filter_name, output.cutouts)
             if output.format == "json":

@@ -1,0 +1,200 @@
+"""A stage inserted into the running chain and removed again while alerts flow, over a real Kafka: every
+alert stored once, delivered once to a topic that does not de-duplicate, with the provenance of the chain
+that was live when it passed."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from confluent_kafka import Consumer
+
+from starling.assembly import route_deliveries
+from starling.core.spec import ComponentSpec
+from starling.transport.kafka.feed import feed
+from tests.support.controller import ControllerProcess, ctl
+from tests.support.helpers import wait_until
+from tests.support.kafka import chain_spec, store_count
+
+pytestmark = pytest.mark.kafka
+
+EVERYTHING = ComponentSpec(
+    use="adql", name="everything", config={"expression": "ra >= 0", "outputs": [{"type": "kafka"}]}
+)
+
+
+def _delivered(bootstrap: str, topic: str, count: int) -> list[tuple[int, dict[str, int], float]]:
+    """(alert id, provenance, time delivered) of each message on the filter's topic, from its start."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"r{time.time_ns()}", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic])
+    found: list[tuple[int, dict[str, int], float]] = []
+    deadline = time.monotonic() + 120
+    idle_until = None
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                if len(found) >= count:  # everything expected is in; a little longer shows any extra
+                    idle_until = idle_until or time.monotonic() + 3
+                    if time.monotonic() > idle_until:
+                        break
+                continue
+            headers = dict(message.headers() or [])
+            _survey, _, alert_id = (message.key() or b"").decode().partition(":")
+            provenance = json.loads(headers["starling-provenance"])
+            found.append((int(alert_id), provenance, message.timestamp()[1] / 1000))
+    finally:
+        consumer.close()
+    return found
+
+
+def _stored(output: Path, sql: str) -> int:
+    with sqlite3.connect(output / "starling.db", timeout=30) as db:
+        return int(db.execute(sql).fetchone()[0])
+
+
+def _chain(url: str, operator: dict[str, str]) -> tuple[int, list[str]]:
+    view = httpx.get(f"{url}/pipeline", headers=operator).json()
+    return view["version"], [stage["name"] for stage in view["stages"]]
+
+
+def test_wrong_reshapes_are_refused_before_anything_stops(
+    kafka_bootstrap: str, prefix: str, tmp_path: Path
+) -> None:
+    spec = chain_spec(kafka_bootstrap, prefix, 10)
+    pipeline = tmp_path / "pipeline.json"
+    pipeline.write_text(spec.model_dump_json())
+    controller = ControllerProcess(pipeline, tmp_path)
+    try:
+        url, operator = controller.url, controller.operator
+
+        def post(path: str, body: dict[str, object] | None = None) -> httpx.Response:
+            return httpx.post(f"{url}{path}", json=body, headers=operator, timeout=300)
+
+        assert post("/stages", {"name": "classify", "after": "nowhere"}).status_code == 404
+        assert post("/stages", {"name": "filter", "after": "ingest"}).status_code == 422
+        assert post("/stages", {"name": "late", "after": "distribute"}).status_code == 422
+        wrong = post(
+            "/stages",
+            {
+                "name": "classify",
+                "after": "ingest",
+                "components": [{"use": "threshold", "config": {"max_mag": "x"}}],
+            },
+        )
+        assert wrong.status_code == 422
+        assert wrong.json()["detail"][0]["loc"] == ["threshold", "max_mag"]
+        assert (
+            post("/stages", {"name": "x", "after": "ingest", "components": [{"use": "nope"}]}).status_code
+            == 422
+        )
+        assert httpx.delete(f"{url}/stages/ingest", headers=operator).status_code == 422
+        assert httpx.delete(f"{url}/stages/nowhere", headers=operator).status_code == 404
+        assert post("/stages/distribute/fuse").status_code == 422
+        assert (
+            post("/stages/ingest/split", {"name": "x", "components": ["history-summary"]}).status_code == 422
+        )
+        assert post("/stages/ingest/split", {"name": "x", "components": ["nope"]}).status_code == 422
+        user = controller.user_token("ada")
+        mine = httpx.post(f"{url}/stages", json={"name": "mine", "after": "ingest"}, headers=user)
+        assert mine.status_code == 403
+        assert _chain(url, operator) == (1, ["ingest", "filter", "distribute"])
+        assert all(
+            len(s["workers"]) == 1 for s in httpx.get(f"{url}/pipeline", headers=operator).json()["stages"]
+        )
+    finally:
+        controller.stop()
+
+
+def test_insert_split_fuse_and_remove_while_alerts_flow_lose_and_double_nothing(
+    kafka_bootstrap: str, prefix: str, tmp_path: Path
+) -> None:
+    alerts = 10_000
+    base = chain_spec(kafka_bootstrap, prefix, alerts)
+    spec = route_deliveries(base.with_kind("filters", [*base.filters, EVERYTHING]))
+    pipeline = tmp_path / "pipeline.json"
+    pipeline.write_text(spec.model_dump_json())
+    controller = ControllerProcess(pipeline, tmp_path)
+    try:
+        url, operator = controller.url, controller.operator
+        token = operator["Authorization"].split()[1]
+        chains = dict([_chain(url, operator)])  # the chain as of each pipeline version
+        feeder = threading.Thread(target=feed, kwargs={"spec": spec, "rate_per_s": 250.0})
+        feeder.start()
+
+        def flowing(more: int) -> None:
+            now = store_count(tmp_path)
+            wait_until(lambda: store_count(tmp_path) >= min(alerts, now + more), 120, "the stream to flow on")
+
+        flowing(1000)
+        inserted = httpx.post(
+            f"{url}/stages",
+            json={
+                "name": "classify",
+                "after": "ingest",
+                "components": [{"use": "lc-features"}, {"use": "solar-system"}],
+            },
+            headers=operator,
+            timeout=300,
+        )
+        assert inserted.status_code == 201, inserted.text
+        chains.update([_chain(url, operator)])
+        flowing(1500)
+        split = ctl(
+            "split-stage", "classify", "--name", "solar", "--component", "solar-system", url=url, token=token
+        )
+        assert split.returncode == 0, split.stdout + split.stderr
+        chains.update([_chain(url, operator)])
+        flowing(1500)
+        fused = httpx.post(f"{url}/stages/filter/fuse", headers=operator, timeout=300)
+        assert fused.status_code == 200, fused.text
+        chains.update([_chain(url, operator)])
+        flowing(1500)
+        removed = ctl("remove-stage", "classify", url=url, token=token)
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        chains.update([_chain(url, operator)])
+        assert list(chains.values()) == [
+            ["ingest", "filter", "distribute"],
+            ["ingest", "classify", "filter", "distribute"],
+            ["ingest", "classify", "solar", "filter", "distribute"],
+            ["ingest", "classify", "solar", "filter"],
+            ["ingest", "solar", "filter"],
+        ]
+        feeder.join()
+        wait_until(lambda: store_count(tmp_path) >= alerts, 180, "every alert to be stored")
+
+        # Stored once each.
+        assert _stored(tmp_path, "SELECT count(*) FROM alerts") == alerts
+        assert _stored(tmp_path, "SELECT count(DISTINCT alert_id) FROM alerts") == alerts
+        # Delivered once each to a topic that keeps whatever it is given.
+        delivered = _delivered(kafka_bootstrap, f"{prefix}.filter.everything", alerts)
+        ids = [alert_id for alert_id, _, _ in delivered]
+        assert len(ids) == len(set(ids)) == alerts
+        # Each alert passed the chain that was live when it passed, every stage once, in order: the
+        # newest pipeline version among its stages' names that chain.
+        passed: Counter[str] = Counter()
+        for alert_id, provenance, _ in delivered:
+            stages = [key for key in provenance if "." not in key]
+            live = max(version for key, version in provenance.items() if key.endswith(".pipeline"))
+            assert stages == chains[live], (alert_id, provenance)
+            passed.update(stages)
+        assert passed["solar"] > 3000
+        passed_classify = passed["classify"]
+        features = "SELECT count(DISTINCT alert_id) FROM annotations WHERE annotator = 'lc-features'"
+        assert _stored(tmp_path, features) == passed_classify > 3000
+        # The output never stopped for long: the longest gap between two deliveries, reshapes included.
+        times = sorted(at for _, _, at in delivered)
+        longest = max(b - a for a, b in itertools.pairwise(times))
+        print(f"longest pause in the output: {longest:.2f} s")
+        assert longest < 30
+    finally:
+        controller.stop()
