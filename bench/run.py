@@ -15,7 +15,8 @@ filters vs without), ``crossmatch``, ``store`` (the distribute stage's store on 
 histories, SQLite and PostgreSQL, into 10^8 detections held), ``tap`` (a cone on 10^6 objects, an upload
 crossmatch of 1,000 positions, a time window on 10^7 alerts), ``portal`` (the server time of the object
 page and of a 10" cone on 10^6 alerts vs reading the same rows straight from the database), ``kafka``,
-``autoscale``.
+``autoscale``, ``shape`` (one fused stage vs three, a heavy annotator split out vs kept in, the shape
+policy on a burst).
 
 The messages are a synthetic night (ZTF Avro containers and Rubin wire-format messages, half each,
 with real-sized cutouts), made before any timing starts.
@@ -49,6 +50,7 @@ from kafka_bench import run_kafka_benchmarks
 from neighbours_bench import envelopes, neighbour_figures
 from portal_bench import portal_figures
 from record import keep_run, previous_ratios
+from shape_bench import shape_figures
 from store_bench import postgres_server, store_figures
 from tap_bench import tap_figures
 from timing import best_rate, interleaved
@@ -109,6 +111,13 @@ def kafka_figures(bootstrap: str, quick: bool) -> list[tuple[str, str, str, str]
 def burst_figures(bootstrap: str, quick: bool) -> list[tuple[str, str, str, str]]:
     try:
         return autoscale_figures(bootstrap, quick, console, ROOT / "var" / "bench" / "autoscale-burst.png")
+    finally:
+        delete_topics(KafkaSettings(bootstrap_servers=bootstrap), "bench")
+
+
+def reshape_figures(bootstrap: str, quick: bool) -> list[tuple[str, str, str, str]]:
+    try:
+        return shape_figures(bootstrap, quick, console, ROOT / "var" / "bench" / "shape-burst.png")
     finally:
         delete_topics(KafkaSettings(bootstrap_servers=bootstrap), "bench")
 
@@ -191,6 +200,7 @@ GROUPS = (
     "portal",
     "kafka",
     "autoscale",
+    "shape",
 )
 
 
@@ -209,7 +219,7 @@ def main() -> None:
         help="detections the store holds before the store figures",
     )
     args = parser.parse_args()
-    groups = set(args.only or GROUPS) - ({"kafka", "autoscale"} if args.no_kafka else set())
+    groups = set(args.only or GROUPS) - ({"kafka", "autoscale", "shape"} if args.no_kafka else set())
     figures: list[tuple[str, str, str, str]] = []
     results: dict[str, Any] = {}
     if "core" in groups:
@@ -233,11 +243,13 @@ def main() -> None:
         figures.extend(tap_figures(args.quick, postgres_server(), samples))
     if "portal" in groups:
         figures.extend(portal_figures(args.quick))
-    bootstrap = start_kafka() if groups & {"kafka", "autoscale"} else None
+    bootstrap = start_kafka() if groups & {"kafka", "autoscale", "shape"} else None
     if bootstrap and "kafka" in groups:
         figures.extend(kafka_figures(bootstrap, args.quick))
     if bootstrap and "autoscale" in groups:
         figures.extend(burst_figures(bootstrap, args.quick))
+    if bootstrap and "shape" in groups:
+        figures.extend(reshape_figures(bootstrap, args.quick))
     kept = ROOT / "var" / "bench"
     before = previous_ratios(kept)
     table = Table(title=f"Starling benchmarks ({', '.join(sorted(groups))})")

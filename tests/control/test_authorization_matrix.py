@@ -62,6 +62,13 @@ POLICY: dict[tuple[str, str], str] = {
     ("put", "/stages/{stage}/replicas"): "operator",
     ("put", "/stages/{stage}/autoscaling"): "operator",
     ("delete", "/stages/{stage}/autoscaling"): "operator",
+    ("post", "/stages"): "operator",
+    ("delete", "/stages/{stage}"): "operator",  # filter: refused (it holds the filters), nothing drained
+    ("post", "/stages/{stage}/split"): "operator",
+    ("post", "/stages/{stage}/fuse"): "operator",
+    ("get", "/shape"): "member",
+    ("put", "/shape"): "operator",
+    ("delete", "/shape"): "operator",
     ("get", "/bodies/{digest}"): "bodies",  # the workers' and an operator's
 }
 

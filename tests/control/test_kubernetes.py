@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from starling.assembly import default_pipeline, input_source
 from starling.cli.app import app
 from starling.control.backends.kubernetes import KubernetesBackend
-from starling.core.spec import PipelineSpec
+from starling.core.spec import ComponentSpec, PipelineSpec, StageSpec
 from starling.deploy.kubernetes import DeploymentSettings, worker_deployment
 from tests.support.kubernetes_replay import ReplayedKubernetesApi
 from tests.support.paths import REPO
@@ -228,3 +228,73 @@ def test_the_backend_lets_distribute_roll_on_a_shared_store() -> None:
     kubernetes_validate.validate(distribute, KUBERNETES_VERSION, strict=True)
     # Without the pipeline (or with SQLite): one writer of the SQLite volume.
     assert worker_deployment("distribute", settings, 1)["spec"]["strategy"] == {"type": "Recreate"}
+
+
+class _Apps(_MissingDeployments):
+    """AppsV1Api that also records scale patches and deletions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scaled: list[tuple[str, int]] = []
+        self.deleted: list[str] = []
+        self.replaced: list[dict[str, Any]] = []
+
+    def patch_namespaced_deployment_scale(
+        self, name: str, namespace: str, body: dict[str, Any], **_: Any
+    ) -> None:
+        self.scaled.append((name, body["spec"]["replicas"]))
+
+    def delete_namespaced_deployment(self, name: str, namespace: str) -> None:
+        self.deleted.append(name)
+
+    def replace_namespaced_deployment(self, name: str, namespace: str, body: dict[str, Any]) -> None:
+        if name not in [d["metadata"]["name"] for d in self.created]:
+            raise k8s.exceptions.ApiException(status=404)
+        self.replaced.append(body)
+
+
+class _Core:
+    def __init__(self) -> None:
+        self.services: list[str] = []
+
+    def replace_namespaced_secret(self, name: str, namespace: str, body: Any) -> None:
+        self.secret = body
+
+    def create_namespaced_service(self, namespace: str, body: dict[str, Any]) -> None:
+        self.services.append(body["metadata"]["name"])
+
+    def delete_namespaced_service(self, name: str, namespace: str) -> None:
+        self.services.remove(name)
+
+
+def test_a_stage_inserted_is_a_new_deployment_and_a_stage_removed_is_deleted() -> None:
+    """Stages are data on Kubernetes too: the backend creates the Deployment of a stage the controller
+    inserted (from the pipeline it last wrote) and deletes the one of a stage it removed."""
+    settings = DeploymentSettings(namespace="starling")
+    spec = default_pipeline(input_source([], 1))
+    backend = KubernetesBackend(settings, k8s.ApiClient(), token="stl_test")
+    apps, core = _Apps(), _Core()
+    backend.apps, backend.core = apps, core  # type: ignore[assignment]
+    backend.start(spec, {"ingest": 1, "filter": 1, "distribute": 1})
+    assert [d["metadata"]["name"] for d in apps.created] == [
+        "starling-ingest",
+        "starling-filter",
+        "starling-distribute",
+    ]
+
+    classify = StageSpec(name="classify", annotators=[ComponentSpec(use="lc-features")])
+    inserted = spec.model_copy(update={"stages": [spec.stages[0], classify, *spec.stages[1:]]})
+    backend.write_spec(inserted, version=2)
+    backend.start_stages({"classify": 2, "filter": 1})
+    made = apps.created[-1]
+    assert made == worker_deployment("classify", settings, 2, inserted)
+    kubernetes_validate.validate(made, KUBERNETES_VERSION, strict=True)
+    assert core.services == ["starling-classify"]
+    # The stage after it is made anew from the new pipeline (its role may have changed), at its replicas.
+    assert apps.replaced == [worker_deployment("filter", settings, 1, inserted)]
+    assert "classify" in backend.stages
+
+    backend.remove_stage("classify")
+    assert apps.deleted == ["starling-classify"]
+    assert core.services == []
+    assert "classify" not in backend.stages

@@ -163,3 +163,46 @@ def test_a_stage_may_not_hold_a_source() -> None:
     )
     with pytest.raises(ConfigError, match="is a source, but it is used as a sink"):
         EmbeddedPipeline(spec, Path("/nonexistent"))
+
+
+def test_the_controller_keeps_what_users_manage_where_their_apis_find_it() -> None:
+    from starling.core.stages import checked
+
+    spec = _four_stages()
+    assert checked(spec) == spec
+    spread = spec.model_copy(
+        update={
+            "stages": [
+                *spec.stages[:2],
+                spec.stages[2].model_copy(update={"sinks": [ComponentSpec(use="files")]}),
+                spec.stages[3],
+            ]
+        }
+    )
+    with pytest.raises(
+        ConfigError, match="the sinks must stay in one stage; they would be in filter, distribute"
+    ):
+        checked(spread)
+    lists = ComponentSpec(use="watchlists", config={"lists": []})
+    moved = spec.model_copy(
+        update={
+            "stages": [
+                spec.stages[0],
+                spec.stages[1].model_copy(update={"annotators": [FEATURES, lists]}),
+                *spec.stages[2:],
+            ]
+        }
+    )
+    with pytest.raises(ConfigError, match="watchlists must stay in the first stage"):
+        checked(moved)
+    doubled = spec.model_copy(
+        update={
+            "stages": [
+                spec.stages[0],
+                spec.stages[1].model_copy(update={"annotators": [SUMMARY]}),
+                *spec.stages[2:],
+            ]
+        }
+    )
+    with pytest.raises(ConfigError, match="component names must be unique; repeated: history-summary"):
+        checked(doubled)

@@ -201,9 +201,9 @@ def split_stage(
 
 
 @ctl_app.command("fuse-stages")
-def fuse_stages(stage: str, controller: Controller = None, token: Token = None) -> None:
-    """Make a stage and the one after it one stage, while the chain runs."""
-    console.print(ask(controller, token, lambda c: c.fuse_stages(stage)))
+def fuse_stages(stage: str, following: str, controller: Controller = None, token: Token = None) -> None:
+    """Make a stage and the one after it (FOLLOWING) one stage, while the chain runs."""
+    console.print(ask(controller, token, lambda c: c.fuse_stages(stage, following)))
 
 
 @ctl_app.command("add")

@@ -78,7 +78,7 @@ def _load(text: str) -> Load:
 
 def _running_costs(controller: str | None, token: str | None) -> dict[str, float]:
     statuses: dict[str, list[dict[str, Any]]] = {}
-    stages = [s["name"] for s in ask(controller, token, lambda client: client.request("GET", "/stages"))]
+    stages = [s["name"] for s in ask(controller, token, lambda client: client.pipeline())["stages"]]
     for stage in stages:
         workers = ask(controller, token, partial(_workers, stage=stage))
         statuses[stage] = [w.get("status") or {} for w in workers]

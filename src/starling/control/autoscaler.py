@@ -88,9 +88,12 @@ class Autoscaler:
             decision = Decision(time.time(), stage, current, wanted, lag, reason)
             log.info("%s: %d -> %d replicas (%s)", stage, current, wanted, reason)
             self.last_change[stage] = now
+            try:
+                self.controller.set_replicas(stage, wanted)
+            except KeyError:
+                continue  # the stage left the pipeline (a reshape) since this step read it
             self.decisions.append(decision)
             made.append(decision)
-            self.controller.set_replicas(stage, wanted)
             desired = self.controller.desired
         return made
 

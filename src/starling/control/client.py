@@ -32,6 +32,9 @@ DEFAULT_CONTROLLER = "http://127.0.0.1:8765"
 # The header of a ``PUT /components`` that carries the controller's pipeline version of the list.
 PIPELINE_VERSION_HEADER = "Starling-Pipeline-Version"
 
+# How long a reshape may take to answer: it drains stages, each after the next took all it wrote.
+RESHAPE_TIMEOUT_S = 600.0
+
 
 class ControllerClient:
     """Calls the controller at ``url`` (default ``$STARLING_CONTROLLER``, else the local default) with
@@ -83,17 +86,21 @@ class ControllerClient:
 
     def insert_stage(self, stage: dict[str, Any]) -> dict[str, Any]:
         """Insert a stage (``name``, ``after``, ``components``, ``replicas``) into the running chain."""
-        return dict(self.request("POST", "/stages", stage))
+        return dict(self._reshape("POST", "/stages", stage))
 
     def remove_stage(self, stage: str) -> dict[str, Any]:
-        return dict(self.request("DELETE", f"/stages/{stage}"))
+        return dict(self._reshape("DELETE", f"/stages/{stage}"))
 
     def split_stage(self, stage: str, name: str, components: list[str], replicas: int = 1) -> dict[str, Any]:
         body = {"name": name, "components": components, "replicas": replicas}
-        return dict(self.request("POST", f"/stages/{stage}/split", body))
+        return dict(self._reshape("POST", f"/stages/{stage}/split", body))
 
-    def fuse_stages(self, stage: str) -> dict[str, Any]:
-        return dict(self.request("POST", f"/stages/{stage}/fuse"))
+    def fuse_stages(self, stage: str, following: str) -> dict[str, Any]:
+        return dict(self._reshape("POST", f"/stages/{stage}/fuse", {"next": following}))
+
+    def _reshape(self, method: str, path: str, body: Any = None) -> Any:
+        patient = ControllerClient(self.url, self.token, timeout_s=max(self.timeout_s, RESHAPE_TIMEOUT_S))
+        return patient.request(method, path, body)
 
     def add_component(self, stage: str, component: dict[str, Any]) -> dict[str, Any]:
         return dict(self.request("POST", f"/stages/{stage}/components", component))

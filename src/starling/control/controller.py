@@ -11,6 +11,7 @@ Its HTTP API is ``starling.control.api`` (``controller_app``).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -26,12 +27,15 @@ from starling.control.autoscaler import Autoscaler
 from starling.control.backends.base import Backend
 from starling.control.quotas import Quotas
 from starling.control.rollout import LIVE_WAIT_S, StageRollout
+from starling.control.shape_policy import ShapePolicy
+from starling.control.shaper import Shaper
 from starling.control.state import ControllerState, DesiredPipeline
 from starling.control.trial import Trials, pipeline_store, try_filter_on_store
 from starling.core.bodies import checked_body, make_reference, references, resolve
 from starling.core.registry import build_component
 from starling.core.spec import ComponentSpec, versioned_json
 from starling.core.stages import (
+    checked,
     delivering_stage,
     filtering_stage,
     stage_component_specs,
@@ -58,11 +62,13 @@ class Controller:
         self.backend = backend
         self.desired = desired
         self.autoscaler = Autoscaler(self)
+        self.shaper = Shaper(self)
         self.trials = Trials()
         self.started_at = time.time()
         # Re-entrant: an edit reads, decides and writes under it, and the write takes it again.
         self.lock = threading.RLock()
         self._lag_readers: dict[str, GroupLag] = {}
+        self._lag_lock = threading.Lock()  # the autoscaler, the shaper and reshapes share the readers
         # One reconciler per stage, from the pipeline as it starts: a replica adopted from an earlier
         # run (Kubernetes) that runs an older list is brought to this one.
         self.rollouts: dict[str, StageRollout] = {}
@@ -74,17 +80,27 @@ class Controller:
 
     def stage_lag(self, stage: str) -> int:
         """The stage's consumer-group lag, read from the broker."""
-        reader = self._lag_readers.get(stage)
-        if reader is None:
-            kafka = self.desired.spec.kafka
-            reader = GroupLag(kafka, kafka.group(stage), stage_layout(self.desired.spec, stage).input_topics)
-            self._lag_readers[stage] = reader
-        return reader.read(timeout_s=5.0)
+        with self._lag_lock:
+            reader = self._lag_readers.get(stage)
+            if reader is None:
+                kafka = self.desired.spec.kafka
+                reader = GroupLag(
+                    kafka, kafka.group(stage), stage_layout(self.desired.spec, stage).input_topics
+                )
+                self._lag_readers[stage] = reader
+            return reader.read(timeout_s=5.0)
 
     def wanted_replicas(self, stage: str) -> int:
         return self.desired.replicas.get(stage, 0)
 
+    def follow_load(self) -> None:
+        """Start the loops that make the chain follow the load: its size (autoscaler), its shape (shaper)."""
+        self.autoscaler.start()
+        self.shaper.start()
+
     def close(self) -> None:
+        self.autoscaler.stop()
+        self.shaper.stop()
         for rollout in self.rollouts.values():
             rollout.stop()
         for reader in self._lag_readers.values():
@@ -148,12 +164,14 @@ class Controller:
         """``autoscaling``: a policy to set, None to switch it off, False (default) to leave it."""
         with self.lock:
             spec = self.desired.spec
+            if stage not in stage_names(spec):
+                raise KeyError(stage)  # gone in a reshape since the caller looked (the autoscaler's read)
             if components is not None:
                 names = [c.instance_name for c in components]
                 if len(set(names)) != len(names):
                     raise ConfigError(f"component names must be unique in a stage; got {names}")
                 self.validate(stage, components)
-                spec = with_stage(spec, stage, components)
+                spec = checked(with_stage(spec, stage, components))
             counts = dict(self.desired.replicas)
             policies = dict(self.desired.autoscaling)
             if isinstance(autoscaling, AutoscalePolicy):
@@ -165,8 +183,13 @@ class Controller:
                 policies.pop(stage, None)
             if replicas is not None:
                 counts[stage] = replicas
-            desired = DesiredPipeline(
-                version=self.desired.version + 1, spec=spec, replicas=counts, autoscaling=policies
+            desired = self.desired.model_copy(
+                update={
+                    "version": self.desired.version + 1,
+                    "spec": spec,
+                    "replicas": counts,
+                    "autoscaling": policies,
+                }
             )
             self.fits(desired)
             self.commit(desired)
@@ -191,18 +214,26 @@ class Controller:
                 build_component(component.use, config, component.instance_name)
 
     def commit(self, desired: DesiredPipeline) -> None:
-        """Make ``desired`` the desired pipeline: saved, and written where new workers read it."""
+        """Make ``desired`` the desired pipeline: written where new workers read it, then saved; if either
+        fails, the pipeline stays what it was (the file written back) and the error is raised."""
         with self.lock:
-            self.state.save(desired)
-            self.state.forget_bodies(references(desired.spec.model_dump(mode="json")))
+            before = self.desired
+            try:
+                self.backend.write_spec(desired.spec, desired.version)
+                self.state.save(desired)
+            except Exception:
+                with contextlib.suppress(Exception):  # the first error is the one to report
+                    self.backend.write_spec(before.spec, before.version)
+                raise
             self.desired = desired
-            self.backend.write_spec(desired.spec, desired.version)
+            self.state.forget_bodies(references(desired.spec.model_dump(mode="json")))
 
     def forget_lag(self, stage: str) -> None:
         """A stage's lag reader is made anew at the next read (its input topics changed)."""
-        reader = self._lag_readers.pop(stage, None)
-        if reader is not None:
-            reader.close()
+        with self._lag_lock:
+            reader = self._lag_readers.pop(stage, None)
+            if reader is not None:
+                reader.close()
 
     def insert_stage(
         self, name: str, after: str, components: list[ComponentSpec], replicas: int = 1
@@ -213,11 +244,20 @@ class Controller:
     def remove_stage(self, name: str) -> DesiredPipeline:
         return reshape.remove_stage(self, name)
 
-    def split_stage(self, name: str, new_name: str, moved: list[str], replicas: int = 1) -> DesiredPipeline:
-        return reshape.split_stage(self, name, new_name, moved, replicas)
+    def split_stage(
+        self, name: str, new_name: str, moved: list[str], replicas: int = 1, by_shaper: bool = False
+    ) -> DesiredPipeline:
+        return reshape.split_stage(self, name, new_name, moved, replicas, by_shaper)
 
-    def fuse_stages(self, name: str) -> DesiredPipeline:
-        return reshape.fuse_stages(self, name)
+    def fuse_stages(self, name: str, following: str) -> DesiredPipeline:
+        return reshape.fuse_stages(self, name, following)
+
+    def set_shape_policy(self, policy: ShapePolicy | None) -> DesiredPipeline:
+        """The policy the shaper follows (None: the shape changes only when an operator changes it)."""
+        with self.lock:
+            desired = self.desired.model_copy(update={"shape": policy, "version": self.desired.version + 1})
+            self.commit(desired)
+            return desired
 
     def keep_body(self, value: Any) -> dict[str, Any]:
         """Keep ``value`` as a stored body (``starling.core.bodies``); the reference that stands for it."""

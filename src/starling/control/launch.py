@@ -96,14 +96,13 @@ def run_controller(
             reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
             backend.tell_workers(f"http://{f'[{reachable}]' if ':' in reachable else reachable}:{bound}")
         backend.start(desired.spec, desired.replicas, desired.version)
-        controller.autoscaler.start()
+        controller.follow_load()
         if port_file is not None:
             port_file.write_text(str(bound))
         log.info(f"controller API on http://{host}:{bound}")
         stop.wait()
     finally:
         # Whatever happens, local workers stop with their controller (Kubernetes keeps its Deployments).
-        controller.autoscaler.stop()
         controller.close()
         server.stop()
         backend.stop()

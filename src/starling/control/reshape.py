@@ -32,13 +32,11 @@ from functools import partial
 from itertools import pairwise
 from typing import Protocol
 
-from pydantic import ValidationError
-
 from starling.control.backends.base import Backend
 from starling.control.rollout import StageRollout
 from starling.control.state import DesiredPipeline
 from starling.core.spec import ComponentSpec, PipelineSpec, StageSpec
-from starling.core.stages import output_topic, stage_layout, stage_names, with_stage
+from starling.core.stages import checked, output_topic, stage_layout, stage_names, with_stage
 from starling.errors import ConfigError, OutageError
 from starling.transport.kafka.clients import GroupLag, ensure_topics
 from starling.transport.kafka.handover import (
@@ -96,14 +94,25 @@ def remove_stage(controller: Controller, name: str) -> DesiredPipeline:
         index = _index(names, name)
         if index in (0, len(names) - 1):
             raise ConfigError(f"only a stage between two others can be removed ({name} is the first or last)")
+        stage = controller.desired.spec.stages[index]
+        if stage.filters or stage.sinks:
+            # Users' filters and the deliveries of their matches would go with it: move them first.
+            raise ConfigError(f"{name} holds filters or sinks: split or fuse them into another stage first")
         return _replace(controller, index, 1, [], {}, f"{name} removed")
 
 
 def split_stage(
-    controller: Controller, name: str, new_name: str, moved: list[str], replicas: int = 1
+    controller: Controller,
+    name: str,
+    new_name: str,
+    moved: list[str],
+    replicas: int = 1,
+    by_shaper: bool = False,
 ) -> DesiredPipeline:
     """Components ``moved`` of stage ``name`` taken into a new stage ``new_name`` right after it (so a
-    heavy component scales on its own)."""
+    heavy component scales on its own). They must be the stage's last components as it runs them
+    (annotators, then filters, then sinks): each component still runs after those it ran after.
+    ``by_shaper``: the shape policy's split, recorded for it to fuse back."""
     with controller.lock:
         spec = controller.desired.spec
         index = _index(stage_names(spec), name)
@@ -115,16 +124,22 @@ def split_stage(
             raise ConfigError(f"name components of {name} to move (it has no {', '.join(unknown) or 'list'})")
         if len(set(moved)) == len(current):
             raise ConfigError(f"moving every component of {name} leaves it empty: insert a stage instead")
+        tail = [c.instance_name for c in current[len(current) - len(set(moved)) :]]
+        if sorted(tail) != sorted(set(moved)):
+            order = ", ".join(c.instance_name for c in current)
+            raise ConfigError(f"a split moves the last components of {name} as it runs them ({order})")
         kept = _stage(controller, name, [c for c in current if c.instance_name not in moved])
         split = _stage(controller, new_name, [c for c in current if c.instance_name in moved])
         counts = {name: controller.desired.replicas.get(name, 1), new_name: replicas}
+        what = f"{name} split: {new_name} takes {', '.join(moved)}"
         return _replace(
-            controller, index, 1, [kept, split], counts, f"{name} split: {new_name} takes {moved}"
+            controller, index, 1, [kept, split], counts, what, {new_name: name} if by_shaper else {}
         )
 
 
-def fuse_stages(controller: Controller, name: str) -> DesiredPipeline:
-    """Stage ``name`` and the stage after it made one stage, under ``name`` (one hop fewer)."""
+def fuse_stages(controller: Controller, name: str, following: str) -> DesiredPipeline:
+    """Stage ``name`` and the stage after it, ``following`` (named, so that no other is taken in after a
+    reshape made meanwhile), made one stage under ``name``: one hop fewer."""
     with controller.lock:
         spec = controller.desired.spec
         names = stage_names(spec)
@@ -132,9 +147,22 @@ def fuse_stages(controller: Controller, name: str) -> DesiredPipeline:
         if index == len(names) - 1:
             raise ConfigError(f"{name} is the last stage: nothing follows it to fuse with")
         first, second = spec.stages[index], spec.stages[index + 1]
+        if second.name != following:
+            raise ConfigError(f"the stage after {name} is {second.name}, not {following}")
+        ranks = [*_ranks(first), *_ranks(second)]
+        if ranks != sorted(ranks):
+            # A stage runs its annotators, then its filters, then its sinks: fused, some would run earlier.
+            raise ConfigError(
+                f"{name} and {second.name} cannot be one stage: some components would run earlier"
+            )
         fused = _stage(controller, name, [*first.components, *second.components])
         counts = {name: max(controller.desired.replicas.get(n, 1) for n in (first.name, second.name))}
         return _replace(controller, index, 2, [fused], counts, f"{name} and {second.name} fused")
+
+
+def _ranks(stage: StageSpec) -> list[int]:
+    """The order in which a stage runs its components' kinds, one entry per component."""
+    return [0] * len(stage.annotators) + [1] * len(stage.filters) + [2] * len(stage.sinks)
 
 
 def _index(names: list[str], name: str) -> int:
@@ -159,46 +187,45 @@ def _replace(
     new_stages: list[StageSpec],
     replicas: dict[str, int],
     what: str,
+    split_from: dict[str, str] | None = None,
 ) -> DesiredPipeline:
     """Stages ``first`` to ``first + count`` replaced by ``new_stages`` (``replicas`` of each), handing the
     stream over as the module note says."""
-    spec = controller.desired.spec
+    before = controller.desired
+    spec = before.spec
     names = stage_names(spec)
-    try:
-        new_spec = PipelineSpec.model_validate(
-            {
-                **spec.model_dump(),
-                "stages": [*spec.stages[:first], *new_stages, *spec.stages[first + count :]],
-            }
-        )
-    except ValidationError as exc:
-        raise ConfigError(str(exc.errors()[0]["msg"])) from exc
+    stages = [*spec.stages[:first], *new_stages, *spec.stages[first + count :]]
+    new_spec = checked(spec.model_copy(update={"stages": stages}))
     following = names[first + count] if first + count < len(names) else None
     old = names[first : first + count]
     new = [stage.name for stage in new_stages]
     draining = [*old, *([following] if following else [])]
-    held = {stage: controller.desired.replicas.get(stage, 1) for stage in draining}
+    held = {stage: before.replicas.get(stage, 1) for stage in draining}
     idle = [stage for stage in draining[1:] if not held[stage]]
     if idle:
         raise ConfigError(
             f"stage {idle[0]} runs no replica: it could not take what the stage before it wrote"
         )
-    counts = {s: n for s, n in controller.desired.replicas.items() if s in stage_names(new_spec)}
     desired = DesiredPipeline(
-        version=controller.desired.version + 1,
+        version=before.version + 1,
         spec=new_spec,
-        replicas={**counts, **replicas},
-        autoscaling=controller.desired.autoscaling,
+        replicas={**before.replicas, **replicas},
+        autoscaling=before.autoscaling,
+        shape=before.shape,
+        split_from={**before.split_from, **(split_from or {})},
     )
     controller.fits(desired)
     readers = [*new, *([following] if following else [])]
     assert readers, "a reshape leaves a stage to read the segment's input"
     try:
         _hand_over(controller, spec, new_spec, draining, readers)
-    except Exception:
-        controller.backend.scale(held)  # as it was: nothing of the new shape has started
-        raise
-    controller.commit(desired)
+        controller.commit(desired)
+    except Exception as exc:
+        # As it was: nothing of the new shape has started, and the old stages take up where they stopped.
+        controller.backend.scale(held)
+        if isinstance(exc, ConfigError | OutageError):
+            raise
+        raise OutageError(f"{what}: {exc}") from exc
     _follow(controller, desired, old, readers)
     log.info("reshaped (version %d): %s", desired.version, what)
     return desired
@@ -223,7 +250,14 @@ def _hand_over(
     ensure_topics(kafka, [output_topic(new_spec, stage) for stage in readers[:-1]])
     set_group_position(kafka, kafka.group(readers[0]), start)
     for upstream, downstream in pairwise(readers):
-        written = end_offsets(kafka, [output_topic(new_spec, upstream)])
+        topic = output_topic(new_spec, upstream)
+        written = end_offsets(kafka, [topic])
+        deadline = time.monotonic() + 30.0
+        while len(written) < kafka.partitions:  # a topic just made: the metadata lists it in a moment
+            if time.monotonic() > deadline:
+                raise OutageError(f"Kafka does not list the {kafka.partitions} partitions of {topic}")
+            time.sleep(0.2)
+            written = end_offsets(kafka, [topic])
         set_group_position(kafka, kafka.group(downstream), written)
 
 
@@ -240,10 +274,12 @@ def _follow(controller: Controller, desired: DesiredPipeline, old: list[str], st
         rollout = controller.rollouts.get(stage)
         if rollout is None:
             rollout = StageRollout(stage, controller.backend, partial(controller.wanted_replicas, stage))
+            rollout.publish(desired.version, components)  # before it first looks at the replicas
             rollout.start()
             controller.rollouts[stage] = rollout
-        rollout.publish(desired.version, components)
-    controller.backend.scale({stage: desired.replicas.get(stage, 1) for stage in started})
+        else:
+            rollout.publish(desired.version, components)
+    controller.backend.start_stages({stage: desired.replicas.get(stage, 1) for stage in started})
 
 
 def _drain(controller: Controller, stage: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from starling.control.autoscale_policy import AutoscalePolicy
+from starling.control.shape_policy import ShapePolicy
 from starling.control.tokens import Principal, Role, TokenStore
 from starling.core.bodies import digest_of
 from starling.core.secrets import private_file
@@ -42,14 +43,21 @@ class DesiredPipeline(BaseModel):
     # Per stage; a stage the dict does not name runs one replica, and a name no stage has is dropped.
     replicas: dict[str, int] = Field(default_factory=dict)
     autoscaling: dict[str, AutoscalePolicy] = Field(default_factory=dict)
+    shape: ShapePolicy | None = None  # none: the chain's shape changes only when an operator changes it
+    # Each stage the shape policy split out, with the stage it came from: what it may fuse back.
+    split_from: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _replicas_per_stage(self) -> DesiredPipeline:
         names = stage_names(self.spec)
         replicas = {name: self.replicas.get(name, 1) for name in names}
         autoscaling = {name: p for name, p in self.autoscaling.items() if name in names}
+        split_from = {
+            out: origin for out, origin in self.split_from.items() if out in names and origin in names
+        }
         object.__setattr__(self, "replicas", replicas)
         object.__setattr__(self, "autoscaling", autoscaling)
+        object.__setattr__(self, "split_from", split_from)
         return self
 
 

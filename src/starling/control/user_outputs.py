@@ -53,7 +53,10 @@ def topic_problem(spec: PipelineSpec, topic: str) -> str | None:
     if not _KAFKA_TOPIC.fullmatch(topic) or topic in (".", ".."):
         return f"{topic!r} is not a Kafka topic name (letters, digits, '._-', at most 249, not '.' or '..')"
     own = {kafka_name(t) for t in all_topics(spec)}
-    if kafka_name(topic) in own or kafka_name(topic).startswith(kafka_name(spec.kafka.topic("user."))):
+    reserved = [
+        kafka_name(spec.kafka.topic(prefix)) for prefix in ("user.", "stage.")
+    ]  # stage.: stages to come
+    if kafka_name(topic) in own or kafka_name(topic).startswith(tuple(reserved)):
         return f"{topic!r} is one of the pipeline's own topics (to Kafka, '.' and '_' are one)"
     return None
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from starling.core.registry import component_class
 from starling.core.spec import KIND_FIELDS, KIND_OF_FIELD, ComponentSpec, PipelineSpec
 from starling.errors import ConfigError
@@ -109,3 +111,25 @@ def with_stage(spec: PipelineSpec, stage: str, components: list[ComponentSpec]) 
             raise ConfigError(f"component {component.use!r} is a {kind}: it cannot run in a stage")
         by_field[field].append(component)
     return spec.with_stage(spec.stage(stage).model_copy(update=by_field))
+
+
+# Annotators whose lists users manage (``/watchlists``, ``/watchmaps``): they live in the first stage.
+USERS_ANNOTATORS = ("watchlists", "watchmaps")
+
+
+def checked(spec: PipelineSpec) -> PipelineSpec:
+    """``spec`` after a change by the controller, validated again as a whole (ConfigError saying why),
+    with what users manage where their APIs find it: all filters in one stage, all sinks in one stage
+    (users' filters, and the deliveries of their matches), and the watch annotators in the first."""
+    try:
+        spec = PipelineSpec.model_validate(spec.model_dump())
+    except ValidationError as exc:
+        raise ConfigError("; ".join(str(error["msg"]) for error in exc.errors())) from exc
+    for kind in ("filters", "sinks"):
+        holding = [s.name for s in spec.stages if getattr(s, kind)]
+        if len(holding) > 1:
+            raise ConfigError(f"the {kind} must stay in one stage; they would be in {', '.join(holding)}")
+    away = [c.instance_name for s in spec.stages[1:] for c in s.annotators if c.use in USERS_ANNOTATORS]
+    if away:
+        raise ConfigError(f"{', '.join(away)} must stay in the first stage (users' lists are kept there)")
+    return spec

@@ -9,6 +9,7 @@ Each change answers with the desired pipeline's new version (see ``Controller``)
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from starling.control.api.auth import ANYONE, OPERATOR, SCRAPER, Anyone
-from starling.control.api.autoscaler import AutoscalerReport
+from starling.control.api.autoscaler import AutoscalerReport, ShapeReport
 from starling.control.api.common import (
     AUTH_RESPONSES,
     PROMETHEUS_RESPONSE,
@@ -57,6 +58,7 @@ class ControllerStatus(BaseModel):
     replicas: dict[str, int] = Field(description="desired replicas per stage")
     restarts: dict[str, int] = Field(description="restarts per replica ('stage#index')")
     autoscaler: AutoscalerReport
+    shape: ShapeReport
 
 
 class WorkerView(BaseModel):
@@ -138,6 +140,10 @@ class NewStage(BaseModel):
     replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
 
 
+class Fuse(BaseModel):
+    next: str = Field(description="the stage right after it, which it takes in (named, so no other is)")
+
+
 class Split(BaseModel):
     name: str = Field(pattern=STAGE_NAME_PATTERN, description="the new stage's name")
     components: list[str] = Field(min_length=1, description="the components it takes from the stage")
@@ -187,6 +193,7 @@ def status(controller: Control) -> ControllerStatus:
         replicas=dict(controller.desired.replicas),
         restarts=controller.backend.restarts(),
         autoscaler=AutoscalerReport.model_validate(controller.autoscaler.report()),
+        shape=ShapeReport.model_validate(controller.shaper.report()),
     )
 
 
@@ -213,6 +220,14 @@ def metrics(controller: Control) -> Response:
         f'starling_autoscaler_decisions_total{{stage="{s}",direction="{d}"}} {n}'
         for (s, d), n in counts.items()
     ]
+    lines.append("# TYPE starling_shape_decisions_total counter")
+    shaped = Counter((d.kind, d.stage, d.done) for d in controller.shaper.decisions)
+    lines += [
+        f'starling_shape_decisions_total{{kind="{k}",stage="{s}",done="{str(done).lower()}"}} {n}'
+        for (k, s, done), n in shaped.items()
+    ]
+    lines.append("# TYPE starling_stages gauge")
+    lines.append(f"starling_stages {len(controller.desired.spec.stages)}")
     return Response("\n".join(lines) + "\n", media_type=CONTENT_TYPE_LATEST)
 
 
@@ -241,9 +256,9 @@ def split_stage(stage: Stage, body: Split, controller: Control) -> Changed:
 
 
 @operators.post("/stages/{stage}/fuse", responses=RESHAPE_RESPONSES)
-def fuse_stages(stage: Stage, controller: Control) -> Changed:
+def fuse_stages(stage: Stage, body: Fuse, controller: Control) -> Changed:
     """Make a stage and the one after it one stage (one hop fewer), under the first one's name."""
-    return _reshaped(lambda: controller.fuse_stages(stage))
+    return _reshaped(lambda: controller.fuse_stages(stage, body.next))
 
 
 def _reshaped(change: Callable[[], DesiredPipeline]) -> Changed:

@@ -40,6 +40,10 @@ class Backend(Protocol):
         """Set the count of some stages; a worker removed drains first (it commits what it holds). A stage
         new to the backend (inserted into the pipeline last written) is created."""
 
+    def start_stages(self, replicas: dict[str, int]) -> None:
+        """Start stages a reshape drained (or made) on the pipeline last written: each is made anew from
+        it, as its role in the chain may have changed (the stage that holds the store, say)."""
+
     def remove_stage(self, stage: str) -> None:
         """A stage left the pipeline: what ran it is removed (its workers have drained already)."""
 

@@ -31,6 +31,7 @@ from starling.deploy.kubernetes import (
     pipeline_secret,
     selector,
     worker_deployment,
+    worker_service,
 )
 from starling.errors import ConfigError
 
@@ -145,15 +146,29 @@ class KubernetesBackend:
 
     def scale(self, replicas: dict[str, int]) -> None:
         for stage, count in replicas.items():
-            if stage not in self.stages and self.spec is not None:  # a stage inserted into the pipeline
-                self.stages.append(stage)
-                self._ensure_deployment(stage, count, self.spec)
-                continue
             log.info("scaling %s to %d", deployment_name(stage), count)
             self._scale_one(stage, count)
 
+    def start_stages(self, replicas: dict[str, int]) -> None:
+        """Each stage's Deployment written anew from the pipeline (replaced, or created for a new stage,
+        with its Service), at ``replicas``."""
+        assert self.spec is not None, "write_spec comes first"
+        for stage, count in replicas.items():
+            body: Any = worker_deployment(stage, self.settings, count, self.spec)
+            try:
+                self.apps.replace_namespaced_deployment(deployment_name(stage), self.namespace, body)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                self.apps.create_namespaced_deployment(self.namespace, body)
+                service: Any = worker_service(stage, self.settings)
+                self.core.create_namespaced_service(self.namespace, service)
+            if stage not in self.stages:
+                self.stages.append(stage)
+
     def remove_stage(self, stage: str) -> None:
         self._delete(lambda: self.apps.delete_namespaced_deployment(deployment_name(stage), self.namespace))
+        self._delete(lambda: self.core.delete_namespaced_service(deployment_name(stage), self.namespace))
         self.stages = [s for s in self.stages if s != stage]
 
     def restarts(self) -> dict[str, int]:

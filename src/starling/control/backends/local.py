@@ -80,6 +80,9 @@ class LocalBackend:
                     self.slots.pop((stage, worker.replica), None)
                     self._drain_and_forget(worker)
 
+    def start_stages(self, replicas: dict[str, int]) -> None:
+        self.scale(replicas)  # a worker reads the pipeline file as it starts
+
     def remove_stage(self, stage: str) -> None:
         with self._lock:
             self.scale({stage: 0})

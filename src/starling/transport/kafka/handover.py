@@ -112,8 +112,11 @@ def set_group_position(
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            admin.alter_consumer_group_offsets([request], request_timeout=10.0)[group].result()
-            return
+            moved = admin.alter_consumer_group_offsets([request], request_timeout=10.0)[group].result()
+            refused = [f"{tp.topic}/{tp.partition}: {tp.error}" for tp in moved.topic_partitions if tp.error]
+            if not refused:
+                return
+            raise OutageError(f"cannot move consumer group {group} on {', '.join(refused)}")
         except KafkaException as exc:
             if time.monotonic() > deadline:
                 raise OutageError(f"cannot move consumer group {group}: {exc}") from exc
