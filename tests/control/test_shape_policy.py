@@ -204,3 +204,50 @@ def test_without_a_policy_the_shape_stays() -> None:
     assert shaper.step(now=0.0) is None
     assert shaper.step(now=1000.0) is None
     assert controller.done == []
+
+
+def test_two_splits_of_one_stage_are_fused_back_one_at_a_time() -> None:
+    """A stage split twice (its last annotator, then the one before it) has two stages after it; each
+    fuse takes in the one right after it, never the other."""
+    controller = _Controller()
+    annotators = [
+        ComponentSpec(use="solar-system"),
+        ComponentSpec(use="lc-features"),
+        ComponentSpec(use="history-summary"),
+    ]
+    controller._set(
+        [
+            controller.desired.spec.stages[0].model_copy(update={"annotators": annotators}),
+            controller.desired.spec.stages[1],
+        ]
+    )
+    costs = {"decode": 0.0001, "solar-system": 0.00001, "lc-features": 0.0003, "history-summary": 0.0004}
+    controller.backend.statuses["ingest"] = {
+        "components": {n: {"cpu_s": c * 1000, "in": 1000} for n, c in costs.items()}
+    }
+    shaper = Shaper(controller)
+    controller.lags = {"ingest": 8000}
+    shaper.step(now=0.0)
+    assert shaper.step(now=10.0) is not None  # history-summary out
+    del costs["history-summary"]  # what the stage's replicas count from then on
+    controller.backend.statuses["ingest"] = {
+        "components": {n: {"cpu_s": c * 1000, "in": 1000} for n, c in costs.items()}
+    }
+    shaper.step(now=20.0)
+    assert shaper.step(now=30.0) is not None  # then lc-features
+    assert [s.name for s in controller.desired.spec.stages] == [
+        "ingest",
+        "ingest-lc-features",
+        "ingest-history-summary",
+        "distribute",
+    ]
+    controller.lags = {}
+    shaper.step(now=40.0)
+    first = shaper.step(now=61.0)
+    assert first is not None
+    assert (first.kind, first.new_stage, first.done) == ("fuse", "ingest-lc-features", True)
+    shaper.step(now=70.0)
+    second = shaper.step(now=91.0)
+    assert second is not None
+    assert (second.kind, second.new_stage, second.done) == ("fuse", "ingest-history-summary", True)
+    assert [s.name for s in controller.desired.spec.stages] == ["ingest", "distribute"]

@@ -288,9 +288,11 @@ class Controller:
     def wait_live(self, version: int, *stages: str, timeout_s: float = LIVE_WAIT_S) -> bool:
         """Whether the pipeline as of ``version`` runs in every replica of each of ``stages``, waiting
         up to ``timeout_s`` in all (see ``StageRollout.wait_live``): a change made at ``version`` is
-        then live, whatever changes came after it."""
+        then live, whatever changes came after it. A stage a reshape took away since is not waited for: its
+        components run in the stage that took them in, which started on the newer pipeline."""
         deadline = time.monotonic() + timeout_s
-        return all(self.rollouts[s].wait_live(version, deadline - time.monotonic()) for s in stages)
+        rollouts = [self.rollouts[s] for s in stages if s in self.rollouts]
+        return all(rollout.wait_live(version, deadline - time.monotonic()) for rollout in rollouts)
 
     def components(self, stage: str) -> list[ComponentSpec]:
         return stage_component_specs(self.desired.spec, stage)

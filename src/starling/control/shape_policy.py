@@ -55,6 +55,7 @@ class ShapeChange:
     stage: str
     components: tuple[str, ...]  # what a split moves
     reason: str
+    taken_in: str | None = None  # the stage a fuse takes back in
 
 
 def split_wanted(policy: ShapePolicy, load: StageLoad, behind_for_s: float) -> ShapeChange | None:
@@ -88,4 +89,4 @@ def fuse_wanted(
         return None
     low = f"lags {lags[0]} and {lags[1]} under {policy.low_lag} for {low_for_s:.0f} s"
     reason = f"{low}: {split_out} back into {stage}"
-    return ShapeChange("fuse", stage, (), reason)
+    return ShapeChange("fuse", stage, (), reason, taken_in=split_out)

@@ -161,8 +161,8 @@ class Shaper:
                 if autoscaling is not None:  # the component split out scales on its own, as its stage did
                     self.controller.set_autoscaling(new_stage, autoscaling)
             else:
-                split_from = self.controller.desired.split_from
-                new_stage = next(out for out, origin in split_from.items() if origin == change.stage)
+                new_stage = change.taken_in
+                assert new_stage is not None
                 self.controller.fuse_stages(change.stage, new_stage)
             decision = ShapeDecision(
                 time.time(),
