@@ -176,7 +176,8 @@ def shaped_run(bootstrap: str, burst: list[bytes], console: Console) -> Timeline
                 stages = controller.desired.spec.stages
                 timeline.samples.append((now, len(stages), sum(controller.desired.replicas.values()), lag))
                 for decision in list(controller.shaper.decisions)[len(timeline.decisions) :]:
-                    timeline.decisions.append((now, f"{decision.kind} {decision.stage}"))
+                    what = f"{decision.kind} {decision.stage} + {decision.new_stage}"
+                    timeline.decisions.append((now, what if decision.done else f"{what} (failed)"))
                 settled = backend.chain.settled_count() if not timeline.drained_s else len(burst)
                 if not feeder.is_alive() and settled >= len(burst) and not timeline.drained_s:
                     timeline.drained_s = now
@@ -216,18 +217,18 @@ def plot(timeline: Timeline, path: Path) -> None:
 
     figure, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(8, 5.5))
     times = [s[0] for s in timeline.samples]
-    top.step(times, [s[1] for s in timeline.samples], where="post", label="stages")
-    top.step(times, [s[2] for s in timeline.samples], where="post", label="replicas in all")
+    top.step(times, [s[1] for s in timeline.samples], where="post", linewidth=3, alpha=0.6, label="stages")
+    top.step(times, [s[2] for s in timeline.samples], where="post", linestyle="--", label="replicas in all")
     top.set_ylabel("shape")
-    top.legend(loc="upper right")
+    top.legend(loc="lower right")
     bottom.plot(times, [s[3] for s in timeline.samples], color="tab:red")
     bottom.set_ylabel("lag, every stage (messages)")
-    bottom.set_xlabel("seconds since the burst began")
+    bottom.set_xlabel("seconds since the burst began (dotted: the shaper's decisions)")
     for at, label in timeline.decisions:
         for axis in (top, bottom):
             axis.axvline(at, color="grey", linestyle=":", linewidth=1)
-        top.annotate(label, (at, 0.5), rotation=90, fontsize=8, va="bottom")
-    top.set_title("A burst with the shape policy on: the bottleneck split, then fused back")
+        top.text(at, 1.0, f" {label}", rotation=90, fontsize=7, va="top", transform=top.get_xaxis_transform())
+    top.set_title("A burst with the shape policy on: the bottleneck split, then fused back", pad=12)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

@@ -206,3 +206,19 @@ def test_the_controller_keeps_what_users_manage_where_their_apis_find_it() -> No
     )
     with pytest.raises(ConfigError, match="component names must be unique; repeated: history-summary"):
         checked(doubled)
+
+
+@pytest.mark.parametrize("start", ["latest", "earliest", 1_764_000_000_000])
+def test_only_the_first_stage_starts_where_the_pipeline_says(start: str | int) -> None:
+    """``start_from`` is where the chain starts reading the survey; a stage reading the chain's own topic
+    takes all of it, or it would miss what the stage before it wrote before it joined (or a stage a
+    reshape started)."""
+    from starling.core.kafka_settings import KafkaSettings
+    from starling.transport.kafka.clients import consumer_config, start_from
+
+    settings = KafkaSettings(start_from=start)
+    assert start_from(settings, reads_survey=True) == start
+    assert start_from(settings, reads_survey=False) == "earliest"
+    assert consumer_config(settings, "filter", reads_survey=False)["auto.offset.reset"] == "earliest"
+    expected = "latest" if start == "latest" else "earliest"
+    assert consumer_config(settings, "ingest", reads_survey=True)["auto.offset.reset"] == expected

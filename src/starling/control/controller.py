@@ -84,8 +84,9 @@ class Controller:
             reader = self._lag_readers.get(stage)
             if reader is None:
                 kafka = self.desired.spec.kafka
+                layout = stage_layout(self.desired.spec, stage)
                 reader = GroupLag(
-                    kafka, kafka.group(stage), stage_layout(self.desired.spec, stage).input_topics
+                    kafka, kafka.group(stage), layout.input_topics, layout.decodes_survey_messages
                 )
                 self._lag_readers[stage] = reader
             return reader.read(timeout_s=5.0)

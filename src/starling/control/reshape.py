@@ -246,7 +246,8 @@ def _hand_over(
     for upstream, downstream in pairwise(draining):
         _wait_taken(controller, downstream, output_topic(spec, upstream))
         _drain(controller, downstream)
-    start = group_position(kafka, kafka.group(draining[0]), inputs)
+    reads_survey = stage_layout(spec, draining[0]).decodes_survey_messages
+    start = group_position(kafka, kafka.group(draining[0]), inputs, reads_survey)
     ensure_topics(kafka, [output_topic(new_spec, stage) for stage in readers[:-1]])
     set_group_position(kafka, kafka.group(readers[0]), start)
     for upstream, downstream in pairwise(readers):
@@ -299,7 +300,7 @@ def _drain(controller: Controller, stage: str) -> None:
 def _wait_taken(controller: Controller, stage: str, topic: str) -> None:
     """Wait until ``stage``'s group has committed everything on ``topic``."""
     kafka = controller.desired.spec.kafka
-    reader = GroupLag(kafka, kafka.group(stage), [topic])
+    reader = GroupLag(kafka, kafka.group(stage), [topic], reads_survey=False)
     try:
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while (lag := reader.read()) > 0:

@@ -55,12 +55,18 @@ def producer_config(settings: KafkaSettings) -> dict[str, Any]:
     }
 
 
-def consumer_config(settings: KafkaSettings, stage: str) -> dict[str, Any]:
+def start_from(settings: KafkaSettings, reads_survey: bool) -> str | int:
+    """Where a new consumer group starts: ``start_from`` applies to the survey's topics; a stage that reads
+    the chain's own topic takes all of it, or it would miss what the stage before wrote before it joined."""
+    return settings.start_from if reads_survey else "earliest"
+
+
+def consumer_config(settings: KafkaSettings, stage: str, reads_survey: bool = True) -> dict[str, Any]:
     return {
         **client_config(settings),
         "group.id": settings.group(stage),
         "enable.auto.commit": False,
-        "auto.offset.reset": "latest" if settings.start_from == "latest" else "earliest",
+        "auto.offset.reset": "latest" if start_from(settings, reads_survey) == "latest" else "earliest",
         "partition.assignment.strategy": "cooperative-sticky",
         # Alerts are 50-140 kB: librdkafka's default of 1 MB per partition per fetch would take
         # ~10 alerts a round trip. A short fetch wait keeps latency low at low rates.
@@ -141,9 +147,11 @@ class GroupLag:
     has never committed counts from its first offset. The reader never joins the group.
     """
 
-    def __init__(self, settings: KafkaSettings, group: str, topics: list[str]) -> None:
+    def __init__(
+        self, settings: KafkaSettings, group: str, topics: list[str], reads_survey: bool = True
+    ) -> None:
         self.topics = topics
-        self.start_from = settings.start_from
+        self.start_from = start_from(settings, reads_survey)
         self.consumer = Consumer({**client_config(settings), "group.id": group, "enable.auto.commit": False})
 
     def read(self, timeout_s: float = 10.0) -> int:

@@ -7,7 +7,7 @@ left stage had committed. Each step is a consumer group's committed offsets, rea
 group has no member (its replicas drained): what the broker holds is then the whole truth.
 
 A partition a group has never committed on is resolved to where the group would have started
-(``KafkaSettings.start_from``): the handover never changes which alerts a stage takes.
+(``clients.start_from``): the handover never changes which alerts a stage takes.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient
 
 from starling.core.kafka_settings import KafkaSettings
 from starling.errors import OutageError
-from starling.transport.kafka.clients import client_config
+from starling.transport.kafka.clients import client_config, start_from
 
 Offsets = dict[tuple[str, int], int]
 
@@ -36,7 +36,7 @@ def _partitions(consumer: Consumer, topics: list[str], timeout_s: float) -> list
 
 
 def group_position(
-    settings: KafkaSettings, group: str, topics: list[str], timeout_s: float = 30.0
+    settings: KafkaSettings, group: str, topics: list[str], reads_survey: bool, timeout_s: float = 30.0
 ) -> Offsets:
     """Where ``group`` stands on every partition of ``topics``: its committed offset, or, where it has
     none, the offset it would start from."""
@@ -49,7 +49,7 @@ def group_position(
                 positions[tp.topic, tp.partition] = tp.offset
             else:
                 fresh.append(tp)
-        start = settings.start_from
+        start = start_from(settings, reads_survey)
         if isinstance(start, int) and fresh:
             stamped = [TopicPartition(tp.topic, tp.partition, start) for tp in fresh]
             for tp in consumer.offsets_for_times(stamped, timeout=timeout_s):

@@ -47,6 +47,7 @@ from starling.transport.kafka.clients import (
     consumer_config,
     ensure_topics,
     producer_config,
+    start_from,
     survey_time,
 )
 from starling.transport.kafka.crash_guard import CRASHES_BEFORE_DEAD_LETTER, CrashGuard
@@ -121,7 +122,7 @@ class StageWorker(LiveRuntime):
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.membership.assigned()
-        start = self.settings.start_from
+        start = start_from(self.settings, self.layout.decodes_survey_messages)
         if isinstance(start, int):
             # A new group starts at a point in time; a group that has committed resumes where it was.
             committed = consumer.committed(partitions, timeout=10.0)
@@ -158,7 +159,8 @@ class StageWorker(LiveRuntime):
         self.membership.lost()
 
     def _subscribe(self) -> None:
-        self.consumer = Consumer(consumer_config(self.settings, self.stage))
+        reads_survey = self.layout.decodes_survey_messages
+        self.consumer = Consumer(consumer_config(self.settings, self.stage, reads_survey))
         self.consumer.subscribe(
             self.layout.input_topics,
             on_assign=self._on_assign,
