@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ShapePolicy(BaseModel):
-    # Strict: a true or false is not a number of seconds.
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     behind_lag: int = Field(
         5000, ge=1, description="a stage whose lag is over this (at its most replicas) is behind"
@@ -33,6 +32,14 @@ class ShapePolicy(BaseModel):
     low_lag: int = Field(100, ge=0, description="a lag under this is a low load")
     fuse_after_s: float = Field(300.0, ge=0.0, le=86_400.0, description="low this long: fuse a split back")
     cooldown_s: float = Field(30.0, ge=0.0, le=86_400.0, description="the least time between two decisions")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_not_booleans(cls, value: object) -> object:
+        # Lax otherwise (JSON's 374.0 is the integer 374), but true is not a number of seconds.
+        if isinstance(value, bool):
+            raise ValueError("expected a number, not true or false")
+        return value
 
 
 @dataclass(frozen=True, slots=True)
