@@ -23,9 +23,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Producer
 from rich.console import Console
 
+from autoscale_bench import _produce
 from kafka_bench import _timestamps
 from starling.assembly import route_deliveries
 from starling.control.autoscale_policy import AutoscalePolicy
@@ -37,7 +37,6 @@ from starling.control.state import ControllerState, DesiredPipeline
 from starling.core.kafka_settings import KafkaSettings
 from starling.core.spec import ComponentSpec, PipelineSpec, StageSpec
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
-from starling.transport.kafka.clients import producer_config
 from starling.transport.kafka.feed import feed
 
 # The annotators that read the history (the first of them decodes it: most of their cost), and one that
@@ -114,18 +113,6 @@ def _raw_by_alert(bootstrap: str, spec: PipelineSpec, alerts: int) -> dict[bytes
         for alert in decoder.decode(message.value(), "raw"):
             found[f"{alert.survey}:{alert.alert_id}".encode()] = message.timestamp()[1]
     return found
-
-
-def _produce(spec: PipelineSpec, burst: list[bytes]) -> None:
-    producer = Producer(producer_config(spec.kafka))
-    for value in burst:
-        while True:
-            try:
-                producer.produce(spec.kafka.raw_topic, value=value)
-                break
-            except BufferError:
-                producer.poll(0.1)
-    producer.flush(120)
 
 
 def drain_seconds(

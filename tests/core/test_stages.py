@@ -222,3 +222,23 @@ def test_only_the_first_stage_starts_where_the_pipeline_says(start: str | int) -
     assert consumer_config(settings, "filter", reads_survey=False)["auto.offset.reset"] == "earliest"
     expected = "latest" if start == "latest" else "earliest"
     assert consumer_config(settings, "ingest", reads_survey=True)["auto.offset.reset"] == expected
+
+
+@pytest.mark.samples
+def test_the_real_alerts_through_four_stages_are_what_three_make(samples: Path, tmp_path: Path) -> None:
+    """Every real alert (ZTF 1.8 to 4.02, LSSTCam) cut into four stages embedded, as three: the same store."""
+    replay = ComponentSpec(use="replay", config={"paths": [str(samples / "realworld")]})
+    four = _four_stages().model_copy(update={"source": replay})
+    three = PipelineSpec(
+        source=replay, stages=default_stages(annotators=[SUMMARY, FEATURES], filters=[BRIGHT], sinks=[STORE])
+    )
+    dumps = []
+    for name, spec in (("four", four), ("three", three)):
+        summary = EmbeddedPipeline(spec, tmp_path / name).run()
+        assert summary.dead_letters == {}
+        dumps.append(dump_store(tmp_path / name / "starling.db"))
+    assert dumps[0] == dumps[1]
+    assert {row["survey"] for row in dumps[0]["alerts"]} == {"ztf", "rubin"}
+    assert sum(row["annotator"] == "lc-features" for row in dumps[0]["annotations"]) == len(
+        dumps[0]["alerts"]
+    )

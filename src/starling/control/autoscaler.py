@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from starling.control.autoscale_policy import AutoscalePolicy
+from starling.control.loop import PeriodicLoop
 from starling.control.state import DesiredPipeline
 
 log = logging.getLogger("starling.autoscaler")
@@ -46,30 +46,13 @@ class Decision:
     reason: str
 
 
-class Autoscaler:
+class Autoscaler(PeriodicLoop):
     def __init__(self, controller: Scalable, interval_s: float = 1.0) -> None:
+        super().__init__("autoscaler", interval_s)
         self.controller = controller
-        self.interval_s = interval_s
         self.decisions: deque[Decision] = deque(maxlen=500)
         self.last_change: dict[str, float] = {}
         self.last_lag: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="autoscaler")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.step()
-            except Exception:  # the autoscaler must outlive a bad reading; the next step retries
-                log.exception("autoscaler step failed")
 
     def step(self, now: float | None = None) -> list[Decision]:
         now = time.monotonic() if now is None else now

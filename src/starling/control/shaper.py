@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 
 from starling.control.autoscale_policy import AutoscalePolicy
 from starling.control.backends.base import Backend
+from starling.control.loop import PeriodicLoop
 from starling.control.shape_policy import ShapeChange, ShapePolicy, StageLoad, fuse_wanted, split_wanted
 from starling.control.state import DesiredPipeline
 from starling.core.stages import USERS_ANNOTATORS, stage_names
@@ -57,31 +57,14 @@ class ShapeDecision:
     error: str | None = None
 
 
-class Shaper:
+class Shaper(PeriodicLoop):
     def __init__(self, controller: Shapeable, interval_s: float = 1.0) -> None:
+        super().__init__("shaper", interval_s)
         self.controller = controller
-        self.interval_s = interval_s
         self.decisions: deque[ShapeDecision] = deque(maxlen=200)
         self._behind_since: dict[str, float] = {}
         self._low_since: dict[str, float] = {}
         self._last_decision = -float("inf")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="shaper")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.step()
-            except Exception:  # a bad reading must not end the loop; the next step reads again
-                log.exception("shaper step failed")
 
     def step(self, now: float | None = None) -> ShapeDecision | None:
         now = time.monotonic() if now is None else now
@@ -152,7 +135,7 @@ class Shaper:
         )
 
     def _make(self, change: ShapeChange) -> ShapeDecision:
-        new_stage = None
+        new_stage, error = None, None
         try:
             if change.kind == "split":
                 new_stage = self._new_name(change.stage, change.components[0])
@@ -164,27 +147,13 @@ class Shaper:
                 new_stage = change.taken_in
                 assert new_stage is not None
                 self.controller.fuse_stages(change.stage, new_stage)
-            decision = ShapeDecision(
-                time.time(),
-                change.kind,
-                change.stage,
-                list(change.components),
-                new_stage,
-                change.reason,
-                True,
-            )
         except Exception as exc:  # kept with its error: the reshape put everything back as it was
             log.exception("shape change failed: %s", change)
-            decision = ShapeDecision(
-                time.time(),
-                change.kind,
-                change.stage,
-                list(change.components),
-                new_stage,
-                change.reason,
-                False,
-                str(exc),
-            )
+            error = str(exc)
+        moved = list(change.components)
+        decision = ShapeDecision(
+            time.time(), change.kind, change.stage, moved, new_stage, change.reason, error is None, error
+        )
         log.info("%s %s: %s", change.kind, change.stage, change.reason)
         self.decisions.append(decision)
         return decision
