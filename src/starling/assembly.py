@@ -94,10 +94,13 @@ def route_deliveries(spec: PipelineSpec) -> PipelineSpec:
 
 
 def _with_sinks(spec: PipelineSpec, sinks: list[ComponentSpec]) -> PipelineSpec:
-    """``spec`` with the delivering stage's sinks replaced, and a deliver sink in no other stage."""
+    """``spec`` with the delivering stage's sinks replaced, and a deliver sink in no other stage of the
+    chain (one beside it keeps its own)."""
     delivering = delivering_stage(spec)
     stages = [
-        stage.model_copy(
+        stage
+        if stage.beside is not None
+        else stage.model_copy(
             update={
                 "sinks": sinks
                 if stage.name == delivering

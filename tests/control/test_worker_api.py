@@ -92,9 +92,18 @@ def test_every_route_of_a_worker(kafka_bootstrap: str, prefix: str, tmp_path: Pa
                 "/availability",
                 "/capabilities",
                 "/components",
+                "/wiring",
             ):
                 assert path in openapi["paths"], path
+            # A stage is rewired only while it holds, paused at a batch boundary (a reshape pauses it first).
+            wiring = {"pipeline": spec.model_dump(mode="json"), "pipeline_version": 8, "start": {}}
+            refused = httpx.post(f"{base}/wiring", json=wiring, headers=auth)
+            assert refused.status_code == 422
+            assert "not holding" in refused.text
             assert httpx.post(f"{base}/pause", headers=auth).json() == {"state": "paused"}
+            wait_until(lambda b=base: httpx.get(f"{b}/status", headers=auth).json()["holding"], 30, "holding")
+            malformed = {**wiring, "start": {"no-partition": 3}}
+            assert httpx.post(f"{base}/wiring", json=malformed, headers=auth).status_code == 422
             assert httpx.get(f"{base}/status", headers=auth).json()["state"] == "paused"
             assert httpx.post(f"{base}/resume", headers=auth).json() == {"state": "running"}
         feed(spec)

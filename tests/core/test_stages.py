@@ -13,6 +13,8 @@ from starling.core.spec import ComponentSpec, PipelineSpec, StageSpec, default_s
 from starling.core.stages import (
     all_topics,
     annotating_stage,
+    chain_names,
+    checked,
     delivering_stage,
     filtering_stage,
     stage_layout,
@@ -242,3 +244,70 @@ def test_the_real_alerts_through_four_stages_are_what_three_make(samples: Path, 
     assert sum(row["annotator"] == "lc-features" for row in dumps[0]["annotations"]) == len(
         dumps[0]["alerts"]
     )
+
+
+BRANCH = {
+    "name": "watcher",
+    "beside": "filter",
+    "annotators": [FEATURES.model_dump()],
+    "filters": [{"use": "threshold", "name": "watcher-bright", "config": {"max_mag": 19.5}}],
+    "sinks": [{"use": "files", "config": {"directory": "watcher", "filters": ["watcher-bright"]}}],
+}
+CHAIN = [
+    {"name": "ingest", "annotators": [SUMMARY.model_dump()]},
+    {"name": "filter", "filters": [BRIGHT.model_dump()]},
+    {"name": "distribute", "sinks": [STORE.model_dump()]},
+]
+
+
+def test_a_stage_beside_the_chain_reads_a_stage_and_writes_only_its_own() -> None:
+    spec = PipelineSpec.model_validate({"source": SOURCE.model_dump(), "stages": [*CHAIN, BRANCH]})
+    assert stage_names(spec) == ["ingest", "filter", "distribute", "watcher"]
+    assert chain_names(spec) == ["ingest", "filter", "distribute"]
+    layout = stage_layout(spec, "watcher")
+    assert layout.input_topics == [spec.kafka.topic("filtered")]
+    assert layout.output_topic is None
+    assert not layout.decodes_survey_messages
+    # What users manage stays in the chain: the branch's own filter and sink are its own.
+    assert [f.instance_name for f in spec.filters] == ["bright"]
+    assert [s.use for s in spec.sinks] == ["store"]
+    assert filtering_stage(spec) == "filter"
+    assert delivering_stage(spec) == "distribute"
+    assert checked(spec) == spec
+    # The stage it reads cannot leave the chain while it is there (the controller's check says why).
+    without_filter = [CHAIN[0], {**CHAIN[2], "filters": [BRIGHT.model_dump()]}, BRANCH]
+    stages = [spec.stages[0], spec.stages[2].model_copy(update={"filters": [BRIGHT]}), spec.stages[3]]
+    with pytest.raises(ConfigError, match="watcher is beside filter, which is not a stage of the chain"):
+        checked(spec.model_copy(update={"stages": stages}))
+    with pytest.raises(ValidationError, match="watcher is beside filter"):
+        PipelineSpec.model_validate({"source": SOURCE.model_dump(), "stages": without_filter})
+
+
+@pytest.mark.parametrize(
+    ("stages", "message"),
+    [
+        (
+            [*CHAIN, {**BRANCH, "beside": "distribute"}],
+            "which is not a stage of the chain that writes a topic",
+        ),
+        ([*CHAIN, {**BRANCH, "beside": "nowhere"}], "which is not a stage of the chain"),
+        ([CHAIN[0], BRANCH, *CHAIN[1:]], "stages beside the chain are listed after the chain's stages"),
+        ([{**BRANCH, "beside": "ingest"}], "a pipeline needs a stage in the chain"),
+    ],
+)
+def test_a_wrong_stage_beside_the_chain_is_refused(stages: list[dict[str, object]], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        PipelineSpec.model_validate({"source": SOURCE.model_dump(), "stages": stages})
+
+
+def test_embedded_a_stage_beside_the_chain_changes_nothing_the_chain_makes(tmp_path: Path) -> None:
+    plain = PipelineSpec.model_validate({"source": SOURCE.model_dump(), "stages": CHAIN})
+    branched = PipelineSpec.model_validate({"source": SOURCE.model_dump(), "stages": [*CHAIN, BRANCH]})
+    dumps = []
+    for name, spec in (("plain", plain), ("branched", branched)):
+        EmbeddedPipeline(spec, tmp_path / name).run()
+        dumps.append(dump_store(tmp_path / name / "starling.db"))
+    assert dumps[0] == dumps[1]  # not even the branch's light-curve features reach the store
+    written = (tmp_path / "branched" / "watcher" / "watcher-bright.jsonl").read_text().splitlines()
+    bright = [json.loads(line)["alert_id"] for line in written]
+    assert 0 < len(bright) == len(set(bright)) < 600

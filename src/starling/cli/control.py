@@ -163,7 +163,12 @@ def show(controller: Controller = None, token: Token = None) -> None:
 @ctl_app.command("insert-stage")
 def insert_stage(
     name: str,
-    after: Annotated[str, typer.Option(help="the stage it follows (it reads what that stage writes)")],
+    after: Annotated[
+        str | None, typer.Option(help="the stage it follows in the chain (it reads what that stage writes)")
+    ] = None,
+    beside: Annotated[
+        str | None, typer.Option(help="instead: a stage it runs beside, off the chain (nothing waits for it)")
+    ] = None,
     component: Annotated[
         list[str] | None,
         typer.Option(help='a component: its name, or a JSON object {"use": ..., "name": ..., "config": ...}'),
@@ -172,12 +177,13 @@ def insert_stage(
     controller: Controller = None,
     token: Token = None,
 ) -> None:
-    """Insert a stage into the running chain, with no alert lost or taken twice."""
+    """Insert a stage into the running chain (or beside it), with no alert lost or taken twice."""
     components = [
         json_object(text, "a component") if text.lstrip().startswith("{") else {"use": text}
         for text in component or []
     ]
-    body = {"name": name, "after": after, "components": components, "replicas": replicas}
+    place = {"after": after} if beside is None else {"beside": beside}
+    body = {"name": name, **place, "components": components, "replicas": replicas}
     console.print(ask(controller, token, lambda c: c.insert_stage(body)))
 
 

@@ -24,7 +24,7 @@ from starling.control.client import ControllerClient
 from starling.core.component import RawMessage
 from starling.core.embedded import EmbeddedPipeline
 from starling.core.spec import ComponentSpec, PipelineSpec
-from starling.core.stages import stage_names
+from starling.core.stages import chain_names, stage_names
 from starling.errors import StarlingError
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 from starling.transport.kafka.envelope import decode_envelope, encode_envelope
@@ -47,9 +47,10 @@ def measure_costs(spec: PipelineSpec, source: ComponentSpec, messages: list[RawM
         if component in stage_of:
             costs[stage_of[component]] += counts.cpu_s / alerts
     hop = _envelope_cost(messages)
-    # Each stage but the first reads an envelope; each but the last writes one.
+    # Each stage but the first reads an envelope; each of the chain's but the last writes one.
+    chain = chain_names(spec)
     for index, name in enumerate(names):
-        costs[name] += hop * ((index > 0) + (index < len(names) - 1))
+        costs[name] += hop * ((index > 0) + (index < len(chain) - 1))
     return costs
 
 

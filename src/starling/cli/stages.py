@@ -16,6 +16,7 @@ from starling.errors import ConfigError, StarlingError
 if TYPE_CHECKING:
     from starling.core.bodies import BodyResolver
     from starling.core.spec import PipelineSpec
+    from starling.transport.kafka.worker import StageWorker
 
 
 def serve(
@@ -32,16 +33,14 @@ def serve(
     schema_registry: Annotated[
         str | None, typer.Option(help="Confluent schema registry URL for Rubin")
     ] = None,
+    held: Annotated[bool, typer.Option(help="take nothing until the controller wires the stage")] = False,
 ) -> None:
     """Run one stage as a service over Kafka: consume its input topic in a consumer group, run its
     components, produce its output topic, and serve the control API (/health, /ready, /status, /metrics)."""
     import logging
-    import signal
 
     from starling.alert.decoder import AlertDecoder
     from starling.alert.schemas import default_schema_source
-    from starling.control.api.app import worker_app
-    from starling.control.server import BackgroundServer
     from starling.core.spec import file_version
     from starling.core.stages import stage_names
     from starling.transport.kafka.worker import StageWorker
@@ -56,13 +55,23 @@ def serve(
             report_error(f"no stage {stage!r}; the pipeline's stages are {', '.join(stage_names(spec))}")
             raise typer.Exit(2)
         decoder = AlertDecoder(default_schema_source(schema_registry))
-        worker = StageWorker(spec, stage, output, decoder, _bodies_for(spec, stage))
+        worker = StageWorker(spec, stage, output, decoder, _bodies_for(spec, stage), held)
         worker.started_from(version)
     except StarlingError as exc:
         report_error(str(exc))
         raise typer.Exit(2) from None
-    from starling.control.auth import secret_from_environment_or_file, worker_authority
+    _serve_worker(worker, output, host, port, port_file)
 
+
+def _serve_worker(worker: StageWorker, output: Path, host: str, port: int, port_file: Path | None) -> None:
+    """Run ``worker`` behind its control API until it is stopped (SIGTERM, SIGINT) or drained."""
+    import signal
+
+    from starling.control.api.app import worker_app
+    from starling.control.auth import secret_from_environment_or_file, worker_authority
+    from starling.control.server import BackgroundServer
+
+    stage = worker.stage
     token_file = output / "run" / f"{stage}-control.token"
     secret, made = secret_from_environment_or_file(token_file)
     server = BackgroundServer(worker_app(worker, worker_authority(secret)), host=host, port=port)

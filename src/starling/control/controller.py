@@ -242,6 +242,11 @@ class Controller:
         """See ``starling.control.reshape``."""
         return reshape.insert_stage(self, name, after, components, replicas)
 
+    def add_branch(
+        self, name: str, beside: str, components: list[ComponentSpec], replicas: int = 1
+    ) -> DesiredPipeline:
+        return reshape.add_branch(self, name, beside, components, replicas)
+
     def remove_stage(self, name: str) -> DesiredPipeline:
         return reshape.remove_stage(self, name)
 

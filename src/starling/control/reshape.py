@@ -14,9 +14,13 @@ at the end of the chain). The handover is the same for all four:
 3. The new pipeline is saved and written where workers read it, and the stages start on it.
 
 The stage before the segment never stops, so the stream keeps coming in; the output waits only while
-the segment and the stage after it drain and start again. Each alert passes each stage of the chain as
-it was when it passed, once: nothing is lost, nothing is taken twice (the store is idempotent, but a
-filter's output topic is not), and its provenance names the stages it passed.
+the segment and the stage after it drain and start again. Where the backend can start new stages held
+(the local backend), no process is stopped or started at the cut: the same steps are made live
+(``starling.control.rewire``), and the output waits a batch and a rebalance.
+
+Each alert passes each stage of the chain as it was when it passed, once: nothing is lost, nothing is
+taken twice (the store is idempotent, but a filter's output topic is not), and its provenance names the
+stages it passed.
 
 The first stage decodes the survey's messages and the last one's sinks deliver, so a stage is inserted
 after the first and before the last, and only a stage between two others is removed. Everything is done
@@ -33,10 +37,18 @@ from itertools import pairwise
 from typing import Protocol
 
 from starling.control.backends.base import Backend
+from starling.control.rewire import hand_over_live
 from starling.control.rollout import StageRollout
 from starling.control.state import DesiredPipeline
 from starling.core.spec import ComponentSpec, PipelineSpec, StageSpec
-from starling.core.stages import checked, output_topic, stage_layout, stage_names, with_stage
+from starling.core.stages import (
+    chain_names,
+    checked,
+    output_topic,
+    stage_layout,
+    stage_names,
+    with_stage,
+)
 from starling.errors import ConfigError, OutageError
 from starling.transport.kafka.clients import GroupLag, ensure_topics
 from starling.transport.kafka.handover import (
@@ -77,12 +89,11 @@ def insert_stage(
 ) -> DesiredPipeline:
     """A new stage ``name`` right after stage ``after``, holding ``components``."""
     with controller.lock:
-        names = stage_names(controller.desired.spec)
+        names = chain_names(controller.desired.spec)
         index = _index(names, after) + 1
         if index == len(names):
             raise ConfigError(f"a stage goes before the last ({names[-1]}), whose sinks deliver")
-        if name in names:
-            raise ConfigError(f"the pipeline has a stage {name!r} already")
+        _name_is_free(controller.desired.spec, name)
         stage = _stage(controller, name, components)
         return _replace(controller, index, 0, [stage], {name: replicas}, f"{name} inserted after {after}")
 
@@ -90,7 +101,9 @@ def insert_stage(
 def remove_stage(controller: Controller, name: str) -> DesiredPipeline:
     """Stage ``name`` taken out from between its two neighbours."""
     with controller.lock:
-        names = stage_names(controller.desired.spec)
+        if controller.desired.spec.stage(name).beside is not None:
+            return _remove_branch(controller, name)
+        names = chain_names(controller.desired.spec)
         index = _index(names, name)
         if index in (0, len(names) - 1):
             raise ConfigError(f"only a stage between two others can be removed ({name} is the first or last)")
@@ -115,9 +128,8 @@ def split_stage(
     ``by_shaper``: the shape policy's split, recorded for it to fuse back."""
     with controller.lock:
         spec = controller.desired.spec
-        index = _index(stage_names(spec), name)
-        if new_name in stage_names(spec):
-            raise ConfigError(f"the pipeline has a stage {new_name!r} already")
+        index = _index(chain_names(spec), name)
+        _name_is_free(spec, new_name)
         current = spec.stages[index].components
         unknown = sorted(set(moved) - {c.instance_name for c in current})
         if unknown or not moved:
@@ -142,7 +154,7 @@ def fuse_stages(controller: Controller, name: str, following: str) -> DesiredPip
     reshape made meanwhile), made one stage under ``name``: one hop fewer."""
     with controller.lock:
         spec = controller.desired.spec
-        names = stage_names(spec)
+        names = chain_names(spec)
         index = _index(names, name)
         if index == len(names) - 1:
             raise ConfigError(f"{name} is the last stage: nothing follows it to fuse with")
@@ -158,6 +170,61 @@ def fuse_stages(controller: Controller, name: str, following: str) -> DesiredPip
         fused = _stage(controller, name, [*first.components, *second.components])
         counts = {name: max(controller.desired.replicas.get(n, 1) for n in (first.name, second.name))}
         return _replace(controller, index, 2, [fused], counts, f"{name} and {second.name} fused")
+
+
+def add_branch(
+    controller: Controller, name: str, beside: str, components: list[ComponentSpec], replicas: int = 1
+) -> DesiredPipeline:
+    """A new stage ``name`` beside the chain, reading what stage ``beside`` writes from now on. Nothing in
+    the chain stops or waits for it."""
+    with controller.lock:
+        before = controller.desired
+        spec = before.spec
+        _name_is_free(spec, name)
+        _index(chain_names(spec), beside)
+        stage = _stage(controller, name, components).model_copy(update={"beside": beside})
+        new_spec = checked(spec.model_copy(update={"stages": [*spec.stages, stage]}))
+        desired = _next(before, new_spec, {**before.replicas, name: replicas})
+        controller.fits(desired)
+        kafka = spec.kafka
+        # Its group (new, or left by an earlier stage of that name) begins at the end: what comes next.
+        set_group_position(kafka, kafka.group(name), end_offsets(kafka, [output_topic(spec, beside)]))
+        controller.commit(desired)
+        _follow(controller, desired, [], [name])
+        log.info("reshaped (version %d): %s added beside %s", desired.version, name, beside)
+        return desired
+
+
+def _remove_branch(controller: Controller, name: str) -> DesiredPipeline:
+    before = controller.desired
+    stages = [stage for stage in before.spec.stages if stage.name != name]
+    desired = _next(before, checked(before.spec.model_copy(update={"stages": stages})), before.replicas)
+    controller.commit(desired)
+    _follow(controller, desired, [name], [])
+    log.info("reshaped (version %d): %s, beside the chain, removed", desired.version, name)
+    return desired
+
+
+def _next(
+    before: DesiredPipeline,
+    spec: PipelineSpec,
+    replicas: dict[str, int],
+    split_from: dict[str, str] | None = None,
+) -> DesiredPipeline:
+    """The desired pipeline after ``before``: ``spec`` at ``replicas``, with what else it held."""
+    return DesiredPipeline(
+        version=before.version + 1,
+        spec=spec,
+        replicas=replicas,
+        autoscaling=before.autoscaling,
+        shape=before.shape,
+        split_from={**before.split_from, **(split_from or {})},
+    )
+
+
+def _name_is_free(spec: PipelineSpec, name: str) -> None:
+    if name in stage_names(spec):
+        raise ConfigError(f"the pipeline has a stage {name!r} already")
 
 
 def _ranks(stage: StageSpec) -> list[int]:
@@ -193,7 +260,8 @@ def _replace(
     stream over as the module note says."""
     before = controller.desired
     spec = before.spec
-    names = stage_names(spec)
+    names = chain_names(spec)
+    # (The stages beside the chain come after its stages: they stay at the end.)
     stages = [*spec.stages[:first], *new_stages, *spec.stages[first + count :]]
     new_spec = checked(spec.model_copy(update={"stages": stages}))
     following = names[first + count] if first + count < len(names) else None
@@ -206,20 +274,12 @@ def _replace(
         raise ConfigError(
             f"stage {idle[0]} runs no replica: it could not take what the stage before it wrote"
         )
-    desired = DesiredPipeline(
-        version=before.version + 1,
-        spec=new_spec,
-        replicas={**before.replicas, **replicas},
-        autoscaling=before.autoscaling,
-        shape=before.shape,
-        split_from={**before.split_from, **(split_from or {})},
-    )
+    desired = _next(before, new_spec, {**before.replicas, **replicas}, split_from)
     controller.fits(desired)
     readers = [*new, *([following] if following else [])]
     assert readers, "a reshape leaves a stage to read the segment's input"
     try:
-        _hand_over(controller, spec, new_spec, draining, readers)
-        controller.commit(desired)
+        _hand_over_and_commit(controller, spec, desired, draining, readers)
     except Exception as exc:
         # As it was: nothing of the new shape has started, and the old stages take up where they stopped.
         controller.backend.scale(held)
@@ -229,6 +289,30 @@ def _replace(
     _follow(controller, desired, old, readers)
     log.info("reshaped (version %d): %s", desired.version, what)
     return desired
+
+
+def _hand_over_and_commit(
+    controller: Controller,
+    spec: PipelineSpec,
+    desired: DesiredPipeline,
+    draining: list[str],
+    readers: list[str],
+) -> None:
+    """The handover, live where the backend can hold new stages, else by draining and restarting."""
+    live = hand_over_live(
+        controller.backend,
+        spec,
+        desired.spec,
+        desired.version,
+        draining,
+        readers,
+        desired.replicas,
+        partial(_wait_taken, controller),
+        partial(controller.commit, desired),
+    )
+    if not live:
+        _hand_over(controller, spec, desired.spec, draining, readers)
+        controller.commit(desired)
 
 
 def _hand_over(

@@ -23,7 +23,7 @@ from starling.control.backends.base import Backend
 from starling.control.loop import PeriodicLoop
 from starling.control.shape_policy import ShapeChange, ShapePolicy, StageLoad, fuse_wanted, split_wanted
 from starling.control.state import DesiredPipeline
-from starling.core.stages import USERS_ANNOTATORS, stage_names
+from starling.core.stages import USERS_ANNOTATORS, chain_names, stage_names
 
 log = logging.getLogger("starling.shaper")
 
@@ -96,7 +96,7 @@ class Shaper(PeriodicLoop):
         return None
 
     def _split_wanted(self, policy: ShapePolicy, now: float) -> ShapeChange | None:
-        for stage in stage_names(self.controller.desired.spec):
+        for stage in chain_names(self.controller.desired.spec):  # a stage beside it delays no one
             if not self.controller.desired.replicas.get(stage):
                 continue  # stopped on purpose
             load = self._load(stage)

@@ -210,6 +210,10 @@ class LiveRuntime(ABC):
             [c.name for c in components],
         )
 
+    def rewire(self, spec: PipelineSpec, pipeline_version: int, start: dict[str, int]) -> None:
+        """Take this runtime's place in ``spec`` (a stage worker's, at a reshape: ConfigError here)."""
+        raise ConfigError(f"{self.stage} runs the whole pipeline: it has no place in a chain to change")
+
     def drain(self) -> None:
         """Finish the batch in hand, commit it, leave the group, and stop taking messages."""
         self._draining.set()

@@ -114,6 +114,12 @@ class StageSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=STAGE_NAME_PATTERN)
+    beside: str | None = Field(
+        None,
+        pattern=STAGE_NAME_PATTERN,
+        description="a stage beside the chain: it reads what this stage of the chain writes, and writes "
+        "only its own outputs (nothing waits for it); none: a stage in the chain",
+    )
     annotators: list[ComponentSpec] = Field(default_factory=list)
     filters: list[ComponentSpec] = Field(default_factory=list)
     sinks: list[ComponentSpec] = Field(default_factory=list)
@@ -167,6 +173,7 @@ class PipelineSpec(BaseModel):
         repeated_stages = sorted({n for n in stage_names if stage_names.count(n) > 1})
         if repeated_stages:
             raise ValueError(f"stage names must be unique; repeated: {', '.join(repeated_stages)}")
+        self._branches_read_the_chain()
         names = [c.instance_name for stage in self.stages for c in stage.components]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -175,18 +182,38 @@ class PipelineSpec(BaseModel):
             )
         return self
 
-    # Every component of a kind, whatever stage holds it, in chain order.
+    def _branches_read_the_chain(self) -> None:
+        """Stages beside the chain come after the chain's stages, each reading one that writes a topic."""
+        chain = [s.name for s in self.stages if s.beside is None]
+        if not chain:
+            raise ValueError("a pipeline needs a stage in the chain (one with no 'beside')")
+        if any(s.beside is None for s in self.stages[len(chain) :]):
+            raise ValueError("stages beside the chain are listed after the chain's stages")
+        for stage in self.stages[len(chain) :]:
+            if stage.beside not in chain[:-1]:
+                raise ValueError(
+                    f"stage {stage.name} is beside {stage.beside}, which is not a stage of the chain "
+                    f"that writes a topic ({', '.join(chain[:-1]) or 'none does'})"
+                )
+
+    # Every component of a kind in the chain, whatever stage holds it, in chain order. (A stage beside
+    # the chain keeps its own: what users manage, their filters and deliveries, lives in the chain.)
     @property
     def annotators(self) -> list[ComponentSpec]:
-        return [c for stage in self.stages for c in stage.annotators]
+        return [c for stage in self.chain for c in stage.annotators]
 
     @property
     def filters(self) -> list[ComponentSpec]:
-        return [c for stage in self.stages for c in stage.filters]
+        return [c for stage in self.chain for c in stage.filters]
 
     @property
     def sinks(self) -> list[ComponentSpec]:
-        return [c for stage in self.stages for c in stage.sinks]
+        return [c for stage in self.chain for c in stage.sinks]
+
+    @property
+    def chain(self) -> list[StageSpec]:
+        """The stages of the chain, in order (every alert passes each), without those beside it."""
+        return [stage for stage in self.stages if stage.beside is None]
 
     def stage(self, name: str) -> StageSpec:
         """The stage named ``name`` (KeyError if the chain has none)."""
@@ -203,14 +230,14 @@ class PipelineSpec(BaseModel):
     def with_kind(self, kind: KindField, components: list[ComponentSpec]) -> PipelineSpec:
         """This pipeline with every component of ``kind`` replaced by ``components``, in the one stage
         that holds that kind (or, if none does, the stage that holds it by default, else the last)."""
-        holding = [s for s in self.stages if getattr(s, kind)]
+        holding = [s for s in self.chain if getattr(s, kind)]
         if len(holding) > 1:
             raise ValueError(f"{kind} are in several stages ({', '.join(s.name for s in holding)}): name one")
         if holding:
             target = holding[0]
         else:
             default = next(name for name, k in DEFAULT_STAGES.items() if k == kind)
-            target = next((s for s in self.stages if s.name == default), self.stages[-1])
+            target = next((s for s in self.chain if s.name == default), self.chain[-1])
         return self.with_stage(target.model_copy(update={kind: list(components)}))
 
     @classmethod
@@ -225,12 +252,17 @@ class PipelineSpec(BaseModel):
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
             kind = "JSON" if path.suffix == ".json" else "TOML"
             raise ConfigError(f"{path}: not valid {kind}: {exc}") from exc
+        return cls.from_data(data, str(path))
+
+    @classmethod
+    def from_data(cls, data: Any, source: str) -> PipelineSpec:
+        """A pipeline description read as data (ConfigError naming ``source`` and the fields if wrong)."""
         if isinstance(data, dict):
-            data.pop(VERSION_KEY, None)  # the file's, not the pipeline's (see ``file_version``)
+            data = {k: v for k, v in data.items() if k != VERSION_KEY}  # see ``file_version``
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc, str(path))) from exc
+            raise ConfigError(format_validation_error(exc, source)) from exc
 
 
 def versioned_json(spec: PipelineSpec, version: int | None) -> str:

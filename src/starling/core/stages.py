@@ -15,6 +15,11 @@ distribute     <p>.filtered                   sinks                (the sinks' o
 
 Any other stage ``s`` writes ``<p>.stage.s`` (a topic name no user output can take) and its group is
 ``<p>.s``. The same pipeline description runs embedded (all of it in one process) with no change.
+
+A stage *beside* the chain (``beside = "ingest"``) reads what that stage of the chain writes, in a group
+of its own, and writes only its own outputs (its sinks'): nothing in the chain waits for it, so a slow
+or failing one delays no one's alerts. Embedded, it runs after the chain on each batch (it then sees what
+later stages added too).
 """
 
 from __future__ import annotations
@@ -41,7 +46,13 @@ class StageLayout:
 
 
 def stage_names(spec: PipelineSpec) -> list[str]:
+    """Every stage that runs: the chain's, then those beside it."""
     return [stage.name for stage in spec.stages]
+
+
+def chain_names(spec: PipelineSpec) -> list[str]:
+    """The stages of the chain, in order (every alert passes each), without those beside it."""
+    return [stage.name for stage in spec.chain]
 
 
 def output_topic(spec: PipelineSpec, name: str) -> str:
@@ -50,11 +61,12 @@ def output_topic(spec: PipelineSpec, name: str) -> str:
 
 
 def stage_layout(spec: PipelineSpec, name: str) -> StageLayout:
-    """Where stage ``name`` reads and writes (KeyError if the chain has no such stage)."""
-    names = stage_names(spec)
-    index = names.index(name) if name in names else -1
-    if index < 0:
-        raise KeyError(name)
+    """Where stage ``name`` reads and writes (KeyError if the pipeline has no such stage)."""
+    beside = spec.stage(name).beside
+    if beside is not None:  # it reads what that stage writes, and writes nothing the chain reads
+        return StageLayout(name, [output_topic(spec, beside)], None, False)
+    names = chain_names(spec)
+    index = names.index(name)
     kafka = spec.kafka
     first, last = index == 0, index == len(names) - 1
     inputs = (kafka.input_topics or [kafka.raw_topic]) if first else [output_topic(spec, names[index - 1])]
@@ -68,7 +80,7 @@ def stage_component_specs(spec: PipelineSpec, name: str) -> list[ComponentSpec]:
 def filtering_stage(spec: PipelineSpec) -> str:
     """The stage users' filters join: the one that holds filters, else ``filter``, else the one before
     the last (or the only one)."""
-    return _stage_holding(spec, "filters", "filter", max(0, len(spec.stages) - 2))
+    return _stage_holding(spec, "filters", "filter", max(0, len(chain_names(spec)) - 2))
 
 
 def annotating_stage(spec: PipelineSpec) -> str:
@@ -78,14 +90,14 @@ def annotating_stage(spec: PipelineSpec) -> str:
 
 def delivering_stage(spec: PipelineSpec) -> str:
     """The stage that stores and delivers: the one that holds the sinks, else the last."""
-    return _stage_holding(spec, "sinks", "distribute", len(spec.stages) - 1)
+    return _stage_holding(spec, "sinks", "distribute", len(chain_names(spec)) - 1)
 
 
 def _stage_holding(spec: PipelineSpec, kind: str, default: str, fallback: int) -> str:
-    holding = [s.name for s in spec.stages if getattr(s, kind)]
+    holding = [s.name for s in spec.chain if getattr(s, kind)]
     if holding:
         return holding[-1]
-    names = stage_names(spec)
+    names = chain_names(spec)
     return default if default in names else names[fallback]
 
 
@@ -125,8 +137,8 @@ def checked(spec: PipelineSpec) -> PipelineSpec:
         spec = PipelineSpec.model_validate(spec.model_dump())
     except ValidationError as exc:
         raise ConfigError("; ".join(str(error["msg"]) for error in exc.errors())) from exc
-    for kind in ("filters", "sinks"):
-        holding = [s.name for s in spec.stages if getattr(s, kind)]
+    for kind in ("filters", "sinks"):  # a stage beside the chain may hold its own
+        holding = [s.name for s in spec.chain if getattr(s, kind)]
         if len(holding) > 1:
             raise ConfigError(f"the {kind} must stay in one stage; they would be in {', '.join(holding)}")
     away = [c.instance_name for s in spec.stages[1:] for c in s.annotators if c.use in USERS_ANNOTATORS]

@@ -37,7 +37,7 @@ from starling.control.autoscale_policy import MAX_REPLICAS
 from starling.control.state import DesiredPipeline
 from starling.control.views import pipeline_view
 from starling.core.spec import COMPONENT_NAME_PATTERN, STAGE_NAME_PATTERN, ComponentSpec
-from starling.core.stages import stage_names
+from starling.core.stages import chain_names
 from starling.errors import OutageError
 from starling.vo.vosi import availability_xml
 
@@ -132,7 +132,14 @@ class NewStage(BaseModel):
     name: str = Field(
         pattern=STAGE_NAME_PATTERN, description="the stage's name (its group, topic, Deployment)"
     )
-    after: str = Field(description="the stage it follows: it reads what that stage writes")
+    after: str | None = Field(
+        None, description="the stage it follows in the chain: it reads what that stage writes"
+    )
+    beside: str | None = Field(
+        None,
+        description="instead of 'after': a stage of the chain it runs beside, reading what that stage "
+        "writes; nothing in the chain waits for it, and it writes only its own outputs",
+    )
     components: list[ComponentSpec] = Field(
         default_factory=list,
         description="its components, of any kind but a source (run by kind: annotators first)",
@@ -235,11 +242,19 @@ def metrics(controller: Control) -> Response:
 def insert_stage(body: NewStage, controller: Control) -> Changed:
     """Insert a stage into the running chain, after ``after``: it takes over exactly where the stage
     after it had committed, and that stage then reads the new stage's output. No alert is lost or taken
-    twice; the output pauses while the stage after it restarts."""
-    names = stage_names(controller.desired.spec)
-    if body.after not in names:
-        refuse(404, f"no stage {body.after!r} to follow; the stages are {', '.join(names)}")
-    return _reshaped(lambda: controller.insert_stage(body.name, body.after, body.components, body.replicas))
+    twice; the output pauses while the stage after it is rewired. Or add one ``beside`` a stage of the
+    chain: it reads what that stage writes from now on, and nothing in the chain waits for it."""
+    names = chain_names(controller.desired.spec)
+    if (body.after is None) == (body.beside is None):
+        refuse(422, "name the stage it goes after ('after') or beside ('beside'), one of the two")
+    place = body.after or body.beside
+    if place not in names:
+        refuse(404, f"no stage {place!r} in the chain; its stages are {', '.join(names)}")
+    if body.beside is not None:
+        beside = body.beside
+        return _reshaped(lambda: controller.add_branch(body.name, beside, body.components, body.replicas))
+    after = place
+    return _reshaped(lambda: controller.insert_stage(body.name, after, body.components, body.replicas))
 
 
 @operators.delete("/stages/{stage}", responses=RESHAPE_RESPONSES)

@@ -4,6 +4,7 @@
 counts, lag, partitions and the configuration version; ``/metrics`` is Prometheus text read from the
 runtime's own counts at scrape time; ``GET``/``PATCH /config`` and ``PUT /components`` change the
 components live (validated first; 422 naming the field); ``POST /pause``, ``/resume``, ``/drain``;
+``POST /wiring`` (a reshape moves a paused stage to its new place in the chain);
 and the IVOA VOSI ``/availability`` and ``/capabilities``. Everything but the probes and VOSI needs
 an operator token.
 """
@@ -30,7 +31,7 @@ from starling.control.api.deps import Runtime
 from starling.control.api.metrics import runtime_metrics
 from starling.control.client import PIPELINE_VERSION_HEADER
 from starling.core.secrets import redact_secrets
-from starling.core.spec import ComponentSpec
+from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.errors import OutageError
 from starling.vo.vosi import availability_xml
 
@@ -163,6 +164,31 @@ def resume(runtime: Runtime) -> RuntimeState:
 def drain(runtime: Runtime) -> RuntimeState:
     """Finish and commit the batch in hand, leave the consumer group, then stop."""
     runtime.drain()
+    return RuntimeState(state=runtime.state)
+
+
+class Wiring(BaseModel):
+    """A stage's new place in the chain, given by the controller at a reshape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline: dict[str, Any] = Field(description="the whole new pipeline description")
+    pipeline_version: int = Field(ge=1, description="the controller's version of that pipeline")
+    start: dict[str, int] = Field(
+        default_factory=dict,
+        description="where the stage begins on its input, as 'topic/partition': offset (a partition "
+        "behind its start in the group's committed offsets is moved to it)",
+    )
+
+
+@router.post("/wiring", responses={422: problem("refused, with the reason (or not holding)")})
+def rewire(wiring: Wiring, runtime: Runtime) -> RuntimeState:
+    """Take the stage's place in a new pipeline (a reshape): its input, output and components change
+    together at the batch boundary where it holds. Only while paused and holding (see ``/status``)."""
+    with config_refused():
+        runtime.rewire(
+            PipelineSpec.from_data(wiring.pipeline, "pipeline"), wiring.pipeline_version, wiring.start
+        )
     return RuntimeState(state=runtime.state)
 
 

@@ -44,6 +44,11 @@ class Backend(Protocol):
         """Start stages a reshape drained (or made) on the pipeline last written: each is made anew from
         it, as its role in the chain may have changed (the stage that holds the store, say)."""
 
+    def start_held(self, spec: PipelineSpec, version: int, replicas: dict[str, int]) -> bool:
+        """Start stages a reshape is about to add on ``spec`` (of ``version``, not committed yet), held:
+        they join their groups and take nothing until the controller wires them. False when this
+        backend cannot (the reshape then drains and restarts stages instead)."""
+
     def remove_stage(self, stage: str) -> None:
         """A stage left the pipeline: what ran it is removed (its workers have drained already)."""
 

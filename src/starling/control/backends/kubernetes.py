@@ -166,6 +166,11 @@ class KubernetesBackend:
             if stage not in self.stages:
                 self.stages.append(stage)
 
+    def start_held(self, spec: PipelineSpec, version: int, replicas: dict[str, int]) -> bool:
+        # A held pod would need the uncommitted pipeline in a ConfigMap of its own: not done yet, so a
+        # reshape on Kubernetes drains and restarts the stages it touches.
+        return False
+
     def remove_stage(self, stage: str) -> None:
         self._delete(lambda: self.apps.delete_namespaced_deployment(deployment_name(stage), self.namespace))
         self._delete(lambda: self.core.delete_namespaced_service(deployment_name(stage), self.namespace))

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from starling.control.backends.processes import LocalChain, WorkerProcess
-from starling.core.spec import PipelineSpec
+from starling.core.secrets import write_private
+from starling.core.spec import PipelineSpec, versioned_json
 from starling.core.stages import stage_names
 
 log = logging.getLogger("starling.controller")
@@ -63,6 +64,8 @@ class LocalBackend:
         self.chain.spec = spec
         self.chain.version = version
         self.chain.write_spec()
+        for held in self.chain.run_dir.glob("pipeline-*.json"):  # a reshape's, committed or given up
+            held.unlink(missing_ok=True)
 
     def workers(self, stage: str) -> list[WorkerProcess]:
         with self._lock:
@@ -82,6 +85,18 @@ class LocalBackend:
 
     def start_stages(self, replicas: dict[str, int]) -> None:
         self.scale(replicas)  # a worker reads the pipeline file as it starts
+
+    def start_held(self, spec: PipelineSpec, version: int, replicas: dict[str, int]) -> bool:
+        # Their own file: the pipeline file keeps the committed pipeline until the reshape commits.
+        path = self.chain.run_dir / f"pipeline-{version}.json"
+        write_private(path, versioned_json(spec, version))
+        with self._lock:
+            for stage, count in replicas.items():
+                self.desired[stage] = count
+                for replica in range(count):
+                    self.slots[stage, replica] = _Slot()
+                    self.chain.start_worker(stage, replica, path, held=True)
+        return True
 
     def remove_stage(self, stage: str) -> None:
         with self._lock:

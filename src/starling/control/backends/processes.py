@@ -20,7 +20,7 @@ from starling.control.auth import TOKEN_ENV, new_secret
 from starling.control.client import WorkerClient
 from starling.core.secrets import write_private
 from starling.core.spec import PipelineSpec, versioned_json
-from starling.core.stages import all_topics, stage_names
+from starling.core.stages import all_topics, chain_names, stage_names
 from starling.errors import StarlingError
 from starling.transport.kafka.clients import ensure_topics
 
@@ -91,7 +91,11 @@ class LocalChain:
                 self.start_worker(stage, replica)
         self.wait_ready(ready_timeout_s)
 
-    def start_worker(self, stage: str, replica: int) -> WorkerProcess:
+    def start_worker(
+        self, stage: str, replica: int, spec_path: Path | None = None, held: bool = False
+    ) -> WorkerProcess:
+        """A replica of ``stage`` started on the pipeline file (or ``spec_path``); ``held``: it takes
+        nothing until the controller wires it (``starling serve --held``)."""
         port_file = self.run_dir / f"{stage}-{replica}.port"
         port_file.unlink(missing_ok=True)
         log_path = self.output_dir / "logs" / f"{stage}-{replica}.log"
@@ -102,11 +106,12 @@ class LocalChain:
             "serve",
             stage,
             "--pipeline",
-            str(self.spec_path),
+            str(spec_path or self.spec_path),
             "--output",
             str(self.output_dir),
             "--port-file",
             str(port_file),
+            *(["--held"] if held else []),
         ]
         environment = {**os.environ, **self.environment, TOKEN_ENV: self.token}
         with log_path.open("ab") as log:
@@ -137,7 +142,7 @@ class LocalChain:
 
     def settled_count(self) -> int:
         """Messages that have gone all the way: stored, or refused as dead letters on the way."""
-        done = sum(int(s["messages_in"]) for s in self.statuses(stage_names(self.spec)[-1]))
+        done = sum(int(s["messages_in"]) for s in self.statuses(chain_names(self.spec)[-1]))
         for stage in stage_names(self.spec):
             done += sum(int(s["components"]["decode"]["failed"]) for s in self.statuses(stage))
         return done

@@ -121,3 +121,30 @@ def set_group_position(
             if time.monotonic() > deadline:
                 raise OutageError(f"cannot move consumer group {group}: {exc}") from exc
             time.sleep(0.5)
+
+
+def wait_committed(settings: KafkaSettings, group: str, offsets: Offsets, timeout_s: float = 30.0) -> None:
+    """Wait until ``group`` has committed at least ``offsets`` on each of their partitions (OutageError
+    after ``timeout_s``)."""
+    if not offsets:
+        return
+    consumer = Consumer({**client_config(settings), "group.id": group, "enable.auto.commit": False})
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            wanted = [TopicPartition(t, p) for t, p in sorted(offsets)]
+            committed = consumer.committed(wanted, timeout=max(1.0, deadline - time.monotonic()))
+            behind = [
+                f"{tp.topic}/{tp.partition}"
+                for tp in committed
+                if tp.offset < offsets[tp.topic, tp.partition]
+            ]
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise OutageError(f"group {group} has not committed its start on {', '.join(behind)}")
+            time.sleep(0.1)
+    except KafkaException as exc:
+        raise OutageError(f"cannot read what group {group} committed: {exc}") from exc
+    finally:
+        consumer.close()

@@ -15,6 +15,7 @@ An envelope too large for Kafka is dead-lettered (its survey message is the refe
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +38,7 @@ from starling.core.chain import Chain
 from starling.core.component import Batch, RawMessage, RunContext
 from starling.core.deadletter import DeadLetter
 from starling.core.latency import SURVEY, LatencyHistograms
-from starling.core.live import LiveRuntime, build_stage_components
+from starling.core.live import build_stage_components
 from starling.core.spec import PipelineSpec
 from starling.core.stages import all_topics, stage_component_specs, stage_layout
 from starling.errors import AlertDecodeError, OutageError
@@ -55,11 +56,12 @@ from starling.transport.kafka.deadletters import KafkaDeadLetters
 from starling.transport.kafka.envelope import decode_envelope, encode_envelope
 from starling.transport.kafka.membership import Membership
 from starling.transport.kafka.offsets import commit_after, mark_in_hand, rewind
+from starling.transport.kafka.wiring import Offsets, RewirableStage, Wiring, begin_at
 
 log = logging.getLogger("starling.worker")
 
 
-class StageWorker(LiveRuntime):
+class StageWorker(RewirableStage):
     """One replica of one stage. ``run`` returns when ``stop()`` is called (after a clean commit)."""
 
     def __init__(
@@ -69,6 +71,7 @@ class StageWorker(LiveRuntime):
         output_dir: Path,
         decoder: AlertDecoder | None = None,
         bodies: BodyResolver | None = None,
+        held: bool = False,
     ):
         self.bodies = bodies or BodyResolver()
         self.spec = spec
@@ -95,6 +98,13 @@ class StageWorker(LiveRuntime):
         self.membership = Membership()
         self.latency = LatencyHistograms()
         self._times: dict[int, dict[str, float]] = {}
+        # The reshape's wiring waiting for the batch boundary, the starts it gave, and whether the loop
+        # holds (paused at a boundary, everything it took committed).
+        self._wiring: Wiring | None = None
+        self._start: Offsets = {}
+        self._holding = threading.Event()
+        if held:  # a stage a reshape is about to add: it takes nothing until its wiring comes
+            self._paused.set()
 
     def lag(self) -> int | None:
         """Messages behind the end of the assigned partitions, as of the last poll (None before)."""
@@ -142,6 +152,7 @@ class StageWorker(LiveRuntime):
             for tp in committed:
                 if tp.offset >= 0:
                     self._committed[tp.topic, tp.partition] = tp.offset
+            self._committed.update(begin_at(consumer, partitions, committed, self._start))
         except KafkaException:
             pass  # the lag of these partitions is counted from their start until the first commit
         consumer.incremental_assign(partitions)
@@ -185,16 +196,9 @@ class StageWorker(LiveRuntime):
         try:
             while not self._stop.is_set() and not self._draining.is_set():
                 self._apply_pending()
-                held: list[Message] = []
-                if self._paused.is_set():
-                    self._consumer().pause([TopicPartition(t, p) for t, p in self.assigned])
-                    while self._paused.is_set() and not self._stop.is_set():
-                        # Polling keeps the group membership; a message it still hands over (fetched
-                        # before the pause) is held for after, never dropped.
-                        message = self._consumer().poll(0.2)
-                        if message is not None and message.error() is None:
-                            held.append(message)
-                    self._consumer().resume([TopicPartition(t, p) for t, p in self.assigned])
+                held = self._hold() if self._paused.is_set() else []
+                if self._stop.is_set() or self._draining.is_set():
+                    break
                 messages = held + self._consumer().consume(num_messages=self.spec.batch_size, timeout=0.2)
                 if messages:
                     self.process(messages)
@@ -388,5 +392,6 @@ class StageWorker(LiveRuntime):
             "assigned_partitions": [f"{t}/{p}" for t, p in sorted(self.assigned)],
             "input_topics": self.layout.input_topics,
             "output_topic": self.layout.output_topic,
+            "holding": self._holding.is_set(),
             "latency": self.latency.summary(),
         }
