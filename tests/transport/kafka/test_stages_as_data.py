@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from starling.control.backends.processes import LocalChain
 from starling.core.spec import ComponentSpec, PipelineSpec, StageSpec
@@ -124,5 +127,78 @@ def test_the_controller_runs_and_changes_any_stage_its_pipeline_lists(
         assert "ingest, classify, filter, distribute" in missing.json()["detail"]
         metrics = httpx.get(f"{url}/metrics", headers=operator).text
         assert 'starling_stage_replicas{stage="classify"} 2' in metrics
+    finally:
+        controller.stop()
+
+
+def _written(bootstrap: str, topic: str) -> int:
+    """Messages on ``topic`` so far: the sum of its partitions' ends."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ends-{time.time_ns()}"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+        )
+    finally:
+        consumer.close()
+
+
+def test_a_stage_beside_the_chain_delays_no_alert_and_sees_each_once(
+    kafka_bootstrap: str, prefix: str, tmp_path: Path
+) -> None:
+    """A service beside the chain reads what the filter stage writes from its start on; stopped (a hung
+    service), it holds up nothing; back, it takes up where it stopped; removed, the chain goes on."""
+    alerts = 3000
+    spec = chain_spec(kafka_bootstrap, prefix, alerts)
+    pipeline = tmp_path / "pipeline.json"
+    pipeline.write_text(spec.model_dump_json())
+    controller = ControllerProcess(pipeline, tmp_path)
+    try:
+        url, operator = controller.url, controller.operator
+        feeder = threading.Thread(target=feed, kwargs={"spec": spec, "rate_per_s": 300.0})
+        feeder.start()
+        wait_until(lambda: store_count(tmp_path) > 500, 90, "the stream to flow")
+        filtered = spec.kafka.topic("filtered")
+        before = _written(kafka_bootstrap, filtered)
+        branch = {
+            "name": "watcher",
+            "beside": "filter",
+            "components": [
+                {"use": "adql", "name": "watcher-all", "config": {"expression": "ra >= 0"}},
+                {"use": "files", "config": {"directory": "watcher", "formats": ["jsonl"]}},
+            ],
+        }
+        added = httpx.post(f"{url}/stages", json=branch, headers=operator, timeout=120)
+        assert added.status_code == 201, added.text
+        after = _written(kafka_bootstrap, filtered)
+        view = httpx.get(f"{url}/pipeline", headers=operator).json()
+        assert [(s["name"], s["input_topics"], s["output_topic"]) for s in view["stages"]][-1] == (
+            "watcher",
+            [filtered],
+            None,
+        )
+        wait_until(lambda: (tmp_path / "watcher" / "watcher-all.jsonl").exists(), 60, "the branch's output")
+        # Stopped, as a hung service would be: the chain delivers everything without it.
+        stopped = httpx.put(f"{url}/stages/watcher/replicas", json={"replicas": 0}, headers=operator)
+        assert stopped.status_code == 200, stopped.text
+        feeder.join()
+        wait_until(lambda: store_count(tmp_path) >= alerts, 180, "every alert stored, the branch stopped")
+        # Back: it takes up where it stopped, and has each alert of its time once.
+        httpx.put(f"{url}/stages/watcher/replicas", json={"replicas": 1}, headers=operator)
+        total = _written(kafka_bootstrap, filtered)
+        lines = tmp_path / "watcher" / "watcher-all.jsonl"
+        wait_until(
+            lambda: len(lines.read_text().splitlines()) >= total - after, 120, "the branch to catch up"
+        )
+        ids = [json.loads(line)["alert_id"] for line in lines.read_text().splitlines()]
+        assert len(ids) == len(set(ids))
+        assert total - after <= len(ids) <= total - before
+        stored = _count(tmp_path, "SELECT count(DISTINCT alert_id) FROM alerts")
+        assert stored == alerts
+        # Removed: the chain is as it was.
+        removed = httpx.delete(f"{url}/stages/watcher", headers=operator, timeout=120)
+        assert removed.status_code == 200, removed.text
+        view = httpx.get(f"{url}/pipeline", headers=operator).json()
+        assert [s["name"] for s in view["stages"]] == ["ingest", "filter", "distribute"]
     finally:
         controller.stop()
