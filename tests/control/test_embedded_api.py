@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from starling.control.api.app import worker_app
+from starling.control.api.worker_app import worker_app
 from starling.control.auth import SharedSecret
 from starling.control.server import BackgroundServer
 from starling.core.embedded import EmbeddedPipeline

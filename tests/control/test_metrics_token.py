@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from starling.control.api.app import controller_app, worker_app
+from starling.control.api.app import controller_app
+from starling.control.api.worker_app import worker_app
 from starling.control.auth import METRICS_TOKEN_ENV, worker_authority
 from starling.control.backends.local import LocalBackend
 from starling.control.controller import Controller

@@ -13,7 +13,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, positive_data_acceptance
 
-from starling.control.api.app import controller_app, worker_app
+from starling.control.api.app import controller_app
+from starling.control.api.worker_app import worker_app
 from starling.control.auth import SharedSecret
 from starling.control.backends.local import LocalBackend
 from starling.control.controller import Controller
@@ -43,7 +44,7 @@ controller_schema = schemathesis.openapi.from_asgi("/openapi.json", controller_a
 # Whether a component is installed and whether a config fits its own model are checked when the
 # request arrives, and refused with a 422 naming the field: a body valid by the OpenAPI schema alone
 # may rightly be refused there. Every other check (no 5xx, documented codes, response schemas) runs.
-_SEMANTIC_WORKER_PATHS = {"/components", "/config"}
+_SEMANTIC_WORKER_PATHS = {"/components", "/config", "/wiring"}
 
 _WORKER_AUTH = {"Authorization": f"Bearer {_WORKER_SECRET}"}
 _FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
@@ -65,10 +66,11 @@ def test_worker_api(case: schemathesis.Case) -> None:
 @_FUZZ
 def test_controller_api(case: schemathesis.Case) -> None:
     # A component's config and a filter's expression are checked beyond what a JSON schema can say
-    # (the component's own model; the ADQL grammar and the field names): a schema-valid one may be refused.
+    # (the component's own model; the ADQL grammar and the field names), and a new stage names where it
+    # goes, after a stage or beside one: a schema-valid one may be refused.
     # This controller gives users no Kafka access (no [kafka.users]): /kafka-credentials answers 409.
     semantic = case.path.startswith(
-        ("/stages/", "/filters", "/try-filter", "/watchlists", "/watchmaps", "/kafka-credentials")
+        ("/stages", "/filters", "/try-filter", "/watchlists", "/watchmaps", "/kafka-credentials")
     )
     excluded = [positive_data_acceptance] if semantic else []
     case.call_and_validate(headers={"Authorization": f"Bearer {_OPERATOR}"}, excluded_checks=excluded)

@@ -98,7 +98,7 @@ def test_every_route_of_a_worker(kafka_bootstrap: str, prefix: str, tmp_path: Pa
             # A stage is rewired only while it holds, paused at a batch boundary (a reshape pauses it first).
             wiring = {"pipeline": spec.model_dump(mode="json"), "pipeline_version": 8, "start": {}}
             refused = httpx.post(f"{base}/wiring", json=wiring, headers=auth)
-            assert refused.status_code == 422
+            assert refused.status_code == 409
             assert "not holding" in refused.text
             assert httpx.post(f"{base}/pause", headers=auth).json() == {"state": "paused"}
             wait_until(lambda b=base: httpx.get(f"{b}/status", headers=auth).json()["holding"], 30, "holding")

@@ -167,3 +167,11 @@ def read_topic(bootstrap: str, topic: str, expected_at_least: int, timeout_s: fl
     finally:
         consumer.close()
     return found
+
+
+def store_number(output: Path, sql: str) -> int:
+    """The one number ``sql`` reads from the SQLite store a chain writes in ``output``."""
+    import sqlite3
+
+    with sqlite3.connect(output / "starling.db", timeout=30) as db:
+        return int(db.execute(sql).fetchone()[0])

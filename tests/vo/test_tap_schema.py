@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import importlib
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
 from astropy.io.votable.ucd import parse_ucd
 
+from starling.store.migrate import upgrade
 from starling.vo.tap_model import ADQL_RESERVED_NAMES
 from starling.vo.tap_schema import (
     STARLING_TABLES,
@@ -24,25 +26,30 @@ from starling.vo.tap_schema import (
 
 _SPANS = importlib.import_module("starling.store.migrations.versions.0002_stored_history_and_cutouts").SPANS
 HIDDEN = {("objects", span) for span in _SPANS} | {("alerts", "cutouts")}
-ADDED_BY_0002 = {"objects": list(_SPANS), "alerts": ["cutouts"], "annotations": ["mjd"]}
 DATATYPES = {"boolean", "short", "int", "long", "float", "double", "char", "unicodeChar"}
 
 
-def _migrated_tables() -> dict[str, tuple[list[str], list[str]]]:
-    """Each store table's columns and primary key, read from the SQLite DDL of migration 0001 plus the
-    columns migration 0002 adds."""
-    ddl = importlib.import_module("starling.store.migrations.versions.0001_tables")._SQLITE
+def _migrated_tables(tmp_path: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """Each store table's columns and primary key, as a SQLite store migrated to the newest revision has
+    them."""
+    location = tmp_path / "migrated.db"
+    upgrade(location)
     tables: dict[str, tuple[list[str], list[str]]] = {}
-    for name, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\) WITHOUT ROWID", ddl, re.S):
-        key = re.search(r"PRIMARY KEY \(([^)]*)\)", body)
-        assert key is not None
-        columns = re.findall(r"(?:^|,)\s*(\w+) (?:TEXT|REAL|INTEGER)", body.replace("\n", " "))
-        tables[name] = (columns + ADDED_BY_0002.get(name, []), [c.strip() for c in key.group(1).split(",")])
+    with sqlite3.connect(location) as db:
+        names = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for name in names:
+            if name == "alembic_version":
+                continue
+            info = db.execute(
+                f"PRAGMA table_info({name})"
+            ).fetchall()  # cid, name, type, notnull, default, pk
+            key = [row[1] for row in sorted((row for row in info if row[5]), key=lambda row: row[5])]
+            tables[name] = ([row[1] for row in info], key)
     return tables
 
 
-def test_the_store_tables_expose_every_migrated_column_but_the_bookkeeping_ones() -> None:
-    migrated = _migrated_tables()
+def test_the_store_tables_expose_every_migrated_column_but_the_bookkeeping_ones(tmp_path: Path) -> None:
+    migrated = _migrated_tables(tmp_path)
     assert set(migrated) == {t.name for t in STARLING_TABLES}
     assert len(migrated) == 7
     for t in STARLING_TABLES:

@@ -13,7 +13,6 @@ from rich.table import Table
 
 from starling.cli.options import Controller, Token, ask, json_object
 from starling.cli.terminal import console, report_error
-from starling.control.launch import BackendChoice, run_controller
 from starling.control.quotas import Quotas
 from starling.errors import ConfigError, StarlingError
 
@@ -44,6 +43,9 @@ def controller(
         report_error(f"--backend is local or kubernetes, not {backend!r}")
         raise typer.Exit(2)
     try:
+        # Imported here: the controller's modules are heavy, and every worker starts through this CLI.
+        from starling.control.launch import BackendChoice, run_controller
+
         choice = BackendChoice(kind=backend, namespace=namespace, image=image)
         run_controller(pipeline, output, port, port_file, host, choice, read_quotas(quotas))
     except StarlingError as exc:

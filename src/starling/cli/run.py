@@ -94,7 +94,7 @@ def run(
         runner = EmbeddedPipeline(spec, output, AlertDecoder(default_schema_source(schema_registry)))
         server = None
         if control_port is not None:
-            from starling.control.api.app import worker_app
+            from starling.control.api.worker_app import worker_app
             from starling.control.auth import secret_from_environment_or_file, worker_authority
             from starling.control.server import BackgroundServer
 

@@ -67,7 +67,7 @@ def _serve_worker(worker: StageWorker, output: Path, host: str, port: int, port_
     """Run ``worker`` behind its control API until it is stopped (SIGTERM, SIGINT) or drained."""
     import signal
 
-    from starling.control.api.app import worker_app
+    from starling.control.api.worker_app import worker_app
     from starling.control.auth import secret_from_environment_or_file, worker_authority
     from starling.control.server import BackgroundServer
 

@@ -210,6 +210,11 @@ class LiveRuntime(ABC):
             [c.name for c in components],
         )
 
+    @property
+    def holding(self) -> bool:
+        """Paused at a batch boundary, everything taken committed: where a stage may be rewired."""
+        return False
+
     def rewire(self, spec: PipelineSpec, pipeline_version: int, start: dict[str, int]) -> None:
         """Take this runtime's place in ``spec`` (a stage worker's, at a reshape: ConfigError here)."""
         raise ConfigError(f"{self.stage} runs the whole pipeline: it has no place in a chain to change")

@@ -15,7 +15,7 @@ from pathlib import Path
 from starling.errors import StoreError, StoreUnavailableError
 from starling.store.location import is_postgres, shown_location, sqlalchemy_url
 
-HEAD = "0008"  # the newest revision in starling/store/migrations/versions (a test keeps them equal)
+HEAD = "0009"  # the newest revision in starling/store/migrations/versions (a test keeps them equal)
 _MIGRATION_LOCK = 0x5741524C  # the advisory lock migrations take on PostgreSQL ("STARL")
 
 

@@ -50,6 +50,7 @@ _COLUMNS = {
         "reliability",
         "schema_version",
         "cutouts",
+        "provenance",
     ),
     "detections": (
         "survey",

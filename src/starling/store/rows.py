@@ -169,6 +169,7 @@ def _alert_row(a: Alert, cutouts: Mapping[str, Any]) -> Row:
         a.reliability,
         a.schema_version,
         json.dumps(dict(cutouts), sort_keys=True) if cutouts else None,
+        json.dumps(a.passed) if a.passed else None,  # in the order the stages were passed
     )
 
 

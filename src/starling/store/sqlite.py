@@ -23,7 +23,8 @@ _UPSERT_OBJECT = (
 )
 _INSERTS = {
     "alerts": "INSERT OR IGNORE INTO alerts (survey, alert_id, object_id, mjd, ra, dec, band, mag, mag_err, "
-    "flux, flux_err, reliability, schema_version, cutouts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    "flux, flux_err, reliability, schema_version, cutouts, provenance) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     "detections": "INSERT OR IGNORE INTO detections VALUES (?,?,?,?,?,?,?,?,?,?,?)",
     "non_detections": "INSERT OR IGNORE INTO non_detections VALUES (?,?,?,?,?,?)",
     "forced_photometry": "INSERT OR IGNORE INTO forced_photometry VALUES (?,?,?,?,?,?)",

@@ -1,6 +1,6 @@
 """The store's tables as TAP serves them: the schema ``starling``.
 
-The columns of migrations 0001-0003 a user may query; not the bookkeeping spans ``det_from`` ..
+The columns of migrations 0001-0003 and 0009 a user may query; not the bookkeeping spans ``det_from`` ..
 ``forced_through`` of ``objects`` (what the writer knows it holds), nor ``alerts.cutouts`` (where the
 store keeps the stamps). Units are VOUnits: ``deg`` (positions, ICRS), ``d`` (times: MJD), ``mag`` (AB
 magnitudes), ``nJy`` (fluxes); identifiers, counts and codes have none.
@@ -183,6 +183,13 @@ _ALERTS = TapTable(
             "schema_version",
             "Version of the survey's alert schema the alert was written in.",
             "meta.version",
+        ),
+        _text(
+            "provenance",
+            "The stages of the chain the alert passed, in order, as JSON: each stage's configuration "
+            "version, and as '<stage>.pipeline' the pipeline version it ran. Null when one process ran "
+            "every stage.",
+            "meta.note",
         ),
     ),
     ("survey", "alert_id"),

@@ -16,7 +16,7 @@ from starling.core.spec import ComponentSpec, PipelineSpec, StageSpec
 from starling.transport.kafka.feed import feed
 from tests.support.controller import ControllerProcess
 from tests.support.helpers import wait_until
-from tests.support.kafka import chain_spec, store_count
+from tests.support.kafka import chain_spec, store_count, store_number
 
 pytestmark = pytest.mark.kafka
 
@@ -33,13 +33,6 @@ def _four_stages(bootstrap: str, prefix: str, alerts: int) -> PipelineSpec:
             ]
         }
     )
-
-
-def _count(output: Path, sql: str) -> int:
-    import sqlite3
-
-    with sqlite3.connect(output / "starling.db", timeout=30) as db:
-        return int(db.execute(sql).fetchone()[0])
 
 
 def test_a_chain_of_four_stages_over_kafka_stores_every_alert_once(
@@ -65,10 +58,10 @@ def test_a_chain_of_four_stages_over_kafka_stores_every_alert_once(
             assert taken == alerts, (stage, taken)
         assert all(int(s["messages_in"]) > 0 for s in chain.statuses("classify"))
         # The new stage's annotation reached the store with every alert; nothing is stored twice.
-        assert _count(tmp_path, "SELECT count(*) FROM alerts") == alerts
-        assert _count(tmp_path, "SELECT count(DISTINCT alert_id) FROM alerts") == alerts
+        assert store_number(tmp_path, "SELECT count(*) FROM alerts") == alerts
+        assert store_number(tmp_path, "SELECT count(DISTINCT alert_id) FROM alerts") == alerts
         features = "SELECT count(DISTINCT alert_id) FROM annotations WHERE annotator = 'lc-features'"
-        assert _count(tmp_path, features) == alerts
+        assert store_number(tmp_path, features) == alerts
         # Each alert's spans name the stages it passed: the classify stage among them, in its place.
         wait_until(
             lambda: chain.statuses("distribute")[0]["latency"].get("classify", {}).get("count") == alerts,
@@ -110,10 +103,10 @@ def test_the_controller_runs_and_changes_any_stage_its_pipeline_lists(
         assert scaled.status_code == 200, scaled.text
         feeder.join()
         wait_until(lambda: store_count(tmp_path) >= alerts, 180, "every alert to be stored")
-        assert _count(tmp_path, "SELECT count(DISTINCT alert_id) FROM alerts") == alerts
-        assert _count(tmp_path, "SELECT count(*) FROM alerts") == alerts
+        assert store_number(tmp_path, "SELECT count(DISTINCT alert_id) FROM alerts") == alerts
+        assert store_number(tmp_path, "SELECT count(*) FROM alerts") == alerts
         solar = "SELECT count(*) FROM annotations WHERE annotator = 'solar-system'"
-        assert 0 < _count(tmp_path, solar) < alerts  # from the change on, not before it
+        assert 0 < store_number(tmp_path, solar) < alerts  # from the change on, not before it
         wait_until(
             lambda: len(httpx.get(f"{url}/stages/classify/workers", headers=operator).json()) == 2,
             60,
@@ -193,7 +186,7 @@ def test_a_stage_beside_the_chain_delays_no_alert_and_sees_each_once(
         ids = [json.loads(line)["alert_id"] for line in lines.read_text().splitlines()]
         assert len(ids) == len(set(ids))
         assert total - after <= len(ids) <= total - before
-        stored = _count(tmp_path, "SELECT count(DISTINCT alert_id) FROM alerts")
+        stored = store_number(tmp_path, "SELECT count(DISTINCT alert_id) FROM alerts")
         assert stored == alerts
         # Removed: the chain is as it was.
         removed = httpx.delete(f"{url}/stages/watcher", headers=operator, timeout=120)

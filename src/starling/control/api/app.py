@@ -1,4 +1,4 @@
-"""The two control APIs, assembled from the routers: the controller's, and each runtime's.
+"""The controller's control API, assembled from the routers (each runtime's is ``worker_app``).
 
 Each app keeps what its handlers act on in ``app.state`` (the controller or the runtime, and the
 token authority the authorization dependency asks), so one set of module-level routers serves every
@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from starling.control.api import autoscaler, bodies, filters, kafka_access, pipeline, tokens, watch, worker
+from starling.control.api import autoscaler, bodies, filters, kafka_access, pipeline, tokens, watch
 from starling.control.api.common import COMMON_RESPONSES, allow_every_method_of_the_path
 from starling.control.api.limits import BodyLimit
-from starling.control.auth import AnyOf, SharedSecret, TokenAuthority, with_metrics_token
+from starling.control.auth import AnyOf, SharedSecret, with_metrics_token
 from starling.control.controller import Controller
-from starling.core.live import LiveRuntime
 
 
 def controller_app(controller: Controller) -> FastAPI:
@@ -40,17 +39,4 @@ def controller_app(controller: Controller) -> FastAPI:
         bodies.router,
     ):
         app.include_router(router)
-    return app
-
-
-def worker_app(runtime: LiveRuntime, authority: TokenAuthority) -> FastAPI:
-    """The control API of one runtime. Everything but the probes and VOSI needs an operator token."""
-    app = FastAPI(title=f"Starling {runtime.stage} worker", version="0.1.0", responses=COMMON_RESPONSES)
-    app.state.runtime = runtime
-    app.state.authority = authority
-    app.middleware("http")(allow_every_method_of_the_path)
-    app.add_middleware(BodyLimit)
-    app.include_router(worker.probes)
-    app.include_router(worker.scraped)
-    app.include_router(worker.router)
     return app

@@ -12,7 +12,6 @@ from fastapi import Depends, Path, Request
 
 from starling.control.api.common import refuse
 from starling.control.controller import Controller
-from starling.core.live import LiveRuntime
 from starling.core.stages import stage_names
 
 
@@ -21,13 +20,7 @@ async def current_controller(request: Request) -> Controller:
     return controller
 
 
-async def current_runtime(request: Request) -> LiveRuntime:
-    runtime: LiveRuntime = request.app.state.runtime
-    return runtime
-
-
 Control = Annotated[Controller, Depends(current_controller)]
-Runtime = Annotated[LiveRuntime, Depends(current_runtime)]
 
 
 async def known_stage(

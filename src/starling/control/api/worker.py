@@ -27,8 +27,8 @@ from starling.control.api.common import (
     problem,
     refuse,
 )
-from starling.control.api.deps import Runtime
 from starling.control.api.metrics import runtime_metrics
+from starling.control.api.runtime_deps import Runtime
 from starling.control.client import PIPELINE_VERSION_HEADER
 from starling.core.secrets import redact_secrets
 from starling.core.spec import ComponentSpec, PipelineSpec
@@ -181,10 +181,15 @@ class Wiring(BaseModel):
     )
 
 
-@router.post("/wiring", responses={422: problem("refused, with the reason (or not holding)")})
+@router.post(
+    "/wiring",
+    responses={409: problem("not holding: pause it first"), 422: problem("refused, with the reason")},
+)
 def rewire(wiring: Wiring, runtime: Runtime) -> RuntimeState:
     """Take the stage's place in a new pipeline (a reshape): its input, output and components change
     together at the batch boundary where it holds. Only while paused and holding (see ``/status``)."""
+    if not runtime.holding:
+        refuse(409, f"{runtime.stage} is not holding: pause it and wait until its status says so")
     with config_refused():
         runtime.rewire(
             PipelineSpec.from_data(wiring.pipeline, "pipeline"), wiring.pipeline_version, wiring.start

@@ -137,6 +137,10 @@ class RewirableStage(LiveRuntime):
         self._consumer().resume([TopicPartition(t, p) for t, p in self.assigned])
         return held
 
+    @property
+    def holding(self) -> bool:
+        return self._holding.is_set()
+
     def rewire(self, spec: PipelineSpec, pipeline_version: int, start: dict[str, int]) -> None:
         """Take this stage's place in ``spec`` (``starling.transport.kafka.wiring``), beginning at ``start``
         (``{"topic/partition": offset}``). Only while it holds: its components are validated now

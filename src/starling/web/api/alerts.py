@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from starling.adql.literals import adql_number, adql_string
 from starling.vo.tap_query import TapStore
@@ -31,7 +31,7 @@ router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 ALERT_COLUMNS = (
     "survey, alert_id, object_id, mjd, ra, dec, band, mag, mag_err, flux, flux_err, reliability, "
-    "schema_version"
+    "schema_version, provenance"
 )
 # An alert's annotators, at most: one row each, and a deployment runs a handful.
 _ANNOTATORS_PER_ALERT = 100
@@ -53,6 +53,16 @@ class AlertOut(BaseModel):
     flux_err: float | None
     reliability: float | None = Field(description="probability (0 to 1) that the detection is real")
     schema_version: str | None = Field(description="the survey's alert schema it was written in")
+    provenance: dict[str, int] | None = Field(
+        None,
+        description="the stages of the chain it passed, in order: each stage's configuration version, and "
+        "as '<stage>.pipeline' the pipeline version it ran (null: one process ran every stage)",
+    )
+
+    @field_validator("provenance", mode="before")
+    @classmethod
+    def _from_json(cls, value: Any) -> Any:
+        return payload(value)
 
 
 class AlertDetail(AlertOut):
