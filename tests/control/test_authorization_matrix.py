@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from starling.vo.execbroker.model import STARLING_COMPONENT
 from tests.support.controller import ControllerProcess
 from tests.support.kafka import chain_spec
 
@@ -70,6 +71,11 @@ POLICY: dict[tuple[str, str], str] = {
     ("put", "/shape"): "operator",
     ("delete", "/shape"): "operator",
     ("get", "/bodies/{digest}"): "bodies",  # the workers' and an operator's
+    ("post", "/offersets"): "member",
+    ("get", "/sessions"): "member",
+    ("get", "/offersets/{uuid}"): "owner",
+    ("get", "/sessions/{uuid}"): "owner",
+    ("post", "/sessions/{uuid}"): "owner",
 }
 
 # What an owner's object is called, and a body each writing route takes from its owner.
@@ -81,6 +87,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("put", "/watchlists/{name}"): {"name": "ada-l", "targets": [{"name": "t", "ra": 1.0, "dec": 2.0}]},
     ("put", "/watchmaps/{name}"): {"name": "ada-m", "kind": "moc-json", "moc": {"3": [1, 2]}},
     ("post", "/tokens"): {"role": "user", "user": "eve"},
+    ("post", "/offersets"): {"executable": {"kind": STARLING_COMPONENT, "component": "lc-features"}},
+    ("post", "/sessions/{uuid}"): {"kind": "uri:enum-value-update", "path": "phase", "value": "REJECTED"},
 }
 
 
@@ -129,6 +137,13 @@ def _objects_of_the_owner(controller: ControllerProcess, owner: dict[str, str]) 
     httpx.put(f"{url}/watchlists/ada-l", headers=owner, json=BODIES[("put", "/watchlists/{name}")])
     httpx.put(f"{url}/watchmaps/ada-m", headers=owner, json=BODIES[("put", "/watchmaps/{name}")])
     made = httpx.post(f"{url}/tokens", headers=controller.operator, json={"role": "user", "user": "ada"})
+    # Her offer set, and its first offer (a session).
+    asked = httpx.post(
+        f"{url}/offersets",
+        headers={**owner, "Accept": "application/json"},
+        json=BODIES[("post", "/offersets")],
+    ).json()
+    OWNED["offersets"], OWNED["sessions"] = asked["meta"]["uuid"], asked["offers"][0]["meta"]["uuid"]
     return str(made.json()["id"])
 
 
@@ -136,6 +151,7 @@ def _concrete(path: str, token_id: str) -> str:
     kind = path.split("/")[1]
     path = path.replace("{stage}", "filter").replace("{token_id}", token_id)
     path = path.replace("{digest}", "sha256:" + "0" * 64)
+    path = path.replace("{uuid}", OWNED.get(kind, "no-such-uuid"))
     return path.replace("{name}", OWNED.get(kind, "no-such-component"))
 
 

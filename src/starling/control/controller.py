@@ -27,6 +27,7 @@ from starling.control.autoscaler import Autoscaler
 from starling.control.backends.base import Backend
 from starling.control.quotas import Quotas
 from starling.control.rollout import LIVE_WAIT_S, StageRollout
+from starling.control.sessions import ControllerHost, SessionRunner, make_broker
 from starling.control.shape_policy import ShapePolicy
 from starling.control.shaper import Shaper
 from starling.control.state import ControllerState, DesiredPipeline
@@ -63,6 +64,8 @@ class Controller:
         self.desired = desired
         self.autoscaler = Autoscaler(self)
         self.shaper = Shaper(self)
+        self.broker = make_broker(ControllerHost(self))  # users' own processing (ExecutionBroker)
+        self.sessions = SessionRunner(ControllerHost(self), self.broker)
         self.trials = Trials()
         self.started_at = time.time()
         # Re-entrant: an edit reads, decides and writes under it, and the write takes it again.
@@ -95,13 +98,16 @@ class Controller:
         return self.desired.replicas.get(stage, 0)
 
     def follow_load(self) -> None:
-        """Start the loops that make the chain follow the load: its size (autoscaler), its shape (shaper)."""
+        """Start the loops that make the chain follow the load: its size (autoscaler), its shape (shaper);
+        and the one that runs users' sessions at their times."""
         self.autoscaler.start()
         self.shaper.start()
+        self.sessions.start()
 
     def close(self) -> None:
         self.autoscaler.stop()
         self.shaper.stop()
+        self.sessions.stop()
         for rollout in self.rollouts.values():
             rollout.stop()
         for reader in self._lag_readers.values():

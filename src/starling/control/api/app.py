@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from starling.control.api import autoscaler, bodies, filters, kafka_access, pipeline, tokens, watch
+from starling.control.api import (
+    autoscaler,
+    bodies,
+    execbroker,
+    filters,
+    kafka_access,
+    pipeline,
+    tokens,
+    watch,
+)
 from starling.control.api.common import COMMON_RESPONSES, allow_every_method_of_the_path
 from starling.control.api.limits import BodyLimit
 from starling.control.auth import AnyOf, SharedSecret, with_metrics_token
@@ -37,6 +46,7 @@ def controller_app(controller: Controller) -> FastAPI:
         tokens.router,
         kafka_access.router,
         bodies.router,
+        execbroker.router,
     ):
         app.include_router(router)
     return app
