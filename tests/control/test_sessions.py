@@ -1,0 +1,76 @@
+"""Accepted sessions driven through their phases at their times: a stage beside the chain added at the
+start and removed at the end, FAILED with the reason when that cannot be done."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from starling.control.sessions import SessionRunner, machine_capacity, make_broker, stage_of
+from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.vo.execbroker.ledger import Capacity
+from starling.vo.execbroker.model import STARLING_COMPONENT
+from tests.support.kafka import chain_spec
+
+ACCEPT = {"kind": "uri:enum-value-update", "path": "phase", "value": "ACCEPTED"}
+
+
+class _Host:
+    """Records the stages sessions add and remove (a stand-in for the controller in this unit test)."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.pipeline: PipelineSpec = chain_spec("127.0.0.1:1", "sessions", 10)
+        self.calls: list[tuple[str, ...]] = []
+        self.fail_on = fail_on
+
+    def validate_components(self, components: list[ComponentSpec]) -> None:
+        return None
+
+    def add_session_stage(self, name: str, beside: str, components: list[ComponentSpec]) -> None:
+        if self.fail_on == "add":
+            raise RuntimeError("Kafka does not answer")
+        self.calls.append(("add", name, beside, components[0].use))
+
+    def remove_session_stage(self, name: str) -> None:
+        self.calls.append(("remove", name))
+
+
+def _accepted(host: _Host, now: dt.datetime) -> tuple[SessionRunner, Any]:
+    broker = make_broker(host, Capacity(2, 4))
+    broker.clock = lambda: now
+    request = {
+        "executable": {"kind": STARLING_COMPONENT, "component": "lc-features"},
+        "schedule": {"requested": {"duration": "PT10M"}},
+    }
+    offerset = broker.ask(request, "ada")
+    session = broker.update(offerset.sessions[0], ACCEPT, "ada")
+    return SessionRunner(host, broker), session
+
+
+def test_a_session_runs_as_a_stage_beside_the_chain_from_its_start_to_its_end() -> None:
+    host, now = _Host(), dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+    runner, session = _accepted(host, now)
+    seen = []
+    for moment in (now, now, session.start - dt.timedelta(seconds=30), session.start, session.end):
+        runner.drive(session, moment)
+        seen.append(session.phase)
+    assert seen == ["WAITING", "WAITING", "AVAILABLE", "RUNNING", "COMPLETED"]
+    stage = stage_of(session)
+    assert host.calls == [("add", stage, "filter", "lc-features"), ("remove", stage)]
+    assert runner.broker.ledger.free(session.start, session.end, now) == (2, 4)  # its hold let go
+
+
+def test_a_session_whose_stage_cannot_be_added_fails_saying_why() -> None:
+    host, now = _Host(fail_on="add"), dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+    runner, session = _accepted(host, now)
+    for moment in (now, session.start - dt.timedelta(seconds=30), session.start):
+        runner.drive(session, moment)
+    assert session.phase == "FAILED"
+    assert "Kafka does not answer" in session.messages[-1]["message"]
+    assert session.options() == []
+
+
+def test_the_machine_offers_what_it_has_less_the_chain_share() -> None:
+    capacity = machine_capacity()
+    assert capacity.cores >= 0
+    assert capacity.memory_gib > 0
