@@ -4,9 +4,11 @@ start and removed at the end, FAILED with the reason when that cannot be done.""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from starling.control.sessions import SessionRunner, machine_capacity, make_broker, stage_of
+from starling.control.state import ControllerState
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.vo.execbroker.ledger import Capacity
 from starling.vo.execbroker.model import STARLING_COMPONENT
@@ -74,3 +76,17 @@ def test_the_machine_offers_what_it_has_less_the_chain_share() -> None:
     capacity = machine_capacity()
     assert capacity.cores >= 0
     assert capacity.memory_gib > 0
+
+
+def test_sessions_and_what_they_hold_are_kept_with_the_controllers_state(tmp_path: Path) -> None:
+    state = ControllerState(tmp_path / "controller.db")
+    host, now = _Host(), dt.datetime.now(dt.UTC)
+    broker = make_broker(host, Capacity(1, 4), state)
+    offerset = broker.ask({"executable": {"kind": STARLING_COMPONENT, "component": "lc-features"}}, "ada")
+    chosen = broker.update(offerset.sessions[0], ACCEPT, "ada")
+    # The controller restarts: the same sessions, and the accepted one still holds its core.
+    again = make_broker(host, Capacity(1, 4), ControllerState(tmp_path / "controller.db"))
+    restored = again.session(chosen.uuid, "ada")
+    assert (restored.phase, restored.start, restored.cores) == ("ACCEPTED", chosen.start, 1)
+    assert [again.session(s, "ada").phase for s in offerset.sessions[1:]] == ["REJECTED"] * 3
+    assert again.ledger.free(chosen.start, chosen.end, now) == (0, 3)

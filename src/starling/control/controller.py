@@ -64,7 +64,9 @@ class Controller:
         self.desired = desired
         self.autoscaler = Autoscaler(self)
         self.shaper = Shaper(self)
-        self.broker = make_broker(ControllerHost(self))  # users' own processing (ExecutionBroker)
+        self.broker = make_broker(
+            ControllerHost(self), state=state
+        )  # users' own processing (ExecutionBroker)
         self.sessions = SessionRunner(ControllerHost(self), self.broker)
         self.trials = Trials()
         self.started_at = time.time()

@@ -16,6 +16,7 @@ messages. A cancelled session's stage is removed at once.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 from pathlib import Path
@@ -110,7 +111,27 @@ def session_components(session: Session) -> list[ComponentSpec]:
     ]
 
 
-def make_broker(host: Host, capacity: Capacity | None = None) -> Broker:
+class Keeper(Protocol):
+    """Where the broker's state is kept (``ControllerState``)."""
+
+    def save_named(self, name: str, body: str) -> None: ...
+
+    def load_named(self, name: str) -> str | None: ...
+
+
+def make_broker(host: Host, capacity: Capacity | None = None, state: Keeper | None = None) -> Broker:
+    """The controller's broker; with ``state``, its sessions and what they hold are kept there (and taken
+    up again when the controller restarts)."""
+    broker = _broker(host, capacity)
+    if state is not None:
+        kept = state.load_named("execbroker")
+        if kept:
+            broker.restore(json.loads(kept))
+        broker.on_change = lambda snapshot: state.save_named("execbroker", json.dumps(snapshot))
+    return broker
+
+
+def _broker(host: Host, capacity: Capacity | None) -> Broker:
     def check(wanted: Wanted) -> list[Reason]:
         executable = wanted.executable
         if executable.kind == DOCKER_CONTAINER:

@@ -85,6 +85,20 @@ class ControllerState:
                 (desired.version, desired.model_dump_json(), time.time()),
             )
 
+    def save_named(self, name: str, body: str) -> None:
+        """Keep another part of the controller's state (the ExecutionBroker's sessions) under ``name``."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO controller_state VALUES (?, 0, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "body = excluded.body, updated = excluded.updated",
+                (name, body, time.time()),
+            )
+
+    def load_named(self, name: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT body FROM controller_state WHERE name = ?", (name,)).fetchone()
+        return str(row[0]) if row else None
+
     def put_body(self, data: bytes) -> str:
         """Keep a body (``starling.core.bodies``) under its digest, once; the digest."""
         digest = digest_of(data)

@@ -22,7 +22,7 @@ from typing import Any
 from starling.vo.execbroker.ledger import Hold, Ledger
 from starling.vo.execbroker.model import Reason, Wanted, read_request
 from starling.vo.execbroker.normalize import normalize_request, normalize_update
-from starling.vo.execbroker.sessions import FINAL, Session, message
+from starling.vo.execbroker.sessions import FINAL, LIVE, Session, message
 
 Check = Callable[[Wanted], list[Reason]]
 
@@ -64,6 +64,8 @@ class Broker:
         self.sessions: dict[str, Session] = {}
         self.offersets: dict[str, OfferSet] = {}
         self.lock = threading.RLock()
+        # Called with the broker's state (``snapshot``) after every change: where the controller keeps it.
+        self.on_change: Callable[[dict[str, Any]], None] = lambda state: None
 
     def ask(self, document: Any, owner: str) -> OfferSet:
         """Offers for an offer-set request (any dialect), held until they expire; or NO with reasons."""
@@ -80,6 +82,7 @@ class Broker:
                     reasons.append(self._nothing_free(wanted))
             created.messages = [message(r.path, r.text, now) for r in reasons]
             self.offersets[created.uuid] = created
+            self.on_change(self.snapshot())
             return created
 
     def _offer(self, wanted: Wanted, offerset: OfferSet, now: dt.datetime) -> list[Session]:
@@ -182,6 +185,7 @@ class Broker:
                         self.ledger.release(other.uuid)
             elif phase in FINAL:
                 self.ledger.release(uuid)
+            self.on_change(self.snapshot())
             return session
 
     def move(self, uuid: str, phase: str) -> None:
@@ -190,11 +194,48 @@ class Broker:
             self.sessions[uuid].phase = phase
             if phase in FINAL:
                 self.ledger.release(uuid)
+            self.on_change(self.snapshot())
 
     def _expire(self, now: dt.datetime) -> None:
-        for session in self.sessions.values():
-            if session.expire_if_due(now):
-                self.ledger.release(session.uuid)
+        expired = [s.uuid for s in self.sessions.values() if s.expire_if_due(now)]
+        for session in expired:
+            self.ledger.release(session)
+        if expired:
+            self.on_change(self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every offer set and session, as JSON-ready data (the holds follow from the sessions)."""
+        with self.lock:
+            return {
+                "offersets": [
+                    {**o.__dict__, "created": o.created.isoformat()} for o in self.offersets.values()
+                ],
+                "sessions": [s.to_data() for s in self.sessions.values()],
+            }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """The broker as ``snapshot`` left it (a controller restarted): sessions, and what they hold."""
+        with self.lock:
+            for data in state.get("offersets", []):
+                offerset = OfferSet(**{**data, "created": dt.datetime.fromisoformat(data["created"])})
+                self.offersets[offerset.uuid] = offerset
+            for data in state.get("sessions", []):
+                session = Session.from_data(data)
+                self.sessions[session.uuid] = session
+                if session.phase == "OFFERED" or session.phase in LIVE:
+                    expires = session.expires if session.phase == "OFFERED" else None
+                    self.ledger.hold(
+                        Hold(
+                            session.uuid,
+                            session.offerset,
+                            session.owner,
+                            session.cores,
+                            session.memory_gib,
+                            session.start,
+                            session.end,
+                            expires,
+                        )
+                    )
 
 
 def _name(document: Any) -> str:

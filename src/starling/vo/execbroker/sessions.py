@@ -63,6 +63,15 @@ class Session:
     def end(self) -> dt.datetime:
         return self.start + self.duration
 
+    def to_data(self) -> dict[str, Any]:
+        times = {k: getattr(self, k).isoformat() for k in ("start", "created", "expires")}
+        return {**self.__dict__, **times, "duration": self.duration.total_seconds()}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Session:
+        times = {k: dt.datetime.fromisoformat(data[k]) for k in ("start", "created", "expires")}
+        return cls(**{**data, **times, "duration": dt.timedelta(seconds=data["duration"])})
+
     def options(self) -> list[dict[str, Any]]:
         values = CLIENT_MOVES.get(self.phase, ())
         return [{"kind": ENUM_OPTION, "path": "phase", "values": list(values)}] if values else []
