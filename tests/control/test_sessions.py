@@ -9,7 +9,7 @@ from typing import Any
 
 from starling.control.sessions import SessionRunner, machine_capacity, make_broker, stage_of
 from starling.control.state import ControllerState
-from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.core.spec import ComponentSpec, PipelineSpec, StageResources
 from starling.vo.execbroker.ledger import Capacity
 from starling.vo.execbroker.model import STARLING_COMPONENT
 from tests.support.kafka import chain_spec
@@ -28,10 +28,14 @@ class _Host:
     def validate_components(self, components: list[ComponentSpec]) -> None:
         return None
 
-    def add_session_stage(self, name: str, beside: str, components: list[ComponentSpec]) -> None:
+    def add_session_stage(
+        self, name: str, beside: str, components: list[ComponentSpec], resources: StageResources
+    ) -> None:
         if self.fail_on == "add":
             raise RuntimeError("Kafka does not answer")
-        self.calls.append(("add", name, beside, components[0].use))
+        self.calls.append(
+            ("add", name, beside, components[0].use, f"{resources.cores}/{resources.memory_gib:g}")
+        )
 
     def remove_session_stage(self, name: str) -> None:
         self.calls.append(("remove", name))
@@ -58,7 +62,7 @@ def test_a_session_runs_as_a_stage_beside_the_chain_from_its_start_to_its_end() 
         seen.append(session.phase)
     assert seen == ["WAITING", "WAITING", "AVAILABLE", "RUNNING", "COMPLETED"]
     stage = stage_of(session)
-    assert host.calls == [("add", stage, "filter", "lc-features"), ("remove", stage)]
+    assert host.calls == [("add", stage, "filter", "lc-features", "1/1"), ("remove", stage)]
     assert runner.broker.ledger.free(session.start, session.end, now) == (2, 4)  # its hold let go
 
 

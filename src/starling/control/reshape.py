@@ -16,11 +16,9 @@ at the end of the chain). The handover is the same for all four:
 The stage before the segment never stops, so the stream keeps coming in; the output waits only while
 the segment and the stage after it drain and start again. Where the backend can start new stages held
 (the local backend), no process is stopped or started at the cut: the same steps are made live
-(``starling.control.rewire``), and the output waits a batch and a rebalance.
-
-Each alert passes each stage of the chain as it was when it passed, once: nothing is lost, nothing is
-taken twice (the store is idempotent, but a filter's output topic is not), and its provenance names the
-stages it passed.
+(``starling.control.rewire``), and the output waits a batch and a rebalance. Each alert passes each
+stage of the chain as it was when it passed, once: nothing is lost, nothing is taken twice (the store is
+idempotent, but a filter's output topic is not), and its provenance names the stages it passed.
 
 The first stage decodes the survey's messages and the last one's sinks deliver, so a stage is inserted
 after the first and before the last, and only a stage between two others is removed. Everything is done
@@ -40,7 +38,7 @@ from starling.control.backends.base import Backend
 from starling.control.rewire import hand_over_live
 from starling.control.rollout import StageRollout
 from starling.control.state import DesiredPipeline
-from starling.core.spec import ComponentSpec, PipelineSpec, StageSpec
+from starling.core.spec import ComponentSpec, PipelineSpec, StageResources, StageSpec
 from starling.core.stages import (
     chain_names,
     checked,
@@ -173,16 +171,22 @@ def fuse_stages(controller: Controller, name: str, following: str) -> DesiredPip
 
 
 def add_branch(
-    controller: Controller, name: str, beside: str, components: list[ComponentSpec], replicas: int = 1
+    controller: Controller,
+    name: str,
+    beside: str,
+    components: list[ComponentSpec],
+    replicas: int = 1,
+    resources: StageResources | None = None,
 ) -> DesiredPipeline:
-    """A new stage ``name`` beside the chain, reading what stage ``beside`` writes from now on. Nothing in
-    the chain stops or waits for it."""
+    """A stage ``name`` beside the chain, reading what ``beside`` writes from now on, within ``resources``."""
     with controller.lock:
         before = controller.desired
         spec = before.spec
         _name_is_free(spec, name)
         _index(chain_names(spec), beside)
-        stage = _stage(controller, name, components).model_copy(update={"beside": beside})
+        stage = _stage(controller, name, components).model_copy(
+            update={"beside": beside, "resources": resources}
+        )
         new_spec = checked(spec.model_copy(update={"stages": [*spec.stages, stage]}))
         desired = _next(before, new_spec, {**before.replicas, name: replicas})
         controller.fits(desired)

@@ -27,7 +27,7 @@ import psutil
 from starling.control import reshape
 from starling.control.loop import PeriodicLoop
 from starling.core.registry import component_class
-from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.core.spec import ComponentSpec, PipelineSpec, StageResources
 from starling.core.stages import chain_names, filtering_stage
 from starling.errors import StarlingError
 from starling.vo.execbroker.broker import Broker
@@ -50,7 +50,9 @@ class Host(Protocol):
 
     def validate_components(self, components: list[ComponentSpec]) -> None: ...
 
-    def add_session_stage(self, name: str, beside: str, components: list[ComponentSpec]) -> None: ...
+    def add_session_stage(
+        self, name: str, beside: str, components: list[ComponentSpec], resources: StageResources
+    ) -> None: ...
 
     def remove_session_stage(self, name: str) -> None: ...
 
@@ -69,8 +71,10 @@ class ControllerHost:
     def validate_components(self, components: list[ComponentSpec]) -> None:
         self.controller.validate("session", components, current=[])
 
-    def add_session_stage(self, name: str, beside: str, components: list[ComponentSpec]) -> None:
-        reshape.add_branch(self.controller, name, beside, components)
+    def add_session_stage(
+        self, name: str, beside: str, components: list[ComponentSpec], resources: StageResources
+    ) -> None:
+        reshape.add_branch(self.controller, name, beside, components, resources=resources)
 
     def remove_session_stage(self, name: str) -> None:
         reshape.remove_stage(self.controller, name)
@@ -212,7 +216,10 @@ class SessionRunner(PeriodicLoop):
                 session,
                 "RUNNING",
                 lambda: self.host.add_session_stage(
-                    stage_of(session), self._beside(session), session_components(session)
+                    stage_of(session),
+                    self._beside(session),
+                    session_components(session),
+                    StageResources(cores=session.cores, memory_gib=session.memory_gib),
                 ),
             )
         elif phase == "RUNNING" and now >= session.end:

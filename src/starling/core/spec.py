@@ -108,6 +108,16 @@ STAGE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
 EMBEDDED_STAGE = "embedded"
 
 
+class StageResources(BaseModel):
+    """What each replica of a stage may use at most (a user's session: what was offered). The local
+    backend pins it to ``cores`` CPUs and caps its data memory; Kubernetes sets requests and limits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cores: int = Field(ge=1, le=1024)
+    memory_gib: float = Field(gt=0, le=4096)
+
+
 class StageSpec(BaseModel):
     """One stage of the chain: a name and its components, by kind (run in this order)."""
 
@@ -123,6 +133,7 @@ class StageSpec(BaseModel):
     annotators: list[ComponentSpec] = Field(default_factory=list)
     filters: list[ComponentSpec] = Field(default_factory=list)
     sinks: list[ComponentSpec] = Field(default_factory=list)
+    resources: StageResources | None = None
 
     @property
     def components(self) -> list[ComponentSpec]:

@@ -156,6 +156,10 @@ def worker_deployment(
     ``spec``, the pipeline, decides the distribute stage's volumes and strategy (without it: SQLite's)."""
     component = f"worker-{stage}"
     container = _worker_container(stage, settings)
+    resources = next((s.resources for s in spec.stages if s.name == stage), None) if spec else None
+    if resources is not None:  # a user's session: what was offered, requested and enforced
+        amount = {"cpu": str(resources.cores), "memory": f"{int(resources.memory_gib * 1024)}Mi"}
+        container["resources"] = {"requests": amount, "limits": amount}
     volumes = [_pipeline_volume()]
     strategy: dict[str, Any] = {
         "type": "RollingUpdate",

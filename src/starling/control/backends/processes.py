@@ -100,6 +100,7 @@ class LocalChain:
         port_file.unlink(missing_ok=True)
         log_path = self.output_dir / "logs" / f"{stage}-{replica}.log"
         command = [
+            *self._limits(stage),
             sys.executable,
             "-m",
             "starling",
@@ -119,6 +120,20 @@ class LocalChain:
         worker = WorkerProcess(stage, replica, process, port_file, log_path, self.token)
         self.workers = [w for w in self.workers if (w.stage, w.replica) != (stage, replica)] + [worker]
         return worker
+
+    def _limits(self, stage: str) -> list[str]:
+        """What a stage with resources runs under: pinned to its cores (the machine's last ones, away from
+        the chain's first), its data memory capped (util-linux's ``taskset`` and ``prlimit``, which exec the
+        worker: it keeps their process)."""
+        try:
+            resources = self.spec.stage(stage).resources
+        except KeyError:  # a stage a reshape is about to add: its own file says
+            return []
+        if resources is None:
+            return []
+        cpus = sorted(os.sched_getaffinity(0))[-resources.cores :]
+        data = int(resources.memory_gib * 1024**3)
+        return ["prlimit", f"--data={data}", "--", "taskset", "-c", ",".join(map(str, cpus))]
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
