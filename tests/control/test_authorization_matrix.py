@@ -137,13 +137,14 @@ def _objects_of_the_owner(controller: ControllerProcess, owner: dict[str, str]) 
     httpx.put(f"{url}/watchlists/ada-l", headers=owner, json=BODIES[("put", "/watchlists/{name}")])
     httpx.put(f"{url}/watchmaps/ada-m", headers=owner, json=BODIES[("put", "/watchmaps/{name}")])
     made = httpx.post(f"{url}/tokens", headers=controller.operator, json={"role": "user", "user": "ada"})
-    # Her offer set, and its first offer (a session).
-    asked = httpx.post(
-        f"{url}/offersets",
-        headers={**owner, "Accept": "application/json"},
-        json=BODIES[("post", "/offersets")],
-    ).json()
-    OWNED["offersets"], OWNED["sessions"] = asked["meta"]["uuid"], asked["offers"][0]["meta"]["uuid"]
+    if "offersets" not in OWNED:  # her offer set and its first offer (a session), once: offers hold capacity
+        asked = httpx.post(
+            f"{url}/offersets",
+            headers={**owner, "Accept": "application/json"},
+            json=BODIES[("post", "/offersets")],
+        ).json()
+        assert asked["result"] == "YES", asked
+        OWNED["offersets"], OWNED["sessions"] = asked["meta"]["uuid"], asked["offers"][0]["meta"]["uuid"]
     return str(made.json()["id"])
 
 

@@ -83,6 +83,10 @@ def test_yaml_by_default_json_when_asked(served: Any) -> None:
         (_request("no-such-component"), "executable.component"),
         (_request("replay"), "is a source"),
         (_request(beside="distribute"), "executable.beside"),
+        (_request("store"), "a session writes only files of its own"),
+        (_request("files", {"directory": "/etc"}), "executable.config.directory"),
+        (_request("files", {"directory": "../up"}), "executable.config.directory"),
+        (_request("watchlists"), "kept in the chain's first stage"),
         (
             {"executable": {"kind": DOCKER_CONTAINER, "image": {"locations": ["docker.io/x"]}}},
             "no container engine",
@@ -134,3 +138,25 @@ def test_a_user_sees_only_their_own(served: Any) -> None:
     assert session not in [s["meta"]["uuid"] for s in client.get("/sessions", headers=bob).json()]
     assert client.post("/offersets", json=_request()).status_code == 401
     assert httpx.codes.is_success(client.get("/sessions", headers=bob).status_code)
+
+
+def test_bodies_that_could_harm_the_controller_are_refused(served: Any) -> None:
+    client, users = served
+    bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
+    aliased = client.post(
+        "/offersets", content=bomb, headers={**users["ada"], "Content-Type": "application/yaml"}
+    )
+    assert aliased.status_code == 400
+    assert "aliases" in aliased.text
+    deep = "[" * 200 + "]" * 200
+    nested = client.post("/offersets", content='{"executable": ' + deep + "}", headers=users["ada"])
+    assert nested.status_code == 400
+    weird = {
+        "executable": {"kind": ["not", "a", "string"]},
+        "schedule": {"requested": {"duration": "P99999999999D"}},
+    }
+    answer = client.post("/offersets", json=weird, headers={**users["ada"], "Accept": "application/json"})
+    assert answer.status_code == 200
+    texts = [m["message"] for m in answer.json()["meta"]["messages"]]
+    assert any("a kind is a URI" in t for t in texts), texts
+    assert any("schedule.requested.duration" in t for t in texts), texts

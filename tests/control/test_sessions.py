@@ -9,7 +9,7 @@ from typing import Any
 
 from starling.control.sessions import SessionRunner, machine_capacity, make_broker, stage_of
 from starling.control.state import ControllerState
-from starling.core.spec import ComponentSpec, PipelineSpec, StageResources
+from starling.core.spec import ComponentSpec, PipelineSpec, StageResources, StageSpec
 from starling.vo.execbroker.ledger import Capacity
 from starling.vo.execbroker.model import STARLING_COMPONENT
 from tests.support.kafka import chain_spec
@@ -36,9 +36,13 @@ class _Host:
         self.calls.append(
             ("add", name, beside, components[0].use, f"{resources.cores}/{resources.memory_gib:g}")
         )
+        stage = StageSpec(name=name, beside=beside)
+        self.pipeline = self.pipeline.model_copy(update={"stages": [*self.pipeline.stages, stage]})
 
     def remove_session_stage(self, name: str) -> None:
         self.calls.append(("remove", name))
+        stages = [s for s in self.pipeline.stages if s.name != name]
+        self.pipeline = self.pipeline.model_copy(update={"stages": stages})
 
 
 def _accepted(host: _Host, now: dt.datetime) -> tuple[SessionRunner, Any]:
@@ -94,3 +98,35 @@ def test_sessions_and_what_they_hold_are_kept_with_the_controllers_state(tmp_pat
     assert (restored.phase, restored.start, restored.cores) == ("ACCEPTED", chosen.start, 1)
     assert [again.session(s, "ada").phase for s in offerset.sessions[1:]] == ["REJECTED"] * 3
     assert again.ledger.free(chosen.start, chosen.end, now) == (0, 3)
+
+
+def test_a_cancel_while_its_stage_starts_wins_and_the_stage_is_removed() -> None:
+    host, now = _Host(), dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+    runner, session = _accepted(host, now)
+    cancel = {"kind": "uri:enum-value-update", "path": "phase", "value": "CANCELLED"}
+    runner.drive(session, now)
+    runner.drive(session, session.start - dt.timedelta(seconds=30))
+
+    def add_then_cancelled(*args: Any) -> None:  # the user cancels while the stage is being added
+        host.calls.append(("add", args[0]))
+        host.pipeline = host.pipeline.model_copy(
+            update={"stages": [*host.pipeline.stages, StageSpec(name=args[0], beside="filter")]}
+        )
+        runner.broker.update(session.uuid, cancel, "ada")
+
+    host.add_session_stage = add_then_cancelled  # type: ignore[method-assign]
+    runner.drive(session, session.start)
+    assert session.phase == "CANCELLED"  # not RUNNING: the cancel is not undone
+    runner.drive(session, session.start + dt.timedelta(seconds=1))
+    assert host.calls[-1] == ("remove", stage_of(session))
+
+
+def test_a_session_whose_window_passed_while_the_controller_was_away_fails() -> None:
+    host, now = _Host(), dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+    runner, session = _accepted(host, now)
+    runner.drive(session, now)
+    runner.drive(session, session.start - dt.timedelta(seconds=30))
+    runner.drive(session, session.end + dt.timedelta(minutes=1))
+    assert session.phase == "FAILED"
+    assert "window passed" in session.messages[-1]["message"]
+    assert host.calls == []

@@ -117,6 +117,18 @@ def test_every_example_update_reads_as_a_phase_update(samples: Path) -> None:
         (_component(schedule={"requested": {"duration": "one hour"}}), "schedule.requested.duration"),
         ({"executable": {"kind": DOCKER_CONTAINER, "image": {"locations": ["x"]}}}, "no container engine"),
         ({**_component(), "surprise": 1}, "surprise: unknown field"),
+        (
+            _component(schedule={"requested": {"duration": "P8D"}}),
+            "schedule.requested.duration: at most 7 days",
+        ),
+        (
+            _component(schedule={"requested": {"start": ["9999-12-31T00:00:00Z/P2D"]}}),
+            "schedule.requested.start[0]: '9999-12-31T00:00:00Z/P2D' is not an ISO 8601 interval",
+        ),
+        (
+            _component(schedule={"requested": {"start": ["2027-06-01T00:00:00Z/P1D"]}}),
+            "schedule.requested.start[0]: at most 30 days ahead",
+        ),
     ],
 )
 def test_a_request_that_cannot_be_offered_gets_no_saying_why(request_: dict[str, Any], reason: str) -> None:
@@ -167,7 +179,7 @@ def test_every_offer_keeps_its_promises(
     for offer in offers:
         assert low <= offer.cores <= low + extra
         assert memory_low <= offer.memory_gib <= memory_low + memory_extra
-        assert offer.expires > offer.created
+        assert offer.created < offer.expires <= offer.start  # never accepted after it began
         assert offer.duration == dt.timedelta(minutes=minutes)
         if starts:
             assert any(b <= offer.start <= e for b, e in starts), (offer.start, starts)
@@ -240,3 +252,11 @@ def test_accepting_one_offer_rejects_its_siblings_and_frees_them_cancelling_free
     broker.move(done.uuid, "COMPLETED")
     assert broker.ledger.free(done.start, done.end, NOW) == (4, 8)
     assert done.options() == []
+
+
+def test_one_user_cannot_hold_the_broker_with_open_offers() -> None:
+    broker = _broker(cores=64, memory=256)
+    answers = [broker.ask(_component((1, 1), (1, 1)), "ada") for _ in range(5)]
+    assert [a.result for a in answers] == ["YES"] * 4 + ["NO"]  # 16 open offers at most
+    assert "accept or reject some" in _texts(broker, answers[-1])[0]
+    assert broker.ask(_component((1, 1), (1, 1)), "bob").result == "YES"  # others are not held up

@@ -148,7 +148,8 @@ def _wire(
     for stage in readers:
         body = {"pipeline": pipeline, "pipeline_version": version, "start": format_start(starts[stage])}
         for worker in backend.workers(stage):
-            if worker.request("POST", "/wiring", body, 10.0) is None:
+            # A few tries: a replica left paused without its wiring would hold its partitions.
+            if not _wire_one(worker, body):
                 log.error("%s#%d did not take its wiring (version %d)", stage, worker.replica, version)
     deadline = time.monotonic() + WIRING_TIMEOUT_S
     for stage in readers:
@@ -165,6 +166,15 @@ def _wire(
             wait_committed(kafka, kafka.group(stage), starts[stage], max(1.0, deadline - time.monotonic()))
         except OutageError as exc:
             log.warning("%s: %s (its first batches will commit them)", stage, exc)
+
+
+def _wire_one(worker: WorkerClient, body: dict[str, object], tries: int = 5) -> bool:
+    for attempt in range(tries):
+        if worker.request("POST", "/wiring", body, 10.0) is not None:
+            return True
+        if attempt < tries - 1:
+            time.sleep(0.5)
+    return False
 
 
 def _runs(worker: WorkerClient, version: int) -> bool:

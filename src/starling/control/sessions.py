@@ -19,8 +19,9 @@ import datetime as dt
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import psutil
 
@@ -28,7 +29,7 @@ from starling.control import reshape
 from starling.control.loop import PeriodicLoop
 from starling.core.registry import component_class
 from starling.core.spec import ComponentSpec, PipelineSpec, StageResources
-from starling.core.stages import chain_names, filtering_stage
+from starling.core.stages import USERS_ANNOTATORS, chain_names, filtering_stage
 from starling.errors import StarlingError
 from starling.vo.execbroker.broker import Broker
 from starling.vo.execbroker.ledger import Capacity, Ledger
@@ -37,9 +38,14 @@ from starling.vo.execbroker.sessions import LIVE, PREPARATION, Session, message
 
 log = logging.getLogger("starling.sessions")
 
+# Sessions over whose stage may still run (a removal failed, or a controller restarted): removed until gone.
+_CLEARED = ("RELEASING", "CANCELLED", "FAILED")
+
 # Kept for the chain's own stages: what users' sessions may never take.
 CHAIN_SHARE = Capacity(cores=1, memory_gib=2)
 _GIB = 1024**3
+# The one sink a session may run: files of its own, in ``sessions/<its stage>/``.
+SESSION_SINK = "files"
 
 
 class Host(Protocol):
@@ -105,12 +111,14 @@ def stage_of(session: Session) -> str:
 
 
 def session_components(session: Session) -> list[ComponentSpec]:
+    """The session's component, its files (if it writes any) in a folder of its own."""
     executable = session.executable
+    config = dict(executable.get("config", {}))
+    if executable["component"] == SESSION_SINK:
+        config["directory"] = str(Path("sessions") / stage_of(session) / config.get("directory", "matches"))
     return [
         ComponentSpec(
-            use=executable["component"],
-            name=f"{stage_of(session)}-{executable['component']}",
-            config=executable.get("config", {}),
+            use=executable["component"], name=f"{stage_of(session)}-{executable['component']}", config=config
         )
     ]
 
@@ -156,11 +164,16 @@ def _component_reasons(host: Host, executable: StarlingComponent) -> list[Reason
         kind = component_class(executable.component).kind
     except StarlingError as exc:
         return [Reason(path="executable.component", text=str(exc))]
-    if kind == "source":
+    refused = _refused(executable, kind)
+    if refused:
+        return [Reason(path="executable.component", text=refused)]
+    directory = str(executable.config.get("directory", ""))
+    if executable.component == SESSION_SINK and (
+        Path(directory).is_absolute() or ".." in Path(directory).parts
+    ):
         return [
             Reason(
-                path="executable.component",
-                text=f"{executable.component} is a source: it cannot run in a stage",
+                path="executable.config.directory", text="a folder of the session's own: relative, no '..'"
             )
         ]
     chain = chain_names(host.pipeline)
@@ -187,6 +200,20 @@ def _component_reasons(host: Host, executable: StarlingComponent) -> list[Reason
     return []
 
 
+def _refused(executable: StarlingComponent, kind: str) -> str | None:
+    """Why a session may not run this component: a source feeds the chain; a sink other than files
+    would write the broker's store or deliver for others; users' lists live in the chain's first stage."""
+    if kind == "source":
+        return f"{executable.component} is a source: it cannot run in a stage"
+    if kind == "sink" and executable.component != SESSION_SINK:
+        return (
+            f"a session writes only files of its own ({SESSION_SINK}); {executable.component} is the broker's"
+        )
+    if executable.component in USERS_ANNOTATORS:
+        return f"{executable.component} is kept in the chain's first stage: use /{executable.component}"
+    return None
+
+
 class SessionRunner(PeriodicLoop):
     """Moves accepted sessions through their scheduled phases, adding and removing their stages."""
 
@@ -198,46 +225,67 @@ class SessionRunner(PeriodicLoop):
     def step(self) -> None:
         now = self.broker.clock()
         with self.broker.lock:
-            due = [s for s in self.broker.sessions.values() if s.phase in (*LIVE, "CANCELLED")]
+            due = [s for s in self.broker.sessions.values() if s.phase in (*LIVE, *_CLEARED)]
         for session in due:
             self.drive(session, now)
 
     def drive(self, session: Session, now: dt.datetime) -> None:
-        phase = session.phase
+        """One look at ``session``: move it on if its time has come. Each move is made only from the phase
+        it was seen in, so a client's cancel meanwhile wins (its stage is then removed)."""
+        phase, uuid = session.phase, session.uuid
         if phase == "ACCEPTED":
-            self.broker.move(session.uuid, "WAITING")
+            self.broker.move(uuid, "WAITING", only_from=(phase,))
         elif phase == "WAITING" and now >= session.start - PREPARATION:
-            self.broker.move(session.uuid, "PREPARING")
-            self.broker.move(
-                session.uuid, "AVAILABLE"
-            )  # a stage needs nothing staged: it starts at its start
+            # A stage needs nothing staged: it is ready at once, and starts at its start.
+            if self.broker.move(uuid, "PREPARING", only_from=(phase,)):
+                self.broker.move(uuid, "AVAILABLE", only_from=("PREPARING",))
+        elif phase == "AVAILABLE" and now >= session.end:
+            self._fail(session, "its window passed before it could start (the controller was away)")
         elif phase == "AVAILABLE" and now >= session.start:
+            resources = StageResources(cores=session.cores, memory_gib=session.memory_gib)
             self._act(
                 session,
+                phase,
                 "RUNNING",
                 lambda: self.host.add_session_stage(
-                    stage_of(session),
-                    self._beside(session),
-                    session_components(session),
-                    StageResources(cores=session.cores, memory_gib=session.memory_gib),
+                    stage_of(session), self._beside(session), session_components(session), resources
                 ),
             )
         elif phase == "RUNNING" and now >= session.end:
-            self.broker.move(session.uuid, "RELEASING")
-            self._act(session, "COMPLETED", lambda: self.host.remove_session_stage(stage_of(session)))
-        elif phase == "CANCELLED" and stage_of(session) in [s.name for s in self.host.pipeline.stages]:
-            self._act(session, "CANCELLED", lambda: self.host.remove_session_stage(stage_of(session)))
+            if self.broker.move(uuid, "RELEASING", only_from=(phase,)):
+                self._release(session)
+        elif phase == "RELEASING":  # a controller restarted while it released
+            self._release(session)
+        elif phase in _CLEARED and self._has_stage(session):
+            try:  # until its stage is gone: the user's code runs no longer than its session
+                self.host.remove_session_stage(stage_of(session))
+            except Exception:
+                log.exception("session %s: its stage could not be removed; trying again", uuid)
+
+    def _release(self, session: Session) -> None:
+        if not self._has_stage(session):
+            self.broker.move(session.uuid, "COMPLETED", only_from=("RELEASING",))
+            return
+        self._act(
+            session, "RELEASING", "COMPLETED", lambda: self.host.remove_session_stage(stage_of(session))
+        )
+
+    def _has_stage(self, session: Session) -> bool:
+        return stage_of(session) in [s.name for s in self.host.pipeline.stages]
 
     def _beside(self, session: Session) -> str:
         return str(session.executable.get("beside") or filtering_stage(self.host.pipeline))
 
-    def _act(self, session: Session, then: str, action: Any) -> None:
+    def _act(self, session: Session, seen: str, then: str, action: Callable[[], object]) -> None:
         try:
             action()
         except Exception as exc:  # the session fails; the broker goes on for everyone else
             log.exception("session %s: %s", session.uuid, exc)
-            with self.broker.lock:
-                session.messages.append(message("phase", f"failed: {exc}", self.broker.clock()))
-            self.broker.move(session.uuid, "FAILED")
+            self._fail(session, f"failed: {exc}")
             return
-        self.broker.move(session.uuid, then)
+        self.broker.move(session.uuid, then, only_from=(seen,))
+
+    def _fail(self, session: Session, reason: str) -> None:
+        with self.broker.lock:
+            session.messages.append(message("phase", reason, self.broker.clock()))
+        self.broker.move(session.uuid, "FAILED")

@@ -100,7 +100,11 @@ def test_a_users_component_runs_beside_the_chain_from_its_start_to_its_end(
         # no gap on each partition, ending where its group committed last.
         taken = [
             json.loads(line)["alert_id"]
-            for line in (tmp_path / "ada-session" / "everything.jsonl").read_text().splitlines()
+            for line in (
+                tmp_path / "sessions" / f"s-{offer['meta']['uuid'][:8]}" / "ada-session" / "everything.jsonl"
+            )
+            .read_text()
+            .splitlines()
         ]
         assert len(taken) == len(set(taken)) > 100
         filtered = spec.kafka.topic("filtered")

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from starling.control.api.auth import ANYONE, Anyone
 from starling.control.api.common import AUTH_RESPONSES, Responses, problem, refuse
@@ -54,7 +55,8 @@ async def ask(request: Request, controller: Control, who: Anyone) -> Response:
     """Offers to run what the request asks (YES), or NO with the reasons; the offers hold what they offer
     until they expire."""
     document = _read(await request.body(), request.headers.get("content-type", ""))
-    offerset = controller.broker.ask(document, who.user)
+    # Off the event loop: checking a component builds it (a user's config), under the broker's lock.
+    offerset = await run_in_threadpool(controller.broker.ask, document, who.user)
     found, offers = controller.broker.offerset(offerset.uuid, who.user)
     body = render_offerset(found.uuid, found.name, found.created, offers, found.messages, _base(request))
     response = _answer(body, request)
@@ -110,7 +112,7 @@ async def update(uuid: str, request: Request, controller: Control, who: Anyone) 
     """Accept, reject or cancel (the session's options say which, now)."""
     document = _read(await request.body(), request.headers.get("content-type", ""))
     try:
-        changed = controller.broker.update(uuid, document, who.user)
+        changed = await run_in_threadpool(controller.broker.update, uuid, document, who.user)
     except NotFoundError as exc:
         refuse(404, str(exc))
     except IllegalUpdateError as exc:
@@ -124,22 +126,50 @@ def _read(body: bytes, content_type: str) -> Any:
         refuse(400, "a request body is required (JSON or YAML)")
     try:
         document = _parsed(body.decode(), content_type)
-    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError) as exc:
         refuse(400, f"the body is neither JSON nor YAML: {exc}")
     if not isinstance(document, dict):
         refuse(400, f"the body must be a mapping of fields, not {type(document).__name__}")
+    if _depth(document) > MAX_DEPTH:
+        refuse(400, f"the body nests deeper than {MAX_DEPTH} levels")
     return document
+
+
+MAX_DEPTH = 32
+
+
+def _depth(document: Any) -> int:
+    """How deep mappings and lists nest in ``document`` (counted without recursion)."""
+    deepest, todo = 0, [(document, 1)]
+    while todo:
+        value, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+        todo.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+class _PlainYaml(yaml.SafeLoader):
+    """YAML without anchors and aliases: a request never needs them, and an alias bomb would expand
+    without end in the controller."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("YAML aliases (*name) are not accepted")
+        return super().compose_node(parent, index)
 
 
 def _parsed(text: str, content_type: str) -> Any:
     if "json" in content_type:
         return json.loads(text)
     if "yaml" in content_type:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_PlainYaml)
     try:
         return json.loads(text)
     except ValueError:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_PlainYaml)
 
 
 def _answer(body: Any, request: Request) -> Response:

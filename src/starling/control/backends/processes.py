@@ -158,7 +158,7 @@ class LocalChain:
     def settled_count(self) -> int:
         """Messages that have gone all the way: stored, or refused as dead letters on the way."""
         done = sum(int(s["messages_in"]) for s in self.statuses(chain_names(self.spec)[-1]))
-        for stage in stage_names(self.spec):
+        for stage in chain_names(self.spec):
             done += sum(int(s["components"]["decode"]["failed"]) for s in self.statuses(stage))
         return done
 

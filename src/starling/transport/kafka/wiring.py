@@ -128,12 +128,15 @@ class RewirableStage(LiveRuntime):
                 with self._config_lock:
                     wiring, self._wiring = self._wiring, None
                 if wiring is not None:
-                    rewind(self._consumer(), held)
+                    assigned = set(self.assigned)  # (a message of a partition revoked meanwhile is not ours)
+                    rewind(self._consumer(), [m for m in held if (m.topic(), m.partition()) in assigned])
                     held = []
                     self._apply_wiring(wiring)
                     self._paused.clear()
         finally:
-            self._holding.clear()
+            with self._config_lock:  # a wiring that comes now is refused, never kept for a later pause
+                self._holding.clear()
+                self._wiring = None
         self._consumer().resume([TopicPartition(t, p) for t, p in self.assigned])
         return held
 
@@ -152,6 +155,9 @@ class RewirableStage(LiveRuntime):
         offsets = parse_start(start)
         self.propose_components(spec.stage(self.stage).components, pipeline_version)
         with self._config_lock:
+            if not self._holding.is_set():  # the hold ended meanwhile: nothing of it may apply later
+                self._pending = None
+                raise ConfigError(f"{self.stage} stopped holding before its wiring came")
             self._wiring = Wiring(spec, pipeline_version, offsets)
 
     def _apply_wiring(self, wiring: Wiring) -> None:

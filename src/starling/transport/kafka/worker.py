@@ -154,7 +154,10 @@ class StageWorker(RewirableStage):
                     self._committed[tp.topic, tp.partition] = tp.offset
             self._committed.update(begin_at(consumer, partitions, committed, self._start))
         except KafkaException:
-            pass  # the lag of these partitions is counted from their start until the first commit
+            # The lag of these partitions is counted from their start until the first commit; a partition
+            # with a start (a reshape's) begins there, rather than where a group with nothing committed would.
+            for tp in partitions:
+                tp.offset = self._start.get((tp.topic, tp.partition), tp.offset)
         consumer.incremental_assign(partitions)
         if self._paused.is_set():  # a partition given to a paused worker stays paused
             consumer.pause(partitions)

@@ -25,6 +25,8 @@ from starling.vo.execbroker.normalize import normalize_request, normalize_update
 from starling.vo.execbroker.sessions import FINAL, LIVE, Session, message
 
 Check = Callable[[Wanted], list[Reason]]
+# Offers one user may hold open at once (each holds capacity until it expires).
+MAX_OPEN_OFFERS = 16
 
 
 @dataclass
@@ -76,6 +78,13 @@ class Broker:
             if wanted is not None:
                 reasons += self.check(wanted)
             created = OfferSet(str(uuids.uuid4()), owner, wanted.name if wanted else _name(document), now, [])
+            open_offers = sum(s.owner == owner and s.phase == "OFFERED" for s in self.sessions.values())
+            if open_offers >= MAX_OPEN_OFFERS:  # one user cannot hold the whole broker with offers
+                reasons.append(
+                    Reason(
+                        path="(request)", text=f"you hold {open_offers} open offers: accept or reject some"
+                    )
+                )
             if wanted is not None and not reasons:
                 created.sessions = [s.uuid for s in self._offer(wanted, created, now)]
                 if not created.sessions:
@@ -105,7 +114,7 @@ class Broker:
                 start=start,
                 duration=wanted.duration,
                 created=now,
-                expires=now + self.offer_life,
+                expires=min(now + self.offer_life, start),  # never accepted after it began
             )
             hold = Hold(
                 session.uuid,
@@ -188,13 +197,17 @@ class Broker:
             self.on_change(self.snapshot())
             return session
 
-    def move(self, uuid: str, phase: str) -> None:
-        """The service moves a session on (its scheduled phases); a final phase lets its hold go."""
+    def move(self, uuid: str, phase: str, only_from: tuple[str, ...] = ()) -> bool:
+        """The service moves a session on (its scheduled phases), only from ``only_from`` if given (a
+        client's cancel meanwhile wins); a final phase lets its hold go. Whether it moved."""
         with self.lock:
+            if only_from and self.sessions[uuid].phase not in only_from:
+                return False
             self.sessions[uuid].phase = phase
             if phase in FINAL:
                 self.ledger.release(uuid)
             self.on_change(self.snapshot())
+            return True
 
     def _expire(self, now: dt.datetime) -> None:
         expired = [s.uuid for s in self.sessions.values() if s.expire_if_due(now)]

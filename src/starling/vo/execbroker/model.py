@@ -145,6 +145,9 @@ _M = TypeVar("_M", bound=BaseModel)
 DEFAULT_CORES = (1, 1)
 DEFAULT_MEMORY_GIB = (1, 1)
 DEFAULT_DURATION = dt.timedelta(hours=1)
+# How long a session may last, and how far ahead it may start: no one books the broker for years.
+MAX_DURATION = dt.timedelta(days=7)
+MAX_HORIZON = dt.timedelta(days=30)
 
 
 def read_request(document: Any, now: dt.datetime) -> tuple[Wanted | None, list[Reason]]:
@@ -172,11 +175,12 @@ def read_request(document: Any, now: dt.datetime) -> tuple[Wanted | None, list[R
         _interval(text, f"schedule.requested.start[{i}]", reasons)
         for i, text in enumerate(requested.start if requested else [])
     ]
-    for index, (_begin, end) in enumerate(s for s in starts if s is not None):
+    for index, (begin, end) in enumerate(s for s in starts if s is not None):
+        where = f"schedule.requested.start[{index}]"
         if end <= now:
-            reasons.append(
-                Reason(path=f"schedule.requested.start[{index}]", text="the interval is in the past")
-            )
+            reasons.append(Reason(path=where, text="the interval is in the past"))
+        elif begin > now + MAX_HORIZON:
+            reasons.append(Reason(path=where, text=f"at most {MAX_HORIZON.days} days ahead"))
     if reasons or executable is None:
         return None, reasons
     name = request.meta.name if request.meta and request.meta.name else "no-name"
@@ -200,6 +204,8 @@ def _executable(
 
 def _unsupported(item: dict[str, Any], path: str) -> list[Reason]:
     kind = item.get("kind")
+    if not isinstance(kind, str):
+        return [Reason(path=f"{path}.kind", text="a kind is a URI (a string)")]
     if kind in UNSUPPORTED_KINDS:
         return [Reason(path=f"{path}.kind", text=f"{UNSUPPORTED_KINDS[kind]} are not supported here")]
     return [Reason(path=f"{path}.kind", text=f"unknown kind {kind!r}")]
@@ -239,7 +245,10 @@ def parse_duration(text: str) -> dt.timedelta | None:
     if found is None or text in ("P", "PT") or text.endswith("T"):
         return None
     days, hours, minutes, seconds = (float(part) if part else 0.0 for part in found.groups())
-    return dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        return dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:
+        return None
 
 
 def _duration(text: str | None, reasons: list[Reason]) -> dt.timedelta:
@@ -250,6 +259,9 @@ def _duration(text: str | None, reasons: list[Reason]) -> dt.timedelta:
         reasons.append(
             Reason(path="schedule.requested.duration", text=f"{text!r} is not an ISO 8601 duration above 0")
         )
+        return DEFAULT_DURATION
+    if duration > MAX_DURATION:
+        reasons.append(Reason(path="schedule.requested.duration", text=f"at most {MAX_DURATION.days} days"))
         return DEFAULT_DURATION
     return duration
 
@@ -269,7 +281,10 @@ def _interval(text: str, path: str, reasons: list[Reason]) -> tuple[dt.datetime,
     end = parse_instant(end_text) if end_text and not end_text.startswith("P") else None
     if begin is not None and end is None and end_text.startswith("P"):
         length = parse_duration(end_text)
-        end = begin + length if length is not None else None
+        try:
+            end = begin + length if length is not None and length <= MAX_HORIZON else None
+        except OverflowError:  # past the year 9999
+            end = None
     if begin is None or end is None or end < begin:
         reasons.append(
             Reason(path=path, text=f"{text!r} is not an ISO 8601 interval (start/end or start/duration)")
