@@ -52,6 +52,7 @@ from starling.transport.kafka.clients import GroupLag, ensure_topics
 from starling.transport.kafka.handover import (
     end_offsets,
     group_position,
+    listed_end_offsets,
     set_group_position,
     wait_group_empty,
 )
@@ -339,14 +340,7 @@ def _hand_over(
     ensure_topics(kafka, [output_topic(new_spec, stage) for stage in readers[:-1]])
     set_group_position(kafka, kafka.group(readers[0]), start)
     for upstream, downstream in pairwise(readers):
-        topic = output_topic(new_spec, upstream)
-        written = end_offsets(kafka, [topic])
-        deadline = time.monotonic() + 30.0
-        while len(written) < kafka.partitions:  # a topic just made: the metadata lists it in a moment
-            if time.monotonic() > deadline:
-                raise OutageError(f"Kafka does not list the {kafka.partitions} partitions of {topic}")
-            time.sleep(0.2)
-            written = end_offsets(kafka, [topic])
+        written = listed_end_offsets(kafka, output_topic(new_spec, upstream))
         set_group_position(kafka, kafka.group(downstream), written)
 
 

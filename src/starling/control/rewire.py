@@ -30,7 +30,7 @@ from starling.core.spec import PipelineSpec
 from starling.core.stages import output_topic, stage_layout
 from starling.errors import OutageError
 from starling.transport.kafka.clients import ensure_topics
-from starling.transport.kafka.handover import Offsets, end_offsets, group_position, wait_committed
+from starling.transport.kafka.handover import Offsets, group_position, listed_end_offsets, wait_committed
 from starling.transport.kafka.wiring import format_start
 
 log = logging.getLogger("starling.reshape")
@@ -105,15 +105,7 @@ def _starts(spec: PipelineSpec, new_spec: PipelineSpec, first: str, readers: lis
         )
     }
     for upstream, downstream in pairwise(readers):
-        topic = output_topic(new_spec, upstream)
-        written = end_offsets(kafka, [topic])
-        deadline = time.monotonic() + 30.0
-        while len(written) < kafka.partitions:  # a topic just made: the metadata lists it in a moment
-            if time.monotonic() > deadline:
-                raise OutageError(f"Kafka does not list the {kafka.partitions} partitions of {topic}")
-            time.sleep(0.1)
-            written = end_offsets(kafka, [topic])
-        starts[downstream] = written
+        starts[downstream] = listed_end_offsets(kafka, output_topic(new_spec, upstream))
     return starts
 
 

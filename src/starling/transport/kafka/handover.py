@@ -78,6 +78,17 @@ def end_offsets(settings: KafkaSettings, topics: list[str], timeout_s: float = 3
         consumer.close()
 
 
+def listed_end_offsets(settings: KafkaSettings, topic: str, timeout_s: float = 30.0) -> Offsets:
+    """The end of every partition of ``topic``, once Kafka's metadata lists them all (a topic just made is
+    listed a moment later); OutageError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while len(written := end_offsets(settings, [topic])) < settings.partitions:
+        if time.monotonic() > deadline:
+            raise OutageError(f"Kafka does not list the {settings.partitions} partitions of {topic}")
+        time.sleep(0.1)
+    return written
+
+
 def wait_group_empty(settings: KafkaSettings, group: str, timeout_s: float = 60.0) -> None:
     """Wait until ``group`` has no member (its replicas have left): only then is what it committed final.
     OutageError after ``timeout_s``."""
