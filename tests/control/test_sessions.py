@@ -10,8 +10,9 @@ from typing import Any
 from starling.control.sessions import SessionRunner, machine_capacity, make_broker, stage_of
 from starling.control.state import ControllerState
 from starling.core.spec import ComponentSpec, PipelineSpec, StageResources, StageSpec
+from starling.deploy.sessions import ContainerRun
 from starling.vo.execbroker.ledger import Capacity
-from starling.vo.execbroker.model import STARLING_COMPONENT
+from starling.vo.execbroker.model import DOCKER_CONTAINER, STARLING_COMPONENT
 from tests.support.kafka import chain_spec
 
 ACCEPT = {"kind": "uri:enum-value-update", "path": "phase", "value": "ACCEPTED"}
@@ -20,16 +21,18 @@ ACCEPT = {"kind": "uri:enum-value-update", "path": "phase", "value": "ACCEPTED"}
 class _Host:
     """Records the stages sessions add and remove (a stand-in for the controller in this unit test)."""
 
-    def __init__(self, fail_on: str | None = None) -> None:
+    def __init__(self, fail_on: str | None = None, containers: bool = False) -> None:
         self.pipeline: PipelineSpec = chain_spec("127.0.0.1:1", "sessions", 10)
         self.calls: list[tuple[str, ...]] = []
         self.fail_on = fail_on
+        self.runs_containers = containers
+        self.gives_identities = containers
 
     def validate_components(self, components: list[ComponentSpec]) -> None:
         return None
 
     def add_session_stage(
-        self, name: str, beside: str, components: list[ComponentSpec], resources: StageResources
+        self, name: str, owner: str, beside: str, components: list[ComponentSpec], resources: StageResources
     ) -> None:
         if self.fail_on == "add":
             raise RuntimeError("Kafka does not answer")
@@ -39,10 +42,18 @@ class _Host:
         stage = StageSpec(name=name, beside=beside)
         self.pipeline = self.pipeline.model_copy(update={"stages": [*self.pipeline.stages, stage]})
 
-    def remove_session_stage(self, name: str) -> None:
+    def add_session_container(self, run: ContainerRun, owner: str, beside: str) -> None:
+        self.calls.append(("container", run.stage, beside, run.image, " ".join(run.command or [])))
+        self.containers = [run.stage]
+
+    def remove_session(self, name: str, owner: str) -> None:
         self.calls.append(("remove", name))
         stages = [s for s in self.pipeline.stages if s.name != name]
         self.pipeline = self.pipeline.model_copy(update={"stages": stages})
+        self.containers = []
+
+    def has_session(self, name: str) -> bool:
+        return name in [s.name for s in self.pipeline.stages] or name in getattr(self, "containers", [])
 
 
 def _accepted(host: _Host, now: dt.datetime) -> tuple[SessionRunner, Any]:
@@ -130,3 +141,51 @@ def test_a_session_whose_window_passed_while_the_controller_was_away_fails() -> 
     assert session.phase == "FAILED"
     assert "window passed" in session.messages[-1]["message"]
     assert host.calls == []
+
+
+CONTAINER = {
+    "kind": DOCKER_CONTAINER,
+    "image": {"locations": ["ghcr.io/ada/classifier:2.1"], "digest": "sha256:" + "ab" * 32},
+    "entrypoint": "python -m classify --fast",
+    "environment": {"MODEL": "rf-v3"},
+}
+
+
+def test_a_container_is_a_no_without_a_container_engine_or_a_principal_of_its_own() -> None:
+    now = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+    local = make_broker(_Host(), Capacity(2, 4))
+    answer = local.ask({"executable": CONTAINER}, "ada")
+    assert answer.result == "NO"
+    assert any("no container engine" in m["message"] for m in answer.messages)
+
+    cluster = make_broker(_Host(containers=True), Capacity(2, 4))
+    cluster.clock = lambda: now
+    wrong = {**CONTAINER, "privileged": True, "environment": {"KAFKA_SASL_USERNAME": "admin", "OK": "1"}}
+    refused = cluster.ask({"executable": wrong}, "ada")
+    assert refused.result == "NO"
+    paths = sorted(m["values"]["path"] for m in refused.messages)
+    assert paths == ["executable.environment.KAFKA_SASL_USERNAME", "executable.privileged"]
+    no_identities = _Host(containers=True)
+    no_identities.gives_identities = False
+    answer = make_broker(no_identities, Capacity(2, 4)).ask({"executable": CONTAINER}, "ada")
+    assert answer.result == "NO"
+    assert any("principal of its own" in m["message"] for m in answer.messages)
+
+
+def test_a_container_session_runs_its_image_and_is_removed_at_its_end() -> None:
+    host, now = _Host(containers=True), dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+    broker = make_broker(host, Capacity(2, 4))
+    broker.clock = lambda: now
+    offerset = broker.ask({"executable": CONTAINER, "schedule": {"requested": {"duration": "PT10M"}}}, "ada")
+    assert offerset.result == "YES", offerset.messages
+    session = broker.update(offerset.sessions[0], ACCEPT, "ada")
+    runner = SessionRunner(host, broker)
+    for moment in (now, session.start - dt.timedelta(seconds=30), session.start):
+        runner.drive(session, moment)
+    assert session.phase == "RUNNING"
+    image = "ghcr.io/ada/classifier:2.1@sha256:" + "ab" * 32
+    stage = stage_of(session)
+    assert host.calls == [("container", stage, "filter", image, "python -m classify --fast")]
+    runner.drive(session, session.end)
+    assert session.phase == "COMPLETED"
+    assert host.calls[-1] == ("remove", stage)

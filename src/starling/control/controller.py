@@ -27,7 +27,8 @@ from starling.control.autoscaler import Autoscaler
 from starling.control.backends.base import Backend
 from starling.control.quotas import Quotas
 from starling.control.rollout import LIVE_WAIT_S, StageRollout
-from starling.control.sessions import ControllerHost, SessionRunner, make_broker
+from starling.control.session_host import ControllerHost
+from starling.control.sessions import SessionRunner, make_broker
 from starling.control.shape_policy import ShapePolicy
 from starling.control.shaper import Shaper
 from starling.control.state import ControllerState, DesiredPipeline

@@ -26,7 +26,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -193,10 +193,12 @@ def _admin(config: dict[str, Any]) -> AdminClient:
 
 
 @contextmanager
-def _changing() -> Iterator[None]:
-    """The one change of Kafka access at a time; another asked meanwhile is refused, not queued: a slow
-    broker must not hold the controller's request threads (each would wait here)."""
-    if not _CHANGES.acquire(blocking=False):
+def _changing(wait_s: float = 0.0) -> Iterator[None]:
+    """The one change of Kafka access at a time. A user's request asked meanwhile is refused, not queued
+    (``wait_s`` 0): a slow broker must not hold the controller's request threads. The controller's own
+    changes (a session's principal) wait their turn."""
+    acquired = _CHANGES.acquire(timeout=wait_s) if wait_s > 0 else _CHANGES.acquire(blocking=False)
+    if not acquired:
         raise KafkaBusyError("another change of Kafka access is being made; try again in a few seconds")
     try:
         yield
@@ -207,24 +209,36 @@ def _changing() -> Iterator[None]:
 def grant(spec: PipelineSpec, owner: str, quotas: Quotas) -> tuple[KafkaAccess, str]:
     """Give ``owner`` its quotas, its ACLs and a new password (replacing any it had); returns both."""
     access = user_access(spec, owner, quotas)
+    rates = {"consumer_byte_rate": access.consumer_byte_rate, "producer_byte_rate": access.producer_byte_rate}
+    password = grant_principal(spec, access.username, acl_bindings(access), rates)
+    log.info(f"Kafka credential of User:{access.username} made (or rotated), with its ACLs and quotas")
+    return access, password
+
+
+def grant_principal(
+    spec: PipelineSpec,
+    principal: str,
+    bindings: list[AclBinding],
+    rates: Mapping[str, float | None],
+    wait_s: float = 0.0,
+) -> str:
+    """Give ``principal`` (of the users' namespace) its quotas, exactly ``bindings`` as its ACLs (any it had
+    go first) and a new random password, which is returned."""
     users = _users(spec)
     config = admin_config(users)
     password = secrets.token_urlsafe(24)
-    rates = {"consumer_byte_rate": access.consumer_byte_rate, "producer_byte_rate": access.producer_byte_rate}
-    with _changing():
+    with _changing(wait_s):
         try:
-            set_user_quotas(config, access.username, rates, _TIMEOUT_S)
+            set_user_quotas(config, principal, rates, _TIMEOUT_S)
         except ClientQuotaError as exc:
             raise KafkaAdminError(str(exc)) from exc
         admin = _admin(config)
-        # Only the ACLs of this grant: any given before (under another topic prefix, say) go first.
-        _settle(admin.delete_acls([_every_acl_of(access.username)], request_timeout=_TIMEOUT_S).values())
-        _settle(admin.create_acls(acl_bindings(access), request_timeout=_TIMEOUT_S).values())
+        _settle(admin.delete_acls([_every_acl_of(principal)], request_timeout=_TIMEOUT_S).values())
+        _settle(admin.create_acls(bindings, request_timeout=_TIMEOUT_S).values())
         credential = ScramCredentialInfo(_mechanism(users), SCRAM_ITERATIONS)
-        upsert = UserScramCredentialUpsertion(access.username, credential, password.encode())
+        upsert = UserScramCredentialUpsertion(principal, credential, password.encode())
         _settle(admin.alter_user_scram_credentials([upsert], request_timeout=_TIMEOUT_S).values())
-    log.info(f"Kafka credential of User:{access.username} made (or rotated), with its ACLs and quotas")
-    return access, password
+    return password
 
 
 def _every_acl_of(principal: str) -> AclBindingFilter:
@@ -262,9 +276,17 @@ def _not_found(exc: KafkaAdminError) -> bool:
 def revoke(spec: PipelineSpec, owner: str) -> bool:
     """Take ``owner``'s credential, ACLs and quotas away; False if it had no credential."""
     principal = principal_name(spec, owner)
+    had = revoke_principal(spec, principal)
+    if had:
+        log.info(f"Kafka credential of User:{principal} revoked, with its ACLs and quotas")
+    return had
+
+
+def revoke_principal(spec: PipelineSpec, principal: str, wait_s: float = 0.0) -> bool:
+    """Take ``principal``'s credential, ACLs and quotas away; False if it had no credential."""
     users = _users(spec)
     config = admin_config(users)
-    with _changing():
+    with _changing(wait_s):
         admin = _admin(config)
         deletion = UserScramCredentialDeletion(principal, _mechanism(users))
         try:
@@ -279,6 +301,4 @@ def revoke(spec: PipelineSpec, owner: str) -> bool:
             set_user_quotas(config, principal, dict.fromkeys(QUOTA_KEYS), _TIMEOUT_S)
         except ClientQuotaError as exc:
             raise KafkaAdminError(str(exc)) from exc
-    if had:
-        log.info(f"Kafka credential of User:{principal} revoked, with its ACLs and quotas")
     return had

@@ -178,15 +178,17 @@ def add_branch(
     components: list[ComponentSpec],
     replicas: int = 1,
     resources: StageResources | None = None,
+    own_principal: bool = False,
 ) -> DesiredPipeline:
-    """A stage ``name`` beside the chain, reading what ``beside`` writes from now on, within ``resources``."""
+    """A stage ``name`` beside the chain, reading what ``beside`` writes from now on, within ``resources``
+    (and as a Kafka principal of its own, its identity set first)."""
     with controller.lock:
         before = controller.desired
         spec = before.spec
         _name_is_free(spec, name)
         _index(chain_names(spec), beside)
         stage = _stage(controller, name, components).model_copy(
-            update={"beside": beside, "resources": resources}
+            update={"beside": beside, "resources": resources, "own_principal": own_principal}
         )
         new_spec = checked(spec.model_copy(update={"stages": [*spec.stages, stage]}))
         desired = _next(before, new_spec, {**before.replicas, name: replicas})

@@ -3,14 +3,16 @@
 The controller's broker (``starling.vo.execbroker.broker``) makes offers from this machine's capacity:
 its cores and memory (cgroup limits respected) less a share kept for the chain (``CHAIN_SHARE``). A
 request's Starling component is checked when the offer is made: installed, of a kind a stage runs, its
-config valid (a NO naming the field), beside a stage of the chain. A container image is a NO here: the
-local backend has no container engine.
+config valid (a NO naming the field), beside a stage of the chain. A container image runs only where
+the backend runs containers (Kubernetes) and the pipeline gives it a Kafka principal of its own; it is a NO
+on the local backend, which has no container engine.
 
 An accepted session is driven by :class:`SessionRunner` at its scheduled times: WAITING, then PREPARING
 and AVAILABLE before its start; at its start its stage (``s-<uuid>``) is added beside the chain (it reads
 what the stage it names writes from then on), RUNNING; at its end the stage is removed, RELEASING then
 COMPLETED. A stage that cannot be added or removed makes the session FAILED, with the reason in its
-messages. A cancelled session's stage is removed at once.
+messages. A cancelled session's stage is removed at once. Each session's stage reaches Kafka as a
+principal of its own when the pipeline gives users Kafka access (``starling.control.session_kafka``).
 """
 
 from __future__ import annotations
@@ -19,21 +21,28 @@ import datetime as dt
 import json
 import logging
 import os
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import psutil
 
-from starling.control import reshape
 from starling.control.loop import PeriodicLoop
 from starling.core.registry import component_class
 from starling.core.spec import ComponentSpec, PipelineSpec, StageResources
 from starling.core.stages import USERS_ANNOTATORS, chain_names, filtering_stage
+from starling.deploy.sessions import RESERVED_PREFIXES, ContainerRun
 from starling.errors import StarlingError
 from starling.vo.execbroker.broker import Broker
 from starling.vo.execbroker.ledger import Capacity, Ledger
-from starling.vo.execbroker.model import DOCKER_CONTAINER, Reason, StarlingComponent, Wanted
+from starling.vo.execbroker.model import (
+    DOCKER_CONTAINER,
+    DockerContainer,
+    Reason,
+    StarlingComponent,
+    Wanted,
+)
 from starling.vo.execbroker.sessions import LIVE, PREPARATION, Session, message
 
 log = logging.getLogger("starling.sessions")
@@ -49,41 +58,28 @@ SESSION_SINK = "files"
 
 
 class Host(Protocol):
-    """What sessions need of the controller."""
+    """What sessions need of the controller (``starling.control.session_host``)."""
 
     @property
     def pipeline(self) -> PipelineSpec: ...
 
+    @property
+    def runs_containers(self) -> bool: ...
+
+    @property
+    def gives_identities(self) -> bool: ...
+
     def validate_components(self, components: list[ComponentSpec]) -> None: ...
 
     def add_session_stage(
-        self, name: str, beside: str, components: list[ComponentSpec], resources: StageResources
+        self, name: str, owner: str, beside: str, components: list[ComponentSpec], resources: StageResources
     ) -> None: ...
 
-    def remove_session_stage(self, name: str) -> None: ...
+    def add_session_container(self, run: ContainerRun, owner: str, beside: str) -> None: ...
 
+    def remove_session(self, name: str, owner: str) -> None: ...
 
-class ControllerHost:
-    """The controller as sessions see it: its pipeline, its checks, and stages added and removed beside
-    the chain (``starling.control.reshape``)."""
-
-    def __init__(self, controller: reshape.Controller) -> None:
-        self.controller = controller
-
-    @property
-    def pipeline(self) -> PipelineSpec:
-        return self.controller.desired.spec
-
-    def validate_components(self, components: list[ComponentSpec]) -> None:
-        self.controller.validate("session", components, current=[])
-
-    def add_session_stage(
-        self, name: str, beside: str, components: list[ComponentSpec], resources: StageResources
-    ) -> None:
-        reshape.add_branch(self.controller, name, beside, components, resources=resources)
-
-    def remove_session_stage(self, name: str) -> None:
-        reshape.remove_stage(self.controller, name)
+    def has_session(self, name: str) -> bool: ...
 
 
 def machine_capacity(share: Capacity = CHAIN_SHARE) -> Capacity:
@@ -146,14 +142,8 @@ def make_broker(host: Host, capacity: Capacity | None = None, state: Keeper | No
 def _broker(host: Host, capacity: Capacity | None) -> Broker:
     def check(wanted: Wanted) -> list[Reason]:
         executable = wanted.executable
-        if executable.kind == DOCKER_CONTAINER:
-            return [
-                Reason(
-                    path="executable.kind",
-                    text="no container engine here: this broker runs Starling components only",
-                )
-            ]
-        assert isinstance(executable, StarlingComponent)
+        if isinstance(executable, DockerContainer):
+            return _container_reasons(host, executable)
         return _component_reasons(host, executable)
 
     return Broker(Ledger(capacity or machine_capacity()), lambda: dt.datetime.now(dt.UTC), check)
@@ -200,6 +190,46 @@ def _component_reasons(host: Host, executable: StarlingComponent) -> list[Reason
     return []
 
 
+def _container_reasons(host: Host, executable: DockerContainer) -> list[Reason]:
+    """Why a container image cannot run here: no container engine, no principal of its own to give it
+    (it would otherwise reach Kafka as the pipeline), privileges, or variables that are Starling's."""
+    if not host.runs_containers:
+        text = "no container engine here (the local backend): this broker runs Starling components only"
+        return [Reason(path="executable.kind", text=text)]
+    reasons = []
+    if not host.gives_identities:
+        text = (
+            "a container reaches Kafka as a principal of its own, and this broker gives none ([kafka.users])"
+        )
+        reasons.append(Reason(path="executable.kind", text=text))
+    if executable.privileged:
+        reasons.append(Reason(path="executable.privileged", text="privileged containers are not run"))
+    for name in sorted(executable.environment):
+        if name.startswith(RESERVED_PREFIXES):
+            text = f"{name}: variables starting {' or '.join(RESERVED_PREFIXES)} are set by Starling"
+            reasons.append(Reason(path=f"executable.environment.{name}", text=text))
+    return reasons
+
+
+def container_run(session: Session) -> ContainerRun:
+    """The session's image, command and environment, within what it was offered (its topics are the
+    host's to set)."""
+    executable = DockerContainer.model_validate(session.executable)
+    image = executable.image.locations[0]
+    if executable.image.digest and "@" not in image:
+        image = f"{image}@{executable.image.digest}"
+    return ContainerRun(
+        stage=stage_of(session),
+        image=image,
+        resources=StageResources(cores=session.cores, memory_gib=session.memory_gib),
+        reads="",
+        writes="",
+        group="",
+        command=shlex.split(executable.entrypoint) if executable.entrypoint else None,
+        environment=dict(executable.environment),
+    )
+
+
 def _refused(executable: StarlingComponent, kind: str) -> str | None:
     """Why a session may not run this component: a source feeds the chain; a sink other than files
     would write the broker's store or deliver for others; users' lists live in the chain's first stage."""
@@ -242,15 +272,7 @@ class SessionRunner(PeriodicLoop):
         elif phase == "AVAILABLE" and now >= session.end:
             self._fail(session, "its window passed before it could start (the controller was away)")
         elif phase == "AVAILABLE" and now >= session.start:
-            resources = StageResources(cores=session.cores, memory_gib=session.memory_gib)
-            self._act(
-                session,
-                phase,
-                "RUNNING",
-                lambda: self.host.add_session_stage(
-                    stage_of(session), self._beside(session), session_components(session), resources
-                ),
-            )
+            self._act(session, phase, "RUNNING", lambda: self._add(session))
         elif phase == "RUNNING" and now >= session.end:
             if self.broker.move(uuid, "RELEASING", only_from=(phase,)):
                 self._release(session)
@@ -258,7 +280,7 @@ class SessionRunner(PeriodicLoop):
             self._release(session)
         elif phase in _CLEARED and self._has_stage(session):
             try:  # until its stage is gone: the user's code runs no longer than its session
-                self.host.remove_session_stage(stage_of(session))
+                self.host.remove_session(stage_of(session), session.owner)
             except Exception:
                 log.exception("session %s: its stage could not be removed; trying again", uuid)
 
@@ -267,11 +289,23 @@ class SessionRunner(PeriodicLoop):
             self.broker.move(session.uuid, "COMPLETED", only_from=("RELEASING",))
             return
         self._act(
-            session, "RELEASING", "COMPLETED", lambda: self.host.remove_session_stage(stage_of(session))
+            session,
+            "RELEASING",
+            "COMPLETED",
+            lambda: self.host.remove_session(stage_of(session), session.owner),
         )
 
+    def _add(self, session: Session) -> None:
+        beside = self._beside(session)
+        if session.executable.get("kind") == DOCKER_CONTAINER:
+            self.host.add_session_container(container_run(session), session.owner, beside)
+            return
+        resources = StageResources(cores=session.cores, memory_gib=session.memory_gib)
+        components = session_components(session)
+        self.host.add_session_stage(stage_of(session), session.owner, beside, components, resources)
+
     def _has_stage(self, session: Session) -> bool:
-        return stage_of(session) in [s.name for s in self.host.pipeline.stages]
+        return self.host.has_session(stage_of(session))
 
     def _beside(self, session: Session) -> str:
         return str(session.executable.get("beside") or filtering_stage(self.host.pipeline))

@@ -134,6 +134,11 @@ class StageSpec(BaseModel):
     filters: list[ComponentSpec] = Field(default_factory=list)
     sinks: list[ComponentSpec] = Field(default_factory=list)
     resources: StageResources | None = None
+    own_principal: bool = Field(
+        False,
+        description="its workers reach Kafka as a principal of their own (a user's session: ACLs for just "
+        "its topics), from the identity the controller gives them, never with the pipeline's own access",
+    )
 
     @property
     def components(self) -> list[ComponentSpec]:

@@ -59,6 +59,7 @@ from starling.deploy.postgres import (
     postgres_password_env,
     store_layout,
 )
+from starling.deploy.sessions import mount_identity, resource_limits
 from starling.deploy.web import web_objects
 
 __all__ = [
@@ -156,10 +157,9 @@ def worker_deployment(
     ``spec``, the pipeline, decides the distribute stage's volumes and strategy (without it: SQLite's)."""
     component = f"worker-{stage}"
     container = _worker_container(stage, settings)
-    resources = next((s.resources for s in spec.stages if s.name == stage), None) if spec else None
-    if resources is not None:  # a user's session: what was offered, requested and enforced
-        amount = {"cpu": str(resources.cores), "memory": f"{int(resources.memory_gib * 1024)}Mi"}
-        container["resources"] = {"requests": amount, "limits": amount}
+    stage_spec = next((s for s in spec.stages if s.name == stage), None) if spec else None
+    if stage_spec is not None and stage_spec.resources is not None:  # a user's session's
+        container["resources"] = resource_limits(stage_spec.resources)
     volumes = [_pipeline_volume()]
     strategy: dict[str, Any] = {
         "type": "RollingUpdate",
@@ -189,6 +189,8 @@ def worker_deployment(
             },
         },
     }
+    if stage_spec is not None and stage_spec.own_principal:
+        mount_identity(deployment["template"]["spec"], stage)
     if replicas is not None:
         deployment = {"replicas": replicas, **deployment}
     return {

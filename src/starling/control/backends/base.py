@@ -12,6 +12,7 @@ from typing import Protocol
 
 from starling.control.client import WorkerClient
 from starling.core.spec import PipelineSpec
+from starling.deploy.sessions import ContainerRun
 
 
 class Backend(Protocol):
@@ -19,6 +20,8 @@ class Backend(Protocol):
     # limit. The controller refuses a change past it, before saving it: never a desired pipeline the
     # workers cannot be given.
     max_pipeline_bytes: int | None
+    # Whether it can run a user's container image (``start_container``): it needs a container engine.
+    runs_containers: bool
 
     @property
     def token(self) -> str:
@@ -57,3 +60,16 @@ class Backend(Protocol):
 
     def stop(self) -> None:
         """The controller is stopping."""
+
+    def set_identity(self, stage: str, identity: dict[str, str] | None) -> None:
+        """The Kafka identity the workers of ``stage`` (one with ``own_principal``) connect as: librdkafka
+        settings with a password, kept where only they read it; None: it is deleted."""
+
+    def start_container(self, run: ContainerRun) -> None:
+        """Run a user's container image as a stage of its own (its identity set first)."""
+
+    def remove_container(self, stage: str) -> None:
+        """Stop and remove a container stage (nothing if it is gone)."""
+
+    def has_container(self, stage: str) -> bool:
+        """Whether a container stage of that name is there."""

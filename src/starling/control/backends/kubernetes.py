@@ -33,6 +33,12 @@ from starling.deploy.kubernetes import (
     worker_deployment,
     worker_service,
 )
+from starling.deploy.sessions import (
+    ContainerRun,
+    container_deployment,
+    identity_secret,
+    identity_secret_name,
+)
 from starling.errors import ConfigError
 
 log = logging.getLogger("starling.controller")
@@ -74,6 +80,7 @@ def api_client_from_environment() -> k8s.ApiClient:
 
 class KubernetesBackend:
     max_pipeline_bytes: int | None = PIPELINE_MAX_BYTES
+    runs_containers = True
 
     def __init__(self, settings: DeploymentSettings, api: k8s.ApiClient, token: str) -> None:
         self.settings = settings
@@ -175,6 +182,41 @@ class KubernetesBackend:
         self._delete(lambda: self.apps.delete_namespaced_deployment(deployment_name(stage), self.namespace))
         self._delete(lambda: self.core.delete_namespaced_service(deployment_name(stage), self.namespace))
         self.stages = [s for s in self.stages if s != stage]
+
+    def set_identity(self, stage: str, identity: dict[str, str] | None) -> None:
+        name = identity_secret_name(stage)
+        if identity is None:
+            self._delete(lambda: self.core.delete_namespaced_secret(name, self.namespace))
+            return
+        body: Any = identity_secret(stage, identity, self.settings)
+        try:
+            self.core.replace_namespaced_secret(name, self.namespace, body)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.core.create_namespaced_secret(self.namespace, body)
+
+    def start_container(self, run: ContainerRun) -> None:
+        body: Any = container_deployment(run, self.settings)
+        log.info("starting %s's container %s", run.stage, run.image)
+        try:
+            self.apps.create_namespaced_deployment(self.namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:  # left by a controller that restarted meanwhile: made anew
+                raise
+            self.apps.replace_namespaced_deployment(deployment_name(run.stage), self.namespace, body)
+
+    def remove_container(self, stage: str) -> None:
+        self._delete(lambda: self.apps.delete_namespaced_deployment(deployment_name(stage), self.namespace))
+
+    def has_container(self, stage: str) -> bool:
+        try:
+            self.apps.read_namespaced_deployment(deployment_name(stage), self.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return False
+        return True
 
     def restarts(self) -> dict[str, int]:
         counts = {}

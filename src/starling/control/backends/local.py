@@ -7,6 +7,7 @@ first (``POST /drain``: it commits what it holds and leaves its group), so nothi
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -18,6 +19,8 @@ from starling.control.backends.processes import LocalChain, WorkerProcess
 from starling.core.secrets import write_private
 from starling.core.spec import PipelineSpec, versioned_json
 from starling.core.stages import stage_names
+from starling.deploy.sessions import ContainerRun
+from starling.errors import ConfigError
 
 log = logging.getLogger("starling.controller")
 
@@ -35,6 +38,7 @@ class _Slot:
 
 class LocalBackend:
     max_pipeline_bytes: int | None = None  # a file: no limit of its own
+    runs_containers = False  # no container engine here
 
     def __init__(self, spec: PipelineSpec, output_dir: Path) -> None:
         self.chain = LocalChain(spec, output_dir, replicas=dict.fromkeys(stage_names(spec), 0))
@@ -102,6 +106,22 @@ class LocalBackend:
         with self._lock:
             self.scale({stage: 0})
             self.desired.pop(stage, None)
+
+    def set_identity(self, stage: str, identity: dict[str, str] | None) -> None:
+        path = self.chain.identity_path(stage)
+        if identity is None:
+            path.unlink(missing_ok=True)
+        else:
+            write_private(path, json.dumps(identity))
+
+    def start_container(self, run: ContainerRun) -> None:
+        raise ConfigError("the local backend has no container engine: it runs Starling components only")
+
+    def remove_container(self, stage: str) -> None:
+        """Nothing: no container runs here."""
+
+    def has_container(self, stage: str) -> bool:
+        return False
 
     def _drain_and_forget(self, worker: WorkerProcess) -> None:
         if worker.post("/drain") is None and worker.process.poll() is None:

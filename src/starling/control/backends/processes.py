@@ -22,7 +22,7 @@ from starling.core.secrets import write_private
 from starling.core.spec import PipelineSpec, versioned_json
 from starling.core.stages import all_topics, chain_names, stage_names
 from starling.errors import StarlingError
-from starling.transport.kafka.clients import ensure_topics
+from starling.transport.kafka.clients import IDENTITY_ENV, ensure_topics
 
 
 @dataclass
@@ -115,11 +115,22 @@ class LocalChain:
             *(["--held"] if held else []),
         ]
         environment = {**os.environ, **self.environment, TOKEN_ENV: self.token}
+        if self._own_principal(stage):  # fails closed: no identity file, no Kafka for it
+            environment[IDENTITY_ENV] = str(self.identity_path(stage))
         with log_path.open("ab") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
         worker = WorkerProcess(stage, replica, process, port_file, log_path, self.token)
         self.workers = [w for w in self.workers if (w.stage, w.replica) != (stage, replica)] + [worker]
         return worker
+
+    def identity_path(self, stage: str) -> Path:
+        return self.run_dir / "identities" / f"{stage}.json"
+
+    def _own_principal(self, stage: str) -> bool:
+        try:
+            return self.spec.stage(stage).own_principal
+        except KeyError:  # a stage a reshape is about to add: users' sessions are added otherwise
+            return False
 
     def _limits(self, stage: str) -> list[str]:
         """What a stage with resources runs under: pinned to its cores (the machine's last ones, away from

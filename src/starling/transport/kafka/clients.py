@@ -14,8 +14,12 @@ SASL/SCRAM and TLS work as usual::
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 import re
 import threading
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import (
@@ -36,9 +40,29 @@ from starling.errors import KafkaUnavailableError, StarlingError
 MAX_MESSAGE_BYTES = 8_000_000
 
 
+# A worker run as a principal of its own (a user's session stage) finds its identity in this file: the
+# librdkafka settings of the users' listener with its SASL name and password (``control.session_kafka``).
+IDENTITY_ENV = "STARLING_KAFKA_IDENTITY_FILE"
+
+
+@functools.cache
+def own_identity() -> dict[str, str]:
+    """This process's own Kafka identity (empty: the pipeline's). Read once; a file that is named but
+    cannot be read stops the process: it must never fall back to the pipeline's wider access."""
+    path = os.environ.get(IDENTITY_ENV)
+    if not path:
+        return {}
+    try:
+        identity = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise StarlingError(f"cannot read this worker's Kafka identity ({IDENTITY_ENV}): {exc}") from None
+    return {str(key): str(value) for key, value in identity.items()}
+
+
 def client_config(settings: KafkaSettings) -> dict[str, Any]:
-    """What every client of the pipeline's Kafka is given: the servers and the pass-through settings."""
-    return {"bootstrap.servers": settings.bootstrap_servers, **settings.client}
+    """What every client of the pipeline's Kafka is given: the servers and the pass-through settings (or,
+    in a worker run as a principal of its own, that principal's)."""
+    return {"bootstrap.servers": settings.bootstrap_servers, **settings.client, **own_identity()}
 
 
 def producer_config(settings: KafkaSettings) -> dict[str, Any]:
@@ -119,6 +143,8 @@ def create_topics(settings: KafkaSettings, topics: list[str], timeout_s: float =
 
 def ensure_topics(settings: KafkaSettings, topics: list[str], timeout_s: float = 30.0) -> None:
     """Create the topics that do not exist yet; StarlingError if one cannot be."""
+    if own_identity():
+        return  # a principal of its own may create nothing: the controller made its topics before it started
     refused = create_topics(settings, topics, timeout_s)
     if refused:
         topic, reason = next(iter(refused.items()))
