@@ -1,7 +1,8 @@
 """A user's Starling component brought through the ExecutionBroker, over the real Kafka: offered, accepted,
 scheduled a minute ahead, it runs as a stage of its own beside the chain from its start to its end. It takes
 every alert the stage it reads wrote in that window, each once, and none before or after; the chain
-loses nothing when it is removed."""
+loses nothing when it is removed. It reaches Kafka as a principal of its own, on the users' listener, which
+sees only its topics and is deleted with the stage."""
 
 from __future__ import annotations
 
@@ -12,18 +13,21 @@ from collections import defaultdict
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from starling.alert.decoder import AlertDecoder
 from starling.assembly import route_deliveries
-from starling.core.spec import ComponentSpec
+from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.transport.kafka.clients import IDENTITY_ENV
 from starling.transport.kafka.envelope import decode_envelope
 from starling.transport.kafka.feed import feed
 from starling.vo.execbroker.model import STARLING_COMPONENT
 from tests.support.controller import ControllerProcess
 from tests.support.helpers import wait_until
-from tests.support.kafka import chain_spec, read_topic, store_count
+from tests.support.kafka import UsersListener, chain_spec, read_topic, store_count
 
 pytestmark = pytest.mark.kafka
 
@@ -39,11 +43,52 @@ def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[
         consumer.close()
 
 
+def _session_worker_environment(controller: ControllerProcess, stage: str) -> dict[str, str]:
+    for child in psutil.Process(controller.process.pid).children(recursive=True):
+        try:
+            if stage in child.cmdline() and "serve" in child.cmdline():
+                return dict(child.environ())
+        except psutil.NoSuchProcess:
+            continue
+    return {}
+
+
+def _check_its_own_principal(
+    controller: ControllerProcess, stage: str, users: UsersListener, spec: PipelineSpec
+) -> dict[str, str]:
+    """While the session runs: its worker connects as its principal, which sees only its topics."""
+    environment: dict[str, str] = {}
+
+    def found() -> bool:
+        environment.update(_session_worker_environment(controller, stage))
+        return IDENTITY_ENV in environment
+
+    wait_until(found, 15, "the session's worker, run with its identity")
+    identity = json.loads(Path(environment[IDENTITY_ENV]).read_text())
+    assert identity["sasl.username"] == f"starling-u-ada.{stage}"
+    assert identity["bootstrap.servers"] == users.bootstrap_servers
+    admin = AdminClient(identity)
+    visible = {t for t in admin.list_topics(timeout=10).topics if not t.startswith("__")}
+    assert visible == {spec.kafka.topic("filtered"), spec.kafka.dead_letter_topic}
+    return identity
+
+
+def _refused_login(identity: dict[str, str]) -> bool:
+    try:
+        AdminClient(identity).list_topics(timeout=5)
+    except KafkaException:
+        return True
+    return False
+
+
 def test_a_users_component_runs_beside_the_chain_from_its_start_to_its_end(
-    kafka_bootstrap: str, prefix: str, tmp_path: Path
+    kafka_bootstrap: str, kafka_users_listener: UsersListener, prefix: str, tmp_path: Path
 ) -> None:
     alerts = 12_000
     base = chain_spec(kafka_bootstrap, prefix, alerts)
+    base = base.model_copy(
+        update={"kafka": base.kafka.model_copy(update={"users": kafka_users_listener.settings()})}
+    )
     spec = route_deliveries(base.with_kind("filters", [*base.filters, EVERYTHING]))
     pipeline = tmp_path / "pipeline.json"
     pipeline.write_text(spec.model_dump_json())
@@ -85,7 +130,13 @@ def test_a_users_component_runs_beside_the_chain_from_its_start_to_its_end(
                 phases.append(phase)
             return phase in ("COMPLETED", "FAILED")
 
+        stage = f"s-{offer['meta']['uuid'][:8]}"
+        wait_until(lambda: completed() or phases[-1] == "RUNNING", 120, "the session to run")
+        identity = _check_its_own_principal(controller, stage, kafka_users_listener, spec)
         wait_until(completed, 180, "the session to run and complete")
+        # Its principal went with its stage: its identity file and its login.
+        assert not Path(tmp_path / "run" / "identities" / f"{stage}.json").exists()
+        assert _refused_login(identity)
         assert phases[-1] == "COMPLETED", httpx.get(session, headers=ada).json()
         assert "RUNNING" in phases
         stages = [
