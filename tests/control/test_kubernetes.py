@@ -15,9 +15,12 @@ from typer.testing import CliRunner
 
 from starling.assembly import default_pipeline, input_source
 from starling.cli.app import app
+from starling.control.auth import TOKEN_ENV
 from starling.control.backends.kubernetes import KubernetesBackend
-from starling.core.spec import ComponentSpec, PipelineSpec, StageSpec
+from starling.core.spec import ComponentSpec, PipelineSpec, StageResources, StageSpec
 from starling.deploy.kubernetes import DeploymentSettings, worker_deployment
+from starling.deploy.sessions import ContainerRun
+from starling.vo.execbroker.ledger import Capacity
 from tests.support.kubernetes_replay import ReplayedKubernetesApi
 from tests.support.paths import REPO
 
@@ -298,3 +301,98 @@ def test_a_stage_inserted_is_a_new_deployment_and_a_stage_removed_is_deleted() -
     assert apps.deleted == ["starling-classify"]
     assert core.services == []
     assert "classify" not in backend.stages
+
+
+SESSION_EXCHANGE = REPO / "tests" / "support" / "kubernetes_session_exchange.json"
+
+
+def test_a_container_session_is_a_deployment_of_its_own_with_its_kafka_identity() -> None:
+    """A user's container image on the kubernetes backend: the broker's capacity from the namespace's
+    quotas, the session's identity Secret, its Deployment (checked against the Kubernetes schemas), and
+    both deleted at its end, against a Kubernetes API exchange."""
+    settings = DeploymentSettings(namespace="starling")
+    identity = {
+        "bootstrap.servers": "kafka-users.kafka:9094",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanisms": "SCRAM-SHA-512",
+        "sasl.username": "starling-u-ada.s-1f2e3d4c",
+        "sasl.password": "a-new-random-one",
+    }
+    run = ContainerRun(
+        stage="s-1f2e3d4c",
+        image="ghcr.io/ada/classifier:2.1",
+        resources=StageResources(cores=2, memory_gib=3),
+        reads="starling.filtered",
+        writes="starling.user.ada.s-1f2e3d4c",
+        group="starling.s-1f2e3d4c",
+        command=["python", "-m", "classify"],
+        environment={"MODEL": "rf-v3"},
+    )
+    with ReplayedKubernetesApi(SESSION_EXCHANGE) as api:
+        backend = KubernetesBackend(
+            settings, k8s.ApiClient(k8s.Configuration(host=api.url)), token="stl_test"
+        )
+        # 16 - 6.5 cores and 64 - 20 GiB on limits; 12 - 4 and 48 - 36 on requests: the least of each.
+        assert backend.quota_capacity() == Capacity(cores=8, memory_gib=12)
+        backend.set_identity(run.stage, identity)
+        backend.start_container(run)
+        assert backend.has_container(run.stage)
+        backend.remove_container(run.stage)
+        backend.set_identity(run.stage, None)
+        backend.remove_container(run.stage)
+        assert not backend.has_container(run.stage)
+        assert api.mismatches == []
+        assert api.finished
+
+    [secret_body] = [r["body"] for r in api.requests if r["method"] == "POST" and "secrets" in r["path"]]
+    kubernetes_validate.validate(secret_body, KUBERNETES_VERSION, strict=True)
+    assert json.loads(secret_body["stringData"]["identity.json"]) == identity
+    [deployment] = [r["body"] for r in api.requests if r["method"] == "POST" and "deployments" in r["path"]]
+    kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"] == run.image
+    assert container["command"] == ["python", "-m", "classify"]
+    # What was offered is requested and enforced; the user's code runs with no privilege and no API token.
+    assert container["resources"] == {
+        "requests": {"cpu": "2", "memory": "3072Mi"},
+        "limits": {"cpu": "2", "memory": "3072Mi"},
+    }
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["automountServiceAccountToken"] is False
+    # Wired to its topics and to its own identity (never the pipeline's Secret or the control token).
+    env = {e["name"]: e.get("value") or e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert env["STARLING_INPUT_TOPIC"] == "starling.filtered"
+    assert env["STARLING_OUTPUT_TOPIC"] == "starling.user.ada.s-1f2e3d4c"
+    assert env["STARLING_GROUP_ID"] == "starling.s-1f2e3d4c"
+    assert env["MODEL"] == "rf-v3"
+    assert env["KAFKA_SASL_PASSWORD"] == {"name": "starling-s-1f2e3d4c-identity", "key": "sasl.password"}
+    secrets_used = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    assert secrets_used == {"starling-s-1f2e3d4c-identity"}
+    assert TOKEN_ENV not in env
+
+
+def test_a_session_stage_of_starling_components_mounts_its_identity() -> None:
+    settings = DeploymentSettings(namespace="starling")
+    spec = default_pipeline(input_source([], 1))
+    session = StageSpec(
+        name="s-1f2e3d4c",
+        beside="filter",
+        filters=[ComponentSpec(use="lc-features")],
+        resources=StageResources(cores=1, memory_gib=1),
+        own_principal=True,
+    )
+    spec = spec.model_copy(update={"stages": [*spec.stages, session]})
+    deployment = worker_deployment("s-1f2e3d4c", settings, 1, spec)
+    kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert {
+        "name": "STARLING_KAFKA_IDENTITY_FILE",
+        "value": "/etc/starling-identity/identity.json",
+    } in container["env"]
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "identity", "secret": {"secretName": "starling-s-1f2e3d4c-identity"}} in volumes
+    # A stage of the chain has no identity of its own.
+    plain = worker_deployment("filter", settings, 1, spec)["spec"]["template"]["spec"]
+    assert all(v["name"] != "identity" for v in plain["volumes"])

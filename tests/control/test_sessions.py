@@ -31,6 +31,9 @@ class _Host:
     def validate_components(self, components: list[ComponentSpec]) -> None:
         return None
 
+    def quota_capacity(self) -> Capacity | None:
+        return None
+
     def add_session_stage(
         self, name: str, owner: str, beside: str, components: list[ComponentSpec], resources: StageResources
     ) -> None:

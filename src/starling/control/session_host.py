@@ -16,6 +16,7 @@ from starling.core.stages import output_topic
 from starling.deploy.sessions import ContainerRun
 from starling.transport.kafka.clients import ensure_topics
 from starling.transport.kafka.handover import end_offsets, set_group_position
+from starling.vo.execbroker.ledger import Capacity
 
 log = logging.getLogger("starling.sessions")
 
@@ -35,6 +36,10 @@ class ControllerHost:
     @property
     def gives_identities(self) -> bool:
         return self.pipeline.kafka.users is not None
+
+    def quota_capacity(self) -> Capacity | None:
+        """The Kubernetes namespace's quota, less what it holds already (None: no quota; the machine's)."""
+        return self.controller.backend.quota_capacity()
 
     def validate_components(self, components: list[ComponentSpec]) -> None:
         self.controller.validate("session", components, current=[])

@@ -69,6 +69,8 @@ class Host(Protocol):
     @property
     def gives_identities(self) -> bool: ...
 
+    def quota_capacity(self) -> Capacity | None: ...
+
     def validate_components(self, components: list[ComponentSpec]) -> None: ...
 
     def add_session_stage(
@@ -146,7 +148,8 @@ def _broker(host: Host, capacity: Capacity | None) -> Broker:
             return _container_reasons(host, executable)
         return _component_reasons(host, executable)
 
-    return Broker(Ledger(capacity or machine_capacity()), lambda: dt.datetime.now(dt.UTC), check)
+    capacity = capacity or host.quota_capacity() or machine_capacity()
+    return Broker(Ledger(capacity), lambda: dt.datetime.now(dt.UTC), check)
 
 
 def _component_reasons(host: Host, executable: StarlingComponent) -> list[Reason]:

@@ -13,6 +13,7 @@ from typing import Protocol
 from starling.control.client import WorkerClient
 from starling.core.spec import PipelineSpec
 from starling.deploy.sessions import ContainerRun
+from starling.vo.execbroker.ledger import Capacity
 
 
 class Backend(Protocol):
@@ -73,3 +74,7 @@ class Backend(Protocol):
 
     def has_container(self, stage: str) -> bool:
         """Whether a container stage of that name is there."""
+
+    def quota_capacity(self) -> Capacity | None:
+        """What users' sessions may be offered when a quota sets it (a Kubernetes namespace's); None:
+        the machine's own capacity."""

@@ -12,11 +12,13 @@ shared control token of the ``starling-control-token`` Secret.
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.utils import parse_quantity
 
 from starling.control.auth import TOKEN_ENV
 from starling.control.client import WorkerClient
@@ -40,8 +42,20 @@ from starling.deploy.sessions import (
     identity_secret_name,
 )
 from starling.errors import ConfigError
+from starling.vo.execbroker.ledger import Capacity
 
 log = logging.getLogger("starling.controller")
+
+# A quota's names for cores and memory, the ones that bind a session's containers first.
+_QUOTA_KEYS = {
+    "cpu": ("limits.cpu", "requests.cpu", "cpu"),
+    "memory": ("limits.memory", "requests.memory", "memory"),
+}
+
+
+def _quantity(text: str) -> Decimal:
+    value: Decimal = parse_quantity(text)  # type: ignore[no-untyped-call]
+    return value
 
 
 class PodWorker(WorkerClient):
@@ -217,6 +231,23 @@ class KubernetesBackend:
                 raise
             return False
         return True
+
+    def quota_capacity(self) -> Capacity | None:
+        """What the namespace's ResourceQuotas leave: the least, over them, of hard less used (cores and
+        GiB, from ``limits.*``, else ``requests.*``, else the bare names); None when no quota sets both."""
+        quotas = self.core.list_namespaced_resource_quota(self.namespace).items
+        free: dict[str, list[Decimal]] = {"cpu": [], "memory": []}
+        for quota in quotas:
+            hard = (quota.spec.hard if quota.spec else None) or {}
+            used = (quota.status.used if quota.status else None) or {}
+            for resource in free:
+                key = next((k for k in _QUOTA_KEYS[resource] if k in hard), None)
+                if key is not None:
+                    left = _quantity(hard[key]) - _quantity(used.get(key, "0"))
+                    free[resource].append(max(Decimal(0), left))
+        if not free["cpu"] or not free["memory"]:
+            return None
+        return Capacity(int(min(free["cpu"])), int(min(free["memory"]) // 1024**3))
 
     def restarts(self) -> dict[str, int]:
         counts = {}

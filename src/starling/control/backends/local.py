@@ -21,6 +21,7 @@ from starling.core.spec import PipelineSpec, versioned_json
 from starling.core.stages import stage_names
 from starling.deploy.sessions import ContainerRun
 from starling.errors import ConfigError
+from starling.vo.execbroker.ledger import Capacity
 
 log = logging.getLogger("starling.controller")
 
@@ -122,6 +123,10 @@ class LocalBackend:
 
     def has_container(self, stage: str) -> bool:
         return False
+
+    def quota_capacity(self) -> Capacity | None:
+        """None: this machine's own cores and memory are what sessions are offered."""
+        return None
 
     def _drain_and_forget(self, worker: WorkerProcess) -> None:
         if worker.post("/drain") is None and worker.process.poll() is None:
