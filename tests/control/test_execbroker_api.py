@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -160,3 +161,17 @@ def test_bodies_that_could_harm_the_controller_are_refused(served: Any) -> None:
     texts = [m["message"] for m in answer.json()["meta"]["messages"]]
     assert any("a kind is a URI" in t for t in texts), texts
     assert any("schedule.requested.duration" in t for t in texts), texts
+
+
+def test_vosi_names_the_broker_and_says_it_is_available(served: Any) -> None:
+    client, _ = served
+    capabilities = ElementTree.fromstring(client.get("/capabilities").text)
+    urls = {
+        capability.get("standardID"): capability.findtext("interface/accessURL")
+        for capability in capabilities.iter("capability")
+    }
+    assert urls["ivo://ivoa.net/std/ExecutionBroker"] == "http://testserver/offersets"
+    assert urls["ivo://ivoa.net/std/VOSI#availability"] == "http://testserver/availability"
+    availability = client.get("/availability")
+    assert availability.status_code == 200
+    assert "<vosi:available>true</vosi:available>" in availability.text

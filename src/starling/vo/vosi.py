@@ -26,11 +26,16 @@ def availability_xml(available: bool, up_since: float, note: str) -> str:
     )
 
 
-def capabilities_xml(base_url: str) -> str:
-    """The VOSI resources this service offers, each with its access URL."""
+# The ExecutionBroker working draft names no standardID yet: this one, in the IVOA's form, until it does.
+EXECUTION_BROKER_ID = "ivo://ivoa.net/std/ExecutionBroker"
+
+
+def capabilities_xml(base_url: str, more: tuple[tuple[str, str], ...] = ()) -> str:
+    """The VOSI resources this service offers, and ``more`` (standardID, path), each with its access URL."""
     capabilities = [
         ("ivo://ivoa.net/std/VOSI#capabilities", "/capabilities"),
         ("ivo://ivoa.net/std/VOSI#availability", "/availability"),
+        *more,
     ]
     body = "".join(
         f'  <capability standardID="{standard}">\n'

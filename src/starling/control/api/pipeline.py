@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
@@ -26,7 +26,6 @@ from starling.control.api.common import (
     XML_RESPONSE,
     Changed,
     Responses,
-    capabilities,
     changed,
     problem,
     refuse,
@@ -39,7 +38,7 @@ from starling.control.views import pipeline_view
 from starling.core.spec import COMPONENT_NAME_PATTERN, STAGE_NAME_PATTERN, ComponentSpec
 from starling.core.stages import chain_names
 from starling.errors import OutageError
-from starling.vo.vosi import availability_xml
+from starling.vo.vosi import EXECUTION_BROKER_ID, availability_xml, capabilities_xml
 
 
 class ControllerHealth(BaseModel):
@@ -188,7 +187,12 @@ async def availability(controller: Control) -> Response:
     return Response(document, media_type="application/xml")
 
 
-probes.add_api_route("/capabilities", capabilities, response_class=Response, responses=XML_RESPONSE)
+@probes.get("/capabilities", response_class=Response, responses=XML_RESPONSE)
+async def controller_capabilities(request: Request) -> Response:
+    """IVOA VOSI capabilities: the controller's, with the ExecutionBroker it serves (``/offersets``)."""
+    base = str(request.base_url).rstrip("/")
+    document = capabilities_xml(base, ((EXECUTION_BROKER_ID, "/offersets"),))
+    return Response(document, media_type="application/xml")
 
 
 @scrapers.get("/status")
