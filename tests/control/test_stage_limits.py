@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from starling.control.backends.processes import LocalChain
+from starling.control.backends.processes import LocalChain, stage_cores
 from starling.core.spec import ComponentSpec, StageResources, StageSpec
 from starling.deploy.kubernetes import DeploymentSettings, worker_deployment
 from tests.support.helpers import wait_until
@@ -75,3 +75,15 @@ def test_a_kubernetes_worker_of_a_stage_with_resources_requests_and_is_limited_t
     }
     plain = worker_deployment("filter", DeploymentSettings(), 1, spec)["spec"]["template"]["spec"]
     assert "cpu" not in plain["containers"][0]["resources"]["limits"]  # the chain's own stages as before
+
+
+def test_stages_with_resources_get_cores_of_their_own_from_the_last() -> None:
+    base = chain_spec("127.0.0.1:1", "limits", 10)
+    sessions = [
+        StageSpec(name=name, beside="filter", resources=StageResources(cores=cores, memory_gib=1))
+        for name, cores in (("s-a", 1), ("s-b", 2), ("s-c", 1))
+    ]
+    spec = base.model_copy(update={"stages": [*base.stages, *sessions]})
+    assert stage_cores(spec, list(range(8))) == {"s-a": [7], "s-b": [5, 6], "s-c": [4]}
+    # More than the machine has (the broker never offers that): they share, round from the last again.
+    assert stage_cores(spec, [0, 1, 2]) == {"s-a": [2], "s-b": [0, 1], "s-c": [2]}

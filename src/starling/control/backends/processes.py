@@ -50,6 +50,21 @@ class WorkerProcess(WorkerClient):
         return self.process.poll() is None
 
 
+def stage_cores(spec: PipelineSpec, cpus: list[int]) -> dict[str, list[int]]:
+    """The cores each stage with resources is pinned to: cores of its own, taken from the machine's last
+    (the chain's stages run on the first) in the pipeline's order, so that two sessions never share one.
+    Past the machine's cores they wrap round; the broker offers no more than there are."""
+    taken: dict[str, list[int]] = {}
+    position = 0
+    for stage in spec.stages:
+        if stage.resources is None:
+            continue
+        wanted = min(stage.resources.cores, len(cpus))
+        taken[stage.name] = sorted(cpus[-1 - (position + i) % len(cpus)] for i in range(wanted))
+        position += wanted
+    return taken
+
+
 class LocalChain:
     """Starts, watches and stops the worker processes of a pipeline."""
 
@@ -142,7 +157,7 @@ class LocalChain:
             return []
         if resources is None:
             return []
-        cpus = sorted(os.sched_getaffinity(0))[-resources.cores :]
+        cpus = stage_cores(self.spec, sorted(os.sched_getaffinity(0)))[stage]
         data = int(resources.memory_gib * 1024**3)
         return ["prlimit", f"--data={data}", "--", "taskset", "-c", ",".join(map(str, cpus))]
 
