@@ -122,6 +122,10 @@ def test_the_manifests_wire_probes_services_config_and_scrape(tmp_path: Path) ->
     # The controller may manage Deployments and their scale, and nothing beyond its namespace.
     rules = by_kind["Role"][0]["rules"]
     assert any("deployments/scale" in r["resources"] and "patch" in r["verbs"] for r in rules)
+    # For sessions: the quota read, identity Secrets and NetworkPolicies written; no Secret read.
+    assert any("resourcequotas" in r["resources"] and "list" in r["verbs"] for r in rules)
+    assert any("networkpolicies" in r["resources"] and "create" in r["verbs"] for r in rules)
+    assert not any("secrets" in r["resources"] and "get" in r["verbs"] for r in rules)
     assert (
         by_kind["RoleBinding"][0]["subjects"][0]["name"] == by_kind["ServiceAccount"][0]["metadata"]["name"]
     )
@@ -327,13 +331,15 @@ def test_a_container_session_is_a_deployment_of_its_own_with_its_kafka_identity(
         group="starling.s-1f2e3d4c",
         command=["python", "-m", "classify"],
         environment={"MODEL": "rf-v3"},
+        kafka_ports=(9094,),
     )
     with ReplayedKubernetesApi(SESSION_EXCHANGE) as api:
         backend = KubernetesBackend(
             settings, k8s.ApiClient(k8s.Configuration(host=api.url)), token="stl_test"
         )
-        # 16 - 6.5 cores and 64 - 20 GiB on limits; 12 - 4 and 48 - 36 on requests: the least of each.
-        assert backend.quota_capacity() == Capacity(cores=8, memory_gib=12)
+        # Cores: 16 - 6.5 on limits, 12 - 4 on requests, and 4 - 1 on the quota that sets both; memory:
+        # 64 - 20, 48 - 36 and 30 - 20 GiB. The least of each binds.
+        assert backend.quota_capacity() == Capacity(cores=3, memory_gib=10)
         backend.set_identity(run.stage, identity)
         backend.start_container(run)
         assert backend.has_container(run.stage)
@@ -359,6 +365,7 @@ def test_a_container_session_is_a_deployment_of_its_own_with_its_kafka_identity(
         "limits": {"cpu": "2", "memory": "3072Mi"},
     }
     assert container["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["runAsUser"] == 65532
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["automountServiceAccountToken"] is False
     # Wired to its topics and to its own identity (never the pipeline's Secret or the control token).
@@ -371,6 +378,13 @@ def test_a_container_session_is_a_deployment_of_its_own_with_its_kafka_identity(
     secrets_used = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
     assert secrets_used == {"starling-s-1f2e3d4c-identity"}
     assert TOKEN_ENV not in env
+    # Its network: out to the users' Kafka listener and DNS only; nothing in.
+    [policy] = [r["body"] for r in api.requests if r["method"] == "PUT" and "networkpolicies" in r["path"]]
+    kubernetes_validate.validate(policy, KUBERNETES_VERSION, strict=True)
+    assert policy["spec"]["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert policy["spec"]["ingress"] == []
+    ports = [port for rule in policy["spec"]["egress"] for port in rule["ports"]]
+    assert {(p["port"], p["protocol"]) for p in ports} == {(9094, "TCP"), (53, "UDP"), (53, "TCP")}
 
 
 def test_a_session_stage_of_starling_components_mounts_its_identity() -> None:

@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from starling.control.session_kafka import SessionTopics, session_acls
 from starling.control.sessions import SessionRunner, machine_capacity, make_broker, stage_of
 from starling.control.state import ControllerState
 from starling.core.spec import ComponentSpec, PipelineSpec, StageResources, StageSpec
@@ -55,7 +56,7 @@ class _Host:
         self.pipeline = self.pipeline.model_copy(update={"stages": stages})
         self.containers = []
 
-    def has_session(self, name: str) -> bool:
+    def has_session(self, name: str, owner: str) -> bool:
         return name in [s.name for s in self.pipeline.stages] or name in getattr(self, "containers", [])
 
 
@@ -192,3 +193,30 @@ def test_a_container_session_runs_its_image_and_is_removed_at_its_end() -> None:
     runner.drive(session, session.end)
     assert session.phase == "COMPLETED"
     assert host.calls[-1] == ("remove", stage)
+
+
+def test_a_sessions_principal_may_do_just_what_its_stage_does() -> None:
+    component = SessionTopics(reads="p.filtered", group="p.s-1", dead_letters="p.dead-letters")
+    container = SessionTopics(reads="p.filtered", group="p.s-2", writes="p.user.ada.s-2")
+
+    def allowed(topics: SessionTopics) -> set[tuple[str, str, str, str]]:
+        return {
+            (b.restype.name, b.name, b.operation.name, b.resource_pattern_type.name)
+            for b in session_acls("starling-u-ada.s-1", topics)
+        }
+
+    assert allowed(component) == {
+        ("TOPIC", "p.filtered", "READ", "LITERAL"),
+        ("TOPIC", "p.filtered", "DESCRIBE", "LITERAL"),
+        ("GROUP", "p.s-1", "READ", "LITERAL"),
+        ("GROUP", "p.s-1", "DESCRIBE", "LITERAL"),
+        ("TOPIC", "p.dead-letters", "WRITE", "LITERAL"),
+        ("TOPIC", "p.dead-letters", "DESCRIBE", "LITERAL"),
+    }
+    # A container writes its own topic only: no dead letters (they would be requeued as the pipeline).
+    assert {a for a in allowed(container) if a[2] == "WRITE"} == {
+        ("TOPIC", "p.user.ada.s-2", "WRITE", "LITERAL")
+    }
+    assert all(
+        b.principal == "User:starling-u-ada.s-1" for b in session_acls("starling-u-ada.s-1", component)
+    )

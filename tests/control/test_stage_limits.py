@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
-from starling.control.backends.processes import LocalChain, stage_cores
+from starling.control.backends.processes import LocalChain, free_cpus
 from starling.core.spec import ComponentSpec, StageResources, StageSpec
 from starling.deploy.kubernetes import DeploymentSettings, worker_deployment
+from starling.transport.kafka.clients import IDENTITY_ENV
 from tests.support.helpers import wait_until
 from tests.support.kafka import chain_spec
 
@@ -77,13 +79,39 @@ def test_a_kubernetes_worker_of_a_stage_with_resources_requests_and_is_limited_t
     assert "cpu" not in plain["containers"][0]["resources"]["limits"]  # the chain's own stages as before
 
 
-def test_stages_with_resources_get_cores_of_their_own_from_the_last() -> None:
+def test_a_stage_added_with_resources_gets_cores_no_other_stage_holds() -> None:
     base = chain_spec("127.0.0.1:1", "limits", 10)
-    sessions = [
-        StageSpec(name=name, beside="filter", resources=StageResources(cores=cores, memory_gib=1))
-        for name, cores in (("s-a", 1), ("s-b", 2), ("s-c", 1))
+
+    def holding(name: str, cpus: list[int]) -> StageSpec:
+        resources = StageResources(cores=len(cpus), memory_gib=1, cpus=cpus)
+        return StageSpec(name=name, beside="filter", resources=resources)
+
+    spec = base.model_copy(update={"stages": [*base.stages, holding("s-b", [7])]})
+    # A was removed from [5, 6]; C, added now, takes the last free ones: never B's.
+    assert free_cpus(spec, list(range(8)), 2) == [5, 6]
+    spec = spec.model_copy(update={"stages": [*spec.stages, holding("s-c", [5, 6])]})
+    assert free_cpus(spec, list(range(8)), 1) == [4]
+    # More than are free (the broker never offers that): the last ones, shared.
+    assert free_cpus(spec, list(range(4)), 2) == [2, 3]
+
+
+def test_a_worker_of_a_session_stage_refuses_to_run_without_its_own_identity(tmp_path: Path) -> None:
+    """It never falls back to the pipeline's Kafka access: no identity named, or one it cannot read."""
+    spec = _with_session_stage()
+    stages = [
+        s.model_copy(update={"own_principal": True}) if s.name == "s-0123abcd" else s for s in spec.stages
     ]
-    spec = base.model_copy(update={"stages": [*base.stages, *sessions]})
-    assert stage_cores(spec, list(range(8))) == {"s-a": [7], "s-b": [5, 6], "s-c": [4]}
-    # More than the machine has (the broker never offers that): they share, round from the last again.
-    assert stage_cores(spec, [0, 1, 2]) == {"s-a": [2], "s-b": [0, 1], "s-c": [2]}
+    pipeline = tmp_path / "pipeline.json"
+    pipeline.write_text(spec.model_copy(update={"stages": stages}).model_dump_json())
+    command = [sys.executable, "-m", "starling", "serve", "s-0123abcd", "--pipeline", str(pipeline)]
+    environment = {k: v for k, v in os.environ.items() if k != IDENTITY_ENV}
+    for extra, said in (({}, "is not set"), ({IDENTITY_ENV: str(tmp_path / "none.json")}, "cannot read")):
+        ran = subprocess.run(
+            [*command, "--output", str(tmp_path)],
+            env={**environment, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ran.returncode == 2
+        assert said in ran.stderr + ran.stdout

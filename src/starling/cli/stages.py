@@ -43,6 +43,7 @@ def serve(
     from starling.alert.schemas import default_schema_source
     from starling.core.spec import file_version
     from starling.core.stages import stage_names
+    from starling.transport.kafka.clients import require_identity
     from starling.transport.kafka.worker import StageWorker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -54,6 +55,7 @@ def serve(
         if stage not in stage_names(spec):
             report_error(f"no stage {stage!r}; the pipeline's stages are {', '.join(stage_names(spec))}")
             raise typer.Exit(2)
+        require_identity(stage, spec.stage(stage).own_principal)  # never the pipeline's access instead
         decoder = AlertDecoder(default_schema_source(schema_registry))
         worker = StageWorker(spec, stage, output, decoder, _bodies_for(spec, stage), held)
         worker.started_from(version)

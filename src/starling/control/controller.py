@@ -66,9 +66,9 @@ class Controller:
         self.autoscaler = Autoscaler(self)
         self.shaper = Shaper(self)
         self.broker = make_broker(
-            ControllerHost(self), state=state
+            ControllerHost(self, self.quotas), state=state
         )  # users' own processing (ExecutionBroker)
-        self.sessions = SessionRunner(ControllerHost(self), self.broker)
+        self.sessions = SessionRunner(ControllerHost(self, self.quotas), self.broker)
         self.trials = Trials()
         self.started_at = time.time()
         # Re-entrant: an edit reads, decides and writes under it, and the write takes it again.

@@ -255,7 +255,10 @@ def _every_acl_of(principal: str) -> AclBindingFilter:
 
 
 def has_credential(spec: PipelineSpec, owner: str) -> bool:
-    principal = principal_name(spec, owner)
+    return has_credential_of(spec, principal_name(spec, owner))
+
+
+def has_credential_of(spec: PipelineSpec, principal: str) -> bool:
     admin = _admin(admin_config(_users(spec)))
     futures = admin.describe_user_scram_credentials([principal], request_timeout=_TIMEOUT_S)
     try:

@@ -7,13 +7,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Callable
 
 from starling.control import reshape
-from starling.control.session_kafka import SessionTopics, container_output, grant_session, revoke_session
+from starling.control.backends.processes import free_cpus
+from starling.control.quotas import Quotas
+from starling.control.session_kafka import (
+    SessionTopics,
+    container_output,
+    grant_session,
+    has_principal,
+    revoke_session,
+)
 from starling.core.spec import ComponentSpec, PipelineSpec, StageResources
 from starling.core.stages import output_topic
-from starling.deploy.sessions import ContainerRun
+from starling.deploy.sessions import ContainerRun, listener_ports
 from starling.transport.kafka.clients import ensure_topics
 from starling.transport.kafka.handover import end_offsets, set_group_position
 from starling.vo.execbroker.ledger import Capacity
@@ -22,8 +31,9 @@ log = logging.getLogger("starling.sessions")
 
 
 class ControllerHost:
-    def __init__(self, controller: reshape.Controller) -> None:
+    def __init__(self, controller: reshape.Controller, quotas: Quotas) -> None:
         self.controller = controller
+        self.quotas = quotas  # the operator's for users: a container's output within its producer rate
 
     @property
     def pipeline(self) -> PipelineSpec:
@@ -47,59 +57,82 @@ class ControllerHost:
     def add_session_stage(
         self, name: str, owner: str, beside: str, components: list[ComponentSpec], resources: StageResources
     ) -> None:
-        own = self._identity(name, owner, beside, writes=None)
-        self._or_revoked(
-            name,
-            owner,
-            lambda: reshape.add_branch(
-                self.controller, name, beside, components, resources=resources, own_principal=own
-            ),
-        )
+        # Its own cores, chosen now and kept: a session added later never shares them.
+        cpus = free_cpus(self.pipeline, sorted(os.sched_getaffinity(0)), resources.cores)
+        pinned = resources.model_copy(update={"cpus": cpus})
+        topics = self._topics(name, beside, writes=None)
+
+        def start() -> None:
+            own = self._identity(name, owner, topics)
+            reshape.add_branch(self.controller, name, beside, components, resources=pinned, own_principal=own)
+
+        self._or_revoked(name, owner, start)
 
     def add_session_container(self, run: ContainerRun, owner: str, beside: str) -> None:
         """``run``'s topics are set here: it reads what ``beside`` writes, from now on, and writes a topic
         of its owner's, made first (its principal may create nothing)."""
         kafka = self.pipeline.kafka
-        reads = output_topic(self.pipeline, beside)
         writes = container_output(self.pipeline, owner, run.stage)
-        run = dataclasses.replace(run, reads=reads, writes=writes, group=kafka.group(run.stage))
-        ensure_topics(kafka, [run.writes])
-        set_group_position(kafka, run.group, end_offsets(kafka, [reads]))
-        if not self._identity(run.stage, owner, beside, writes=run.writes):
-            raise RuntimeError("a container needs a Kafka principal of its own: [kafka.users] is not set")
-        self._or_revoked(run.stage, owner, lambda: self.controller.backend.start_container(run))
+        topics = self._topics(run.stage, beside, writes=writes)
+        users = self.pipeline.kafka.users
+        ports = listener_ports(users.bootstrap_servers) if users else ()
+        run = dataclasses.replace(
+            run, reads=topics.reads, writes=writes, group=topics.group, kafka_ports=ports
+        )
+
+        def start() -> None:
+            ensure_topics(kafka, [writes])
+            set_group_position(kafka, run.group, end_offsets(kafka, [run.reads]))
+            if not self._identity(run.stage, owner, topics):
+                raise RuntimeError("a container needs a Kafka principal of its own: [kafka.users] is not set")
+            self.controller.backend.start_container(run)
+
+        self._or_revoked(run.stage, owner, start)
 
     def remove_session(self, name: str, owner: str) -> None:
-        """Its stage or container removed, then its identity and its principal."""
+        """Its stage or container removed (a stage drains, committing as its principal), then its identity
+        and its principal."""
         if name in [stage.name for stage in self.pipeline.stages]:
             reshape.remove_stage(self.controller, name)
         self.controller.backend.remove_container(name)
-        self.controller.backend.set_identity(name, None)
-        revoke_session(self.pipeline, owner, name)
+        self._forget_identity(name, owner)
 
-    def has_session(self, name: str) -> bool:
-        in_pipeline = name in [stage.name for stage in self.pipeline.stages]
-        return in_pipeline or self.controller.backend.has_container(name)
+    def has_session(self, name: str, owner: str) -> bool:
+        """Whether anything of the session is left: its stage, its container or its principal."""
+        if name in [stage.name for stage in self.pipeline.stages]:
+            return True
+        return self.controller.backend.has_container(name) or has_principal(self.pipeline, owner, name)
 
-    def _identity(self, name: str, owner: str, beside: str, writes: str | None) -> bool:
-        """The session's principal made and handed to its stage; False without ``[kafka.users]``."""
-        spec = self.pipeline
-        topics = SessionTopics(
-            reads=output_topic(spec, beside),
-            group=spec.kafka.group(name),
-            dead_letters=spec.kafka.dead_letter_topic,
+    def _topics(self, name: str, beside: str, writes: str | None) -> SessionTopics:
+        kafka = self.pipeline.kafka
+        return SessionTopics(
+            reads=output_topic(self.pipeline, beside),
+            group=kafka.group(name),
+            # A container's letters would be requeued by the operator to the topic they name: none.
+            dead_letters=None if writes else kafka.dead_letter_topic,
             writes=writes,
         )
-        identity = grant_session(spec, owner, name, topics)
+
+    def _identity(self, name: str, owner: str, topics: SessionTopics) -> bool:
+        """The session's principal made and handed to its stage; False without ``[kafka.users]``."""
+        rate = self.quotas.kafka_producer_byte_rate if topics.writes else None
+        identity = grant_session(self.pipeline, owner, name, topics, producer_byte_rate=rate)
         if identity is None:
             return False
         self.controller.backend.set_identity(name, identity)
         return True
 
+    def _forget_identity(self, name: str, owner: str) -> None:
+        self.controller.backend.set_identity(name, None)
+        revoke_session(self.pipeline, owner, name)
+
     def _or_revoked(self, name: str, owner: str, start: Callable[[], object]) -> None:
         try:
             start()
         except Exception:  # the principal goes with the stage that was not made
-            self.controller.backend.set_identity(name, None)
-            revoke_session(self.pipeline, owner, name)
+            try:
+                self.controller.backend.remove_container(name)
+                self._forget_identity(name, owner)
+            except Exception:  # the session runner removes what is left, until it is gone
+                log.exception("session stage %s: its principal could not be removed yet", name)
             raise

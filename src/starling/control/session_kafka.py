@@ -9,10 +9,11 @@ on literal names:
 
 - READ and DESCRIBE on the topic it reads (what the chain's stage it sits beside writes);
 - READ and DESCRIBE on its own consumer group;
-- WRITE and DESCRIBE on the dead-letter topic (an alert its component cannot take goes there, with the
-  reason, as in every stage);
+- a Starling component's stage: WRITE and DESCRIBE on the dead-letter topic (an alert its component cannot
+  take goes there, with the reason, as in every stage). A container gets none: its letters would be requeued
+  to the topic they name, by the operator, as the pipeline;
 - a container's output: READ, WRITE and DESCRIBE on its own topic, under its owner's prefix (so the owner
-  reads it with their own Kafka access too).
+  reads it with their own Kafka access too), within the operator's producer quota for users.
 
 Kafka refuses everything else (``allow.everyone.if.no.acl.found`` false): the session can neither read
 another topic nor join another group, nor create or delete anything. Its identity (the users' listener, the
@@ -33,7 +34,12 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from starling.control.kafka_users import grant_principal, principal_name, revoke_principal
+from starling.control.kafka_users import (
+    grant_principal,
+    has_credential_of,
+    principal_name,
+    revoke_principal,
+)
 from starling.control.user_outputs import user_topic_prefix
 from starling.core.spec import PipelineSpec
 from starling.transport.kafka.client_quotas import QUOTA_KEYS
@@ -48,7 +54,7 @@ class SessionTopics:
 
     reads: str
     group: str
-    dead_letters: str
+    dead_letters: str | None = None
     writes: str | None = None
 
 
@@ -74,33 +80,45 @@ def session_acls(principal: str, topics: SessionTopics) -> list[AclBinding]:
         acl(ResourceType.TOPIC, topics.reads, describe),
         acl(ResourceType.GROUP, topics.group, read),
         acl(ResourceType.GROUP, topics.group, describe),
-        acl(ResourceType.TOPIC, topics.dead_letters, write),
-        acl(ResourceType.TOPIC, topics.dead_letters, describe),
     ]
+    if topics.dead_letters:
+        bindings += [acl(ResourceType.TOPIC, topics.dead_letters, op) for op in (write, describe)]
     if topics.writes:
         bindings += [acl(ResourceType.TOPIC, topics.writes, op) for op in (read, write, describe)]
     return bindings
 
 
-def grant_session(spec: PipelineSpec, owner: str, stage: str, topics: SessionTopics) -> dict[str, str] | None:
+def grant_session(
+    spec: PipelineSpec,
+    owner: str,
+    stage: str,
+    topics: SessionTopics,
+    producer_byte_rate: int | None = None,
+) -> dict[str, str] | None:
     """The session's own identity (librdkafka settings with its password), its ACLs made; None when the
     pipeline gives users no Kafka access (then a session's stage runs with the pipeline's)."""
     users = spec.kafka.users
     if users is None:
         return None
     principal = session_principal(spec, owner, stage)
-    # No quota: a session is given its cores to read at the rate they allow.
-    password = grant_principal(
-        spec, principal, session_acls(principal, topics), dict.fromkeys(QUOTA_KEYS), wait_s=_WAIT_S
-    )
+    # It reads at the rate its cores allow; what it writes (a container's topic) is within the users' quota.
+    rates: dict[str, float | None] = dict.fromkeys(QUOTA_KEYS)
+    rates["producer_byte_rate"] = producer_byte_rate
+    password = grant_principal(spec, principal, session_acls(principal, topics), rates, wait_s=_WAIT_S)
     return {
-        **users.admin_client,
         "bootstrap.servers": users.bootstrap_servers,
         "security.protocol": users.security_protocol,
         "sasl.mechanisms": users.mechanism,
         "sasl.username": principal,
         "sasl.password": password,
     }
+
+
+def has_principal(spec: PipelineSpec, owner: str, stage: str) -> bool:
+    """Whether the session's principal is still there (a removal that failed half-way leaves it)."""
+    if spec.kafka.users is None:
+        return False
+    return has_credential_of(spec, session_principal(spec, owner, stage))
 
 
 def revoke_session(spec: PipelineSpec, owner: str, stage: str) -> None:

@@ -32,7 +32,7 @@ from starling.control.loop import PeriodicLoop
 from starling.core.registry import component_class
 from starling.core.spec import ComponentSpec, PipelineSpec, StageResources
 from starling.core.stages import USERS_ANNOTATORS, chain_names, filtering_stage
-from starling.deploy.sessions import RESERVED_PREFIXES, ContainerRun
+from starling.deploy.sessions import RESERVED_PREFIXES, VARIABLE_NAME, ContainerRun
 from starling.errors import StarlingError
 from starling.vo.execbroker.broker import Broker
 from starling.vo.execbroker.ledger import Capacity, Ledger
@@ -81,7 +81,7 @@ class Host(Protocol):
 
     def remove_session(self, name: str, owner: str) -> None: ...
 
-    def has_session(self, name: str) -> bool: ...
+    def has_session(self, name: str, owner: str) -> bool: ...
 
 
 def machine_capacity(share: Capacity = CHAIN_SHARE) -> Capacity:
@@ -211,6 +211,13 @@ def _container_reasons(host: Host, executable: DockerContainer) -> list[Reason]:
         if name.startswith(RESERVED_PREFIXES):
             text = f"{name}: variables starting {' or '.join(RESERVED_PREFIXES)} are set by Starling"
             reasons.append(Reason(path=f"executable.environment.{name}", text=text))
+        elif not VARIABLE_NAME.match(name):
+            text = f"{name!r} is no variable name (letters, digits, '_', '-', '.'; not first a digit)"
+            reasons.append(Reason(path=f"executable.environment.{name}", text=text))
+    try:
+        shlex.split(executable.entrypoint or "")
+    except ValueError as exc:
+        reasons.append(Reason(path="executable.entrypoint", text=f"cannot be read as a command: {exc}"))
     return reasons
 
 
@@ -254,13 +261,20 @@ class SessionRunner(PeriodicLoop):
         super().__init__("sessions", interval_s)
         self.host = host
         self.broker = broker
+        # Sessions over of which nothing is left (looked at once after a controller starts).
+        self._clean: set[str] = set()
 
     def step(self) -> None:
         now = self.broker.clock()
         with self.broker.lock:
             due = [s for s in self.broker.sessions.values() if s.phase in (*LIVE, *_CLEARED)]
         for session in due:
-            self.drive(session, now)
+            if session.uuid in self._clean:
+                continue
+            try:  # one session's trouble (its backend's, Kafka's) holds up no other
+                self.drive(session, now)
+            except Exception:
+                log.exception("session %s: could not be driven; trying again", session.uuid)
 
     def drive(self, session: Session, now: dt.datetime) -> None:
         """One look at ``session``: move it on if its time has come. Each move is made only from the phase
@@ -281,7 +295,10 @@ class SessionRunner(PeriodicLoop):
                 self._release(session)
         elif phase == "RELEASING":  # a controller restarted while it released
             self._release(session)
-        elif phase in _CLEARED and self._has_stage(session):
+        elif phase in _CLEARED:
+            if not self._has_stage(session):
+                self._clean.add(uuid)  # nothing of it is left: not looked at again
+                return
             try:  # until its stage is gone: the user's code runs no longer than its session
                 self.host.remove_session(stage_of(session), session.owner)
             except Exception:
@@ -308,7 +325,7 @@ class SessionRunner(PeriodicLoop):
         self.host.add_session_stage(stage_of(session), session.owner, beside, components, resources)
 
     def _has_stage(self, session: Session) -> bool:
-        return self.host.has_session(stage_of(session))
+        return self.host.has_session(stage_of(session), session.owner)
 
     def _beside(self, session: Session) -> str:
         return str(session.executable.get("beside") or filtering_stage(self.host.pipeline))

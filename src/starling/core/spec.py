@@ -116,6 +116,11 @@ class StageResources(BaseModel):
 
     cores: int = Field(ge=1, le=1024)
     memory_gib: float = Field(gt=0, le=4096)
+    cpus: list[int] | None = Field(
+        None,
+        description="the CPUs the local backend pins it to, chosen when the stage is added (the machine's "
+        "last ones no other stage holds) and kept, so that stages added later never share them",
+    )
 
 
 class StageSpec(BaseModel):

@@ -107,3 +107,37 @@ def claim(
         "metadata": metadata(name, component, settings),
         "spec": spec,
     }
+
+
+def controller_role(account: str, component: str, settings: DeploymentSettings) -> Manifest:
+    """What the controller may do: manage and scale the stage Deployments, write the pipeline's Secret (the
+    control token comes to it in its environment), read pods; for users' sessions, write their identity
+    Secrets and their containers' NetworkPolicies, and read the namespace's ResourceQuotas (what sessions
+    are offered)."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": metadata(account, component, settings),
+        "rules": [
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments"],
+                "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
+            },
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments/scale"],
+                "verbs": ["get", "patch", "update"],
+            },
+            # Not ``get``: it reads no Secret back (the tokens', the database's). A session's identity
+            # Secret has a name made at run time, so update and delete cannot be limited to names.
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "update", "delete"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["resourcequotas"], "verbs": ["get", "list"]},
+            {
+                "apiGroups": ["networking.k8s.io"],
+                "resources": ["networkpolicies"],
+                "verbs": ["create", "update", "delete"],
+            },
+        ],
+    }

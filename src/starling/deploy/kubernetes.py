@@ -45,6 +45,7 @@ from starling.deploy.basics import (
     DeploymentSettings,
     Manifest,
     claim,
+    controller_role,
     deployment_name,
     labels,
     match_labels,
@@ -271,37 +272,6 @@ def _controller_container(settings: DeploymentSettings) -> dict[str, Any]:
     }
 
 
-def _controller_role(account: str, component: str, settings: DeploymentSettings) -> Manifest:
-    """What the controller may do: manage and scale the stage Deployments, write the pipeline's Secret (its
-    only Secret: the control token comes to it in its environment), read pods."""
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": metadata(account, component, settings),
-        "rules": [
-            {
-                "apiGroups": ["apps"],
-                "resources": ["deployments"],
-                "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
-            },
-            {
-                "apiGroups": ["apps"],
-                "resources": ["deployments/scale"],
-                "verbs": ["get", "patch", "update"],
-            },
-            # The pipeline's Secret only, not the tokens' or the database's (``create`` takes no name).
-            {
-                "apiGroups": [""],
-                "resources": ["secrets"],
-                "resourceNames": [PIPELINE_SECRET],
-                "verbs": ["get", "patch", "update", "delete"],
-            },
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-        ],
-    }
-
-
 def controller_objects(settings: DeploymentSettings, spec: PipelineSpec | None = None) -> list[Manifest]:
     component = "controller"
     account = f"{APP}-controller"
@@ -311,7 +281,7 @@ def controller_objects(settings: DeploymentSettings, spec: PipelineSpec | None =
         container["env"].append(postgres_password_env(store))
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(account, component, settings)},
-        _controller_role(account, component, settings),
+        controller_role(account, component, settings),
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",

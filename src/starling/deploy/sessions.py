@@ -10,13 +10,17 @@ of a session's stage, and a container image run as a stage of its own.
 - **A container image** (the ExecutionBroker's ``docker-container-1.0``) runs as a Deployment of one replica,
   wired to its topics through environment variables (``STARLING_INPUT_TOPIC``, ``STARLING_OUTPUT_TOPIC``,
   ``STARLING_GROUP_ID``, ``KAFKA_BOOTSTRAP_SERVERS`` and the SASL settings). It is the user's code, so it runs
-  as no one in particular: not as root, no privilege escalation, no capability, and without the namespace's
-  service-account token (which could otherwise reach the Kubernetes API as the namespace's default account).
+  as no one in particular (user and group 65532, not root), with no privilege escalation, no capability, and
+  without the namespace's service-account token (which could otherwise reach the Kubernetes API as the
+  namespace's default account). A NetworkPolicy of its own lets it reach only the users' Kafka listener's
+  port and DNS, and nothing reach it: not the pipeline's own listener (which trusts whoever reaches it), the
+  controller, the workers or the database. It needs a network plugin that enforces NetworkPolicies.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +37,9 @@ from starling.deploy.basics import (
 from starling.transport.kafka.clients import IDENTITY_ENV
 
 IDENTITY_DIR = "/etc/starling-identity"
+NOBODY = 65532  # the user a container runs as: none of the image's, never root
+# What Kubernetes takes as a variable's name.
+VARIABLE_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 IDENTITY_FILE = "identity.json"
 SESSION_COMPONENT = "session"
 # The variables Starling sets in a user's container: its own environment may not name them.
@@ -59,6 +66,7 @@ class ContainerRun:
     group: str
     command: list[str] | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    kafka_ports: tuple[int, ...] = ()  # the users' listener's: all the network it may reach, DNS aside
 
 
 def identity_secret_name(stage: str) -> str:
@@ -111,6 +119,8 @@ def container_deployment(run: ContainerRun, settings: DeploymentSettings) -> Man
         "resources": resource_limits(run.resources),
         "securityContext": {
             "runAsNonRoot": True,
+            "runAsUser": NOBODY,
+            "runAsGroup": NOBODY,
             "allowPrivilegeEscalation": False,
             "privileged": False,
             "capabilities": {"drop": ["ALL"]},
@@ -131,3 +141,28 @@ def container_deployment(run: ContainerRun, settings: DeploymentSettings) -> Man
             "template": {"metadata": {"labels": labels(component)}, "spec": pod},
         },
     }
+
+
+def network_policy(run: ContainerRun, settings: DeploymentSettings) -> Manifest:
+    """What a container's pods may reach: the users' Kafka listener's ports and DNS; nothing reaches them."""
+    component = f"{SESSION_COMPONENT}-{run.stage}"
+    dns = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+    kafka = [{"port": port, "protocol": "TCP"} for port in run.kafka_ports]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(deployment_name(run.stage), component, settings),
+        "spec": {
+            "podSelector": {"matchLabels": match_labels(component)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            "egress": [{"ports": kafka}, {"ports": dns}] if kafka else [{"ports": dns}],
+        },
+    }
+
+
+def listener_ports(bootstrap_servers: str) -> tuple[int, ...]:
+    """The ports of ``host:port,host:port``."""
+    return tuple(
+        sorted({int(server.rsplit(":", 1)[1]) for server in bootstrap_servers.split(",") if ":" in server})
+    )

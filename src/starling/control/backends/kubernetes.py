@@ -40,6 +40,7 @@ from starling.deploy.sessions import (
     container_deployment,
     identity_secret,
     identity_secret_name,
+    network_policy,
 )
 from starling.errors import ConfigError
 from starling.vo.execbroker.ledger import Capacity
@@ -100,6 +101,7 @@ class KubernetesBackend:
         self.settings = settings
         self.apps = k8s.AppsV1Api(api)
         self.core = k8s.CoreV1Api(api)
+        self.networking = k8s.NetworkingV1Api(api)
         self.token = token
         self.namespace = settings.namespace
         # The stages of the pipeline it runs (set at ``start``): a Deployment each.
@@ -211,17 +213,29 @@ class KubernetesBackend:
             self.core.create_namespaced_secret(self.namespace, body)
 
     def start_container(self, run: ContainerRun) -> None:
+        """Its NetworkPolicy first (its pods never run unfenced), then its Deployment; either one left by a
+        controller that restarted meanwhile is made anew."""
+        name = deployment_name(run.stage)
+        policy: Any = network_policy(run, self.settings)
+        try:
+            self.networking.create_namespaced_network_policy(self.namespace, policy)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            self.networking.replace_namespaced_network_policy(name, self.namespace, policy)
         body: Any = container_deployment(run, self.settings)
         log.info("starting %s's container %s", run.stage, run.image)
         try:
             self.apps.create_namespaced_deployment(self.namespace, body)
         except ApiException as exc:
-            if exc.status != 409:  # left by a controller that restarted meanwhile: made anew
+            if exc.status != 409:
                 raise
-            self.apps.replace_namespaced_deployment(deployment_name(run.stage), self.namespace, body)
+            self.apps.replace_namespaced_deployment(name, self.namespace, body)
 
     def remove_container(self, stage: str) -> None:
-        self._delete(lambda: self.apps.delete_namespaced_deployment(deployment_name(stage), self.namespace))
+        name = deployment_name(stage)
+        self._delete(lambda: self.apps.delete_namespaced_deployment(name, self.namespace))
+        self._delete(lambda: self.networking.delete_namespaced_network_policy(name, self.namespace))
 
     def has_container(self, stage: str) -> bool:
         try:
@@ -233,16 +247,22 @@ class KubernetesBackend:
         return True
 
     def quota_capacity(self) -> Capacity | None:
-        """What the namespace's ResourceQuotas leave: the least, over them, of hard less used (cores and
-        GiB, from ``limits.*``, else ``requests.*``, else the bare names); None when no quota sets both."""
-        quotas = self.core.list_namespaced_resource_quota(self.namespace).items
+        """What the namespace's ResourceQuotas leave: the least, over every quota and each of its keys
+        (``limits.*``, ``requests.*``, the bare names), of hard less used, in cores and GiB; None when no
+        quota sets both."""
+        try:
+            quotas = self.core.list_namespaced_resource_quota(self.namespace).items
+        except ApiException as exc:  # not allowed to read them (an older Role): the machine's own is no guide
+            log.warning(
+                "cannot read the namespace's ResourceQuotas (%s): sessions are offered none", exc.reason
+            )
+            return Capacity(0, 0)
         free: dict[str, list[Decimal]] = {"cpu": [], "memory": []}
         for quota in quotas:
             hard = (quota.spec.hard if quota.spec else None) or {}
             used = (quota.status.used if quota.status else None) or {}
             for resource in free:
-                key = next((k for k in _QUOTA_KEYS[resource] if k in hard), None)
-                if key is not None:
+                for key in (k for k in _QUOTA_KEYS[resource] if k in hard):  # each binds: the least wins
                     left = _quantity(hard[key]) - _quantity(used.get(key, "0"))
                     free[resource].append(max(Decimal(0), left))
         if not free["cpu"] or not free["memory"]:

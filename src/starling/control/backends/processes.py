@@ -18,6 +18,7 @@ from typing import Any
 
 from starling.control.auth import TOKEN_ENV, new_secret
 from starling.control.client import WorkerClient
+from starling.control.kafka_users import ADMIN_PASSWORD_ENV
 from starling.core.secrets import write_private
 from starling.core.spec import PipelineSpec, versioned_json
 from starling.core.stages import all_topics, chain_names, stage_names
@@ -50,19 +51,14 @@ class WorkerProcess(WorkerClient):
         return self.process.poll() is None
 
 
-def stage_cores(spec: PipelineSpec, cpus: list[int]) -> dict[str, list[int]]:
-    """The cores each stage with resources is pinned to: cores of its own, taken from the machine's last
-    (the chain's stages run on the first) in the pipeline's order, so that two sessions never share one.
-    Past the machine's cores they wrap round; the broker offers no more than there are."""
-    taken: dict[str, list[int]] = {}
-    position = 0
-    for stage in spec.stages:
-        if stage.resources is None:
-            continue
-        wanted = min(stage.resources.cores, len(cpus))
-        taken[stage.name] = sorted(cpus[-1 - (position + i) % len(cpus)] for i in range(wanted))
-        position += wanted
-    return taken
+def free_cpus(spec: PipelineSpec, machine: list[int], cores: int) -> list[int]:
+    """``cores`` CPUs for a stage being added: the machine's last ones (the chain's stages run on the first)
+    that no stage of ``spec`` holds. When too few are free (the broker offers no more than there are), the
+    last ones are shared."""
+    held = {cpu for stage in spec.stages if stage.resources for cpu in stage.resources.cpus or ()}
+    free = [cpu for cpu in reversed(machine) if cpu not in held]
+    chosen = free[:cores] if len(free) >= cores else list(reversed(machine))[:cores]
+    return sorted(chosen)
 
 
 class LocalChain:
@@ -130,6 +126,7 @@ class LocalChain:
             *(["--held"] if held else []),
         ]
         environment = {**os.environ, **self.environment, TOKEN_ENV: self.token}
+        environment.pop(ADMIN_PASSWORD_ENV, None)  # Kafka's super user is the controller's alone
         if self._own_principal(stage):  # fails closed: no identity file, no Kafka for it
             environment[IDENTITY_ENV] = str(self.identity_path(stage))
         with log_path.open("ab") as log:
@@ -144,8 +141,8 @@ class LocalChain:
     def _own_principal(self, stage: str) -> bool:
         try:
             return self.spec.stage(stage).own_principal
-        except KeyError:  # a stage a reshape is about to add: users' sessions are added otherwise
-            return False
+        except KeyError:  # a stage a reshape is about to add (its own file): never a session's, which are
+            return False  # added to the pipeline first; a worker of one refuses to run without its identity
 
     def _limits(self, stage: str) -> list[str]:
         """What a stage with resources runs under: pinned to its cores (the machine's last ones, away from
@@ -157,7 +154,8 @@ class LocalChain:
             return []
         if resources is None:
             return []
-        cpus = stage_cores(self.spec, sorted(os.sched_getaffinity(0)))[stage]
+        machine = sorted(os.sched_getaffinity(0))
+        cpus = resources.cpus or free_cpus(self.spec, machine, resources.cores)
         data = int(resources.memory_gib * 1024**3)
         return ["prlimit", f"--data={data}", "--", "taskset", "-c", ",".join(map(str, cpus))]
 

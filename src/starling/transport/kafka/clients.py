@@ -59,6 +59,12 @@ def own_identity() -> dict[str, str]:
     return {str(key): str(value) for key, value in identity.items()}
 
 
+def require_identity(stage: str, own_principal: bool) -> None:
+    """A worker of a stage that reaches Kafka as a principal of its own refuses to run without it."""
+    if own_principal and not own_identity():
+        raise StarlingError(f"{stage} reaches Kafka as a principal of its own; {IDENTITY_ENV} is not set")
+
+
 def client_config(settings: KafkaSettings) -> dict[str, Any]:
     """What every client of the pipeline's Kafka is given: the servers and the pass-through settings (or,
     in a worker run as a principal of its own, that principal's)."""
