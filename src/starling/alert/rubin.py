@@ -13,6 +13,7 @@ a finite time and position is refused.
 from __future__ import annotations
 
 import re
+from math import isfinite
 from typing import Any
 
 from starling.alert.model import (
@@ -55,52 +56,82 @@ def _photometry(row: Record) -> tuple[float | None, float | None]:
     return finite(_first(row, _FLUX)), uncertainty(_first(row, _FLUX_ERR))
 
 
-def _detection(row: Record, mjd: float) -> Detection:
-    flux, flux_err = _photometry(row)
-    return Detection(
-        detection_id=int(row["diaSourceId"]),
-        mjd=mjd,
-        band=str(_first(row, _BAND) or ""),
-        ra=finite(row.get("ra")),
-        dec=finite(_first(row, _DEC)),
-        mag=flux_njy_to_mag(flux),
-        mag_err=flux_err_to_mag_err(flux, flux_err),
-        flux=flux,
-        flux_err=flux_err,
-    )
+def _names(rows: list[Record], *wanted: tuple[str, ...]) -> list[str]:
+    """For each of ``wanted``, the name its rows use (newest first), or "" (no Avro field is named so:
+    ``row.get("")`` is None). Every row of one Avro array has one schema, so the first row answers for
+    all: the lookups are made once per array, not per row."""
+    first = rows[0]
+    return [next((name for name in names if name in first), "") for names in wanted]
 
 
-def _forced_point(row: Record, mjd: float) -> ForcedPoint:
-    flux, flux_err = _photometry(row)
-    return ForcedPoint(mjd=mjd, band=str(_first(row, _BAND) or ""), flux=flux, flux_err=flux_err)
+def _real(value: Any) -> float | None:
+    """:func:`finite`, with its common case (a finite float) answered inline by the loops below."""
+    return value if type(value) is float and isfinite(value) else finite(value)
 
 
-def _upper_limit(row: Record, mjd: float) -> UpperLimit:
-    noise = uncertainty(row.get("diaNoise"))
-    limiting_flux = finite(_UPPER_LIMIT_SIGMA * noise) if noise is not None else None
-    return UpperLimit(
-        mjd=mjd,
-        band=str(_first(row, _BAND) or ""),
-        limiting_mag=flux_njy_to_mag(limiting_flux),
-        limiting_flux=limiting_flux,
-    )
-
-
-def _timed(rows: Any) -> list[tuple[Record, float]]:
-    """The rows that have a finite time, with it (a row without one cannot be placed on the curve)."""
+def _detections(rows: list[Record]) -> list[Detection]:
+    if not rows:
+        return []
+    time, band, dec, flux_name, err_name = _names(rows, _TIME, _BAND, _DEC, _FLUX, _FLUX_ERR)
     found = []
-    for row in rows or ():
-        mjd = finite(_first(row, _TIME))
-        if mjd is not None:
-            found.append((row, mjd))
+    for row in rows:
+        mjd = row.get(time)
+        if not (type(mjd) is float and isfinite(mjd)) and (mjd := finite(mjd)) is None:
+            continue
+        flux, flux_err = _real(row.get(flux_name)), uncertainty(row.get(err_name))
+        found.append(
+            Detection(
+                detection_id=int(row["diaSourceId"]),
+                mjd=mjd,
+                band=str(row.get(band) or ""),
+                ra=_real(row.get("ra")),
+                dec=_real(row.get(dec)),
+                mag=flux_njy_to_mag(flux),
+                mag_err=flux_err_to_mag_err(flux, flux_err),
+                flux=flux,
+                flux_err=flux_err,
+            )
+        )
+    return found
+
+
+def _forced_points(rows: list[Record]) -> list[ForcedPoint]:
+    """The longest list of a deep-field alert (up to ~780 rows): its loop is kept tight."""
+    if not rows:
+        return []
+    time, band, flux_name, err_name = _names(rows, _TIME, _BAND, _FLUX, _FLUX_ERR)
+    found = []
+    for row in rows:
+        mjd = row.get(time)
+        if not (type(mjd) is float and isfinite(mjd)) and (mjd := finite(mjd)) is None:
+            continue
+        flux, error = row.get(flux_name), row.get(err_name)
+        flux = flux if type(flux) is float and isfinite(flux) else finite(flux)
+        error = error if type(error) is float and isfinite(error) and error > 0.0 else uncertainty(error)
+        found.append(ForcedPoint(mjd, str(row.get(band) or ""), flux, error))
+    return found
+
+
+def _upper_limits(rows: list[Record]) -> list[UpperLimit]:
+    if not rows:
+        return []
+    time, band = _names(rows, _TIME, _BAND)
+    found = []
+    for row in rows:
+        mjd = _real(row.get(time))
+        if mjd is None:
+            continue
+        noise = uncertainty(row.get("diaNoise"))
+        limiting_flux = finite(_UPPER_LIMIT_SIGMA * noise) if noise is not None else None
+        limiting_mag = flux_njy_to_mag(limiting_flux)
+        found.append(UpperLimit(mjd, str(row.get(band) or ""), limiting_mag, limiting_flux))
     return found
 
 
 def build_rubin_history(record: Record) -> History:
-    detections = [_detection(row, mjd) for row, mjd in _timed([record["diaSource"]])]
-    detections.extend(_detection(row, mjd) for row, mjd in _timed(record.get("prvDiaSources")))
-    upper_limits = [_upper_limit(row, mjd) for row, mjd in _timed(record.get("prvDiaNondetectionLimits"))]
-    forced = [_forced_point(row, mjd) for row, mjd in _timed(record.get("prvDiaForcedSources"))]
+    detections = _detections([record["diaSource"]]) + _detections(record.get("prvDiaSources") or [])
+    upper_limits = _upper_limits(record.get("prvDiaNondetectionLimits") or [])
+    forced = _forced_points(record.get("prvDiaForcedSources") or [])
     detections.sort(key=lambda d: d.mjd)
     upper_limits.sort(key=lambda u: u.mjd)
     forced.sort(key=lambda f: f.mjd)
