@@ -15,6 +15,7 @@ import pytest
 
 from starling.adql.language import compile_filter
 from starling.alert.decoder import AlertDecoder
+from starling.control.rollout import LIVE_WAIT_S
 from starling.transport.kafka.envelope import decode_envelope
 from starling.transport.kafka.feed import feed
 from tests.support.controller import ControllerProcess
@@ -35,22 +36,22 @@ def test_filters_change_while_the_stream_flows(kafka_bootstrap: str, prefix: str
     controller = ControllerProcess(pipeline, tmp_path, "--quotas", str(quotas))
     try:
         url, operator = controller.url, controller.operator
+        # A change's answer waits up to LIVE_WAIT_S for every replica to apply it: the client waits longer.
+        api = httpx.Client(timeout=LIVE_WAIT_S + 10)
         ada, bob = controller.user_token("ada"), controller.user_token("bob")
 
         # Refused at once, with where and why.
-        bad = httpx.post(
-            f"{url}/filters", headers=ada, json={"name": "oops", "expression": "mag < 19 AND AND"}
-        )
+        bad = api.post(f"{url}/filters", headers=ada, json={"name": "oops", "expression": "mag < 19 AND AND"})
         assert bad.status_code == 422
         assert bad.json()["detail"][0]["column"] == 14
-        unknown = httpx.post(f"{url}/filters", headers=ada, json={"name": "oops", "expression": "mgn < 19"})
+        unknown = api.post(f"{url}/filters", headers=ada, json={"name": "oops", "expression": "mgn < 19"})
         assert unknown.status_code == 422
         assert "did you mean mag" in unknown.json()["detail"][0]["msg"]
 
         versions: dict[int, list[dict[str, Any]]] = {}
 
         def filter_worker_status() -> dict[str, Any]:
-            status = httpx.get(f"{url}/stages/filter/workers", headers=operator).json()[0]["status"]
+            status = api.get(f"{url}/stages/filter/workers", headers=operator).json()[0]["status"]
             versions[status["config_version"]] = status["config"]
             return status
 
@@ -65,13 +66,13 @@ def test_filters_change_while_the_stream_flows(kafka_bootstrap: str, prefix: str
         feeder.start()
         wait_until(lambda: store_count(tmp_path) > 500, 120, "the stream to flow")
 
-        created = httpx.post(
+        created = api.post(
             f"{url}/filters", headers=ada, json={"name": "ada-bright", "expression": "mag < 19"}
         )
         assert created.status_code == 201, created.text
         applied(lambda s: "ada.ada-bright" in s["components"])  # a user's filter: <owner>.<name>
         time.sleep(1.5)
-        changed = httpx.patch(f"{url}/filters/ada-bright", headers=ada, json={"expression": "mag < 18"})
+        changed = api.patch(f"{url}/filters/ada-bright", headers=ada, json={"expression": "mag < 18"})
         assert changed.status_code == 200, changed.text
         applied(lambda s: any(c["config"].get("expression") == "mag < 18" for c in s["config"]))
         time.sleep(1.5)
@@ -80,30 +81,30 @@ def test_filters_change_while_the_stream_flows(kafka_bootstrap: str, prefix: str
             "expression": "dec > 30 AND reliability > 0.3",
             "outputs": [{"type": "kafka", "format": "json"}],
         }
-        assert httpx.post(f"{url}/filters", headers=bob, json=north).status_code == 201
+        assert api.post(f"{url}/filters", headers=bob, json=north).status_code == 201
         applied(lambda s: "bob.bob-north" in s["components"])
         # Bob cannot see or touch Ada's filter; the operator sees both.
-        assert httpx.delete(f"{url}/filters/ada-bright", headers=bob).status_code == 404
-        assert [f["name"] for f in httpx.get(f"{url}/filters", headers=bob).json()] == ["bob-north"]
-        assert {f["name"] for f in httpx.get(f"{url}/filters", headers=operator).json()} == {
+        assert api.delete(f"{url}/filters/ada-bright", headers=bob).status_code == 404
+        assert [f["name"] for f in api.get(f"{url}/filters", headers=bob).json()] == ["bob-north"]
+        assert {f["name"] for f in api.get(f"{url}/filters", headers=operator).json()} == {
             "ada-bright",
             "bob-north",
         }
         # Names are each user's own: Bob may have an "ada-bright" too, and learns nothing of Ada's.
         own = {"name": "ada-bright", "expression": "mag < 1"}
-        assert httpx.post(f"{url}/filters", headers=bob, json=own).status_code == 201
+        assert api.post(f"{url}/filters", headers=bob, json=own).status_code == 201
         applied(lambda s: "bob.ada-bright" in s["components"])
-        assert httpx.post(f"{url}/filters", headers=bob, json=own).status_code == 409
-        assert httpx.delete(f"{url}/filters/ada-bright", headers=bob).status_code == 200
+        assert api.post(f"{url}/filters", headers=bob, json=own).status_code == 409
+        assert api.delete(f"{url}/filters/ada-bright", headers=bob).status_code == 200
         applied(lambda s: not any(c.get("name") == "bob.ada-bright" for c in s["config"]))
         time.sleep(1.5)
-        assert httpx.delete(f"{url}/filters/ada-bright", headers=ada).status_code == 200
+        assert api.delete(f"{url}/filters/ada-bright", headers=ada).status_code == 200
         applied(lambda s: not any(c.get("name") == "ada.ada-bright" for c in s["config"]))
         feeder.join(timeout=120)
         wait_until(lambda: store_count(tmp_path) >= alerts, 180, "the whole stream to be stored")
         assert max(applied_in) < 10  # live within seconds, nothing restarted
 
-        listed = httpx.get(f"{url}/filters/bob-north", headers=bob).json()
+        listed = api.get(f"{url}/filters/bob-north", headers=bob).json()
         assert listed["counts"]["seen"] > 0
         assert 0 < listed["counts"]["matched"] <= listed["counts"]["seen"]
 
@@ -136,7 +137,7 @@ def test_filters_change_while_the_stream_flows(kafka_bootstrap: str, prefix: str
         assert {json.loads(m.value())["alert_id"] for m in delivered} == bob_matches
 
         # Try a filter on what the store holds: it counts as the live stage judged.
-        tried = httpx.post(f"{url}/try-filter", headers=ada, json={"expression": "mag < 18", "sample": 3})
+        tried = api.post(f"{url}/try-filter", headers=ada, json={"expression": "mag < 18", "sample": 3})
         assert tried.status_code == 200, tried.text
         result = tried.json()
         assert result["alerts_examined"] == alerts

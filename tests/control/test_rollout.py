@@ -95,6 +95,9 @@ class FakeBackend:
     def stop(self) -> None:
         pass
 
+    def quota_capacity(self) -> None:
+        return None  # users' sessions are offered the machine's own capacity
+
 
 def _rollout(backend: FakeBackend, wanted: int = 1) -> StageRollout:
     rollout = StageRollout("filter", backend, lambda: wanted)
