@@ -16,7 +16,7 @@ from starling.store.open import open_store
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 from starling.transport.kafka.clients import ensure_topics
 from starling.transport.kafka.feed import feed
-from tests.support.helpers import dump_store
+from tests.support.helpers import dump_store, wait_until
 from tests.support.kafka import chain_spec
 
 pytestmark = pytest.mark.kafka
@@ -92,8 +92,11 @@ def test_topics_are_created_with_partitions_and_retention(kafka_bootstrap: str, 
     ensure_topics(settings, [settings.topic("ingested"), settings.topic("filtered")])
     ensure_topics(settings, [settings.topic("ingested")])  # idempotent
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    names = (settings.topic("ingested"), settings.topic("filtered"))
+    # A topic just made is listed a moment later (the broker's metadata follows the controller's).
+    wait_until(lambda: set(names) <= set(admin.list_topics(timeout=10).topics), 30, "the new topics listed")
     metadata = admin.list_topics(timeout=10)
-    for name in (settings.topic("ingested"), settings.topic("filtered")):
+    for name in names:
         assert len(metadata.topics[name].partitions) == 3
         resource = ConfigResource("topic", name)
         config = admin.describe_configs([resource])[resource].result(timeout=10)
