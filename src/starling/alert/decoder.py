@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import fastavro
@@ -29,6 +31,7 @@ from fastavro.read import HEADER_SCHEMA
 
 from starling.alert.codecs import decompress_block
 from starling.alert.model import Alert, Record
+from starling.alert.projection import Projection, rubin_projection
 from starling.alert.record_readers import LeftOverBytesError, RecordReader, record_reader
 from starling.alert.rubin import normalize_rubin
 from starling.alert.schemas import SchemaSource, WriterSchema, default_schema_source
@@ -78,13 +81,18 @@ def _describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def normalize_record(record: Record, schema_name: str, origin: str) -> Alert:
-    """Route a decoded record to its survey's normalizer by the writer schema's name."""
+def normalize_record(
+    record: Record, schema_name: str, origin: str, record_loader: Callable[[], Record] | None = None
+) -> Alert:
+    """Route a decoded record to its survey's normalizer by the writer schema's name. With
+    ``record_loader``, ``record`` is a Rubin projection and the loader decodes the whole record."""
     is_ztf = schema_name.startswith("ztf")
     if not is_ztf and "diaSource" not in record:  # Rubin: lsst.vX_Y.alert, and ELAsTiCC simulations
         raise AlertDecodeError(f"writer schema {schema_name!r} is neither a ZTF nor a Rubin alert schema")
     try:
-        return normalize_ztf(record, origin) if is_ztf else normalize_rubin(record, schema_name, origin)
+        if is_ztf:
+            return normalize_ztf(record, origin)
+        return normalize_rubin(record, schema_name, origin, record_loader)
     except AlertDecodeError:
         raise
     except Exception as exc:  # a field of the wrong type or shape, whatever the normalizer tripped on
@@ -102,10 +110,16 @@ class AlertDecoder:
         schemas: SchemaSource | None = None,
         limits: DecodeLimits | None = None,
         reader: RecordReader | None = None,
+        project: bool = True,
     ) -> None:
+        """``project``: read Rubin's wire messages through a projection (what Starling reads), the whole
+        record on first use of ``Alert.record``; else whole records at once."""
         self.schemas = schemas if schemas is not None else default_schema_source()
         self.limits = limits or DecodeLimits()
         self.reader = reader or record_reader()
+        self.project = project
+        # Each wire schema id's projection (None: read whole records).
+        self._wire_projections: dict[int, Projection | None] = {}
         # Parsed and checked container schemas by their text; a refused one keeps its refusal, so a
         # flood of the same poison costs one parse.
         self._container_schemas: dict[bytes, tuple[CheckedSchema, Any] | AlertDecodeError] = {}
@@ -122,7 +136,7 @@ class AlertDecoder:
         if payload[:4] == CONTAINER_MAGIC:
             schema_name, records = self._read_container(payload)
         elif payload[:1] == bytes([WIRE_MAGIC]):
-            schema_name, records = self._read_wire(payload)
+            return [self._read_wire(payload, origin)]
         elif not payload:
             raise AlertDecodeError("empty message")
         else:
@@ -134,7 +148,7 @@ class AlertDecoder:
 
     # -- Confluent wire format -------------------------------------------------------------------
 
-    def _read_wire(self, payload: bytes) -> tuple[str, list[Record]]:
+    def _read_wire(self, payload: bytes, origin: str) -> Alert:
         if len(payload) < _WIRE_HEADER_BYTES:
             raise AlertDecodeError(
                 f"truncated message: {len(payload)} bytes, shorter than the 5-byte wire header"
@@ -152,10 +166,28 @@ class AlertDecoder:
                     f"unreadable writer schema id {schema_id}: {_describe_failure(exc)}"
                 )
             self._wire_compiled[schema_id] = compiled
+            is_rubin = not schema.full_name.startswith("ztf")
+            projection = rubin_projection(definition) if self.project and is_rubin else None
+            self._wire_projections[schema_id] = projection
         if isinstance(compiled, AlertDecodeError):
             raise AlertDecodeError(compiled.reason)
+        projection = self._wire_projections[schema_id]
+        if projection is None:
+            record = self._wire_record(compiled, schema_id, schema, payload)
+            return normalize_record(record, schema.full_name, origin)
         try:
-            record = self.reader.read_one(compiled, payload[_WIRE_HEADER_BYTES:])
+            fields = projection.read(payload, _WIRE_HEADER_BYTES)
+        except Exception as exc:  # truncated, a count or branch out of range, bytes left over
+            raise AlertDecodeError(
+                f"cannot decode with schema id {schema_id}: {_describe_failure(exc)}"
+            ) from exc
+        whole = partial(self._wire_record, compiled, schema_id, schema, payload)
+        return normalize_record(fields, schema.full_name, origin, whole)
+
+    def _wire_record(self, compiled: Any, schema_id: int, schema: WriterSchema, payload: bytes) -> Record:
+        """The whole record of a wire message."""
+        try:
+            return self.reader.read_one(compiled, payload[_WIRE_HEADER_BYTES:])
         except LeftOverBytesError as exc:
             raise AlertDecodeError(
                 f"record does not fit schema id {schema_id} ({schema.full_name}): {exc}"
@@ -164,7 +196,6 @@ class AlertDecoder:
             raise AlertDecodeError(
                 f"cannot decode with schema id {schema_id}: {_describe_failure(exc)}"
             ) from exc
-        return schema.full_name, [record]
 
     # -- Avro container files --------------------------------------------------------------------
 

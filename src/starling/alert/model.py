@@ -115,11 +115,15 @@ class Alert:
     """The normalized alert. Build one through a survey codec, not by hand.
 
     Attributes of the triggering detection are eager; ``history`` and ``cutouts`` are lazy and
-    cached. ``annotations`` maps an annotator's name to what it wrote.
+    cached. ``annotations`` maps an annotator's name to what it wrote. ``fields`` is what Starling itself
+    reads of the survey's record (for Rubin, a projection: ``starling.alert.projection``); ``record`` is
+    all of it, decoded on first use.
     """
 
     __slots__ = (
         "_cutouts",
+        "_fields",
+        "_fields_loader",
         "_history",
         "_history_builder",
         "_record",
@@ -162,6 +166,8 @@ class Alert:
         history_builder: Callable[[Record], History],
         origin: str = "",
         record_loader: Callable[[], Record] | None = None,
+        fields: Record | None = None,
+        fields_loader: Callable[[], Record] | None = None,
     ) -> None:
         self.survey: Survey = survey
         self.alert_id = alert_id
@@ -180,6 +186,8 @@ class Alert:
             raise ValueError("an Alert needs its record or a way to load it")
         self._record = record
         self._record_loader = record_loader
+        self._fields = fields
+        self._fields_loader = fields_loader
         self.origin = origin
         self.annotations: dict[str, dict[str, Any]] = {}
         # The stages it has passed over Kafka, in order, each with its configuration version (and, under
@@ -208,16 +216,27 @@ class Alert:
         return self._record is not None
 
     @property
+    def fields(self) -> Record:
+        """The fields of the survey's record that Starling's own code reads (the alert, its history, its
+        solar-system association, its cutouts), each as in ``record``: where no projection was read, the
+        record itself."""
+        if self._fields is None:
+            if self._fields_loader is None:
+                return self.record
+            self._fields = self._fields_loader()
+        return self._fields
+
+    @property
     def history(self) -> History:
         if self._history is None:
-            self._history = self._history_builder(self.record)
+            self._history = self._history_builder(self.fields)
         return self._history
 
     @property
     def cutouts(self) -> dict[str, Cutout]:
         """Cutouts by role: ``science``, ``template``, ``difference`` (only those the alert carries)."""
         if self._cutouts is None:
-            self._cutouts = _extract_cutouts(self.record)
+            self._cutouts = _extract_cutouts(self.fields)
         return self._cutouts
 
     def summary(self) -> dict[str, Any]:

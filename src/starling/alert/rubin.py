@@ -13,6 +13,7 @@ a finite time and position is refused.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from math import isfinite
 from typing import Any
 
@@ -157,9 +158,13 @@ def _object_id(record: Record, source: Record) -> str:
     return f"source-{source['diaSourceId']}"
 
 
-def normalize_rubin(record: Record, schema_name: str, origin: str = "") -> Alert:
-    """Turn a decoded Rubin record into an Alert; ``schema_name`` is the writer schema's full name. A
-    record that does not fit raises; ``starling.alert.decoder.normalize_record`` words it as a refusal."""
+def normalize_rubin(
+    record: Record, schema_name: str, origin: str = "", record_loader: Callable[[], Record] | None = None
+) -> Alert:
+    """Turn a decoded Rubin record into an Alert; ``schema_name`` is the writer schema's full name. With
+    ``record_loader``, ``record`` is the projection of ``starling.alert.projection`` (the fields read
+    here) and the loader gives the whole record. A record that does not fit raises;
+    ``starling.alert.decoder.normalize_record`` words it as a refusal."""
     source = record["diaSource"]
     flux, flux_err = _photometry(source)
     alert_id = record.get("diaSourceId", record.get("alertId"))
@@ -184,7 +189,9 @@ def normalize_rubin(record: Record, schema_name: str, origin: str = "") -> Alert
         flux_err=flux_err,
         reliability=reliability,
         schema_version=schema_version_from_name(schema_name),
-        record=record,
+        record=None if record_loader else record,
+        record_loader=record_loader,
+        fields=record,
         history_builder=build_rubin_history,
         origin=origin,
     )

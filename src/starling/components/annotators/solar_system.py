@@ -49,7 +49,7 @@ class SolarSystem(Annotator[SolarSystemConfig]):
 
     def annotate(self, alerts: Sequence[Alert]) -> None:
         for alert in alerts:
-            record = alert.record
+            record = alert.fields
             found = self._ztf(record) if alert.survey == "ztf" else self._rubin(record)
             alert.annotations[self.name] = found
 

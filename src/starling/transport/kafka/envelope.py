@@ -21,7 +21,7 @@ import fastavro
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.export import SUMMARY_FIELDS
-from starling.alert.model import Alert, Record
+from starling.alert.model import Alert
 from starling.alert.rubin import build_rubin_history
 from starling.alert.ztf import build_ztf_history
 from starling.core.spec import COMPONENT_NAME_PATTERN
@@ -116,11 +116,14 @@ def decode_envelope(data: bytes, decoder: AlertDecoder) -> Envelope:
         if not re.fullmatch(COMPONENT_NAME_PATTERN, name):
             raise AlertDecodeError(f"envelope names a match {name[:80]!r} that is not a filter's name")
 
-    def load_record() -> Record:
-        for candidate in decoder.decode(payload, fields["origin"]):
-            if candidate.alert_id == alert_id:
-                return candidate.record
-        raise AlertDecodeError(f"alert {alert_id} is not in its own payload")
+    decoded: list[Alert] = []  # the payload decoded once, for its fields and its whole record alike
+
+    def load_alert() -> Alert:
+        if not decoded:
+            decoded.extend(c for c in decoder.decode(payload, fields["origin"]) if c.alert_id == alert_id)
+        if not decoded:
+            raise AlertDecodeError(f"alert {alert_id} is not in its own payload")
+        return decoded[0]
 
     alert = Alert(
         survey=survey,
@@ -139,7 +142,8 @@ def decode_envelope(data: bytes, decoder: AlertDecoder) -> Envelope:
         record=None,
         history_builder=history_builder,
         origin=fields["origin"],
-        record_loader=load_record,
+        record_loader=lambda: load_alert().record,
+        fields_loader=lambda: load_alert().fields,
     )
     alert.annotations.update(annotations)
     provenance = dict(fields.get("provenance") or {})

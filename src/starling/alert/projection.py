@@ -1,0 +1,80 @@
+"""Reading only what Starling reads of a Rubin alert, with the compiled reader (``_projected``).
+
+A real LSSTCam deep-field alert holds ~1,200 history rows of 10-136 fields each; the broker's own code
+(normalizer, history, solar-system association, cutouts) reads a few of them. The decoder reads those
+through a projection of the writer schema and leaves the whole record to be decoded on first use
+(``Alert.record``: a Python plugin that asks for it, a delivery of the survey's record). The fields read
+are the survey's values, as the full decode gives them (the tests check every kept field against
+fastavro's on every real sample and on generated alerts of every Rubin schema).
+
+Where the compiled reader is not built (no C compiler), or a schema cannot be projected, the decoder
+reads whole records, as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from starling.alert.model import Record
+
+try:
+    from starling.alert._projected import Projection as _CompiledProjection
+
+    COMPILED = True
+except ImportError:  # pragma: no cover - where no compiler built it
+    COMPILED = False
+
+# Every field of each Rubin record type that Starling's code reads, by the record's short name (schemas
+# lsst.v3 to v11 and ELAsTiCC's: fields are renamed over versions, so old and new names are listed).
+_TIME = {"midpointMjdTai", "midPointTai"}
+_BAND = {"band", "filterName"}
+_FLUX = {"psfFlux", "psFlux", "psfFluxErr", "psFluxErr"}
+RUBIN_FIELDS: dict[str, frozenset[str]] = {
+    "alert": frozenset(
+        {
+            "alertId",
+            "diaSourceId",
+            "diaSource",
+            "prvDiaSources",
+            "prvDiaForcedSources",
+            "prvDiaNondetectionLimits",
+            "diaObject",
+            "ssSource",
+            "ssObject",
+            "cutoutDifference",
+            "cutoutScience",
+            "cutoutTemplate",
+        }
+    ),
+    "diaSource": frozenset(
+        {"diaSourceId", "diaObjectId", "ssObjectId", "ra", "dec", "decl", "reliability", "spuriousness"}
+        | _TIME
+        | _BAND
+        | _FLUX
+    ),
+    "diaForcedSource": frozenset(_TIME | _BAND | _FLUX),
+    "diaNondetectionLimit": frozenset(_TIME | _BAND | {"diaNoise"}),
+    "diaObject": frozenset({"diaObjectId"}),
+    "ssSource": frozenset({"ssObjectId", "designation", "ephOffset"}),
+    "ssObject": frozenset({"ssObjectId"}),
+}
+
+
+class Projection(Protocol):
+    def read(self, data: bytes, offset: int = 0) -> Record:
+        """The kept fields of the one record ``data[offset:]`` holds; raises on bytes that do not fit."""
+
+
+def rubin_projection(definition: Any) -> Projection | None:
+    """The compiled projection of a Rubin writer schema; None where the compiled reader is not built or
+    the schema keeps a field it cannot read (a logical type, which the libraries convert)."""
+    if not COMPILED:
+        return None
+    try:
+        projection: Projection = _CompiledProjection(definition, RUBIN_FIELDS)
+    except ValueError:
+        return None
+    return projection
+
+
+__all__ = ["COMPILED", "RUBIN_FIELDS", "Projection", "rubin_projection"]
