@@ -9,8 +9,12 @@ from pathlib import Path
 
 import fastavro
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from starling.alert.decoder import AlertDecoder, encode_wire
+from starling.alert.photometry import finite, flux_err_to_mag_err, flux_njy_to_mag, uncertainty
+from starling.alert.rubin import build_rubin_history
 from starling.alert.schemas import PackagedRubinSchemas
 from starling.store.open import open_store
 from tests.support.helpers import run_replay
@@ -116,3 +120,19 @@ def test_real_solar_system_alerts_land_on_their_own_objects_never_a_zero_id(
         store.close()
     assert {a.object_id for a in moving} <= stored
     assert "0" not in stored
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    flux=st.one_of(st.floats(), st.none(), st.integers(-(10**30), 10**30)),
+    flux_err=st.one_of(st.floats(), st.none(), st.integers(-5, 10**30)),
+)
+def test_a_history_rows_magnitudes_are_the_photometry_modules(flux: object, flux_err: object) -> None:
+    """The history builder computes a common row's magnitude inline: it must be what the photometry
+    functions give, for every flux and error (sentinels, extremes, integers)."""
+    row = {"diaSourceId": 1, "midpointMjdTai": 60000.0, "band": "r", "psfFlux": flux, "psfFluxErr": flux_err}
+    [detection] = build_rubin_history({"diaSource": row}).detections
+    expected_flux, expected_err = finite(flux), uncertainty(flux_err)
+    assert (detection.flux, detection.flux_err) == (expected_flux, expected_err)
+    assert detection.mag == flux_njy_to_mag(expected_flux)
+    assert detection.mag_err == flux_err_to_mag_err(expected_flux, expected_err)

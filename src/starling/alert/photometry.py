@@ -17,7 +17,7 @@ import numbers
 
 AB_ZERO_POINT_NJY_MAG = 31.4
 JD_TO_MJD_OFFSET = 2400000.5
-_MAG_ERR_PER_FRACTIONAL_FLUX = 2.5 / math.log(10.0)  # ~1.0857
+MAG_ERR_PER_FRACTIONAL_FLUX = 2.5 / math.log(10.0)  # ~1.0857
 # A magnitude (or zero point) a survey reports lies well inside this; -999, -1006.94 and 99 do not.
 # Within it, 10**(-0.4 m) stays far from overflow.
 MAG_LIMIT = 50.0
@@ -64,7 +64,7 @@ def flux_njy_to_mag(flux: float | None) -> float | None:
 
 def mag_err_to_flux_err(flux: float, mag_err: float) -> float:
     """Propagate a magnitude error to a flux error, to first order."""
-    return abs(flux) * mag_err / _MAG_ERR_PER_FRACTIONAL_FLUX
+    return abs(flux) * mag_err / MAG_ERR_PER_FRACTIONAL_FLUX
 
 
 def flux_err_to_mag_err(flux: float | None, flux_err: float | None) -> float | None:
@@ -73,7 +73,7 @@ def flux_err_to_mag_err(flux: float | None, flux_err: float | None) -> float | N
     number, error = finite(flux), uncertainty(flux_err)
     if number is None or error is None or not number > 0.0:
         return None
-    return uncertainty(_MAG_ERR_PER_FRACTIONAL_FLUX * error / number)
+    return uncertainty(MAG_ERR_PER_FRACTIONAL_FLUX * error / number)
 
 
 def jd_to_mjd(jd: float) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from math import isfinite
+from math import inf, isfinite, log10
 from typing import Any
 
 from starling.alert.model import (
@@ -26,7 +26,15 @@ from starling.alert.model import (
     UpperLimit,
     checked_position_and_time,
 )
-from starling.alert.photometry import finite, flux_err_to_mag_err, flux_njy_to_mag, uncertainty
+from starling.alert.photometry import (
+    AB_ZERO_POINT_NJY_MAG,
+    MAG_ERR_PER_FRACTIONAL_FLUX,
+    MAG_LIMIT,
+    finite,
+    flux_err_to_mag_err,
+    flux_njy_to_mag,
+    uncertainty,
+)
 
 _TIME = ("midpointMjdTai", "midPointTai")
 _BAND = ("band", "filterName")
@@ -79,18 +87,29 @@ def _detections(rows: list[Record]) -> list[Detection]:
         mjd = row.get(time)
         if not (type(mjd) is float and isfinite(mjd)) and (mjd := finite(mjd)) is None:
             continue
-        flux, flux_err = _real(row.get(flux_name)), uncertainty(row.get(err_name))
+        flux, flux_err = row.get(flux_name), row.get(err_name)
+        if type(flux) is float and 0.0 < flux < inf and type(flux_err) is float and 0.0 < flux_err < inf:
+            # The common row, a positive flux with its error: flux_njy_to_mag and flux_err_to_mag_err
+            # inline (they give the same; a call each per row was most of a deep history's cost).
+            magnitude = AB_ZERO_POINT_NJY_MAG - 2.5 * log10(flux)
+            error = MAG_ERR_PER_FRACTIONAL_FLUX * flux_err / flux
+            mag = magnitude if -MAG_LIMIT < magnitude < MAG_LIMIT else None
+            mag_err = error if 0.0 < error < inf else None
+        else:
+            flux, flux_err = _real(flux), uncertainty(flux_err)
+            mag, mag_err = flux_njy_to_mag(flux), flux_err_to_mag_err(flux, flux_err)
+        ra, dec_ = row.get("ra"), row.get(dec)
         found.append(
             Detection(
-                detection_id=int(row["diaSourceId"]),
-                mjd=mjd,
-                band=str(row.get(band) or ""),
-                ra=_real(row.get("ra")),
-                dec=_real(row.get(dec)),
-                mag=flux_njy_to_mag(flux),
-                mag_err=flux_err_to_mag_err(flux, flux_err),
-                flux=flux,
-                flux_err=flux_err,
+                int(row["diaSourceId"]),
+                mjd,
+                str(row.get(band) or ""),
+                ra if type(ra) is float and isfinite(ra) else finite(ra),
+                dec_ if type(dec_) is float and isfinite(dec_) else finite(dec_),
+                mag,
+                mag_err,
+                flux,
+                flux_err,
             )
         )
     return found
