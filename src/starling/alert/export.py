@@ -11,6 +11,8 @@ import base64
 import json
 from typing import Any
 
+import orjson
+
 from starling.alert.model import Alert
 
 _NULLABLE_DOUBLE = ["null", "double"]
@@ -139,6 +141,11 @@ def output_record(alert: Alert, filter_name: str, include_cutouts: bool = False)
         ),
         "cutouts": {role: c.data for role, c in alert.cutouts.items()} if include_cutouts else {},
     }
+
+
+def json_bytes(record: dict[str, Any]) -> bytes:
+    """An output record as JSON text (UTF-8, one line): what the files and Kafka deliveries write."""
+    return orjson.dumps(to_json_ready(record))
 
 
 def to_json_ready(record: dict[str, Any]) -> dict[str, Any]:

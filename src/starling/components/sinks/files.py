@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import IO, Any, ClassVar, Literal
 
 import fastavro
 from fastavro.write import Writer
 from pydantic import Field
 
-from starling.alert.export import OUTPUT_SCHEMA, output_record, to_json_ready
+from starling.alert.export import OUTPUT_SCHEMA, json_bytes, output_record
 from starling.core.component import Batch, ComponentConfig, RunContext, Sink
 
 
@@ -30,13 +29,13 @@ class FileSink(Sink[FileSinkConfig]):
         self.directory = context.output_dir / self.config.directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self._schema = fastavro.parse_schema(OUTPUT_SCHEMA)
-        self._json: dict[str, IO[str]] = {}
+        self._json: dict[str, IO[bytes]] = {}
         self._avro: dict[str, tuple[IO[bytes], Writer]] = {}
         self.written: dict[str, int] = {}
 
-    def _json_file(self, filter_name: str) -> IO[str]:
+    def _json_file(self, filter_name: str) -> IO[bytes]:
         if filter_name not in self._json:
-            self._json[filter_name] = (self.directory / f"{filter_name}.jsonl").open("a", encoding="utf-8")
+            self._json[filter_name] = (self.directory / f"{filter_name}.jsonl").open("ab")
         return self._json[filter_name]
 
     def _avro_writer(self, filter_name: str) -> Writer:
@@ -56,7 +55,7 @@ class FileSink(Sink[FileSinkConfig]):
             for alert in matched:
                 record = output_record(alert, filter_name, self.config.include_cutouts)
                 if "jsonl" in self.config.formats:
-                    self._json_file(filter_name).write(json.dumps(to_json_ready(record)) + "\n")
+                    self._json_file(filter_name).write(json_bytes(record) + b"\n")
                 if "avro" in self.config.formats:
                     self._avro_writer(filter_name).write(record)
             self.written[filter_name] = self.written.get(filter_name, 0) + len(matched)

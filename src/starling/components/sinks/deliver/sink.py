@@ -25,7 +25,7 @@ import fastavro
 from confluent_kafka import Producer
 from pydantic import Field, TypeAdapter, ValidationInfo, field_validator, model_validator
 
-from starling.alert.export import OUTPUT_SCHEMA, output_record, to_json_ready
+from starling.alert.export import OUTPUT_SCHEMA, json_bytes, output_record, to_json_ready
 from starling.alert.model import Alert
 from starling.components.outputs import (
     CONTEXT_KEY,
@@ -174,7 +174,7 @@ class DeliverSink(Sink[DeliverConfig]):
         if isinstance(output, KafkaOutput):
             record = output_record(alert, filter_name, output.cutouts)
             if output.format == "json":
-                value = json.dumps(to_json_ready(record)).encode()
+                value = json_bytes(record)
             else:
                 buffer = io.BytesIO()
                 fastavro.writer(buffer, self._schema, [record])
