@@ -47,9 +47,11 @@ def plain_fastavro(messages: Messages) -> Callable[[], int]:
 
 
 def starling_decode(
-    messages: Messages, with_history: bool, reader: RecordReader | None = None
+    messages: Messages, with_history: bool, reader: RecordReader | None = None, project: bool = True
 ) -> Callable[[], int]:
-    decoder = AlertDecoder(PackagedRubinSchemas(), reader=reader)
+    """Starling's decoder; ``project``: Rubin's alerts read through the compiled projection (the
+    default), else whole."""
+    decoder = AlertDecoder(PackagedRubinSchemas(), reader=reader, project=project)
 
     def run() -> int:
         decoded = 0
