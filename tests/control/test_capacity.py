@@ -73,3 +73,23 @@ def test_starling_plan_measures_the_default_pipeline_and_writes_its_plan(tmp_pat
     )
     assert refused.returncode == 2
     assert "NAME=ALERTS/SECONDS" in refused.stderr + refused.stdout
+
+
+def test_a_plan_on_a_few_real_samples_replays_them_past_first_use_costs(
+    samples: Path, tmp_path: Path
+) -> None:
+    written = tmp_path / "plan.json"
+    folder = samples / "realworld/rubin"
+    done = subprocess.run(
+        [sys.executable, "-m", "starling", "plan", "--samples", str(folder), "--json", str(written)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(written.read_text())
+    found = len(list(folder.glob("*.avro")))
+    assert found == 9
+    assert result["source"] == "1,008 real messages, measured here"  # the 9 replayed 112 times
+    assert all(cost > 0 for cost in result["costs"].values())

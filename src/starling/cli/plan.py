@@ -29,15 +29,15 @@ from starling.errors import StarlingError
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 from starling.transport.kafka.envelope import decode_envelope, encode_envelope
 
+MEASURED_ALERTS = 1000
+
 
 def measure_costs(spec: PipelineSpec, source: ComponentSpec, messages: list[RawMessage]) -> dict[str, float]:
     """CPU seconds per alert of each stage of ``spec`` reading ``source`` (whose messages are ``messages``),
     run here in the embedded runtime: each component's CPU time summed by its stage, plus the envelopes
     each hop between stages costs."""
-    runs = 1 if len(messages) >= 1000 else 3  # a few real samples: run again, past first-use costs
-    for _ in range(runs):
-        with tempfile.TemporaryDirectory(prefix="starling-plan-") as scratch:
-            stats = EmbeddedPipeline(spec.model_copy(update={"source": source}), Path(scratch)).run().stats
+    with tempfile.TemporaryDirectory(prefix="starling-plan-") as scratch:
+        stats = EmbeddedPipeline(spec.model_copy(update={"source": source}), Path(scratch)).run().stats
     alerts = max(1, stats.alerts_decoded)
     names = stage_names(spec)
     stage_of = {c.instance_name: stage.name for stage in spec.stages for c in stage.components}
@@ -116,8 +116,12 @@ def plan_command(
             measured = "the running pipeline's replicas"
         else:
             if samples:
-                source = ComponentSpec(use="replay", config={"paths": [str(samples)]})
-                messages = list(iter_messages([samples]))
+                # A few real samples are replayed to about MEASURED_ALERTS, so that the costs paid once (a
+                # schema compiled, a store opened) do not count as costs per alert.
+                found = list(iter_messages([samples]))
+                repeat = max(1, -(-MEASURED_ALERTS // max(1, len(found))))
+                source = ComponentSpec(use="replay", config={"paths": [str(samples)], "repeat": repeat})
+                messages = found * repeat
             else:
                 source = ComponentSpec(use="synthetic", config={"alerts": alerts, "cutouts": True})
                 night = SyntheticNight(SyntheticConfig.model_validate(source.config))

@@ -14,6 +14,9 @@ from starling.core.component import ComponentConfig, RawMessage, RunContext, Sou
 
 class ReplayConfig(ComponentConfig):
     paths: list[Path] = Field(min_length=1, description="files, directories or tar archives of alerts")
+    repeat: int = Field(
+        1, ge=1, le=100_000, description="replay them this many times (to measure on a few real samples)"
+    )
 
 
 class ReplaySource(Source[ReplayConfig]):
@@ -25,7 +28,9 @@ class ReplaySource(Source[ReplayConfig]):
         check_paths(self.config.paths)
 
     def expected_count(self) -> int | None:
-        return count_messages(self.config.paths)
+        count = count_messages(self.config.paths)
+        return None if count is None else count * self.config.repeat
 
     def messages(self) -> Iterator[RawMessage]:
-        return iter_messages(self.config.paths)
+        for _ in range(self.config.repeat):
+            yield from iter_messages(self.config.paths)
