@@ -10,6 +10,11 @@ COPY src/starling/web/portal/package.json src/starling/web/portal/package-lock.j
 RUN npm ci --ignore-scripts --no-audit --no-fund
 
 FROM python:3.11-slim AS build
+# A C compiler for the compiled reader of Rubin alerts (starling.alert._projected), which pip would
+# otherwise leave out without a word.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
@@ -23,7 +28,8 @@ RUN useradd --create-home --uid 10001 starling \
     && chown starling:starling /var/lib/starling
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels starling-broker \
-    && rm -rf /wheels
+    && rm -rf /wheels \
+    && python -c "import starling.alert._projected"
 USER starling
 WORKDIR /var/lib/starling
 # 8080: a stage worker's control API; 8765: the controller's API; 8770: the web service (TAP, portal).

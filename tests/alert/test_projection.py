@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from starling.alert.decoder import AlertDecoder, encode_wire
 from starling.alert.model import Alert, Record
-from starling.alert.projection import RUBIN_FIELDS, rubin_projection
+from starling.alert.projection import COMPILED, RUBIN_FIELDS, rubin_projection
 from starling.alert.schemas import PackagedRubinSchemas
 from starling.errors import AlertDecodeError
 from starling.synthetic.templates import rubin_definition, template_record
@@ -76,6 +76,12 @@ def test_every_real_rubin_alert_reads_the_same_projected(
             _check_alike(projected, whole, payload, name)
             checked += 1
     assert checked >= 9  # the real LSSTCam alerts at least, each of a projected schema
+
+
+def test_the_compiled_reader_is_built() -> None:
+    # scripts/setup builds it (a C compiler and Python's headers): without it every test here would
+    # compare the whole read with itself.
+    assert COMPILED, "starling.alert._projected is not built: run pip install -e . with a C compiler"
 
 
 def test_every_rubin_schema_from_7_is_projected() -> None:

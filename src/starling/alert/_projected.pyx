@@ -12,8 +12,14 @@ raises (EOFError, IndexError, ValueError, UnicodeDecodeError) and never reads pa
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MIN, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy
+
+from starling.alert.record_readers import LeftOverBytesError
+
+# Records nested deeper than this are refused: a recursive schema (a linked list) could otherwise take a
+# hostile message down the C stack; real alerts nest three deep.
+DEF MAX_DEPTH = 256
 
 cdef enum Kind:
     K_NULL, K_BOOLEAN, K_INT, K_LONG, K_FLOAT, K_DOUBLE, K_BYTES, K_STRING, K_FIXED, K_ENUM
@@ -31,7 +37,14 @@ cdef class _Buffer:
     cdef const unsigned char* data
     cdef Py_ssize_t pos
     cdef Py_ssize_t end
+    cdef int depth  # records entered and not yet left
     cdef object owner  # keeps the bytes alive while they are read
+
+    cdef inline int enter(self) except -1:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ValueError(f"records nested more than {MAX_DEPTH} deep")
+        return 0
 
     cdef inline int need(self, Py_ssize_t n) except -1:
         if n < 0 or n > self.end - self.pos:
@@ -61,16 +74,25 @@ cdef class _Buffer:
         return <Py_ssize_t>n
 
     cdef inline double float8(self) except? -1:
+        # Avro's doubles are little-endian: assembled byte by byte, right on any host.
+        cdef uint64_t bits = 0
         cdef double value
+        cdef int i
         self.need(8)
-        memcpy(&value, self.data + self.pos, 8)  # Avro's doubles are little-endian, as x86's and ARM's
+        for i in range(8):
+            bits |= (<uint64_t>self.data[self.pos + i]) << (8 * i)
+        memcpy(&value, &bits, 8)
         self.pos += 8
         return value
 
     cdef inline float float4(self) except? -1:
+        cdef uint32_t bits = 0
         cdef float value
+        cdef int i
         self.need(4)
-        memcpy(&value, self.data + self.pos, 4)
+        for i in range(4):
+            bits |= (<uint32_t>self.data[self.pos + i]) << (8 * i)
+        memcpy(&value, &bits, 4)
         self.pos += 4
         return value
 
@@ -83,9 +105,10 @@ cdef class _Node:
     cdef list kept                # record: whether each field is read (else skipped)
     cdef list symbols             # enum
     cdef bint logical             # a logical type's (a projection may skip it, never read it)
+    cdef bint sizeless            # its values may take no bytes (null, fixed(0), records of such)
 
     cdef object read(self, _Buffer buf):
-        cdef Py_ssize_t n, i
+        cdef Py_ssize_t n, i, budget
         cdef int64_t count, index
         cdef dict record
         cdef list items
@@ -110,6 +133,7 @@ cdef class _Node:
         if self.kind == K_FLOAT:
             return <double>buf.float4()
         if self.kind == K_RECORD:
+            buf.enter()
             record = {}
             for i in range(len(self.children)):
                 child = <_Node>self.children[i]
@@ -117,15 +141,17 @@ cdef class _Node:
                     record[self.names[i]] = child.read(buf)
                 else:
                     child.skip(buf)
+            buf.depth -= 1
             return record
         if self.kind == K_ARRAY:
             items = []
             child = <_Node>self.children[0]
-            count = self._block(buf)
+            budget = buf.end - buf.pos
+            count = self._block(buf, &budget)
             while count != 0:
                 for i in range(count):
                     items.append(child.read(buf))
-                count = self._block(buf)
+                count = self._block(buf, &budget)
             return items
         if self.kind == K_BOOLEAN:
             buf.need(1)
@@ -150,26 +176,31 @@ cdef class _Node:
         if self.kind == K_MAP:
             mapped = {}
             child = <_Node>self.children[0]
-            count = self._block(buf)
+            budget = buf.end - buf.pos
+            count = self._block(buf, &budget)
             while count != 0:
                 for i in range(count):
                     n = buf.length()
                     key = PyUnicode_DecodeUTF8(<const char*>(buf.data + buf.pos), n, NULL)
                     buf.pos += n
                     mapped[key] = child.read(buf)
-                count = self._block(buf)
+                count = self._block(buf, &budget)
             return mapped
         raise ValueError(f"unknown node kind {self.kind}")
 
     cdef int skip(self, _Buffer buf) except -1:
-        cdef Py_ssize_t i
+        cdef Py_ssize_t i, budget
         cdef int64_t count, index
         cdef _Node child
         if self.kind == K_DOUBLE:
             buf.need(8)
             buf.pos += 8
-        elif self.kind == K_LONG or self.kind == K_INT or self.kind == K_ENUM:
+        elif self.kind == K_LONG or self.kind == K_INT:
             buf.varint()
+        elif self.kind == K_ENUM:
+            index = buf.varint()
+            if index < 0 or index >= len(self.symbols):
+                raise IndexError(f"enum symbol {index} of {len(self.symbols)}")
         elif self.kind == K_UNION:
             index = buf.varint()
             if index < 0 or index >= len(self.children):
@@ -181,17 +212,20 @@ cdef class _Node:
         elif self.kind == K_STRING or self.kind == K_BYTES:
             buf.pos += buf.length()
         elif self.kind == K_RECORD:
+            buf.enter()
             for i in range(len(self.children)):
                 (<_Node>self.children[i]).skip(buf)
+            buf.depth -= 1
         elif self.kind == K_ARRAY or self.kind == K_MAP:
             child = <_Node>self.children[0]
-            count = self._block(buf)
+            budget = buf.end - buf.pos
+            count = self._block(buf, &budget)
             while count != 0:
                 for i in range(count):
                     if self.kind == K_MAP:
                         buf.pos += buf.length()
                     child.skip(buf)
-                count = self._block(buf)
+                count = self._block(buf, &budget)
         elif self.kind == K_BOOLEAN:
             buf.need(1)
             buf.pos += 1
@@ -200,17 +234,24 @@ cdef class _Node:
             buf.pos += self.size
         return 0
 
-    cdef int64_t _block(self, _Buffer buf) except -1:
+    cdef int64_t _block(self, _Buffer buf, Py_ssize_t* budget) except -1:
         """The count of the next block of an array or map (0 at its end). A negative count is followed
-        by the block's size in bytes, which is checked and passed over. A count no bytes could hold
-        (every item takes at least one byte, or nothing: an array of nulls) is refused before it is
-        looped over."""
+        by the block's size in bytes, which is checked. A count the bytes left could not hold (an item
+        takes at least one byte) is refused before it is looped over; items that may take none (nulls)
+        share one budget over all the blocks of their array, the bytes left where it began, so a
+        hostile message cannot make a few bytes declare more items than it has bytes."""
         cdef int64_t count = buf.varint()
+        if count == INT64_MIN:
+            raise ValueError("a block count out of range")
         if count < 0:
             count = -count
             buf.need(buf.varint())
         if count > buf.end - buf.pos:
             raise ValueError(f"a block declares {count} items in {buf.end - buf.pos} bytes")
+        if (<_Node>self.children[0]).sizeless:
+            if count > budget[0]:
+                raise ValueError(f"an array declares more items that take no bytes than it has bytes")
+            budget[0] -= count
         return count
 
 
@@ -224,13 +265,15 @@ cdef class Projection:
         the fields to read (others are skipped); a record type not named is read whole."""
         self.root = _compile(definition, keep, {}, "")
         _check_read(self.root, set())
+        _mark_sizeless(self.root, set())
 
     def read(self, data, Py_ssize_t offset=0):
         """The projected record of the one record that ``data[offset:]`` holds. ValueError when bytes
         are left over after it."""
         cdef _Buffer buf = _Buffer()
-        cdef const unsigned char[:] view = data
+        cdef const unsigned char[::1] view = data
         buf.owner = data
+        buf.depth = 0
         buf.end = view.shape[0]
         if offset < 0 or offset > buf.end:
             raise EOFError(f"offset {offset} outside {buf.end} bytes")
@@ -238,7 +281,7 @@ cdef class Projection:
         buf.pos = offset
         record = self.root.read(buf)
         if buf.pos != buf.end:
-            raise ValueError(f"{buf.end - buf.pos} bytes left over after decoding")
+            raise LeftOverBytesError(f"{buf.end - buf.pos} bytes left over after decoding")
         return record
 
 
@@ -316,3 +359,25 @@ cdef _check_read(_Node node, set seen):
     elif node.kind in (K_UNION, K_ARRAY, K_MAP):
         for child in node.children:
             _check_read(<_Node>child, seen)
+
+
+cdef bint _mark_sizeless(_Node node, set seen):
+    """Mark (and answer) whether ``node``'s values may take no bytes: null, fixed(0), records of only
+    such fields. A record met again while being marked (recursion) counts as taking bytes: only a
+    union or an array, which take at least one, can lead back to it."""
+    cdef bint sizeless
+    if id(node) in seen:
+        return node.sizeless
+    seen.add(id(node))
+    if node.kind == K_NULL:
+        sizeless = True
+    elif node.kind == K_FIXED:
+        sizeless = node.size == 0
+    elif node.kind == K_RECORD:
+        sizeless = all([_mark_sizeless(<_Node>child, seen) for child in node.children])
+    else:
+        sizeless = False
+        for child in node.children or ():
+            _mark_sizeless(<_Node>child, seen)
+    node.sizeless = sizeless
+    return sizeless

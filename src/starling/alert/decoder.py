@@ -165,10 +165,12 @@ class AlertDecoder:
                 compiled = AlertDecodeError(
                     f"unreadable writer schema id {schema_id}: {_describe_failure(exc)}"
                 )
-            self._wire_compiled[schema_id] = compiled
             is_rubin = not schema.full_name.startswith("ztf")
             projection = rubin_projection(definition) if self.project and is_rubin else None
-            self._wire_projections[schema_id] = projection
+            self._wire_projections[schema_id] = (
+                projection  # before the compiled: one is never without the other
+            )
+            self._wire_compiled[schema_id] = compiled
         if isinstance(compiled, AlertDecodeError):
             raise AlertDecodeError(compiled.reason)
         projection = self._wire_projections[schema_id]
@@ -177,7 +179,11 @@ class AlertDecoder:
             return normalize_record(record, schema.full_name, origin)
         try:
             fields = projection.read(payload, _WIRE_HEADER_BYTES)
-        except Exception as exc:  # truncated, a count or branch out of range, bytes left over
+        except LeftOverBytesError as exc:
+            raise AlertDecodeError(
+                f"record does not fit schema id {schema_id} ({schema.full_name}): {exc}"
+            ) from exc
+        except Exception as exc:  # truncated, a count or branch out of range, nested too deep
             raise AlertDecodeError(
                 f"cannot decode with schema id {schema_id}: {_describe_failure(exc)}"
             ) from exc

@@ -72,7 +72,7 @@ def rubin_projection(definition: Any) -> Projection | None:
         return None
     try:
         projection: Projection = _CompiledProjection(definition, RUBIN_FIELDS)
-    except ValueError:
+    except Exception:  # a schema it cannot project (a logical type kept; a shape it does not know)
         return None
     return projection
 

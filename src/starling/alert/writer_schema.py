@@ -61,9 +61,12 @@ class _SizeWalker:
         self._in_progress: set[int] = set()
 
     def resolve(self, schema: Any, namespace: str = "") -> Any:
-        """A named type's definition by its full or its namespace-relative name (else as given)."""
+        """A named type's definition, as Avro resolves a name: a bare name in the enclosing namespace
+        first (``Foo`` in namespace ``b`` is ``b.Foo``, even when an ``a.Foo`` came first), else as given."""
         if isinstance(schema, str) and schema not in _PRIMITIVE_MIN_BYTES:
-            return self.named.get(schema) or self.named.get(f"{namespace}.{schema}")
+            if namespace and "." not in schema and (found := self.named.get(f"{namespace}.{schema}")):
+                return found
+            return self.named.get(schema)
         return schema
 
     def min_bytes(self, schema: Any, where: str, namespace: str = "") -> int:
