@@ -64,17 +64,70 @@ class ForcedPoint:
     flux_err: float | None
 
 
-@dataclass(frozen=True, slots=True)
 class History:
     """An object's light curve as known at the time of the alert, oldest first.
 
     ``detections`` includes the triggering detection, so ``len(detections)`` is the number of
-    detections the alert carries.
+    detections the alert carries. Each of the three parts may be built on first use
+    (:meth:`built_by`): a deep-field alert's ~800 forced points cost as much as the rest, and a stage
+    whose filters count detections never asks for them.
     """
 
-    detections: tuple[Detection, ...]
-    upper_limits: tuple[UpperLimit, ...]
-    forced: tuple[ForcedPoint, ...]
+    __slots__ = ("_builders", "_parts")
+
+    def __init__(
+        self,
+        detections: tuple[Detection, ...],
+        upper_limits: tuple[UpperLimit, ...],
+        forced: tuple[ForcedPoint, ...],
+    ) -> None:
+        self._parts: list[tuple[Any, ...] | None] = [detections, upper_limits, forced]
+        self._builders: tuple[Callable[[], tuple[Any, ...]], ...] = ()
+
+    @classmethod
+    def built_by(
+        cls,
+        detections: Callable[[], tuple[Detection, ...]],
+        upper_limits: Callable[[], tuple[UpperLimit, ...]],
+        forced: Callable[[], tuple[ForcedPoint, ...]],
+    ) -> History:
+        """A history whose parts are built by these, each on its first use."""
+        history = cls((), (), ())
+        history._parts = [None, None, None]
+        history._builders = (detections, upper_limits, forced)
+        return history
+
+    def _part(self, index: int) -> tuple[Any, ...]:
+        part = self._parts[index]
+        if part is None:
+            part = self._parts[index] = self._builders[index]()
+        return part
+
+    @property
+    def detections(self) -> tuple[Detection, ...]:
+        return self._part(0)
+
+    @property
+    def upper_limits(self) -> tuple[UpperLimit, ...]:
+        return self._part(1)
+
+    @property
+    def forced(self) -> tuple[ForcedPoint, ...]:
+        return self._part(2)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, History):
+            return NotImplemented
+        return all(self._part(i) == other._part(i) for i in range(3))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._part(i) for i in range(3)))
+
+    def __repr__(self) -> str:
+        return (
+            f"History({len(self.detections)} detections, {len(self.upper_limits)} upper limits, "
+            f"{len(self.forced)} forced)"
+        )
 
 
 class Cutout:

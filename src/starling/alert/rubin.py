@@ -148,14 +148,25 @@ def _upper_limits(rows: list[Record]) -> list[UpperLimit]:
     return found
 
 
+def _by_mjd(point: Detection | UpperLimit | ForcedPoint) -> float:
+    return point.mjd
+
+
 def build_rubin_history(record: Record) -> History:
-    detections = _detections([record["diaSource"]]) + _detections(record.get("prvDiaSources") or [])
-    upper_limits = _upper_limits(record.get("prvDiaNondetectionLimits") or [])
-    forced = _forced_points(record.get("prvDiaForcedSources") or [])
-    detections.sort(key=lambda d: d.mjd)
-    upper_limits.sort(key=lambda u: u.mjd)
-    forced.sort(key=lambda f: f.mjd)
-    return History(tuple(detections), tuple(upper_limits), tuple(forced))
+    """The history of a Rubin record, each part built on first use (its forced points, up to ~780 rows in
+    the deep fields, only where someone asks for them)."""
+
+    def detections() -> tuple[Detection, ...]:
+        found = _detections([record["diaSource"]]) + _detections(record.get("prvDiaSources") or [])
+        return tuple(sorted(found, key=_by_mjd))
+
+    def upper_limits() -> tuple[UpperLimit, ...]:
+        return tuple(sorted(_upper_limits(record.get("prvDiaNondetectionLimits") or []), key=_by_mjd))
+
+    def forced() -> tuple[ForcedPoint, ...]:
+        return tuple(sorted(_forced_points(record.get("prvDiaForcedSources") or []), key=_by_mjd))
+
+    return History.built_by(detections, upper_limits, forced)
 
 
 def _known_id(value: object) -> object | None:

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from starling.core.component import ComponentConfig, RawMessage, Source
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight, SyntheticSurvey
+from starling.synthetic.long_past import HistoryProfile
 
 
 class SyntheticSourceConfig(ComponentConfig):
@@ -18,6 +19,10 @@ class SyntheticSourceConfig(ComponentConfig):
     surveys: tuple[SyntheticSurvey, ...] = ("ztf", "rubin")
     seed: int = 42
     cutouts: bool = True
+    history: HistoryProfile = Field(
+        "short",
+        description="short: a few earlier epochs; deep: as Rubin's deep fields (realistic sizes); wide",
+    )
 
 
 class SyntheticSource(Source[SyntheticSourceConfig]):
