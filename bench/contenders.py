@@ -57,8 +57,9 @@ def starling_decode(
         decoded = 0
         for origin, payload in messages:
             for alert in decoder.decode(payload, origin):
-                if with_history:
-                    _ = alert.history
+                if with_history:  # every part of it: each is built on first use
+                    history = alert.history
+                    _ = (history.detections, history.upper_limits, history.forced)
                 decoded += 1
         return decoded
 

@@ -9,7 +9,6 @@ import math
 import platform
 import tarfile
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,7 @@ def _whole(alert: Alert) -> dict[str, Any]:
     return {
         **fields,
         "record": alert.record,
-        "history": [asdict(p) for p in (*history.detections, *history.upper_limits, *history.forced)],
+        "history": [p._asdict() for p in (*history.detections, *history.upper_limits, *history.forced)],
         "cutouts": {role: cutout.data for role, cutout in alert.cutouts.items()},
     }
 

@@ -6,7 +6,6 @@ no valid position or time is refused, as a decode error (a dead letter), never a
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from pathlib import Path
@@ -57,9 +56,9 @@ def _values(alert: Alert) -> dict[str, object]:
     history = alert.history
     return {
         "alert": alert.summary(),
-        "detections": [dataclasses.asdict(d) for d in history.detections],
-        "upper_limits": [dataclasses.asdict(u) for u in history.upper_limits],
-        "forced": [dataclasses.asdict(f) for f in history.forced],
+        "detections": [d._asdict() for d in history.detections],
+        "upper_limits": [u._asdict() for u in history.upper_limits],
+        "forced": [f._asdict() for f in history.forced],
     }
 
 
