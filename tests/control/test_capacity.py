@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,28 +36,22 @@ def test_a_running_pipelines_costs_are_its_replicas_busy_time_over_their_alerts(
     assert costs_from_statuses(statuses) == {"ingest": pytest.approx(0.00075)}
 
 
-def test_starling_plan_measures_the_default_pipeline_and_writes_its_plan(tmp_path: Path) -> None:
+def _plan(tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``starling plan`` run with ``options``, its plan written as JSON: the process and the plan."""
     written = tmp_path / "plan.json"
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "starling",
-            "plan",
-            "--alerts",
-            "300",
-            "--load",
-            "night=10000/39",
-            "--json",
-            str(written),
-        ],
+        [sys.executable, "-m", "starling", "plan", *options, "--json", str(written)],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    result = json.loads(written.read_text())
+    return done, json.loads(written.read_text())
+
+
+def test_starling_plan_measures_the_default_pipeline_and_writes_its_plan(tmp_path: Path) -> None:
+    done, result = _plan(tmp_path, "--alerts", "300", "--load", "night=10000/39")
     assert set(result["costs"]) == {"ingest", "filter", "distribute"}
     assert all(cost > 0 for cost in result["costs"].values())
     assert [(row["load"], row["stage"]) for row in result["plan"]] == [
@@ -78,17 +73,8 @@ def test_starling_plan_measures_the_default_pipeline_and_writes_its_plan(tmp_pat
 def test_a_plan_on_a_few_real_samples_replays_them_past_first_use_costs(
     samples: Path, tmp_path: Path
 ) -> None:
-    written = tmp_path / "plan.json"
     folder = samples / "realworld/rubin"
-    done = subprocess.run(
-        [sys.executable, "-m", "starling", "plan", "--samples", str(folder), "--json", str(written)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(written.read_text())
+    _, result = _plan(tmp_path, "--samples", str(folder))
     found = len(list(folder.glob("*.avro")))
     assert found == 9
     assert result["source"] == "1,008 real messages, measured here"  # the 9 replayed 112 times

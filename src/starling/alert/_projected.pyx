@@ -19,7 +19,8 @@ from starling.alert.record_readers import LeftOverBytesError
 
 # Records nested deeper than this are refused: a recursive schema (a linked list) could otherwise take a
 # hostile message down the C stack; real alerts nest three deep.
-DEF MAX_DEPTH = 256
+cdef enum:
+    MAX_DEPTH = 256
 
 cdef enum Kind:
     K_NULL, K_BOOLEAN, K_INT, K_LONG, K_FLOAT, K_DOUBLE, K_BYTES, K_STRING, K_FIXED, K_ENUM

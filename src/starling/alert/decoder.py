@@ -167,9 +167,8 @@ class AlertDecoder:
                 )
             is_rubin = not schema.full_name.startswith("ztf")
             projection = rubin_projection(definition) if self.project and is_rubin else None
-            self._wire_projections[schema_id] = (
-                projection  # before the compiled: one is never without the other
-            )
+            # The projection is kept before the compiled schema: one is never cached without the other.
+            self._wire_projections[schema_id] = projection
             self._wire_compiled[schema_id] = compiled
         if isinstance(compiled, AlertDecodeError):
             raise AlertDecodeError(compiled.reason)

@@ -4,8 +4,8 @@ A real LSSTCam deep-field alert holds ~1,200 history rows of 10-136 fields each;
 (normalizer, history, solar-system association, cutouts) reads a few of them. The decoder reads those
 through a projection of the writer schema and leaves the whole record to be decoded on first use
 (``Alert.record``: a Python plugin that asks for it, a delivery of the survey's record). The fields read
-are the survey's values, as the full decode gives them (the tests check every kept field against
-fastavro's on every real sample and on generated alerts of every Rubin schema).
+are the survey's values, as the whole decode gives them (``tests/alert/test_projection.py`` checks every
+kept field against it on every real sample and on generated alerts of every Rubin schema 7 to 11).
 
 Where the compiled reader is not built (no C compiler), or a schema cannot be projected, the decoder
 reads whole records, as before.

@@ -98,14 +98,13 @@ def _detections(rows: list[Record]) -> list[Detection]:
         else:
             flux, flux_err = _real(flux), uncertainty(flux_err)
             mag, mag_err = flux_njy_to_mag(flux), flux_err_to_mag_err(flux, flux_err)
-        ra, dec_ = row.get("ra"), row.get(dec)
         found.append(
             Detection(
                 int(row["diaSourceId"]),
                 mjd,
                 str(row.get(band) or ""),
-                ra if type(ra) is float and isfinite(ra) else finite(ra),
-                dec_ if type(dec_) is float and isfinite(dec_) else finite(dec_),
+                _real(row.get("ra")),
+                _real(row.get(dec)),
                 mag,
                 mag_err,
                 flux,

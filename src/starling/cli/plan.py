@@ -5,6 +5,7 @@ stage costs per alert, measured here on a sample or read from a running pipeline
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 from functools import partial
@@ -119,7 +120,7 @@ def plan_command(
                 # A few real samples are replayed to about MEASURED_ALERTS, so that the costs paid once (a
                 # schema compiled, a store opened) do not count as costs per alert.
                 found = list(iter_messages([samples]))
-                repeat = max(1, -(-MEASURED_ALERTS // max(1, len(found))))
+                repeat = math.ceil(MEASURED_ALERTS / max(1, len(found)))
                 source = ComponentSpec(use="replay", config={"paths": [str(samples)], "repeat": repeat})
                 messages = found * repeat
             else:
