@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
+import sql_baselines
 from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
 from starling.components.annotators.history import HistorySummary, HistorySummaryConfig
@@ -33,8 +34,9 @@ def _distance_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
     return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
 
 
-def _shapes(rng: random.Random) -> list[tuple[str, PythonFilter]]:
-    """One filter of each shape, with fresh parameters."""
+def _shapes(rng: random.Random) -> list[tuple[str, PythonFilter, str]]:
+    """One filter of each shape, with fresh parameters: as ADQL, as a Python function, and as the SQL a
+    Lasair-style broker runs over a table of the batch (``{distance}`` is the dialect's haversine)."""
     m = round(rng.uniform(17.0, 20.5), 2)
     r = round(rng.uniform(0.3, 0.9), 2)
     lo = round(rng.uniform(16.0, 19.0), 2)
@@ -58,28 +60,34 @@ def _shapes(rng: random.Random) -> list[tuple[str, PythonFilter]]:
         (
             f"mag < {m} AND reliability > {r}",
             lambda a: a.mag is not None and a.mag < m and a.reliability is not None and a.reliability > r,
+            f"mag < {m} AND reliability > {r}",
         ),
         (
             f"band IN ('{bands[0]}', '{bands[1]}') AND mag BETWEEN {lo} AND {hi}",
             lambda a: a.band in bands and a.mag is not None and lo <= a.mag <= hi,
+            f"band IN ('{bands[0]}', '{bands[1]}') AND mag BETWEEN {lo} AND {hi}",
         ),
         (
             f"1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra}, {dec}, {radius}))",
             lambda a: _distance_deg(a.ra, a.dec, ra, dec) <= radius,
+            f"{{distance:{ra}:{dec}}} <= {radius}",
         ),
         (
             f"ndethist >= {n} AND history_summary.span_days < {days}",
             lambda a: len(a.history.detections) >= n and summary(a)["span_days"] < days,
+            f"ndethist >= {n} AND span_days < {days}",
         ),
         (
             f"snr > {snr} AND flux > 0",
             lambda a: (
                 a.flux is not None and bool(a.flux_err) and abs(a.flux) / a.flux_err > snr and a.flux > 0
             ),
+            f"flux_err > 0 AND ABS(flux) / flux_err > {snr} AND flux > 0",
         ),
         (
             f"DISTANCE(POINT('ICRS', ra, dec), POINT('ICRS', {ra}, {dec})) < {radius} OR mag < {lo}",
             lambda a: _distance_deg(a.ra, a.dec, ra, dec) < radius or (a.mag is not None and a.mag < lo),
+            f"{{distance:{ra}:{dec}}} < {radius} OR mag < {lo}",
         ),
         (
             f"survey = 'rubin' AND reliability > {r} AND NOT mag_err IS NULL AND mag_err < {err}",
@@ -90,6 +98,7 @@ def _shapes(rng: random.Random) -> list[tuple[str, PythonFilter]]:
                 and a.mag_err is not None
                 and a.mag_err < err
             ),
+            f"survey = 'rubin' AND reliability > {r} AND mag_err IS NOT NULL AND mag_err < {err}",
         ),
         (
             f"history_summary.delta_mag_same_band < -{dm} AND mag < {hi}",
@@ -99,13 +108,14 @@ def _shapes(rng: random.Random) -> list[tuple[str, PythonFilter]]:
                 and a.mag is not None
                 and a.mag < hi
             ),
+            f"delta_mag_same_band < -{dm} AND mag < {hi}",
         ),
     ]
 
 
-def make_filters(count: int, seed: int = 5) -> list[tuple[str, PythonFilter]]:
+def make_filters(count: int, seed: int = 5) -> list[tuple[str, PythonFilter, str]]:
     rng = random.Random(seed)
-    filters: list[tuple[str, PythonFilter]] = []
+    filters: list[tuple[str, PythonFilter, str]] = []
     while len(filters) < count:
         filters += _shapes(rng)
     return filters[:count]
@@ -120,6 +130,45 @@ def decoded_alerts(count: int) -> list[Alert]:
     ]
     HistorySummary(HistorySummaryConfig(), "history-summary").annotate(alerts)  # builds every history too
     return alerts
+
+
+def sql_baseline_figures(
+    alerts: list[Alert],
+    filters: list[tuple[str, PythonFilter, str]],
+    starling_s: dict[int, float],
+    starling_matches: dict[str, set[int]],
+) -> list[tuple[str, str, str, str]]:
+    """Starling against the faster of two Lasair-style baselines (each batch loaded into an in-memory
+    SQLite or DuckDB, every filter a SELECT over it), at each batch size Starling was timed at."""
+    conditions = [sql for _, _, sql in filters]
+    contenders = {
+        "SQLite": sql_baselines.sqlite_judge(conditions),
+        "DuckDB": sql_baselines.duckdb_judge(conditions),
+    }
+    figures = []
+    for batch_size, starling_time in starling_s.items():
+        times: dict[str, float] = {}
+        for name, judge in contenders.items():
+            times[name], matches = _best_of(
+                2, lambda j=judge, size=batch_size: sql_baselines.run_batches(j, alerts, len(filters), size)
+            )
+            if matches != starling_matches:
+                differing = [f for f in matches if matches[f] != starling_matches[f]]
+                raise RuntimeError(
+                    f"{name} disagrees with Starling on {len(differing)} filters: {differing[:3]}"
+                )
+        faster = min(times, key=times.__getitem__)
+        figures.append(
+            (
+                f"{len(filters)} filters vs the faster Lasair-style SQL baseline, batches of {batch_size:,}",
+                f"{times[faster] / starling_time:.1f}x",
+                ">= 5x",
+                f"Starling {starling_time * 1000:.0f} ms; "
+                + ", ".join(f"{name} {t * 1000:.0f} ms" for name, t in times.items())
+                + "; load included, same matches",
+            )
+        )
+    return figures
 
 
 def _best_of(rounds: int, run: Callable[[], Any]) -> tuple[float, Any]:
@@ -140,7 +189,7 @@ def filter_figures(quick: bool, console: Console) -> list[tuple[str, str, str, s
     filters = make_filters(filter_count)
     components = [
         AdqlFilter(AdqlFilterConfig(expression=expression), f"f{i}")
-        for i, (expression, _) in enumerate(filters)
+        for i, (expression, _, _) in enumerate(filters)
     ]
 
     def vectorized(batch_size: int, judged: list[AdqlFilter] = components) -> dict[str, set[int]]:
@@ -157,7 +206,7 @@ def filter_figures(quick: bool, console: Console) -> list[tuple[str, str, str, s
     def per_alert_loop() -> dict[str, set[int]]:
         matched: dict[str, set[int]] = {f"f{i}": set() for i in range(len(filters))}
         for alert in alerts:
-            for i, (_, judge) in enumerate(filters):
+            for i, (_, judge, _) in enumerate(filters):
                 if judge(alert):
                     matched[f"f{i}"].add(alert.alert_id)
         return matched
@@ -188,15 +237,17 @@ def filter_figures(quick: bool, console: Console) -> list[tuple[str, str, str, s
     # A self-service broker at Rubin's scale has thousands of filters: ten times as many, same alerts.
     many = [
         AdqlFilter(AdqlFilterConfig(expression=expression), f"m{i}")
-        for i, (expression, _) in enumerate(make_filters(10 * filter_count, seed=6))
+        for i, (expression, _, _) in enumerate(make_filters(10 * filter_count, seed=6))
     ]
     many_s, _ = _best_of(rounds, lambda: vectorized(500, many))
+    baselines = sql_baseline_figures(alerts, filters, {500: vector_s, alert_count: visit_s}, vector_matches)
     evaluations = alert_count * filter_count
     total_matches = sum(len(v) for v in vector_matches.values())
     console.print(
         f"  per-alert loop {loop_s:.3f} s, vectorized {vector_s:.3f} s; same {total_matches:,} matches"
     )
     return [
+        *baselines,
         (
             f"{filter_count} filters x {alert_count:,} alerts vs per-alert loop",
             f"{loop_s / vector_s:.1f}x",
