@@ -10,9 +10,11 @@ alerts; the figures are the ratio of their times and the alert-filter evaluation
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -22,7 +24,9 @@ from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
 from starling.components.annotators.history import HistorySummary, HistorySummaryConfig
 from starling.components.filters.adql import AdqlFilter, AdqlFilterConfig, shared_columns
+from starling.core.chain import Chain
 from starling.core.component import Batch
+from starling.core.deadletter import DeadLetterFile
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 
 PythonFilter = Callable[[Alert], bool]
@@ -152,6 +156,7 @@ def sql_baseline_figures(
             times[name], matches = _best_of(
                 2, lambda j=judge, size=batch_size: sql_baselines.run_batches(j, alerts, len(filters), size)
             )
+            matches = sql_baselines.matched_ids(matches)
             if matches != starling_matches:
                 differing = [f for f in matches if matches[f] != starling_matches[f]]
                 raise RuntimeError(
@@ -169,6 +174,14 @@ def sql_baseline_figures(
             )
         )
     return figures
+
+
+def _matched_ids(batches: list[Batch]) -> dict[str, set[int]]:
+    matched: dict[str, set[int]] = {}
+    for batch in batches:
+        for name, hits in batch.matches.items():
+            matched.setdefault(name, set()).update(a.alert_id for a in hits)
+    return matched
 
 
 def _best_of(rounds: int, run: Callable[[], Any]) -> tuple[float, Any]:
@@ -192,23 +205,22 @@ def filter_figures(quick: bool, console: Console) -> list[tuple[str, str, str, s
         for i, (expression, _, _) in enumerate(filters)
     ]
 
-    def vectorized(batch_size: int, judged: list[AdqlFilter] = components) -> dict[str, set[int]]:
-        matched: dict[str, set[int]] = {c.name: set() for c in judged}
-        for start in range(0, len(alerts), batch_size):
-            batch = Batch(alerts[start : start + batch_size])
-            AdqlFilter.cooperate(batch, judged)  # as the stage's chain does: all filters at once
-            for component in judged:
-                component.process(batch)
-            for name, hits in batch.matches.items():
-                matched[name].update(a.alert_id for a in hits)
-        return matched
+    # Each contender's output is what a stage hands on: every filter's matches, as a sequence of alerts.
+    # They are turned into sets of ids for the comparison after the timing.
+    def vectorized(batch_size: int, judged: list[AdqlFilter] = components) -> list[Batch]:
+        """The filters as a stage runs them: its chain, over batches (counts and CPU kept per filter)."""
+        chain = Chain(judged, DeadLetterFile(Path(os.devnull)))
+        return [
+            chain.run(Batch(alerts[start : start + batch_size]), {})
+            for start in range(0, len(alerts), batch_size)
+        ]
 
-    def per_alert_loop() -> dict[str, set[int]]:
-        matched: dict[str, set[int]] = {f"f{i}": set() for i in range(len(filters))}
+    def per_alert_loop() -> dict[str, list[Alert]]:
+        matched: dict[str, list[Alert]] = {f"f{i}": [] for i in range(len(filters))}
         for alert in alerts:
             for i, (_, judge, _) in enumerate(filters):
                 if judge(alert):
-                    matched[f"f{i}"].add(alert.alert_id)
+                    matched[f"f{i}"].append(alert)
         return matched
 
     def judging_only() -> float:
@@ -225,9 +237,12 @@ def filter_figures(quick: bool, console: Console) -> list[tuple[str, str, str, s
         return total
 
     rounds = 2 if quick else 3
-    loop_s, loop_matches = _best_of(rounds, per_alert_loop)
-    vector_s, vector_matches = _best_of(rounds, lambda: vectorized(500))  # the stage's default batch
-    visit_s, visit_matches = _best_of(rounds, lambda: vectorized(alert_count))  # a whole visit at once
+    loop_s, loop_output = _best_of(rounds, per_alert_loop)
+    loop_matches = {name: {a.alert_id for a in hits} for name, hits in loop_output.items()}
+    vector_s, vector_output = _best_of(rounds, lambda: vectorized(500))  # the stage's default batch
+    vector_matches = _matched_ids(vector_output)
+    visit_s, visit_output = _best_of(rounds, lambda: vectorized(alert_count))  # a whole visit at once
+    visit_matches = _matched_ids(visit_output)
     judging_s = min(judging_only() for _ in range(rounds))
     if visit_matches != vector_matches:
         raise RuntimeError("the batch size changed the matches")

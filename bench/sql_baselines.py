@@ -73,7 +73,8 @@ def rows(alerts: Sequence[Alert]) -> list[tuple[Any, ...]]:
     return table
 
 
-Matches = dict[str, set[int]]
+# Each filter's output: the rows its queries returned (ids), per batch; made into sets after the timing.
+Matches = dict[str, list[list[Any]]]
 
 
 def sqlite_judge(conditions: Sequence[str]) -> Callable[[Sequence[Alert], Matches], None]:
@@ -88,7 +89,7 @@ def sqlite_judge(conditions: Sequence[str]) -> Callable[[Sequence[Alert], Matche
             database.execute(create)
             database.executemany(insert, rows(alerts))
             for index, query in enumerate(queries):
-                matched[f"f{index}"].update(row[0] for row in database.execute(query))
+                matched[f"f{index}"].append(database.execute(query).fetchall())
         finally:
             database.close()
 
@@ -108,7 +109,7 @@ def duckdb_judge(conditions: Sequence[str]) -> Callable[[Sequence[Alert], Matche
         database.register("alerts", table)
         try:
             for index, query in enumerate(queries):
-                matched[f"f{index}"].update(row[0] for row in database.execute(query).fetchall())
+                matched[f"f{index}"].append(database.execute(query).fetchall())
         finally:
             database.unregister("alerts")
 
@@ -118,7 +119,11 @@ def duckdb_judge(conditions: Sequence[str]) -> Callable[[Sequence[Alert], Matche
 def run_batches(
     judge: Callable[[Sequence[Alert], Matches], None], alerts: Sequence[Alert], filters: int, batch_size: int
 ) -> Matches:
-    matched: Matches = {f"f{i}": set() for i in range(filters)}
+    matched: Matches = {f"f{i}": [] for i in range(filters)}
     for start in range(0, len(alerts), batch_size):
         judge(alerts[start : start + batch_size], matched)
     return matched
+
+
+def matched_ids(matched: Matches) -> dict[str, set[int]]:
+    return {name: {row[0] for rows in batches for row in rows} for name, batches in matched.items()}

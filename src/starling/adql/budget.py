@@ -68,10 +68,14 @@ class OwnerShares:
         self._left = dict(shares_s)  # owner -> seconds left in this batch
 
     def _bounded(self, names: list[str]) -> set[str]:
+        if not self._left:  # no owner has a share (operators' filters only)
+            return set()
         return {self._owners[n] for n in names if self._owners.get(n) in self._left}
 
     def spent(self, names: list[str]) -> set[str]:
         """Those of ``names`` whose owner has no time left in this batch."""
+        if not self._left:
+            return set()
         return {n for n in names if self._left.get(self._owners.get(n, ""), 1.0) <= 0.0}
 
     def left(self, names: list[str]) -> float | None:

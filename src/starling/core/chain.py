@@ -97,13 +97,23 @@ class Chain:
         dead_letters: DeadLetterOutput,
         stats: RunStats | None = None,
     ) -> None:
-        self.components = list(components)
+        self.components = components
         self.dead_letters = dead_letters
         self._held_letters: list[DeadLetter] | None = None
         self.stats = stats or RunStats()
         self.stats.stages.setdefault("decode", StageCounts("decoder"))
         for component in self.components:
             self.stats.stages.setdefault(component.name, StageCounts(component.kind))
+
+    @property
+    def components(self) -> list[Component[Any]]:
+        return self._components
+
+    @components.setter
+    def components(self, components: Sequence[Component[Any]]) -> None:
+        """A new list of components (a live change): who cooperates with whom is found again."""
+        self._components = list(components)
+        self._peers: dict[type[Component[Any]], list[Component[Any]]] | None = None
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -174,26 +184,44 @@ class Chain:
     def run(self, batch: Batch, payloads: dict[int, RawMessage]) -> Batch:
         peers = self._cooperating()
         done: set[type[Component[Any]]] = set()
+        settled: set[str] = set()
         for component in self.components:
             cls = type(component)
             if cls in peers and cls not in done:
                 # Just before the first of them runs, so they see what the components before did.
                 done.add(cls)
-                try:
-                    cls.cooperate(batch, peers[cls])
-                except BaseException as exc:  # each then does its own work, and its own failure is isolated
-                    if isinstance(exc, PROCESS_EXITS):
-                        raise
-                    log.exception("%s could not prepare the batch together", cls.__name__)
-            batch = self._apply(component, batch, payloads)
+                settled |= self._cooperate(cls, batch, peers[cls])
+            if component.name not in settled:
+                batch = self._apply(component, batch, payloads)
         return batch
 
+    def _cooperate(self, cls: type[Component[Any]], batch: Batch, peers: list[Component[Any]]) -> set[str]:
+        """The peers' work done together; the names of those it settled, each counted as if it had run."""
+        started = time.thread_time()
+        try:
+            settled = set(cls.cooperate(batch, peers) or ())
+        except BaseException as exc:  # each then does its own work, and its own failure is isolated
+            if isinstance(exc, PROCESS_EXITS):
+                raise
+            log.exception("%s could not prepare the batch together", cls.__name__)
+            return set()
+        share = (time.thread_time() - started) / max(1, len(settled))
+        stages, matches, alerts = self.stats.stages, batch.matches, len(batch)
+        for name in settled:
+            counts = stages[name]
+            counts.alerts_in += alerts
+            counts.alerts_out += len(matches.get(name, ()))
+            counts.cpu_s += share
+        return settled
+
     def _cooperating(self) -> dict[type[Component[Any]], list[Component[Any]]]:
-        classes: dict[type[Component[Any]], list[Component[Any]]] = {}
-        for component in self.components:
-            if type(component).cooperate.__func__ is not Component.cooperate.__func__:  # type: ignore[attr-defined]
-                classes.setdefault(type(component), []).append(component)
-        return classes
+        if self._peers is None:
+            classes: dict[type[Component[Any]], list[Component[Any]]] = {}
+            for component in self.components:
+                if type(component).cooperate.__func__ is not Component.cooperate.__func__:  # type: ignore[attr-defined]
+                    classes.setdefault(type(component), []).append(component)
+            self._peers = classes
+        return self._peers
 
     def _apply(self, component: Component[Any], batch: Batch, payloads: dict[int, RawMessage]) -> Batch:
         counts = self.stats.stages[component.name]
@@ -240,4 +268,4 @@ class Chain:
             survivors.append(alert)
             for name, matched in out.matches.items():
                 matches.setdefault(name, []).extend(matched)
-        return Batch(survivors, matches)
+        return Batch(survivors, dict(matches.items()))

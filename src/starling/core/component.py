@@ -17,7 +17,7 @@ fault; those become dead letters with the error as reason, and the rest of the s
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
@@ -54,7 +54,8 @@ class Batch:
     """The alerts a stage works on together, and what the filters matched among them."""
 
     alerts: list[Alert]
-    matches: dict[str, list[Alert]] = field(default_factory=dict)
+    # Each filter's matches: a list, or positions in the batch read as one (``matches.Picked``).
+    matches: dict[str, Sequence[Alert]] = field(default_factory=dict)
     # What the components of a stage compute once per batch and share (the filters' columns).
     shared: dict[str, Any] = field(default_factory=dict)
 
@@ -104,9 +105,13 @@ class Component(ABC, Generic[ConfigT]):
         return {}
 
     @classmethod
-    def cooperate(cls, batch: Batch, peers: Sequence[Component[Any]]) -> None:
+    def cooperate(cls, batch: Batch, peers: Sequence[Component[Any]]) -> Collection[str] | None:
         """Called once per batch, before any of them runs, with every instance of this class in the
-        stage, so that they can do their work together (the ADQL filters are judged as one plan)."""
+        stage, so that they can do their work together (the ADQL filters are judged as one plan).
+
+        Returns the names of the peers whose work on the batch is then done (settled): the chain does
+        not call their ``process`` for it, and gives each an equal share of this call's CPU time."""
+        return None
 
 
 class Source(Component[ConfigT]):

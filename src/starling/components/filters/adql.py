@@ -30,10 +30,12 @@ from starling.components.filters.health import FilterHealth
 from starling.components.filters.ratecap import RateCap
 from starling.components.outputs import Output
 from starling.core.component import Batch, Component, ComponentConfig, Filter
+from starling.core.matches import picked_by_row
 
 COLUMNS_KEY = "filters.columns"
 VERDICTS_KEY = "filters.verdicts"
 JUDGEMENT_KEY = "filters.judgement"  # (the columns judged, the Judgement)
+SETTLED_KEY = "filters.settled"  # (the alerts settled, the names of the filters settled on them)
 
 
 @functools.lru_cache(maxsize=8)
@@ -163,18 +165,37 @@ class AdqlFilter(Filter[AdqlFilterConfig]):
         return [bool(v) for v in self.compiled.evaluate(BatchColumns(alerts))]
 
     @classmethod
-    def cooperate(cls, batch: Batch, peers: Sequence[Component[Any]]) -> None:
-        """Judge every live ADQL filter of the stage at once, grouped by shape (``FilterPlan``)."""
-        live = [p for p in peers if isinstance(p, AdqlFilter) and p.judging]
-        if not live or not batch.alerts:
-            return
-        columns = shared_columns(batch)
-        plan = _plan(tuple((p.name, p.config.expression) for p in live))
-        judgement = plan.judge(columns, {p.name: p.config.budget_s for p in live}, _shares(live, len(batch)))
-        batch.shared[JUDGEMENT_KEY] = (columns, judgement)
-        batch.shared[VERDICTS_KEY] = judgement.verdicts
+    def cooperate(cls, batch: Batch, peers: Sequence[Component[Any]]) -> set[str]:
+        """Judge every live ADQL filter of the stage at once, grouped by shape (``FilterPlan``), and
+        settle each: its matches, its health, its cap. A thousand filters then cost the batch a few
+        numpy operations per shape and a few attribute updates each, not a call of ``process`` each."""
+        filters = [p for p in peers if isinstance(p, AdqlFilter)]
+        live = [p for p in filters if p.judging]
+        if live and batch.alerts:
+            columns = shared_columns(batch)
+            plan = _plan(tuple((p.name, p.config.expression) for p in live))
+            budgets = {p.name: p.config.budget_s for p in live}
+            judgement = plan.judge(columns, budgets, _shares(live, len(batch)))
+            batch.shared[JUDGEMENT_KEY] = (columns, judgement)
+            batch.shared[VERDICTS_KEY] = judgement.verdicts
+            picked = picked_by_row(columns.objects, judgement.verdicts)
+            failures, seconds = judgement.failures, judgement.seconds
+            for component in live:
+                name = component.name
+                component.health.record(failures.get(name), seconds.get(name, 0.0))
+                matched: Sequence[Alert] = picked.get(name) or []  # a failure matches nothing
+                batch.matches[name] = component.cap.admit(matched) if component.cap.limited else matched
+        for component in filters:
+            batch.matches.setdefault(component.name, [])  # paused, or an empty batch: no match
+        settled = {p.name for p in filters}
+        batch.shared[SETTLED_KEY] = (batch.alerts, settled)
+        return settled
 
     def process(self, batch: Batch) -> Batch:
+        """This filter alone: the stage settles it in ``cooperate``; a retry or a direct call comes here."""
+        settled = batch.shared.get(SETTLED_KEY)
+        if settled is not None and settled[0] is batch.alerts and self.name in settled[1]:
+            return batch  # done in ``cooperate`` (a caller that runs both, as the chain once did)
         if not self.judging or not batch.alerts:
             batch.matches[self.name] = []
             return batch

@@ -32,11 +32,16 @@ class RateCap:
         self._minute_count = 0
 
     @property
+    def limited(self) -> bool:
+        """Whether it holds anything back ever (a filter with no cap passes its matches on as they are)."""
+        return self.per_visit is not None or self.per_minute is not None
+
+    @property
     def hit(self) -> bool:
         return self.held_back > 0
 
     def admit(self, matches: Sequence[Alert]) -> list[Alert]:
-        if self.per_visit is None and self.per_minute is None:
+        if not self.limited:
             return list(matches)
         now = self.clock()
         if now - self._minute_start >= 60.0:

@@ -329,7 +329,7 @@ class StageWorker(RewirableStage):
                 matches.setdefault(name, []).append(envelope.alert)
         decode_counts.alerts_out += len(alerts)
         self.stats.alerts_decoded += len(alerts)
-        return Batch(alerts, matches), payloads
+        return Batch(alerts, dict(matches.items())), payloads
 
     def _stamp(self) -> dict[str, int]:
         """What this stage adds to an alert's provenance: this replica's own configuration version, and
