@@ -41,6 +41,7 @@ from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 from starling.transport.kafka.clients import delete_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import readme_table
 from autoscale_bench import autoscale_figures
 from contenders import embedded_pipeline, plain_fastavro, starling_decode
 from crossmatch_bench import crossmatch_figures, feature_figures
@@ -259,7 +260,11 @@ def main() -> None:
         last = f"{before[name]:.2f}x" if name in before else ""
         table.add_row(name, ratio, last, target, measured)
     console.print(table)
-    console.print(f"figures kept in {keep_run(kept, sorted(groups), figures, results)}")
+    run_file = keep_run(kept, sorted(groups), figures, results)
+    console.print(f"figures kept in {run_file}")
+    if not args.quick:  # a smoke run's figures (fewer alerts, other names) stay out of the README
+        readme_table.keep(json.loads(run_file.read_text()))
+        console.print("README.md's table and bench/figures.json updated")
     if args.json:
         results["figures"] = figures
         args.json.write_text(json.dumps(results, indent=2))
