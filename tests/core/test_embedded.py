@@ -217,3 +217,19 @@ def test_a_full_disk_holds_the_embedded_pipeline_until_space_is_freed(tmp_path: 
     assert outcome[0].dead_letter_path is None
     assert pipeline.status()["outages_total"] == 1
     assert outcome[0].stats.stages["store"].alerts_in == len(messages)  # batches taken again count once
+
+
+def test_a_running_pipeline_collects_cycles_seldom(tmp_path: Path) -> None:
+    """The collector's thresholds are the stage's (a stage makes thousands of short-lived objects an alert)."""
+    import gc
+
+    from starling.core.collector import STAGE_THRESHOLDS
+
+    default = (700, 10, 10)
+    gc.set_threshold(*default)
+    try:
+        paths = write_messages(tmp_path / "in", synthetic_messages(20, seed=3))
+        EmbeddedPipeline(replay_spec(paths), tmp_path / "out").run()
+        assert gc.get_threshold() == STAGE_THRESHOLDS
+    finally:
+        gc.set_threshold(*default)
