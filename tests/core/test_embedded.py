@@ -220,7 +220,7 @@ def test_a_full_disk_holds_the_embedded_pipeline_until_space_is_freed(tmp_path: 
 
 
 def test_a_running_pipeline_collects_cycles_seldom(tmp_path: Path) -> None:
-    """The collector's thresholds are the stage's (a stage makes thousands of short-lived objects an alert)."""
+    """The collector's thresholds are the stage's: a stage makes thousands of short-lived objects an alert."""
     import gc
 
     from starling.core.collector import STAGE_THRESHOLDS
