@@ -18,5 +18,5 @@ STAGE_THRESHOLDS = (50_000, 20, 100)
 
 
 def tune_for_stage() -> None:
-    """Set the thresholds for this process (a runtime calls it as its components are set up)."""
+    """Set the thresholds for this process (``Chain`` does, when a stage's chain is made)."""
     gc.set_threshold(*STAGE_THRESHOLDS)

@@ -18,7 +18,6 @@ from typing import Any
 
 from starling.alert.decoder import AlertDecoder
 from starling.core.chain import Chain, RunStats
-from starling.core.collector import tune_for_stage
 from starling.core.component import Batch, Component, RawMessage, RunContext, Source
 from starling.core.deadletter import DeadLetterFile
 from starling.core.live import LiveRuntime, build_stage_components
@@ -75,7 +74,6 @@ class EmbeddedPipeline(LiveRuntime):
         components: list[Component[Any]] = [self.source, *self.chain.components]
         for component in components:
             component.setup(context)
-        tune_for_stage()
         self.stats.expected_messages = self.source.expected_count()
         self._ready.set()
         try:

@@ -35,7 +35,6 @@ from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
 from starling.core.bodies import BodyResolver
 from starling.core.chain import Chain
-from starling.core.collector import tune_for_stage
 from starling.core.component import Batch, RawMessage, RunContext
 from starling.core.deadletter import DeadLetter
 from starling.core.latency import SURVEY, LatencyHistograms
@@ -195,7 +194,6 @@ class StageWorker(RewirableStage):
         ensure_topics(self.settings, all_topics(self.spec))
         for component in self.chain.components:
             component.setup(RunContext(output_dir=self.output_dir, kafka=self.spec.kafka))
-        tune_for_stage()
         self._subscribe()
         self._ready.set()
         try:
