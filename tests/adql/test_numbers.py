@@ -20,7 +20,7 @@ from starling.adql.language import compile_filter
 from starling.adql.parse import number_literal, parse_condition
 from starling.adql.plan import FilterPlan, parameterize
 from starling.adql.structure import structure
-from starling.adql.values import Vec
+from starling.adql.values import Vec, compare
 
 MIN, MAX = -(2**63), 2**63 - 1
 IDS = [MIN, MIN + 1, -(2**53) - 1, -1, 0, 1, 5, 2**53, 2**53 + 1, MAX - 1, MAX]
@@ -219,3 +219,20 @@ def test_a_real_column_against_a_huge_literal() -> None:
     assert verdicts[f"mag < {HUGE}"] == [False, True, False]
     assert verdicts[f"mag > -{HUGE}"] == [True, False, False]
     assert np.isfinite(table.data["mag"].values[:2]).all()
+
+
+_WORDS = st.text(alphabet="grizyu ßİ\u00e9", max_size=4)
+
+
+@given(
+    st.lists(_WORDS, min_size=1, max_size=40),
+    st.lists(_WORDS, min_size=1, max_size=12),
+    st.sampled_from([operator.eq, operator.ne]),
+)
+def test_strings_of_many_filters_compare_as_numpy_compares_them(
+    column: list[str], parameters: list[str], op: Any
+) -> None:
+    """k filters' strings against n alerts' are compared as codes of the distinct strings: same truth."""
+    x, y = np.array(column), np.array(parameters).reshape(-1, 1)
+    assert np.array_equal(compare(op, x, y), op(x, y))
+    assert np.array_equal(compare(op, y, x), op(y, x))

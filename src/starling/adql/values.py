@@ -8,6 +8,7 @@ the alerts for which it is true.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -152,7 +153,18 @@ def compare(op: Callable[[Any, Any], Any], x: Any, y: Any) -> Any:
         return _whole_with_real(op, x, y)
     if kx == "f" and ky in "iu":
         return _whole_with_real(_SWAPPED.get(op, op), y, x)
+    if kx == ky == "U" and op in (operator.eq, operator.ne):
+        return _strings_equal(op, np.asarray(x), np.asarray(y))
     return op(x, y)
+
+
+def _strings_equal(op: Callable[[Any, Any], Any], x: Any, y: Any) -> Any:
+    """``x == y`` (or ``!=``) for strings; where k filters' strings meet n alerts' (a (k, n) result), as
+    codes of the distinct strings: comparing two strings costs far more than two integers."""
+    if math.prod(np.broadcast_shapes(x.shape, y.shape)) < 4 * (x.size + y.size):
+        return op(x, y)  # a column against a constant, or two columns: as they are
+    _, codes = np.unique(np.concatenate([x.ravel(), y.ravel()]), return_inverse=True)
+    return op(codes[: x.size].reshape(x.shape), codes[x.size :].reshape(y.shape))
 
 
 def _whole_with_real(op: Callable[[Any, Any], Any], whole: Any, real: Any) -> Any:
