@@ -6,6 +6,7 @@ fields it keeps are the record's own values, and the whole record is still there
 from __future__ import annotations
 
 import functools
+import io
 import math
 import re
 from pathlib import Path
@@ -18,9 +19,10 @@ from hypothesis import strategies as st
 
 from starling.alert.decoder import AlertDecoder, encode_wire
 from starling.alert.model import Alert, Record
-from starling.alert.projection import COMPILED, RUBIN_FIELDS, rubin_projection
+from starling.alert.projection import COMPILED, RUBIN_FIELDS, ZTF_FIELDS, projection_for
 from starling.alert.schemas import PackagedRubinSchemas
 from starling.errors import AlertDecodeError
+from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 from starling.synthetic.templates import rubin_definition, template_record
 from tests.alert.test_record_readers import _real_messages, _same, _whole
 
@@ -55,13 +57,15 @@ def _within(fields: Any, record: Any, where: str = "") -> list[str]:
 
 
 def _check_alike(projected: AlertDecoder, whole: AlertDecoder, payload: bytes, name: str) -> None:
-    [mine] = projected.decode(payload, name)
-    [theirs] = whole.decode(payload, name)
-    assert not mine.record_is_loaded, "the projected read decoded the whole record"
-    assert _within(mine.fields, theirs.record, name) == []
-    kept = set(mine.fields) - {"diaSourceId", "alertId"}
-    assert kept == (RUBIN_FIELDS["alert"] & set(theirs.record)) - {"diaSourceId", "alertId"}
-    assert _same(_whole(mine), _whole(theirs), name) == []  # history, cutouts, summary; and the record
+    mine_all, theirs_all = projected.decode(payload, name), whole.decode(payload, name)
+    assert len(mine_all) == len(theirs_all)
+    for mine, theirs in zip(mine_all, theirs_all, strict=True):
+        assert not mine.record_is_loaded, "the projected read decoded the whole record"
+        assert _within(mine.fields, theirs.record, name) == []
+        fields = ZTF_FIELDS if mine.survey == "ztf" else RUBIN_FIELDS
+        kept = set(mine.fields) - {"diaSourceId", "alertId"}
+        assert kept == (fields["alert"] & set(theirs.record)) - {"diaSourceId", "alertId"}
+        assert _same(_whole(mine), _whole(theirs), name) == []  # history, cutouts, summary; and the record
 
 
 def test_every_real_rubin_alert_reads_the_same_projected(
@@ -70,8 +74,8 @@ def test_every_real_rubin_alert_reads_the_same_projected(
     projected, whole = decoders
     checked = 0
     for name, payload in _real_messages(samples):
-        if payload[:1] == b"\x00" and rubin_projection(
-            SCHEMAS.get(int.from_bytes(payload[1:5], "big")).definition
+        if payload[:1] == b"\x00" and projection_for(
+            SCHEMAS.get(int.from_bytes(payload[1:5], "big")).definition, "lsst"
         ):
             _check_alike(projected, whole, payload, name)
             checked += 1
@@ -85,7 +89,7 @@ def test_the_compiled_reader_is_built() -> None:
 
 
 def test_every_rubin_schema_from_7_is_projected() -> None:
-    assert [i for i in SCHEMA_IDS if rubin_projection(SCHEMAS.get(i).definition) is None] == []
+    assert [i for i in SCHEMA_IDS if projection_for(SCHEMAS.get(i).definition, "lsst") is None] == []
     assert {i // 100 for i in SCHEMA_IDS} == {7, 8, 9, 10, 11}
 
 
@@ -205,3 +209,60 @@ def test_a_message_cut_or_padded_is_refused_by_the_projected_read(
     ):
         with pytest.raises(AlertDecodeError, match=words):
             projected.decode(bad, "bad")
+
+
+# -- ZTF: containers of schemas 1.8 to 4.02 ------------------------------------------------------------
+
+
+def _ztf_containers(samples: Path) -> list[tuple[str, bytes]]:
+    return [(name, payload) for name, payload in _real_messages(samples) if payload[:4] == b"Obj\x01"]
+
+
+def test_every_real_ztf_alert_reads_the_same_projected(
+    samples: Path, decoders: tuple[AlertDecoder, AlertDecoder]
+) -> None:
+    checked = 0
+    for name, payload in _ztf_containers(samples):
+        _check_alike(*decoders, payload, name)
+        checked += 1
+    assert checked >= 26  # the real ZTF alerts, schemas 1.8 to 4.02
+
+
+def test_synthetic_ztf_alerts_of_every_history_read_the_same_projected(
+    decoders: tuple[AlertDecoder, AlertDecoder],
+) -> None:
+    checked = 0
+    for history in ("short", "deep", "wide"):
+        config = SyntheticConfig.model_validate({"alerts": 60, "history": history, "seed": 7})
+        for origin, payload in SyntheticNight(config):
+            if payload[:4] == b"Obj\x01":
+                _check_alike(*decoders, payload, origin)
+                checked += 1
+    assert checked >= 60
+
+
+def test_a_container_of_several_ztf_alerts_reads_each_projected(
+    samples: Path, decoders: tuple[AlertDecoder, AlertDecoder]
+) -> None:
+    name, payload = _ztf_containers(samples)[-1]
+    reader = fastavro.reader(io.BytesIO(payload))
+    schema, [record] = reader.writer_schema, list(reader)
+    out = io.BytesIO()
+    fastavro.writer(
+        out, schema, [record, {**record, "candid": record["candid"] + 1}, record], codec="deflate"
+    )
+    projected, whole = decoders
+    _check_alike(projected, whole, out.getvalue(), name)
+    alerts = projected.decode(out.getvalue(), name)
+    assert [a.alert_id for a in alerts] == [record["candid"], record["candid"] + 1, record["candid"]]
+    assert alerts[1].record["candid"] == record["candid"] + 1  # each its own whole record, on first use
+
+
+def test_a_ztf_container_cut_is_refused_as_the_whole_read_refuses_it(
+    samples: Path, decoders: tuple[AlertDecoder, AlertDecoder]
+) -> None:
+    _, payload = _ztf_containers(samples)[0]
+    for bad in (payload[:-100], payload[:-20] + b"\x07" * 20):
+        outcomes = [_outcome(decoder, bad) for decoder in decoders]
+        assert isinstance(outcomes[0], str)
+        assert outcomes[0] == outcomes[1]

@@ -285,6 +285,26 @@ cdef class Projection:
             raise LeftOverBytesError(f"{buf.end - buf.pos} bytes left over after decoding")
         return record
 
+    def read_many(self, data, Py_ssize_t count):
+        """The projected records of the ``count`` records that ``data`` holds back to back (an Avro
+        container's block). ValueError when bytes are left over after them."""
+        cdef _Buffer buf = _Buffer()
+        cdef const unsigned char[::1] view = data
+        cdef Py_ssize_t i
+        if count < 0:
+            raise ValueError(f"a block of {count} records")
+        buf.owner = data
+        buf.depth = 0
+        buf.end = view.shape[0]
+        buf.data = &view[0] if buf.end else NULL
+        buf.pos = 0
+        records = []
+        for i in range(count):
+            records.append(self.root.read(buf))
+        if buf.pos != buf.end:
+            raise LeftOverBytesError(f"{buf.end - buf.pos} bytes left over after decoding")
+        return records
+
 
 cdef _Node _compile(schema, keep, dict named, str namespace):
     cdef _Node node

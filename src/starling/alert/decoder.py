@@ -19,11 +19,12 @@ counts may claim.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import fastavro
@@ -31,7 +32,7 @@ from fastavro.read import HEADER_SCHEMA
 
 from starling.alert.codecs import decompress_block
 from starling.alert.model import Alert, Record
-from starling.alert.projection import Projection, rubin_projection
+from starling.alert.projection import Projection, projection_for
 from starling.alert.record_readers import LeftOverBytesError, RecordReader, record_reader
 from starling.alert.rubin import normalize_rubin
 from starling.alert.schemas import SchemaSource, WriterSchema, default_schema_source
@@ -46,6 +47,17 @@ _SYNC_BYTES = 16
 _PARSED_HEADER_SCHEMA = fastavro.parse_schema(HEADER_SCHEMA)
 _MAX_CACHED_SCHEMAS = 64
 _MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _ContainerSchema:
+    checked: CheckedSchema
+    parsed: Any  # compiled by the record reader
+    projection: Projection | None
+
+
+# A record read from a container: its fields, and the loader of its whole record when they are a projection.
+_Read = tuple[Record, Callable[[], Record] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +97,13 @@ def normalize_record(
     record: Record, schema_name: str, origin: str, record_loader: Callable[[], Record] | None = None
 ) -> Alert:
     """Route a decoded record to its survey's normalizer by the writer schema's name. With
-    ``record_loader``, ``record`` is a Rubin projection and the loader decodes the whole record."""
+    ``record_loader``, ``record`` is a projection and the loader decodes the whole record."""
     is_ztf = schema_name.startswith("ztf")
     if not is_ztf and "diaSource" not in record:  # Rubin: lsst.vX_Y.alert, and ELAsTiCC simulations
         raise AlertDecodeError(f"writer schema {schema_name!r} is neither a ZTF nor a Rubin alert schema")
     try:
         if is_ztf:
-            return normalize_ztf(record, origin)
+            return normalize_ztf(record, origin, record_loader)
         return normalize_rubin(record, schema_name, origin, record_loader)
     except AlertDecodeError:
         raise
@@ -112,17 +124,17 @@ class AlertDecoder:
         reader: RecordReader | None = None,
         project: bool = True,
     ) -> None:
-        """``project``: read Rubin's wire messages through a projection (what Starling reads), the whole
-        record on first use of ``Alert.record``; else whole records at once."""
+        """``project``: read alerts through a projection (what Starling reads), the whole record on first
+        use of ``Alert.record``; else whole records at once."""
         self.schemas = schemas if schemas is not None else default_schema_source()
         self.limits = limits or DecodeLimits()
         self.reader = reader or record_reader()
         self.project = project
         # Each wire schema id's projection (None: read whole records).
         self._wire_projections: dict[int, Projection | None] = {}
-        # Parsed and checked container schemas by their text; a refused one keeps its refusal, so a
-        # flood of the same poison costs one parse.
-        self._container_schemas: dict[bytes, tuple[CheckedSchema, Any] | AlertDecodeError] = {}
+        # Parsed and checked container schemas by their text (with their projections); a refused one
+        # keeps its refusal, so a flood of the same poison costs one parse.
+        self._container_schemas: dict[bytes, _ContainerSchema | AlertDecodeError] = {}
         # Each wire schema id, checked and compiled for the reader.
         self._wire_compiled: dict[int, Any] = {}
 
@@ -135,16 +147,15 @@ class AlertDecoder:
             )
         if payload[:4] == CONTAINER_MAGIC:
             schema_name, records = self._read_container(payload)
-        elif payload[:1] == bytes([WIRE_MAGIC]):
+            return [normalize_record(fields, schema_name, origin, whole) for fields, whole in records]
+        if payload[:1] == bytes([WIRE_MAGIC]):
             return [self._read_wire(payload, origin)]
-        elif not payload:
+        if not payload:
             raise AlertDecodeError("empty message")
-        else:
-            raise AlertDecodeError(
-                f"wrong magic byte 0x{payload[0]:02x}: neither an Avro container file (starts 'Obj\\x01') "
-                "nor the Confluent wire format (starts 0x00)"
-            )
-        return [normalize_record(record, schema_name, origin) for record in records]
+        raise AlertDecodeError(
+            f"wrong magic byte 0x{payload[0]:02x}: neither an Avro container file (starts 'Obj\\x01') "
+            "nor the Confluent wire format (starts 0x00)"
+        )
 
     # -- Confluent wire format -------------------------------------------------------------------
 
@@ -165,8 +176,7 @@ class AlertDecoder:
                 compiled = AlertDecodeError(
                     f"unreadable writer schema id {schema_id}: {_describe_failure(exc)}"
                 )
-            is_rubin = not schema.full_name.startswith("ztf")
-            projection = rubin_projection(definition) if self.project and is_rubin else None
+            projection = projection_for(definition, schema.full_name) if self.project else None
             # The projection is kept before the compiled schema: one is never cached without the other.
             self._wire_projections[schema_id] = projection
             self._wire_compiled[schema_id] = compiled
@@ -204,14 +214,16 @@ class AlertDecoder:
 
     # -- Avro container files --------------------------------------------------------------------
 
-    def _container_schema(self, schema_json: bytes) -> tuple[CheckedSchema, Any]:
-        """The checked and parsed writer schema of a container header, once per distinct schema text."""
+    def _container_schema(self, schema_json: bytes) -> _ContainerSchema:
+        """The checked and parsed writer schema of a container header (and its projection), once per
+        distinct schema text."""
         cached = self._container_schemas.get(schema_json)
         if cached is None:
             try:
                 definition = json.loads(schema_json)
                 checked = check_alert_schema(definition)
-                cached = (checked, self.reader.compile(definition))
+                projection = projection_for(definition, checked.full_name) if self.project else None
+                cached = _ContainerSchema(checked, self.reader.compile(definition), projection)
             except AlertDecodeError as exc:
                 cached = exc
             except Exception as exc:  # not JSON, or JSON the reader does not take for a schema
@@ -223,7 +235,7 @@ class AlertDecoder:
             raise AlertDecodeError(cached.reason)
         return cached
 
-    def _read_container(self, payload: bytes) -> tuple[str, list[Record]]:
+    def _read_container(self, payload: bytes) -> tuple[str, list[_Read]]:
         stream = io.BytesIO(payload)
         try:
             header = _read_record(stream, _PARSED_HEADER_SCHEMA)
@@ -233,9 +245,10 @@ class AlertDecoder:
             sync: bytes = header["sync"]
         except Exception as exc:
             raise AlertDecodeError(f"unreadable Avro container header: {_describe_failure(exc)}") from exc
-        checked, parsed = self._container_schema(schema_json)
+        schema = self._container_schema(schema_json)
+        checked = schema.checked
         try:
-            records = self._read_blocks(stream, len(payload), codec, sync, checked, parsed)
+            records = self._read_blocks(stream, len(payload), codec, sync, schema)
         except AlertDecodeError as exc:
             raise AlertDecodeError(f"cannot decode container ({checked.full_name}): {exc.reason}") from exc
         except Exception as exc:
@@ -247,10 +260,11 @@ class AlertDecoder:
         return checked.full_name, records
 
     def _read_blocks(
-        self, stream: io.BytesIO, end: int, codec: str, sync: bytes, checked: CheckedSchema, parsed: Any
-    ) -> list[Record]:
+        self, stream: io.BytesIO, end: int, codec: str, sync: bytes, schema: _ContainerSchema
+    ) -> list[_Read]:
         """Each block's count is checked against its bytes before a record of it is decoded."""
-        records: list[Record] = []
+        checked = schema.checked
+        records: list[_Read] = []
         budget = self.limits.max_decompressed_bytes
         while stream.tell() < end:
             count = _read_long(stream)
@@ -267,10 +281,27 @@ class AlertDecoder:
                     f"block declares {count} records in {len(block)} bytes, but a record of this "
                     f"schema takes at least {checked.min_record_bytes} bytes"
                 )
-            records.extend(self.reader.read_many(parsed, block, count))
+            records.extend(self._block_records(schema, block, count))
             if stream.read(_SYNC_BYTES) != sync:
                 raise EOFError("missing or wrong sync marker after a block")
         return records
+
+    def _block_records(self, schema: _ContainerSchema, block: bytes, count: int) -> list[_Read]:
+        """A block's records: whole, or their projections, each with a loader of its whole record."""
+        whole = cache(partial(self.reader.read_many, schema.parsed, block, count))
+        projected = None
+        if schema.projection is not None:
+            # Bytes it refuses are read whole, so that such a block is refused (or taken) as it was
+            # before projections, with the same reason.
+            with contextlib.suppress(Exception):
+                projected = schema.projection.read_many(block, count)
+        if projected is None:
+            return [(record, None) for record in whole()]
+        return [(fields, partial(_nth, whole, index)) for index, fields in enumerate(projected)]
+
+
+def _nth(records: Callable[[], list[Record]], index: int) -> Record:
+    return records()[index]
 
 
 def encode_wire(schema_id: int, parsed_schema: Any, record: Record) -> bytes:

@@ -1,4 +1,4 @@
-"""Reading only what Starling reads of a Rubin alert, with the compiled reader (``_projected``).
+"""Reading only what Starling reads of a Rubin or ZTF alert, with the compiled reader (``_projected``).
 
 A real LSSTCam deep-field alert holds ~1,200 history rows of 10-136 fields each; the broker's own code
 (normalizer, history, solar-system association, cutouts) reads a few of them. The decoder reads those
@@ -60,21 +60,50 @@ RUBIN_FIELDS: dict[str, frozenset[str]] = {
 }
 
 
+# The same for ZTF (schemas 1.8 to 4.02): what the normalizer, the history, the solar-system association
+# and the cutouts read. A ZTF alert's ~100 fields a row and its other records are passed over.
+_ZTF_ROW = {"candid", "jd", "fid", "ra", "dec", "magpsf", "sigmapsf", "isdiffpos", "diffmaglim"}
+ZTF_FIELDS: dict[str, frozenset[str]] = {
+    "alert": frozenset(
+        {
+            "candid",
+            "objectId",
+            "schemavsn",
+            "candidate",
+            "prv_candidates",
+            "fp_hists",
+            "cutoutScience",
+            "cutoutTemplate",
+            "cutoutDifference",
+        }
+    ),
+    "candidate": frozenset(_ZTF_ROW | {"drb", "rb", "ssdistnr", "ssmagnr", "ssnamenr"}),
+    "prv_candidate": frozenset(_ZTF_ROW | {"forcediffimflux", "forcediffimfluxunc", "magzpsci"}),
+    "fp_hist": frozenset({"jd", "fid", "forcediffimflux", "forcediffimfluxunc", "magzpsci"}),
+    "cutout": frozenset({"fileName", "stampData"}),
+}
+
+
 class Projection(Protocol):
     def read(self, data: bytes, offset: int = 0) -> Record:
         """The kept fields of the one record ``data[offset:]`` holds; raises on bytes that do not fit."""
 
+    def read_many(self, data: bytes, count: int) -> list[Record]:
+        """The kept fields of each of the ``count`` records ``data`` holds back to back."""
 
-def rubin_projection(definition: Any) -> Projection | None:
-    """The compiled projection of a Rubin writer schema; None where the compiled reader is not built or
-    the schema keeps a field it cannot read (a logical type, which the libraries convert)."""
+
+def projection_for(definition: Any, full_name: str) -> Projection | None:
+    """The compiled projection of a Rubin or ZTF writer schema (by its full name); None where the
+    compiled reader is not built or the schema keeps a field it cannot read (a logical type, which the
+    libraries convert)."""
     if not COMPILED:
         return None
+    keep = ZTF_FIELDS if full_name.startswith("ztf") else RUBIN_FIELDS
     try:
-        projection: Projection = _CompiledProjection(definition, RUBIN_FIELDS)
+        projection: Projection = _CompiledProjection(definition, keep)
     except Exception:  # a schema it cannot project (a logical type kept; a shape it does not know)
         return None
     return projection
 
 
-__all__ = ["COMPILED", "RUBIN_FIELDS", "Projection", "rubin_projection"]
+__all__ = ["COMPILED", "RUBIN_FIELDS", "ZTF_FIELDS", "Projection", "projection_for"]

@@ -12,6 +12,7 @@ flux of -99999, an uncertainty that is not positive. A history row without a fin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starling.alert.model import (
@@ -133,9 +134,13 @@ def build_ztf_history(record: Record) -> History:
     return History(tuple(detections), tuple(upper_limits), tuple(forced))
 
 
-def normalize_ztf(record: Record, origin: str = "") -> Alert:
+def normalize_ztf(
+    record: Record, origin: str = "", record_loader: Callable[[], Record] | None = None
+) -> Alert:
     """Turn a decoded ZTF record into an Alert. A record that lacks what every ZTF alert has raises (a
-    KeyError, a ValueError ...); ``starling.alert.decoder.normalize_record`` words it as a refusal."""
+    KeyError, a ValueError ...); ``starling.alert.decoder.normalize_record`` words it as a refusal.
+    With ``record_loader``, ``record`` is a projection (``projection.ZTF_FIELDS``): the alert's fields,
+    its whole record loaded on first use."""
     candidate = record["candidate"]
     mag, mag_err = reported_mag(candidate.get("magpsf")), uncertainty(candidate.get("sigmapsf"))
     flux, flux_err = _signed_flux(mag, mag_err, candidate.get("isdiffpos"))
@@ -155,7 +160,9 @@ def normalize_ztf(record: Record, origin: str = "") -> Alert:
         flux_err=flux_err,
         reliability=drb if drb is not None else finite(candidate.get("rb")),
         schema_version=str(record.get("schemavsn", "")),
-        record=record,
+        record=None if record_loader is not None else record,
+        record_loader=record_loader,
+        fields=record if record_loader is not None else None,
         history_builder=build_ztf_history,
         origin=origin,
     )
