@@ -211,21 +211,24 @@ def test_a_message_cut_or_padded_is_refused_by_the_projected_read(
             projected.decode(bad, "bad")
 
 
-# -- ZTF: containers of schemas 1.8 to 4.02 ------------------------------------------------------------
+# -- Containers: ZTF's (schemas 1.8 to 4.02) and Rubin's samples ------------------------------------
 
 
-def _ztf_containers(samples: Path) -> list[tuple[str, bytes]]:
+def _containers(samples: Path) -> list[tuple[str, bytes]]:
     return [(name, payload) for name, payload in _real_messages(samples) if payload[:4] == b"Obj\x01"]
 
 
-def test_every_real_ztf_alert_reads_the_same_projected(
+def test_every_real_alert_in_a_container_reads_the_same_projected(
     samples: Path, decoders: tuple[AlertDecoder, AlertDecoder]
 ) -> None:
-    checked = 0
-    for name, payload in _ztf_containers(samples):
+    surveys: dict[str, int] = {}
+    for name, payload in _containers(samples):
         _check_alike(*decoders, payload, name)
-        checked += 1
-    assert checked >= 26  # the real ZTF alerts, schemas 1.8 to 4.02
+        survey = "ztf" if "ztf" in name or name.startswith("ampel") else "rubin"
+        surveys[survey] = surveys.get(survey, 0) + 1
+    # The real ZTF alerts (schemas 1.8 to 4.02) and Rubin's sample containers (schemas 3.0 to 11.0).
+    assert surveys["ztf"] >= 26
+    assert surveys["rubin"] >= 8
 
 
 def test_synthetic_ztf_alerts_of_every_history_read_the_same_projected(
@@ -244,7 +247,7 @@ def test_synthetic_ztf_alerts_of_every_history_read_the_same_projected(
 def test_a_container_of_several_ztf_alerts_reads_each_projected(
     samples: Path, decoders: tuple[AlertDecoder, AlertDecoder]
 ) -> None:
-    name, payload = _ztf_containers(samples)[-1]
+    name, payload = _containers(samples)[-1]
     reader = fastavro.reader(io.BytesIO(payload))
     schema, [record] = reader.writer_schema, list(reader)
     out = io.BytesIO()
@@ -261,7 +264,7 @@ def test_a_container_of_several_ztf_alerts_reads_each_projected(
 def test_a_ztf_container_cut_is_refused_as_the_whole_read_refuses_it(
     samples: Path, decoders: tuple[AlertDecoder, AlertDecoder]
 ) -> None:
-    _, payload = _ztf_containers(samples)[0]
+    _, payload = _containers(samples)[0]
     for bad in (payload[:-100], payload[:-20] + b"\x07" * 20):
         outcomes = [_outcome(decoder, bad) for decoder in decoders]
         assert isinstance(outcomes[0], str)

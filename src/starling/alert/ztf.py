@@ -12,6 +12,7 @@ flux of -99999, an uncertainty that is not positive. A history row without a fin
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,9 @@ from starling.alert.model import (
 )
 from starling.alert.photometry import (
     AB_ZERO_POINT_NJY_MAG,
+    JD_TO_MJD_OFFSET,
+    MAG_ERR_PER_FRACTIONAL_FLUX,
+    MAG_LIMIT,
     finite,
     jd_to_mjd,
     mag_err_to_flux_err,
@@ -56,15 +60,42 @@ def _signed_flux(
     return flux, flux_err
 
 
+# A history has tens of rows of a dozen values each: the rows' values are checked here with the photometry
+# functions' own rules, a float's path written out (a call per value was most of a history's time). Each
+# gives what the function named beside it gives (``tests/alert/test_ztf_rows.py`` checks them on drawn rows).
+_INF = math.inf
+
+
+def _real(value: Any) -> float | None:  # finite()
+    if type(value) is float:
+        return value if -_INF < value < _INF else None
+    return finite(value)
+
+
 def _detection(row: Record, mjd: float) -> Detection:
-    mag, mag_err = reported_mag(row.get("magpsf")), uncertainty(row.get("sigmapsf"))
-    flux, flux_err = _signed_flux(mag, mag_err, row.get("isdiffpos"))
+    magpsf, sigmapsf = row.get("magpsf"), row.get("sigmapsf")
+    if type(magpsf) is float:  # reported_mag()
+        mag = magpsf if -MAG_LIMIT < magpsf < MAG_LIMIT else None
+    else:
+        mag = reported_mag(magpsf)
+    if type(sigmapsf) is float:  # uncertainty()
+        mag_err = sigmapsf if 0.0 < sigmapsf < _INF else None
+    else:
+        mag_err = uncertainty(sigmapsf)
+    flux = flux_err = None
+    if mag is not None:  # _signed_flux()
+        flux = 10.0 ** ((AB_ZERO_POINT_NJY_MAG - mag) / 2.5)
+        if row.get("isdiffpos") in ("f", "0", 0, False):
+            flux = -flux
+        if mag_err is not None:
+            flux_err = _real(abs(flux) * mag_err / MAG_ERR_PER_FRACTIONAL_FLUX)
+    fid: Any = row.get("fid")
     return Detection(
         detection_id=int(row["candid"]),
         mjd=mjd,
-        band=ztf_band(row.get("fid")),
-        ra=finite(row.get("ra")),
-        dec=finite(row.get("dec")),
+        band=ZTF_BANDS.get(fid) or f"fid{fid}",
+        ra=_real(row.get("ra")),
+        dec=_real(row.get("dec")),
         mag=mag,
         mag_err=mag_err,
         flux=flux,
@@ -73,19 +104,24 @@ def _detection(row: Record, mjd: float) -> Detection:
 
 
 def _upper_limit(row: Record, mjd: float) -> UpperLimit:
-    limit = reported_mag(row.get("diffmaglim"))
+    diffmaglim = row.get("diffmaglim")
+    if type(diffmaglim) is float:  # reported_mag()
+        limit = diffmaglim if -MAG_LIMIT < diffmaglim < MAG_LIMIT else None
+    else:
+        limit = reported_mag(diffmaglim)
     if limit is not None and limit <= 0.0:  # no survey's limit is that bright: a sentinel
         limit = None
+    fid: Any = row.get("fid")
     return UpperLimit(
         mjd=mjd,
-        band=ztf_band(row.get("fid")),
+        band=ZTF_BANDS.get(fid) or f"fid{fid}",
         limiting_mag=limit,
-        limiting_flux=mag_to_flux_njy(limit) if limit is not None else None,
+        limiting_flux=10.0 ** ((AB_ZERO_POINT_NJY_MAG - limit) / 2.5) if limit is not None else None,
     )
 
 
 def _forced_value(value: Any) -> float | None:
-    number = finite(value)
+    number = _real(value)
     return None if number == _FORCED_MISSING else number
 
 
@@ -96,15 +132,19 @@ def _forced_point(row: Record, mjd: float) -> ForcedPoint:
     # Forced fluxes are in image counts; the image's zero point puts them on the AB nJy scale.
     if zero_point is not None and flux_dn is not None:
         scale = 10.0 ** ((AB_ZERO_POINT_NJY_MAG - zero_point) / 2.5)
-        flux = finite(flux_dn * scale)
+        flux = _real(flux_dn * scale)
         if flux_dn_err is not None:
-            flux_err = finite(flux_dn_err * scale)
-    return ForcedPoint(mjd=mjd, band=ztf_band(row.get("fid")), flux=flux, flux_err=flux_err)
+            flux_err = _real(flux_dn_err * scale)
+    fid: Any = row.get("fid")
+    return ForcedPoint(mjd=mjd, band=ZTF_BANDS.get(fid) or f"fid{fid}", flux=flux, flux_err=flux_err)
 
 
 def _row_mjd(row: Record) -> float | None:
-    jd = finite(row.get("jd"))
-    return jd_to_mjd(jd) if jd is not None else None
+    jd = row.get("jd")
+    if type(jd) is float:
+        return jd - JD_TO_MJD_OFFSET if -_INF < jd < _INF else None
+    number = finite(jd)
+    return jd_to_mjd(number) if number is not None else None
 
 
 def build_ztf_history(record: Record) -> History:

@@ -57,26 +57,28 @@ class CutoutFiles:
     def write(self, alerts: Sequence[Alert]) -> dict[tuple[str, int], CutoutRef]:
         """Write the batch's stamps, durably; return where each alert's are (alerts without: absent)."""
         refs: dict[tuple[str, int], CutoutRef] = {}
-        touched: set[str] = set()
+        # Each pack's stamps of the batch, written at once: (where its end is, the stamps).
+        pending: dict[str, tuple[list[int], list[bytes]]] = {}
         try:
             for alert in alerts:
                 stamps = alert.cutouts
                 if not stamps:
                     continue
                 name = f"{alert.survey}/{math.floor(alert.mjd)}/{self._writer_name()}.pack"
-                pack = self._pack(name)
-                offset = pack.seek(0, os.SEEK_END)
+                if name not in pending:
+                    pending[name] = ([self._pack(name).seek(0, os.SEEK_END)], [])
+                end, chunks = pending[name]
                 ref: CutoutRef = {"pack": name}
                 for role in ROLES:
                     if role in stamps:
                         data = stamps[role].data
-                        pack.write(data)
-                        ref[role] = [offset, len(data)]
-                        offset += len(data)
+                        chunks.append(data)
+                        ref[role] = [end[0], len(data)]
+                        end[0] += len(data)
                 refs[alert.key] = ref
-                touched.add(name)
-            for name in touched:
+            for name, (_, chunks) in pending.items():
                 pack = self._packs[name]
+                pack.write(b"".join(chunks))
                 pack.flush()
                 os.fsync(pack.fileno())
         except OSError as exc:

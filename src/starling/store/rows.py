@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+import orjson
+
 from starling.alert.model import Alert
 from starling.store.access import annotation_rows
 
@@ -153,6 +155,15 @@ def _object_row(a: Alert, spans: StoredHistory) -> Row:
     )
 
 
+def _annotation_json(payload: Any) -> str:
+    """An annotation as JSON text, by orjson (a tenth of the store's time with json.dumps). A value JSON
+    has no word for (NaN, an infinity) is null, as annotators already write it; anything else it cannot
+    write as it is, as text."""
+    return orjson.dumps(
+        payload, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+    ).decode()
+
+
 def _alert_row(a: Alert, cutouts: Mapping[str, Any]) -> Row:
     return (
         a.survey,
@@ -242,7 +253,7 @@ def batch_rows(
                     survey,
                     a.alert_id,
                     name,
-                    json.dumps(payload, default=str),
+                    _annotation_json(payload),
                     a.mjd,
                 )
     rows.objects = [objects[key] for key in sorted(objects)]

@@ -26,8 +26,9 @@ def test_ztf_nearest_known_object(samples: Path) -> None:
     # None of the real ZTF samples is near a known object: ssdistnr is -999 in each.
     assert [a.annotations["solar_system"]["known"] for a in alerts] == [0] * len(alerts)
     near, far = alerts[0], alerts[1]
-    near.record["candidate"].update(ssdistnr=2.1, ssnamenr="12345", ssmagnr=19.2)
-    far.record["candidate"].update(ssdistnr=30.0, ssnamenr="999", ssmagnr=20.0)
+    # The annotator reads the fields the decoder projected (what it needs), not the whole record.
+    near.fields["candidate"].update(ssdistnr=2.1, ssnamenr="12345", ssmagnr=19.2)
+    far.fields["candidate"].update(ssdistnr=30.0, ssnamenr="999", ssmagnr=20.0)
     flag.annotate([near, far])
     assert near.annotations["solar_system"] == {
         "known": 1,
@@ -54,7 +55,7 @@ def test_rubin_association_in_every_schema(samples: Path) -> None:
             assert flagged["known"] == 0
     # Schema 11: an ssSource gives the designation and the offset from the ephemeris.
     alert = _decode(samples / "rubin" / "samples" / "11.0" / "fakeAlert.avro")
-    alert.record["ssSource"] = {"ssObjectId": 42, "designation": "2024 AB12", "ephOffset": 0.8}
+    alert.fields["ssSource"] = {"ssObjectId": 42, "designation": "2024 AB12", "ephOffset": 0.8}
     flag.annotate([alert])
     assert alert.annotations["solar_system"] == {
         "known": 1,
