@@ -269,3 +269,25 @@ def test_a_ztf_container_cut_is_refused_as_the_whole_read_refuses_it(
         outcomes = [_outcome(decoder, bad) for decoder in decoders]
         assert isinstance(outcomes[0], str)
         assert outcomes[0] == outcomes[1]
+
+
+def test_bad_text_in_a_field_it_skips_is_refused_when_the_record_is_asked_for(
+    samples: Path, decoders: tuple[AlertDecoder, AlertDecoder]
+) -> None:
+    """As for Rubin's wire messages: the alert is taken, and its whole record says why it cannot be read."""
+    _, payload = next((n, p) for n, p in _containers(samples) if "ztf" in n)
+    reader = fastavro.reader(io.BytesIO(payload))
+    schema, [record] = reader.writer_schema, list(reader)
+    marker = "skipped-text-0123456789"
+    record["candidate"]["rbversion"] = marker  # a string no code of Starling's reads
+    out = io.BytesIO()
+    fastavro.writer(out, schema, [record], codec="null")
+    bad = out.getvalue().replace(marker.encode(), b"\xff" + marker.encode()[1:])
+    projected, whole = (_outcome(decoder, bad) for decoder in decoders)
+    assert isinstance(whole, str)
+    assert "UnicodeDecodeError" in whole or "utf" in whole.lower()
+    assert isinstance(projected, Alert)
+    for _ in range(2):  # the same reason every time it is asked
+        with pytest.raises(AlertDecodeError) as refused:
+            _ = projected.record
+        assert refused.value.reason == whole

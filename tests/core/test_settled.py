@@ -13,7 +13,7 @@ from starling.alert.model import Alert
 from starling.components.filters import adql
 from starling.components.filters.adql import AdqlFilter, AdqlFilterConfig
 from starling.core.chain import Chain
-from starling.core.component import Batch
+from starling.core.component import Batch, ComponentConfig, Sink
 from starling.core.deadletter import DeadLetterFile
 from starling.core.matches import Picked, picked_by_row
 from tests.support.helpers import synthetic_alerts
@@ -100,3 +100,36 @@ def test_when_judging_together_fails_each_filter_judges_itself(
         assert batch.matches[name] == _expected(alerts, expression), name
         assert chain.stats.stages[name].alerts_in == 200
     assert len(chain.dead_letters) == 0
+
+
+class SeenBySink(Sink[ComponentConfig]):
+    """Records the filters' names it finds in the batch's matches when its turn comes."""
+
+    seen: ClassVar[list[set[str]]] = []
+
+    def write(self, batch: Batch) -> None:
+        SeenBySink.seen.append({name for name, matched in batch.matches.items() if matched})
+
+
+def test_a_component_sees_the_matches_of_the_filters_before_it_only(tmp_path: Path) -> None:
+    """In one chain of two stages (embedded), the first stage's sink sees its own filter's matches, not
+    those of the second stage's filter, though both were judged together."""
+    alerts = synthetic_alerts(200)
+    first = AdqlFilter(AdqlFilterConfig(expression="mag < 30"), "first")
+    second = AdqlFilter(AdqlFilterConfig(expression="mag < 30"), "second")
+    SeenBySink.seen = []
+    chain = Chain([first, SeenBySink(ComponentConfig(), "sink"), second], DeadLetterFile(tmp_path / "dead"))
+    batch = chain.run(Batch(alerts), {})
+    assert SeenBySink.seen == [{"first"}]
+    assert set(batch.matches) == {"first", "second"}
+    assert len(batch.matches["second"]) == len(batch.matches["first"]) > 0
+
+
+def test_a_paused_filter_passes_on_no_match_of_its_name(tmp_path: Path) -> None:
+    """Matches of its name already in the batch (from an envelope) are replaced by none."""
+    alerts = synthetic_alerts(50)
+    paused = AdqlFilter(AdqlFilterConfig(expression="mag < 30", paused=True), "paused")
+    chain = Chain([paused], DeadLetterFile(tmp_path / "dead"))
+    batch = chain.run(Batch(alerts, {"paused": alerts[:3]}), {})
+    assert batch.matches["paused"] == []
+    assert chain.stats.stages["paused"].alerts_out == 0

@@ -24,7 +24,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import partial
 from typing import Any
 
 import fastavro
@@ -288,7 +288,6 @@ class AlertDecoder:
 
     def _block_records(self, schema: _ContainerSchema, block: bytes, count: int) -> list[_Read]:
         """A block's records: whole, or their projections, each with a loader of its whole record."""
-        whole = cache(partial(self.reader.read_many, schema.parsed, block, count))
         projected = None
         if schema.projection is not None:
             # Bytes it refuses are read whole, so that such a block is refused (or taken) as it was
@@ -296,12 +295,30 @@ class AlertDecoder:
             with contextlib.suppress(Exception):
                 projected = schema.projection.read_many(block, count)
         if projected is None:
-            return [(record, None) for record in whole()]
-        return [(fields, partial(_nth, whole, index)) for index, fields in enumerate(projected)]
+            return [(record, None) for record in self.reader.read_many(schema.parsed, block, count)]
+        whole = _WholeBlock(self.reader, schema, block, count)
+        return [(fields, partial(whole.record, index)) for index, fields in enumerate(projected)]
 
 
-def _nth(records: Callable[[], list[Record]], index: int) -> Record:
-    return records()[index]
+class _WholeBlock:
+    """A block's whole records, decoded once on first use; or, every time, the reason they cannot be (a
+    value only in a field the projection skips: bad UTF-8, a timestamp out of range)."""
+
+    def __init__(self, reader: RecordReader, schema: _ContainerSchema, block: bytes, count: int) -> None:
+        self._read = partial(reader.read_many, schema.parsed, block, count)
+        self._name = schema.checked.full_name
+        self._outcome: list[Record] | AlertDecodeError | None = None
+
+    def record(self, index: int) -> Record:
+        if self._outcome is None:
+            try:
+                self._outcome = self._read()
+            except Exception as exc:
+                reason = f"cannot decode container ({self._name}): {_describe_failure(exc)}"
+                self._outcome = AlertDecodeError(reason)
+        if isinstance(self._outcome, AlertDecodeError):
+            raise AlertDecodeError(self._outcome.reason)
+        return self._outcome[index]
 
 
 def encode_wire(schema_id: int, parsed_schema: Any, record: Record) -> bytes:

@@ -186,35 +186,46 @@ class Chain:
     def run(self, batch: Batch, payloads: dict[int, RawMessage]) -> Batch:
         peers = self._cooperating()
         done: set[type[Component[Any]]] = set()
-        settled: set[str] = set()
+        settled: dict[str, tuple[list[Alert], Sequence[Alert], float]] = {}
         for component in self.components:
             cls = type(component)
             if cls in peers and cls not in done:
                 # Just before the first of them runs, so they see what the components before did.
                 done.add(cls)
-                settled |= self._cooperate(cls, batch, peers[cls])
-            if component.name not in settled:
+                settled.update(self._cooperate(cls, batch, peers[cls]))
+            found = settled.pop(component.name, None)
+            if found is not None and found[0] is batch.alerts:
+                self._settle(component, batch, found[1], found[2])
+            else:  # not settled, or the batch changed since (a component before it retried alert by alert)
                 batch = self._apply(component, batch, payloads)
         return batch
 
-    def _cooperate(self, cls: type[Component[Any]], batch: Batch, peers: list[Component[Any]]) -> set[str]:
-        """The peers' work done together; the names of those it settled, each counted as if it had run."""
+    def _cooperate(
+        self, cls: type[Component[Any]], batch: Batch, peers: list[Component[Any]]
+    ) -> dict[str, tuple[list[Alert], Sequence[Alert], float]]:
+        """The peers' work done together: for each peer settled, (the alerts it judged, its matches, its
+        share of the CPU time)."""
         started = time.thread_time()
         try:
-            settled = set(cls.cooperate(batch, peers) or ())
+            results = cls.cooperate(batch, peers) or {}
         except BaseException as exc:  # each then does its own work, and its own failure is isolated
             if isinstance(exc, PROCESS_EXITS):
                 raise
             log.exception("%s could not prepare the batch together", cls.__name__)
-            return set()
-        share = (time.thread_time() - started) / max(1, len(settled))
-        stages, matches, alerts = self.stats.stages, batch.matches, len(batch)
-        for name in settled:
-            counts = stages[name]
-            counts.alerts_in += alerts
-            counts.alerts_out += len(matches.get(name, ()))
-            counts.cpu_s += share
-        return settled
+            return {}
+        share = (time.thread_time() - started) / max(1, len(results))
+        names = {peer.name for peer in peers}
+        return {name: (batch.alerts, matched, share) for name, matched in results.items() if name in names}
+
+    def _settle(
+        self, component: Component[Any], batch: Batch, matched: Sequence[Alert], cpu_s: float
+    ) -> None:
+        """A component whose work was done with its peers': its matches in place, counted as if it ran."""
+        batch.matches[component.name] = matched
+        counts = self.stats.stages[component.name]
+        counts.alerts_in += len(batch)
+        counts.alerts_out += len(matched)
+        counts.cpu_s += cpu_s
 
     def _cooperating(self) -> dict[type[Component[Any]], list[Component[Any]]]:
         if self._peers is None:

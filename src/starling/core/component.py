@@ -17,7 +17,7 @@ fault; those become dead letters with the error as reason, and the rest of the s
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
@@ -105,12 +105,13 @@ class Component(ABC, Generic[ConfigT]):
         return {}
 
     @classmethod
-    def cooperate(cls, batch: Batch, peers: Sequence[Component[Any]]) -> Collection[str] | None:
+    def cooperate(cls, batch: Batch, peers: Sequence[Component[Any]]) -> Mapping[str, Sequence[Alert]] | None:
         """Called once per batch, before any of them runs, with every instance of this class in the
         stage, so that they can do their work together (the ADQL filters are judged as one plan).
 
-        Returns the names of the peers whose work on the batch is then done (settled): the chain does
-        not call their ``process`` for it, and gives each an equal share of this call's CPU time."""
+        May return, for the peers (filters) whose work on the batch it has done, their matches by name:
+        when the chain reaches such a peer, it puts its matches in ``batch.matches`` (as its ``process``
+        would have) instead of calling ``process``, and gives it an equal share of this call's CPU time."""
         return None
 
 

@@ -155,13 +155,17 @@ def _object_row(a: Alert, spans: StoredHistory) -> Row:
     )
 
 
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
 def _annotation_json(payload: Any) -> str:
     """An annotation as JSON text, by orjson (a tenth of the store's time with json.dumps). A value JSON
-    has no word for (NaN, an infinity) is null, as annotators already write it; anything else it cannot
-    write as it is, as text."""
-    return orjson.dumps(
-        payload, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-    ).decode()
+    has no word for (NaN, an infinity) is null, as annotators already write it. What orjson cannot write
+    (an integer beyond 64 bits, a key that is no string nor number) is written by json, as before."""
+    try:
+        return orjson.dumps(payload, default=str, option=_JSON_OPTIONS).decode()
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(payload, default=str)
 
 
 def _alert_row(a: Alert, cutouts: Mapping[str, Any]) -> Row:

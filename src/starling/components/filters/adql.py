@@ -35,7 +35,7 @@ from starling.core.matches import picked_by_row
 COLUMNS_KEY = "filters.columns"
 VERDICTS_KEY = "filters.verdicts"
 JUDGEMENT_KEY = "filters.judgement"  # (the columns judged, the Judgement)
-SETTLED_KEY = "filters.settled"  # (the alerts settled, the names of the filters settled on them)
+SETTLED_KEY = "filters.settled"  # (the alerts judged, each filter's matches among them)
 
 
 @functools.lru_cache(maxsize=8)
@@ -165,12 +165,14 @@ class AdqlFilter(Filter[AdqlFilterConfig]):
         return [bool(v) for v in self.compiled.evaluate(BatchColumns(alerts))]
 
     @classmethod
-    def cooperate(cls, batch: Batch, peers: Sequence[Component[Any]]) -> set[str]:
+    def cooperate(cls, batch: Batch, peers: Sequence[Component[Any]]) -> dict[str, Sequence[Alert]]:
         """Judge every live ADQL filter of the stage at once, grouped by shape (``FilterPlan``), and
-        settle each: its matches, its health, its cap. A thousand filters then cost the batch a few
-        numpy operations per shape and a few attribute updates each, not a call of ``process`` each."""
+        settle each: its health, its cap, and its matches, which the chain puts in ``batch.matches``
+        when it reaches the filter. A thousand filters then cost the batch a few numpy operations per
+        shape and a few attribute updates each, not a call of ``process`` each."""
         filters = [p for p in peers if isinstance(p, AdqlFilter)]
         live = [p for p in filters if p.judging]
+        results: dict[str, Sequence[Alert]] = {p.name: [] for p in filters}  # paused: no match
         if live and batch.alerts:
             columns = shared_columns(batch)
             plan = _plan(tuple((p.name, p.config.expression) for p in live))
@@ -184,18 +186,16 @@ class AdqlFilter(Filter[AdqlFilterConfig]):
                 name = component.name
                 component.health.record(failures.get(name), seconds.get(name, 0.0))
                 matched: Sequence[Alert] = picked.get(name) or []  # a failure matches nothing
-                batch.matches[name] = component.cap.admit(matched) if component.cap.limited else matched
-        for component in filters:
-            batch.matches.setdefault(component.name, [])  # paused, or an empty batch: no match
-        settled = {p.name for p in filters}
-        batch.shared[SETTLED_KEY] = (batch.alerts, settled)
-        return settled
+                results[name] = component.cap.admit(matched) if component.cap.limited else matched
+        batch.shared[SETTLED_KEY] = (batch.alerts, results)
+        return results
 
     def process(self, batch: Batch) -> Batch:
         """This filter alone: the stage settles it in ``cooperate``; a retry or a direct call comes here."""
-        settled = batch.shared.get(SETTLED_KEY)
+        settled: tuple[list[Alert], dict[str, Sequence[Alert]]] | None = batch.shared.get(SETTLED_KEY)
         if settled is not None and settled[0] is batch.alerts and self.name in settled[1]:
-            return batch  # done in ``cooperate`` (a caller that runs both, as the chain once did)
+            batch.matches[self.name] = settled[1][self.name]  # judged in ``cooperate``
+            return batch
         if not self.judging or not batch.alerts:
             batch.matches[self.name] = []
             return batch
