@@ -219,17 +219,23 @@ def test_a_full_disk_holds_the_embedded_pipeline_until_space_is_freed(tmp_path: 
     assert outcome[0].stats.stages["store"].alerts_in == len(messages)  # batches taken again count once
 
 
-def test_a_running_pipeline_collects_cycles_seldom(tmp_path: Path) -> None:
-    """The collector's thresholds are the stage's: a stage makes thousands of short-lived objects an alert."""
+def test_a_running_pipeline_collects_cycles_seldom_and_gives_the_thresholds_back(tmp_path: Path) -> None:
+    """While the pipeline runs, the collector's thresholds are a stage's (thousands of short-lived objects
+    an alert); after it, the process has its own again."""
     import gc
 
     from starling.core.collector import STAGE_THRESHOLDS
 
     default = (700, 10, 10)
     gc.set_threshold(*default)
+    during: list[tuple[int, ...]] = []
     try:
         paths = write_messages(tmp_path / "in", synthetic_messages(20, seed=3))
-        EmbeddedPipeline(replay_spec(paths), tmp_path / "out").run()
-        assert gc.get_threshold() == STAGE_THRESHOLDS
+        EmbeddedPipeline(replay_spec(paths), tmp_path / "out").run(
+            on_batch=lambda _: during.append(gc.get_threshold())
+        )
+        assert during
+        assert set(during) == {STAGE_THRESHOLDS}
+        assert gc.get_threshold() == default
     finally:
         gc.set_threshold(*default)

@@ -24,7 +24,6 @@ from typing import Any
 
 from starling.alert.decoder import AlertDecoder
 from starling.alert.model import Alert
-from starling.core.collector import tune_for_stage
 from starling.core.component import Batch, Component, RawMessage, Sink
 from starling.core.deadletter import DeadLetter, DeadLetterOutput, count_reason
 from starling.core.outage import as_outage
@@ -103,7 +102,6 @@ class Chain:
         self._held_letters: list[DeadLetter] | None = None
         self.stats = stats or RunStats()
         self.stats.stages.setdefault("decode", StageCounts("decoder"))
-        tune_for_stage()  # a chain is a stage's work: its objects are short-lived
         for component in self.components:
             self.stats.stages.setdefault(component.name, StageCounts(component.kind))
 

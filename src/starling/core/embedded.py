@@ -18,6 +18,7 @@ from typing import Any
 
 from starling.alert.decoder import AlertDecoder
 from starling.core.chain import Chain, RunStats
+from starling.core.collector import stage_collector
 from starling.core.component import Batch, Component, RawMessage, RunContext, Source
 from starling.core.deadletter import DeadLetterFile
 from starling.core.live import LiveRuntime, build_stage_components
@@ -77,15 +78,16 @@ class EmbeddedPipeline(LiveRuntime):
         self.stats.expected_messages = self.source.expected_count()
         self._ready.set()
         try:
-            for chunk in chunks(self.source.messages(), self.spec.batch_size):
-                self._apply_pending()
-                while self._paused.is_set() and not self._stop.is_set() and not self._draining.is_set():
-                    time.sleep(0.05)
-                self.process_messages(chunk)
-                if on_batch is not None:
-                    on_batch(self.stats)
-                if self._stop.is_set() or self._draining.is_set():
-                    break
+            with stage_collector():  # its objects are short-lived: the collector runs seldom
+                for chunk in chunks(self.source.messages(), self.spec.batch_size):
+                    self._apply_pending()
+                    while self._paused.is_set() and not self._stop.is_set() and not self._draining.is_set():
+                        time.sleep(0.05)
+                    self.process_messages(chunk)
+                    if on_batch is not None:
+                        on_batch(self.stats)
+                    if self._stop.is_set() or self._draining.is_set():
+                        break
         finally:
             for component in components:
                 component.flush()
