@@ -41,7 +41,6 @@ def serve(
 
     from starling.alert.decoder import AlertDecoder
     from starling.alert.schemas import default_schema_source
-    from starling.core.collector import tune_for_stage
     from starling.core.spec import file_version
     from starling.core.stages import stage_names
     from starling.transport.kafka.clients import require_identity
@@ -60,7 +59,6 @@ def serve(
         decoder = AlertDecoder(default_schema_source(schema_registry))
         worker = StageWorker(spec, stage, output, decoder, _bodies_for(spec, stage), held)
         worker.started_from(version)
-        tune_for_stage()  # this process is the stage's worker, and nothing else
     except StarlingError as exc:
         report_error(str(exc))
         raise typer.Exit(2) from None
