@@ -11,11 +11,15 @@ Only while the embedded runtime runs: the process gets its own thresholds back a
 processes keep Python's defaults for now: with the thresholds raised in every process that made a chain, a
 test of many users' live changes failed in full test runs (changes not live in every replica within 15 s),
 and the cause is not yet known.
+
+Work charged to someone by its CPU time (a user's filter, against its budget) runs with the collector
+paused (``collector_paused``): a full collection that falls inside it is the process's, not the filter's.
 """
 
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -33,3 +37,31 @@ def stage_collector() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*previous)
+
+
+_pause_lock = threading.Lock()
+_pauses = 0  # blocks in any thread inside ``collector_paused`` now
+_enabled_before = True
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No collection inside the block; the collector runs at its next allocation after.
+
+    For work charged to someone by its CPU time (a user's filter against its budget): a full collection
+    walks the whole process's heap, 9 ms and more in a worker, more than a small batch's share of a user,
+    and it is nobody's work in particular. Nested and concurrent blocks are counted, so the collector is
+    enabled again only when the last one ends, and only if it was enabled before the first."""
+    global _pauses, _enabled_before
+    with _pause_lock:
+        if _pauses == 0:
+            _enabled_before = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _enabled_before:
+                gc.enable()

@@ -4,6 +4,7 @@ and paused with its reason after failing batches in a row; no alert becomes a de
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 
 import starling.adql.numpy_functions as numpy_functions
 from starling.adql.language import compile_filter
-from starling.adql.plan import FilterPlan, run_filter
+from starling.adql.plan import Failure, FilterPlan, run_filter
 from starling.adql.values import Vec
 from starling.alert.model import Alert
 from starling.components.filters.adql import AdqlFilter, AdqlFilterConfig, BatchColumns, current_catalogue
@@ -162,6 +163,28 @@ def test_one_operation_longer_than_the_budget_is_measured_and_counted(
     assert batch.matches["stall"] == []
     assert slow.counters()["overruns"] == 1
     assert slow.counters()["slowest_batch_s"] >= 0.25
+
+
+def test_a_collection_of_the_whole_heap_is_not_charged_to_a_filter(batches: list[list[Alert]]) -> None:
+    """A full garbage collection walks the process's whole heap (9 ms and more in a worker, past a small
+    batch's share of a user): one due when a filter is timed must not make the filter overrun."""
+    compiled, columns = compile_filter("mag < 19"), BatchColumns(batches[0])
+    previous = gc.get_threshold()
+    gc.disable()
+    heap = [[i] for i in range(1_000_000)]  # young objects: the next collection walks them all
+    gc.set_threshold(1, 1, 1)  # and the next allocation of a container starts it
+    started = time.thread_time()
+    try:
+        gc.enable()
+        outcome, seconds = run_filter(compiled, columns, 0.005)
+        spent = time.thread_time() - started
+    finally:
+        gc.enable()
+        gc.set_threshold(*previous)
+    assert spent > 0.02, "no collection ran: the test proves nothing"
+    assert not isinstance(outcome, Failure), outcome
+    assert seconds < 0.005
+    assert len(heap) == 1_000_000
 
 
 def test_like_is_stopped_between_chunks_of_values() -> None:
