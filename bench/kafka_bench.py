@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import threading
@@ -19,12 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 from confluent_kafka import Consumer
 from rich.console import Console
 
 from starling.assembly import default_pipeline
 from starling.control.backends.processes import LocalChain
-from starling.control.capacity import costs_from_statuses
+from starling.control.capacity import costs_from_statuses, shared_cores_seconds
 from starling.core.kafka_settings import KafkaSettings
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.transport.kafka.clients import delete_topics
@@ -160,10 +162,17 @@ def catch_up_rate(bootstrap: str, alerts: int) -> float:
             chain.stop()
 
 
-def replicas_seconds(bootstrap: str, alerts: int, replicas: int) -> tuple[float, float]:
-    """Seconds for ``replicas`` ingest workers (processes) to take ``alerts`` waiting on their topic, and
-    the seconds a replica was occupied per alert (their ``busy_s`` over their alerts: the capacity plan's
-    cost, ``starling.control.capacity``).
+def _machine_cpu_s() -> float:
+    """CPU seconds every process of this machine has taken so far (workers, broker, all): on a machine the
+    workers share with the broker, what an alert costs is all of that."""
+    times = psutil.cpu_times()
+    return float(sum(getattr(times, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal")))
+
+
+def replicas_seconds(bootstrap: str, alerts: int, replicas: int) -> tuple[float, float, float]:
+    """Seconds for ``replicas`` ingest workers (processes) to take ``alerts`` waiting on their topic, the
+    seconds a replica was occupied per alert (their ``busy_s`` over their alerts: the capacity plan's
+    cost, ``starling.control.capacity``), and the machine's CPU seconds per alert meanwhile.
 
     The workers join their group and pause; the topic is filled; once every partition has an owner
     all resume at once and the clock runs until every message is taken. Timed is the stage's own
@@ -187,16 +196,16 @@ def replicas_seconds(bootstrap: str, alerts: int, replicas: int) -> tuple[float,
                     raise RuntimeError("the ingest group did not settle")
                 time.sleep(0.2)
             feed(spec)
-            begin = time.perf_counter()
+            begin, cpu_begin = time.perf_counter(), _machine_cpu_s()
             for worker in chain.workers:
                 worker.post("/resume")
             while sum(s["messages_in"] for s in chain.statuses("ingest")) < alerts:
                 if time.perf_counter() - begin > 600:
                     raise RuntimeError("ingest did not finish")
                 time.sleep(0.05)
-            taken = time.perf_counter() - begin
+            taken, cpu = time.perf_counter() - begin, _machine_cpu_s() - cpu_begin
             cost = costs_from_statuses({"ingest": chain.statuses("ingest")})["ingest"]
-            return taken, cost
+            return taken, cost, cpu / alerts
         finally:
             chain.stop()
 
@@ -223,13 +232,16 @@ def run_kafka_benchmarks(
 
         replica_alerts = 6_000 if quick else 10_000
         console.print(f"kafka 4/5 ingest stage, one replica vs two, {replica_alerts:,} alerts")
-        one, cost = min(replicas_seconds(bootstrap, replica_alerts, 1) for _ in range(2))
-        two, _ = min(replicas_seconds(bootstrap, replica_alerts, 2) for _ in range(2))
-        # The plan's prediction for two replicas, from the cost measured on one (not fitted on two).
-        predicted = replica_alerts * cost / 2
+        one, cost, cpu = min(replicas_seconds(bootstrap, replica_alerts, 1) for _ in range(2))
+        two, _, _ = min(replicas_seconds(bootstrap, replica_alerts, 2) for _ in range(2))
+        # The plan's prediction for two replicas, from the costs measured on one (not fitted on two): on this
+        # machine's cores, which the replicas share with the broker.
+        cores = len(os.sched_getaffinity(0))
+        predicted = shared_cores_seconds(replica_alerts, cost, cpu, 2, cores)
         console.print(
             f"  one replica {one:.1f} s, two replicas {two:.1f} s (planned from one: {predicted:.1f} s; "
-            f"{1000 * cost:.2f} ms a replica is busy per alert)"
+            f"{1000 * cost:.2f} ms a replica is busy and {1000 * cpu:.2f} ms of the machine's CPU per alert, "
+            f"{cores} cores)"
         )
 
         backlog = 1_500 if quick else 5_000
@@ -273,7 +285,8 @@ def run_kafka_benchmarks(
                 "capacity plan: two ingest replicas' time, planned from one's cost vs measured",
                 f"{predicted / two:.2f}x",
                 "0.80-1.20x",
-                f"planned {predicted:.1f} s, measured {two:.1f} s ({cost * 1000:.2f} ms busy per alert)",
+                f"planned {predicted:.1f} s, measured {two:.1f} s ({cost * 1000:.2f} ms busy, "
+                f"{cpu * 1000:.2f} ms of CPU per alert on {cores} cores shared with the broker)",
             ),
             (
                 "ingest, two replicas vs one (speed-up)",

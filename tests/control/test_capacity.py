@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from starling.control.capacity import Load, costs_from_statuses, plan
+from starling.control.capacity import Load, costs_from_statuses, plan, shared_cores_seconds
 
 
 def test_replicas_keep_up_with_a_visit_at_the_planned_use_of_a_core() -> None:
@@ -26,6 +26,18 @@ def test_replicas_keep_up_with_a_visit_at_the_planned_use_of_a_core() -> None:
     assert peak["ingest"].cpu_ms_per_alert == pytest.approx(2.0)
     with pytest.raises(ValueError, match="utilization"):
         plan(costs, [Load("x", 1, 1.0)], utilization=1.5)
+
+
+def test_replicas_sharing_cores_are_bounded_by_the_cpu_all_their_work_takes() -> None:
+    # 1 ms occupied an alert, 1.5 ms of CPU in all (the worker's and the broker's), on 2 cores.
+    one = shared_cores_seconds(10_000, 0.001, 0.0015, replicas=1, cores=2)
+    assert one == pytest.approx(10.0)  # occupation bounds one replica
+    two = shared_cores_seconds(10_000, 0.001, 0.0015, replicas=2, cores=2)
+    assert two == pytest.approx(7.5)  # the cores bound two: not half of one
+    assert shared_cores_seconds(10_000, 0.001, 0.0015, replicas=2, cores=8) == pytest.approx(5.0)
+    assert shared_cores_seconds(10_000, 0.001, 0.0015, replicas=4, cores=2) == pytest.approx(7.5)
+    with pytest.raises(ValueError, match="at least 1"):
+        shared_cores_seconds(10, 0.001, 0.001, replicas=0, cores=2)
 
 
 def test_a_running_pipelines_costs_are_its_replicas_busy_time_over_their_alerts() -> None:

@@ -110,6 +110,8 @@ def test_concurrent_changes_by_many_users_are_all_kept_and_live(
         for (job, u, i), a in zip(jobs, answers, strict=True)
         if a.json().get("live") is False
     ]
+    if not_live:  # where each process waits: the only way to know, once the test has given up
+        print(controller.dump_threads())
     assert not_live == []
     components = {f"{u}.{u}-f{i}" for u in USERS for i in range(CHANGES_PER_USER)}  # <owner>.<name>
     for running in _worker_configs(controller, "filter"):

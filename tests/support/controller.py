@@ -6,7 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import psutil
 
 from tests.support.helpers import wait_until
 
@@ -89,6 +92,29 @@ class ControllerProcess:
             check=True,
         )
         return {"Authorization": f"Bearer {made.stdout.strip()}"}
+
+    def dump_threads(self) -> str:
+        """Every thread's stack in the controller and each of its workers, as their logs show them after a
+        SIGUSR1 (``starling.core.service``): for a test that finds them stuck, to say where."""
+        logs = [self.output / "controller.log", *sorted((self.output / "logs").glob("*.log"))]
+        before = {path: path.stat().st_size if path.exists() else 0 for path in logs}
+        processes = [psutil.Process(self.process.pid)]
+        processes += processes[0].children(recursive=True)
+        for process in processes:
+            try:
+                process.send_signal(signal.SIGUSR1)
+            except psutil.NoSuchProcess:
+                continue
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not all(
+            b"Thread 0x" in path.read_bytes()[before[path] :] for path in logs if path.exists()
+        ):
+            time.sleep(0.1)
+        return "\n".join(
+            f"== {path.name}\n" + path.read_bytes()[before[path] :].decode(errors="replace")
+            for path in logs
+            if path.exists()
+        )
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)

@@ -37,16 +37,15 @@ def serve(
 ) -> None:
     """Run one stage as a service over Kafka: consume its input topic in a consumer group, run its
     components, produce its output topic, and serve the control API (/health, /ready, /status, /metrics)."""
-    import logging
-
     from starling.alert.decoder import AlertDecoder
     from starling.alert.schemas import default_schema_source
+    from starling.core.service import start_service_process
     from starling.core.spec import file_version
     from starling.core.stages import stage_names
     from starling.transport.kafka.clients import require_identity
     from starling.transport.kafka.worker import StageWorker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start_service_process()  # its log lines; its threads dumped on SIGUSR1
     try:
         # The version first: were the file replaced between the two reads, the worker would claim an
         # older version than it runs (the controller then pushes the list again), never a newer one.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from pathlib import Path
@@ -51,10 +50,11 @@ def web(
     """Serve TAP 1.1 with ADQL over the store (/tap/sync, /tap/tables, /tap/capabilities,
     /tap/availability) and the portal's data API (/api; its OpenAPI at /docs)"""
     from starling.control.server import BackgroundServer
+    from starling.core.service import start_service_process
     from starling.errors import StarlingError
     from starling.web.app import close_web_app, web_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start_service_process()  # its log lines; its threads dumped on SIGUSR1
     try:
         folder = jobs or (Path(store).parent / "tap-jobs" if "://" not in store else Path("var") / "tap-jobs")
         app = web_app(

@@ -16,6 +16,11 @@ cost is the seconds a replica is occupied per alert, measured in one of two ways
 A load is a survey's visits: ``alerts`` every ``interval_s``. A stage keeps up when its replicas take a
 visit's alerts within the interval at the planned utilization (0.7 by default: headroom for bursts, the
 Kafka client's own threads and garbage collection): replicas = ceil(alerts x cost / (interval x use)).
+
+Replicas that share their cores (with each other, and with the Kafka broker: one machine) are bounded by
+those cores too (:func:`shared_cores_seconds`): what a replica waits on (an acknowledgement) is work for
+the broker on the same cores, so N replicas take the longer of their occupation shared N ways and the
+CPU all of it needs (workers' and broker's, per alert) shared over the cores.
 """
 
 from __future__ import annotations
@@ -67,6 +72,15 @@ def plan(costs: Mapping[str, float], loads: Sequence[Load], utilization: float =
             replicas = max(1, math.ceil(load.alerts * cost / (load.interval_s * utilization)))
             plans.append(StagePlan(stage, load.name, 1000 * cost, replicas, load.alerts * cost / replicas))
     return plans
+
+
+def shared_cores_seconds(alerts: int, busy_s: float, cpu_s: float, replicas: int, cores: int) -> float:
+    """How long ``replicas`` of a stage take ``alerts`` on ``cores`` shared with all the work they make: each
+    replica occupied ``busy_s`` per alert, and ``cpu_s`` per alert of CPU in all (every process's: the
+    workers', the broker's). The longer of the two bounds: replicas beyond the cores add no speed."""
+    if replicas < 1 or cores < 1:
+        raise ValueError("replicas and cores: at least 1 each")
+    return alerts * max(busy_s / replicas, cpu_s / cores)
 
 
 def costs_from_statuses(statuses: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[str, float]:

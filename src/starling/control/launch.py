@@ -24,6 +24,7 @@ from starling.control.quotas import Quotas
 from starling.control.server import BackgroundServer
 from starling.control.state import ControllerState, DesiredPipeline
 from starling.core.secrets import write_private
+from starling.core.service import start_service_process
 from starling.core.spec import PipelineSpec, file_version
 from starling.deploy.kubernetes import DeploymentSettings
 
@@ -59,7 +60,7 @@ def run_controller(
 ) -> None:
     """Start the controller: desired pipeline from the store (or the file, the first time), workers
     through the backend, and the API on ``host``; ``quotas`` bound what each user may hold."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start_service_process()  # its log lines; its threads dumped on SIGUSR1
     state = ControllerState(output / "starling.db")
     desired = state.load()
     restored = desired is not None
