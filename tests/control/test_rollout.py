@@ -184,6 +184,17 @@ def test_no_running_replica_is_live_only_when_none_is_wanted(started: list[Stage
     assert down.pushes == []
 
 
+def test_replicas_wanted_but_not_yet_listed_are_waited_for(started: list[StageRollout]) -> None:
+    """The reconciler's first look may come before the backend has started the stage's replicas: a change
+    made then is live once they run it, not refused as if they were all down."""
+    backend = FakeBackend([])
+    rollout = _start(started, _rollout(backend, wanted=1))
+    wait_until(lambda: rollout.replicas() == [], 10, "a look that lists no replica")
+    backend.replicas.append(FakeReplica(0, applied=1))  # started now, from the current file
+    assert rollout.wait_live(1, timeout_s=10)
+    assert not _start(started, _rollout(FakeBackend([]), wanted=1)).wait_live(1, timeout_s=0.5)
+
+
 def test_the_pipeline_file_carries_its_version(tmp_path: Path) -> None:
     spec = default_pipeline(input_source([], 1))
     path = tmp_path / "pipeline.json"

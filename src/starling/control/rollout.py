@@ -111,7 +111,8 @@ class StageRollout:
     def wait_live(self, version: int, timeout_s: float = LIVE_WAIT_S) -> bool:
         """Whether the stage's list as of ``version`` runs in every replica, waiting up to ``timeout_s``.
         False if one did not apply it in time (it will, or reads it when it starts), or if replicas are
-        wanted and none runs."""
+        wanted and every one listed is down. Replicas wanted but none listed yet (a look made before the
+        backend started them) are waited for."""
         deadline = time.monotonic() + timeout_s
         with self._changed:
             while True:
@@ -133,6 +134,8 @@ class StageRollout:
         running = [r for r in self._seen if r.alive]
         if running:
             return True if all(r.has(needed) for r in running) else None
+        if not self._seen and self.wanted() > 0:
+            return None  # none listed yet (looked before they were started): they are looked for again
         return self.wanted() == 0
 
     def _run(self) -> None:
@@ -173,7 +176,8 @@ class StageRollout:
         with self._changed:
             self._seen, self._seen_for = seen, version
             self._changed.notify_all()
-        return all(r.has(version) for r in seen if r.alive)
+        # None listed while some are wanted (not started yet) is not settled: looked at again soon.
+        return all(r.has(version) for r in seen if r.alive) and (bool(seen) or self.wanted() == 0)
 
     @staticmethod
     def _key(worker: WorkerClient) -> str:
