@@ -27,6 +27,7 @@ from rich.console import Console
 from starling.assembly import default_pipeline
 from starling.control.backends.processes import LocalChain
 from starling.control.capacity import costs_from_statuses, shared_cores_seconds
+from starling.core.collector import stage_collector
 from starling.core.kafka_settings import KafkaSettings
 from starling.core.spec import ComponentSpec, PipelineSpec
 from starling.transport.kafka.clients import delete_topics
@@ -61,8 +62,9 @@ def ingest_rate(bootstrap: str, alerts: int) -> float:
                 w.stop()
 
         thread = threading.Thread(target=worker.run, kwargs={"on_batch": on_batch})
-        thread.start()
-        thread.join(timeout=600)
+        with stage_collector():  # as in a worker's own process (`starling serve` sets it)
+            thread.start()
+            thread.join(timeout=600)
         if not finished:
             raise RuntimeError("the ingest worker did not take every message")
         # Counted from the end of the first batch: joining the consumer group is a one-off cost.

@@ -39,6 +39,7 @@ def serve(
     components, produce its output topic, and serve the control API (/health, /ready, /status, /metrics)."""
     from starling.alert.decoder import AlertDecoder
     from starling.alert.schemas import default_schema_source
+    from starling.core.collector import tune_for_stage
     from starling.core.service import start_service_process
     from starling.core.spec import file_version
     from starling.core.stages import stage_names
@@ -58,6 +59,7 @@ def serve(
         decoder = AlertDecoder(default_schema_source(schema_registry))
         worker = StageWorker(spec, stage, output, decoder, _bodies_for(spec, stage), held)
         worker.started_from(version)
+        tune_for_stage()  # this process is the stage's worker, and nothing else
     except StarlingError as exc:
         report_error(str(exc))
         raise typer.Exit(2) from None

@@ -7,10 +7,10 @@ whole heap every few batches, for nothing: on the real alerts it was 14% of the 
 (ZTF) and 18% (Rubin). Raised thresholds keep the collector for what it is for (the rare cycle), at the
 cost of a little memory held between its runs.
 
-Only while the embedded runtime runs: the process gets its own thresholds back after. The Kafka workers'
-processes keep Python's defaults for now: with the thresholds raised in every process that made a chain, a
-test of many users' live changes failed in full test runs (changes not live in every replica within 15 s),
-and the cause is not yet known.
+Only while a stage runs: the embedded runtime gives the process its own thresholds back after its run (a
+process that does more, the tests or a command that goes on, would otherwise collect its cycles late, Kafka
+clients with their threads among them); a Kafka worker's process is its stage's and nothing else, and keeps
+them for its life.
 
 Work charged to someone by its CPU time (a user's filter, against its budget) runs with the collector
 paused (``collector_paused``): a full collection that falls inside it is the process's, not the filter's.
@@ -26,6 +26,11 @@ from contextlib import contextmanager
 # Collections of the youngest generation after this many net allocations; of the older ones after this
 # many of the younger one's. Python's default: (700, 10, 10).
 STAGE_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_for_stage() -> None:
+    """For a process that is a stage's worker and nothing else: the thresholds for the rest of its life."""
+    gc.set_threshold(*STAGE_THRESHOLDS)
 
 
 @contextmanager
