@@ -26,7 +26,7 @@ from rich.console import Console
 
 from starling.assembly import default_pipeline
 from starling.control.backends.processes import LocalChain
-from starling.control.capacity import costs_from_statuses, shared_cores_seconds
+from starling.control.capacity import PLANNED_UTILIZATION, costs_from_statuses, shared_cores_seconds
 from starling.core.collector import stage_collector
 from starling.core.kafka_settings import KafkaSettings
 from starling.core.spec import ComponentSpec, PipelineSpec
@@ -237,7 +237,7 @@ def run_kafka_benchmarks(
         one, cost, cpu = min(replicas_seconds(bootstrap, replica_alerts, 1) for _ in range(2))
         two, _, _ = min(replicas_seconds(bootstrap, replica_alerts, 2) for _ in range(2))
         # The plan's prediction for two replicas, from the costs measured on one (not fitted on two): on this
-        # machine's cores, which the replicas share with the broker.
+        # machine's cores, which the replicas share with the broker, at the plan's utilization of a core.
         cores = len(os.sched_getaffinity(0))
         predicted = shared_cores_seconds(replica_alerts, cost, cpu, 2, cores)
         console.print(
@@ -288,7 +288,8 @@ def run_kafka_benchmarks(
                 f"{predicted / two:.2f}x",
                 "0.80-1.20x",
                 f"planned {predicted:.1f} s, measured {two:.1f} s ({cost * 1000:.2f} ms busy, "
-                f"{cpu * 1000:.2f} ms of CPU per alert on {cores} cores shared with the broker)",
+                f"{cpu * 1000:.2f} ms of CPU per alert on {cores} cores shared with the broker, "
+                f"planned at {PLANNED_UTILIZATION:.0%} of each)",
             ),
             (
                 "ingest, two replicas vs one (speed-up)",

@@ -29,15 +29,19 @@ def test_replicas_keep_up_with_a_visit_at_the_planned_use_of_a_core() -> None:
 
 
 def test_replicas_sharing_cores_are_bounded_by_the_cpu_all_their_work_takes() -> None:
-    # 1 ms occupied an alert, 1.5 ms of CPU in all (the worker's and the broker's), on 2 cores.
-    one = shared_cores_seconds(10_000, 0.001, 0.0015, replicas=1, cores=2)
+    # 1 ms occupied an alert, 1.5 ms of CPU in all (the worker's and the broker's), on 2 cores used fully.
+    one = shared_cores_seconds(10_000, 0.001, 0.0015, replicas=1, cores=2, utilization=1.0)
     assert one == pytest.approx(10.0)  # occupation bounds one replica
-    two = shared_cores_seconds(10_000, 0.001, 0.0015, replicas=2, cores=2)
+    two = shared_cores_seconds(10_000, 0.001, 0.0015, replicas=2, cores=2, utilization=1.0)
     assert two == pytest.approx(7.5)  # the cores bound two: not half of one
-    assert shared_cores_seconds(10_000, 0.001, 0.0015, replicas=2, cores=8) == pytest.approx(5.0)
-    assert shared_cores_seconds(10_000, 0.001, 0.0015, replicas=4, cores=2) == pytest.approx(7.5)
+    assert shared_cores_seconds(10_000, 0.001, 0.0015, 2, 8, utilization=1.0) == pytest.approx(5.0)
+    assert shared_cores_seconds(10_000, 0.001, 0.0015, 4, 2, utilization=1.0) == pytest.approx(7.5)
+    # At the planned utilization (0.7 of a core) the cores give less: 15 s of CPU over 1.4 cores.
+    assert shared_cores_seconds(10_000, 0.001, 0.0015, replicas=2, cores=2) == pytest.approx(15 / 1.4)
     with pytest.raises(ValueError, match="at least 1"):
         shared_cores_seconds(10, 0.001, 0.001, replicas=0, cores=2)
+    with pytest.raises(ValueError, match="utilization"):
+        shared_cores_seconds(10, 0.001, 0.001, replicas=1, cores=2, utilization=0)
 
 
 def test_a_running_pipelines_costs_are_its_replicas_busy_time_over_their_alerts() -> None:

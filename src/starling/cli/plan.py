@@ -20,7 +20,7 @@ from starling.assembly import assemble
 from starling.cli.options import Controller, Token, ask
 from starling.cli.terminal import console, report_error
 from starling.components.sources.files import iter_messages
-from starling.control.capacity import DEFAULT_LOADS, Load, costs_from_statuses, plan
+from starling.control.capacity import DEFAULT_LOADS, PLANNED_UTILIZATION, Load, costs_from_statuses, plan
 from starling.control.client import ControllerClient
 from starling.core.component import RawMessage
 from starling.core.embedded import EmbeddedPipeline
@@ -107,7 +107,9 @@ def plan_command(
     load: Annotated[
         list[str] | None, typer.Option(help="NAME=ALERTS/SECONDS a visit (repeatable; default: Rubin, ZTF)")
     ] = None,
-    utilization: Annotated[float, typer.Option(help="the share of a core a replica is planned at")] = 0.7,
+    utilization: Annotated[
+        float, typer.Option(help="the share of a core a replica is planned at")
+    ] = PLANNED_UTILIZATION,
     json_file: Annotated[Path | None, typer.Option("--json", help="also write the plan here")] = None,
 ) -> None:
     """How many replicas (one core each) each stage needs to keep up with a survey's visits."""

@@ -20,7 +20,9 @@ Kafka client's own threads and garbage collection): replicas = ceil(alerts x cos
 Replicas that share their cores (with each other, and with the Kafka broker: one machine) are bounded by
 those cores too (:func:`shared_cores_seconds`): what a replica waits on (an acknowledgement) is work for
 the broker on the same cores, so N replicas take the longer of their occupation shared N ways and the
-CPU all of it needs (workers' and broker's, per alert) shared over the cores.
+CPU all of it needs (workers' and broker's, per alert) over the cores at the planned utilization: processes
+that hand work to each other (a batch to the broker, its acknowledgement back) leave a core idle part of
+the time, as the headroom planned for bursts assumes.
 """
 
 from __future__ import annotations
@@ -62,7 +64,13 @@ class StagePlan:
     visit_s: float  # how long its replicas take a visit's alerts, at full use of their cores
 
 
-def plan(costs: Mapping[str, float], loads: Sequence[Load], utilization: float = 0.7) -> list[StagePlan]:
+# The share of a core a replica is planned at, and the share of shared cores the work gets.
+PLANNED_UTILIZATION = 0.7
+
+
+def plan(
+    costs: Mapping[str, float], loads: Sequence[Load], utilization: float = PLANNED_UTILIZATION
+) -> list[StagePlan]:
     """Per stage and load: replicas (one core each) to keep up, and the time they take a visit."""
     if not 0 < utilization <= 1:
         raise ValueError("utilization is a share of a core: more than 0, at most 1")
@@ -74,13 +82,23 @@ def plan(costs: Mapping[str, float], loads: Sequence[Load], utilization: float =
     return plans
 
 
-def shared_cores_seconds(alerts: int, busy_s: float, cpu_s: float, replicas: int, cores: int) -> float:
+def shared_cores_seconds(
+    alerts: int,
+    busy_s: float,
+    cpu_s: float,
+    replicas: int,
+    cores: int,
+    utilization: float = PLANNED_UTILIZATION,
+) -> float:
     """How long ``replicas`` of a stage take ``alerts`` on ``cores`` shared with all the work they make: each
     replica occupied ``busy_s`` per alert, and ``cpu_s`` per alert of CPU in all (every process's: the
-    workers', the broker's). The longer of the two bounds: replicas beyond the cores add no speed."""
+    workers', the broker's) on the cores at ``utilization``. The longer of the two bounds: replicas beyond
+    the cores add no speed."""
     if replicas < 1 or cores < 1:
         raise ValueError("replicas and cores: at least 1 each")
-    return alerts * max(busy_s / replicas, cpu_s / cores)
+    if not 0 < utilization <= 1:
+        raise ValueError("utilization is a share of a core: more than 0, at most 1")
+    return alerts * max(busy_s / replicas, cpu_s / (cores * utilization))
 
 
 def costs_from_statuses(statuses: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[str, float]:
