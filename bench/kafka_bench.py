@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import threading
@@ -168,7 +167,7 @@ def _machine_cpu_s() -> float:
     """CPU seconds every process of this machine has taken so far (workers, broker, all): on a machine the
     workers share with the broker, what an alert costs is all of that."""
     times = psutil.cpu_times()
-    return float(sum(getattr(times, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal")))
+    return float(sum(getattr(times, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq")))
 
 
 def replicas_seconds(bootstrap: str, alerts: int, replicas: int) -> tuple[float, float, float]:
@@ -238,7 +237,7 @@ def run_kafka_benchmarks(
         two, _, _ = min(replicas_seconds(bootstrap, replica_alerts, 2) for _ in range(2))
         # The plan's prediction for two replicas, from the costs measured on one (not fitted on two): on this
         # machine's cores, which the replicas share with the broker, at the plan's utilization of a core.
-        cores = len(os.sched_getaffinity(0))
+        cores = psutil.cpu_count() or 1  # the machine's, as the CPU measured is
         predicted = shared_cores_seconds(replica_alerts, cost, cpu, 2, cores)
         console.print(
             f"  one replica {one:.1f} s, two replicas {two:.1f} s (planned from one: {predicted:.1f} s; "

@@ -6,12 +6,16 @@ import subprocess
 import sys
 
 PROGRAM = """
-import os, signal, threading
+import os, signal, sys, threading, time
 from starling.core.service import start_service_process
 
 start_service_process()
 waiting = threading.Event()
-threading.Thread(target=waiting.wait, name="a-waiting-thread", daemon=True).start()
+thread = threading.Thread(target=waiting.wait, name="a-waiting-thread", daemon=True)
+thread.start()
+deadline = time.monotonic() + 30
+while sys._current_frames()[thread.ident].f_code.co_name != "wait" and time.monotonic() < deadline:
+    time.sleep(0.01)  # until the thread is in its wait
 os.kill(os.getpid(), signal.SIGUSR1)
 print("still running")
 """

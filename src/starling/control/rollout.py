@@ -125,7 +125,8 @@ class StageRollout:
                 self._changed.wait(remaining)
 
     def _verdict(self, version: int) -> bool | None:
-        """True: live; False: cannot be yet (no replica runs, some are wanted); None: not known yet."""
+        """True: live; False: cannot be yet (every replica listed is down, some are wanted); None: not known
+        yet (none listed yet counts as not known: they are being started)."""
         # The stage's list as of ``version`` is the one of its latest change at or before it: the
         # list of ``version`` itself, or, when the stage did not change since, its current one.
         needed = min(version, self._version)

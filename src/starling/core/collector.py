@@ -51,12 +51,15 @@ _enabled_before = True
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """No collection inside the block; the collector runs at its next allocation after.
+    """No automatic collection in any thread of the process inside the block; the collector runs at its next
+    allocation after (an explicit ``gc.collect()`` still runs).
 
     For work charged to someone by its CPU time (a user's filter against its budget): a full collection
     walks the whole process's heap, 9 ms and more in a worker, more than a small batch's share of a user,
     and it is nobody's work in particular. Nested and concurrent blocks are counted, so the collector is
-    enabled again only when the last one ends, and only if it was enabled before the first."""
+    enabled again only when the last one ends, and only if it was enabled before the first. A block lasts
+    one evaluation, bounded by the filter's budget (60 s at most, most take milliseconds): the garbage made
+    meanwhile waits for it."""
     global _pauses, _enabled_before
     with _pause_lock:
         if _pauses == 0:

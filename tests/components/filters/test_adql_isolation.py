@@ -170,11 +170,11 @@ def test_a_collection_of_the_whole_heap_is_not_charged_to_a_filter(batches: list
     batch's share of a user): one due when a filter is timed must not make the filter overrun."""
     compiled, columns = compile_filter("mag < 19"), BatchColumns(batches[0])
     previous = gc.get_threshold()
-    gc.disable()
-    heap = [[i] for i in range(1_000_000)]  # young objects: the next collection walks them all
-    gc.set_threshold(1, 1, 1)  # and the next allocation of a container starts it
-    started = time.thread_time()
     try:
+        gc.disable()
+        heap = [[i] for i in range(1_000_000)]  # young objects: the next collection walks them all
+        gc.set_threshold(1, 1, 1)  # and the next allocation of a container starts it
+        started = time.thread_time()
         gc.enable()
         outcome, seconds = run_filter(compiled, columns, 0.005)
         spent = time.thread_time() - started
