@@ -192,7 +192,12 @@ def test_replicas_wanted_but_not_yet_listed_are_waited_for(started: list[StageRo
     wait_until(lambda: rollout.replicas() == [], 10, "a look that lists no replica")
     backend.replicas.append(FakeReplica(0, applied=1))  # started now, from the current file
     assert rollout.wait_live(1, timeout_s=10)
-    assert not _start(started, _rollout(FakeBackend([]), wanted=1)).wait_live(1, timeout_s=0.5)
+    # None started at all (a backend that starts nothing): told at once, after one look, not after the wait.
+    nothing = _start(started, _rollout(FakeBackend([]), wanted=1))
+    wait_until(lambda: nothing.replicas() == [], 10, "a look that lists no replica")
+    began = time.monotonic()
+    assert not nothing.wait_live(1, timeout_s=10)
+    assert time.monotonic() - began < 3
 
 
 def test_the_pipeline_file_carries_its_version(tmp_path: Path) -> None:

@@ -81,6 +81,7 @@ class StageRollout:
         self._published_at = 0.0
         self._seen: list[Replica] | None = None  # the latest look at the replicas (None: none yet)
         self._seen_for = 0  # the version wanted when that look began
+        self._looked_at = 0.0  # when that look began (monotonic)
         self._retry: dict[str, tuple[float, float]] = {}  # per replica: not before, last delay
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"rollout-{stage}", daemon=True)
@@ -111,22 +112,25 @@ class StageRollout:
     def wait_live(self, version: int, timeout_s: float = LIVE_WAIT_S) -> bool:
         """Whether the stage's list as of ``version`` runs in every replica, waiting up to ``timeout_s``.
         False if one did not apply it in time (it will, or reads it when it starts), or if replicas are
-        wanted and every one listed is down. Replicas wanted but none listed yet (a look made before the
-        backend started them) are waited for."""
-        deadline = time.monotonic() + timeout_s
+        wanted and none runs, as a look begun after this was asked saw them (the last look may have come
+        before the backend started them: the reconciler is woken to look again)."""
+        asked_at = time.monotonic()
+        deadline = asked_at + timeout_s
         with self._changed:
             while True:
-                verdict = self._verdict(version)
+                verdict = self._verdict(version, asked_at)
                 if verdict is not None:
                     return verdict
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
+                if not self._seen and self._looked_at < asked_at:
+                    self._changed.notify_all()  # the reconciler looks again now, not after its pause
                 self._changed.wait(remaining)
 
-    def _verdict(self, version: int) -> bool | None:
-        """True: live; False: cannot be yet (every replica listed is down, some are wanted); None: not known
-        yet (none listed yet counts as not known: they are being started)."""
+    def _verdict(self, version: int, asked_at: float) -> bool | None:
+        """True: live; False: cannot be yet (no replica runs, some are wanted); None: not known yet (none
+        listed by a look begun before ``asked_at`` is not known: they may have been started since)."""
         # The stage's list as of ``version`` is the one of its latest change at or before it: the
         # list of ``version`` itself, or, when the stage did not change since, its current one.
         needed = min(version, self._version)
@@ -135,8 +139,8 @@ class StageRollout:
         running = [r for r in self._seen if r.alive]
         if running:
             return True if all(r.has(needed) for r in running) else None
-        if not self._seen and self.wanted() > 0:
-            return None  # none listed yet (looked before they were started): they are looked for again
+        if not self._seen and self._looked_at < asked_at and self.wanted() > 0:
+            return None
         return self.wanted() == 0
 
     def _run(self) -> None:
@@ -161,6 +165,7 @@ class StageRollout:
         nor pending; True when every replica that runs has it applied."""
         seen: list[Replica] = []
         keys = set()
+        began = time.monotonic()
         for worker in self.backend.workers(self.stage):
             status = worker.get("/status", timeout_s=STATUS_TIMEOUT_S) if worker.alive else None
             replica = Replica(
@@ -175,7 +180,7 @@ class StageRollout:
                 self._push(worker, payload, version)
         self._retry = {key: retry for key, retry in self._retry.items() if key in keys}
         with self._changed:
-            self._seen, self._seen_for = seen, version
+            self._seen, self._seen_for, self._looked_at = seen, version, began
             self._changed.notify_all()
         # None listed while some are wanted (not started yet) is not settled: looked at again soon.
         return all(r.has(version) for r in seen if r.alive) and (bool(seen) or self.wanted() == 0)
