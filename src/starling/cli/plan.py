@@ -20,7 +20,14 @@ from starling.assembly import assemble
 from starling.cli.options import Controller, Token, ask
 from starling.cli.terminal import console, report_error
 from starling.components.sources.files import iter_messages
-from starling.control.capacity import DEFAULT_LOADS, PLANNED_UTILIZATION, Load, costs_from_statuses, plan
+from starling.control.capacity import (
+    DEFAULT_LOADS,
+    PLANNED_UTILIZATION,
+    Load,
+    StagePlan,
+    costs_from_statuses,
+    plan,
+)
 from starling.control.client import ControllerClient
 from starling.core.component import RawMessage
 from starling.core.embedded import EmbeddedPipeline
@@ -91,6 +98,21 @@ def _workers(client: ControllerClient, stage: str) -> list[dict[str, Any]]:
     return list(client.request("GET", f"/stages/{stage}/workers"))
 
 
+def _print_plan(planned: list[StagePlan], loads: list[Load], title: str) -> None:
+    table = Table(title=title)
+    for column in ("load", "stage", "CPU ms / alert", "replicas (cores)", "a visit takes"):
+        table.add_column(column)
+    for row in planned:
+        table.add_row(
+            row.load, row.stage, f"{row.cpu_ms_per_alert:.2f}", str(row.replicas), f"{row.visit_s:.1f} s"
+        )
+    console.print(table)
+    for load in loads:
+        cores = sum(r.replicas for r in planned if r.load == load.name)
+        every = f"{load.alerts:,} alerts every {load.interval_s:g} s"
+        console.print(f"{load.name}: {every} -> {cores} cores in all")
+
+
 def plan_command(
     pipeline: Annotated[
         Path | None, typer.Option(help="the pipeline to measure (default: the default one)")
@@ -136,19 +158,7 @@ def plan_command(
     except (StarlingError, ValueError) as exc:
         report_error(str(exc))
         raise typer.Exit(2) from None
-    table = Table(title=f"Capacity plan ({measured}; replicas at {utilization:.0%} of a core)")
-    for column in ("load", "stage", "CPU ms / alert", "replicas (cores)", "a visit takes"):
-        table.add_column(column)
-    for row in planned:
-        table.add_row(
-            row.load, row.stage, f"{row.cpu_ms_per_alert:.2f}", str(row.replicas), f"{row.visit_s:.1f} s"
-        )
-    console.print(table)
-    for load_ in loads:
-        cores = sum(r.replicas for r in planned if r.load == load_.name)
-        console.print(
-            f"{load_.name}: {load_.alerts:,} alerts every {load_.interval_s:g} s -> {cores} cores in all"
-        )
+    _print_plan(planned, loads, f"Capacity plan ({measured}; replicas at {utilization:.0%} of a core)")
     if json_file is not None:
         json_file.write_text(
             json.dumps({"source": measured, "costs": costs, "plan": [vars(r) for r in planned]}, indent=2)
