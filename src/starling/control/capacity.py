@@ -68,12 +68,16 @@ class StagePlan:
 PLANNED_UTILIZATION = 0.7
 
 
+def _check_utilization(utilization: float) -> None:
+    if not 0 < utilization <= 1:
+        raise ValueError("utilization is a share of a core: more than 0, at most 1")
+
+
 def plan(
     costs: Mapping[str, float], loads: Sequence[Load], utilization: float = PLANNED_UTILIZATION
 ) -> list[StagePlan]:
     """Per stage and load: replicas (one core each) to keep up, and the time they take a visit."""
-    if not 0 < utilization <= 1:
-        raise ValueError("utilization is a share of a core: more than 0, at most 1")
+    _check_utilization(utilization)
     plans = []
     for load in loads:
         for stage, cost in costs.items():
@@ -96,8 +100,7 @@ def shared_cores_seconds(
     the cores add no speed."""
     if replicas < 1 or cores < 1:
         raise ValueError("replicas and cores: at least 1 each")
-    if not 0 < utilization <= 1:
-        raise ValueError("utilization is a share of a core: more than 0, at most 1")
+    _check_utilization(utilization)
     return alerts * max(busy_s / replicas, cpu_s / (cores * utilization))
 
 
