@@ -106,10 +106,10 @@ def test_ilike_is_like_of_the_lower_cases(pattern: str, value: str) -> None:
 def test_the_pathological_pattern_takes_microseconds_not_seconds(pattern: str, value: str) -> None:
     expected = reference(pattern, value)
     compiled = LikePattern(pattern)
-    start = time.perf_counter()
+    start = time.thread_time()  # CPU seconds: the work, not the wait for a core on a shared machine
     one = [compiled.match(value) for _ in range(10)]
     column = compiled.match_array(np.array([value] * 20))
-    elapsed = time.perf_counter() - start
+    elapsed = time.thread_time() - start
     assert elapsed < 0.5, f"{elapsed:.3f} s for 30 values of {len(value)} characters"
     assert one == [expected] * 10
     assert column.tolist() == [expected] * 20
@@ -131,9 +131,10 @@ def test_a_filter_with_the_pathological_pattern_judges_long_values_in_well_under
             assert wanted is field
             return Vec.strings(list(long_values))
 
-    start = time.perf_counter()
-    verdicts = compiled.evaluate(Long())
-    assert time.perf_counter() - start < 0.5
+    columns = Long()
+    start = time.thread_time()  # CPU seconds, as above
+    verdicts = compiled.evaluate(columns)
+    assert time.thread_time() - start < 0.5
     assert verdicts.tolist() == [False] * 100 + [True] * 100
 
 
