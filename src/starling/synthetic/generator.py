@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from starling.alert.decoder import encode_wire
+from starling.alert.decoder import WireEncoder
 from starling.alert.photometry import JD_TO_MJD_OFFSET, mag_err_to_flux_err, mag_to_flux_njy
 from starling.alert.schemas import PackagedRubinSchemas
 from starling.synthetic.cutouts import CutoutPool
@@ -116,7 +116,7 @@ class SyntheticNight:
             "forced": template_record(ztf_alert_schema(), "fp_hists"),
         }
         rubin = PackagedRubinSchemas().get(self.config.rubin_schema_id)
-        self._rubin_schema = rubin.parsed
+        self._encode_rubin = WireEncoder(self.config.rubin_schema_id, rubin.parsed)
         definition = rubin_definition(self.config.rubin_schema_id)
         self._rubin_templates = {
             "alert": template_record(definition),
@@ -377,7 +377,7 @@ class SyntheticNight:
             record["cutoutScience"] = self._pool.rubin["science"][pick]
             record["cutoutTemplate"] = self._pool.rubin["template"][pick]
             record["cutoutDifference"] = self._pool.rubin["difference"][pick]
-        return encode_wire(self.config.rubin_schema_id, self._rubin_schema, record)
+        return self._encode_rubin(record)
 
 
 def _ztf_detection_fields(epoch: _Epoch, obj: _SkyObject) -> dict[str, Any]:
