@@ -6,17 +6,17 @@ this machine is shared and noisy and absolute times drift:
 1. decode + normalize      vs  plain fastavro decoding            (target >= 0.9x)
 2. whole embedded pipeline vs  plain fastavro decoding            (target >= 0.5x)
    (decode, history-summary, two filters, SQLite store, match files)
-3. peak memory (RSS) of ``starling run`` at 10,000 and at 100,000 alerts   (target: growth < 50 MB)
 
-and, by group: ``decode`` (real LSSTCam and ZTF alerts: Starling's decoder with each Avro record reader,
-and the annotated embedded pipeline with the store, vs plain fastavro), ``filters`` (the shared ADQL plan
-vs a per-alert loop), ``neighbours`` (user B's p99 in the filter stage with user A's heaviest legal
-filters vs without), ``crossmatch``, ``store`` (the distribute stage's store on real deep-field
-histories, SQLite and PostgreSQL, into 10^8 detections held), ``tap`` (a cone on 10^6 objects, an upload
-crossmatch of 1,000 positions, a time window on 10^7 alerts), ``portal`` (the server time of the object
-page and of a 10" cone on 10^6 alerts vs reading the same rows straight from the database), ``kafka``,
-``autoscale``, ``shape`` (one fused stage vs three, a heavy annotator split out vs kept in, the shape
-policy on a burst).
+and, by group: ``memory`` (the peak RSS of the embedded default as the stream grows, on the wide, deep and
+short nights: growth < 50 MB), ``decode`` (real LSSTCam and ZTF alerts: Starling's decoder with each Avro
+record reader, and the annotated embedded pipeline with the store, vs plain fastavro), ``filters`` (the
+shared ADQL plan vs a per-alert loop), ``neighbours`` (user B's p99 in the filter stage with user A's
+heaviest legal filters vs without), ``crossmatch``, ``store`` (the distribute stage's store on real deep-
+field histories, SQLite and PostgreSQL, into 10^8 detections held), ``tap`` (a cone on 10^6 objects, an
+upload crossmatch of 1,000 positions, a time window on 10^7 alerts), ``portal`` (the server time of the
+object page and of a 10" cone on 10^6 alerts vs reading the same rows straight from the database),
+``kafka``, ``autoscale``, ``shape`` (one fused stage vs three, a heavy annotator split out vs kept in, the
+shape policy on a burst).
 
 The messages are a synthetic night (ZTF Avro containers and Rubin wire-format messages, half each,
 with real-sized cutouts), made before any timing starts.
@@ -48,6 +48,7 @@ from crossmatch_bench import crossmatch_figures, feature_figures
 from decode_bench import decode_figures
 from filter_bench import filter_figures
 from kafka_bench import run_kafka_benchmarks
+from memory_bench import memory_figures
 from neighbours_bench import envelopes, neighbour_figures
 from portal_bench import portal_figures
 from record import keep_run, previous_ratios
@@ -63,32 +64,6 @@ console = Console(width=130)
 
 def make_messages(count: int) -> list[tuple[str, bytes]]:
     return list(SyntheticNight(SyntheticConfig(alerts=count, alerts_per_visit=500, seed=2026)))
-
-
-# The child reads its own peak from /proc (VmHWM, reset at exec). getrusage's ru_maxrss would not
-# do: Linux carries it across fork and exec, so the child would report the parent's peak.
-_PEAK_RSS_SCRIPT = """
-import sys, tempfile
-from pathlib import Path
-from starling.assembly import default_pipeline
-from starling.core.embedded import EmbeddedPipeline
-from starling.core.spec import ComponentSpec
-# The same simulated sky at every stream length: only the number of alerts changes.
-source = ComponentSpec(use="synthetic", config={"alerts": int(sys.argv[1]), "objects": 3000})
-with tempfile.TemporaryDirectory() as out:
-    summary = EmbeddedPipeline(default_pipeline(source), Path(out)).run()
-peak_kib = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(summary.stats.alerts_decoded, peak_kib)
-"""
-
-
-def peak_rss_mb(alerts: int) -> tuple[int, float]:
-    """Run the embedded default on a synthetic night of ``alerts`` in a fresh process; its peak RSS."""
-    result = subprocess.run(
-        [sys.executable, "-c", _PEAK_RSS_SCRIPT, str(alerts)], capture_output=True, text=True, check=True
-    )
-    decoded, max_rss_kib = result.stdout.split()
-    return int(decoded), int(max_rss_kib) / 1024.0
 
 
 def start_kafka() -> str | None:
@@ -124,16 +99,15 @@ def reshape_figures(bootstrap: str, quick: bool) -> list[tuple[str, str, str, st
 
 
 def core_figures(quick: bool) -> tuple[list[tuple[str, str, str, str]], dict[str, Any]]:
-    """The figures without Kafka: decoding, the embedded pipeline, memory."""
+    """The figures without Kafka on the short night: decoding, the embedded pipeline."""
     count, repeats = (2_000, 2) if quick else (10_000, 3)
-    memory_sizes = (2_000, 20_000) if quick else (10_000, 100_000)
 
     console.print(f"making {count:,} synthetic messages (half ZTF, half Rubin, with cutouts)...")
     messages = make_messages(count)
     mean_kb = statistics.mean(len(p) for _, p in messages) / 1000
     console.print(f"  {len(messages):,} messages, {mean_kb:.0f} kB on average")
 
-    console.print("1/3 decoding: plain fastavro vs Starling decode+normalize")
+    console.print("1/2 decoding: plain fastavro vs Starling decode+normalize")
     decode_rates = interleaved(
         {
             "plain fastavro": plain_fastavro(messages),
@@ -143,21 +117,12 @@ def core_figures(quick: bool) -> tuple[list[tuple[str, str, str, str]], dict[str
         repeats,
         console,
     )
-    console.print("2/3 the whole embedded pipeline with the store")
+    console.print("2/2 the whole embedded pipeline with the store")
     pipeline_rates = interleaved(
         {"plain fastavro": plain_fastavro(messages), "embedded pipeline": embedded_pipeline(messages)},
         repeats,
         console,
     )
-    console.print(
-        f"3/3 peak memory of the embedded default at {memory_sizes[0]:,} and {memory_sizes[1]:,} alerts"
-    )
-    memory = {}
-    for size in memory_sizes:
-        decoded, peak = peak_rss_mb(size)
-        memory[size] = peak
-        console.print(f"  {decoded:,} alerts: peak RSS {peak:,.0f} MB")
-
     base = decode_rates["plain fastavro"]
     figures: list[tuple[str, str, str, str]] = [
         (
@@ -178,20 +143,14 @@ def core_figures(quick: bool) -> tuple[list[tuple[str, str, str, str]], dict[str
             ">= 0.50x",
             f"{pipeline_rates['embedded pipeline']:,.0f} vs {pipeline_rates['plain fastavro']:,.0f} alerts/s",
         ),
-        (
-            f"peak RSS {memory_sizes[1]:,} vs {memory_sizes[0]:,} alerts",
-            f"{memory[memory_sizes[1]] / memory[memory_sizes[0]]:.2f}x",
-            "growth < 50 MB",
-            f"{memory[memory_sizes[0]]:,.0f} -> {memory[memory_sizes[1]]:,.0f} MB "
-            f"(+{memory[memory_sizes[1]] - memory[memory_sizes[0]]:,.0f} MB)",
-        ),
     ]
-    results: dict[str, Any] = {"decode": decode_rates, "pipeline": pipeline_rates, "peak_rss_mb": memory}
+    results: dict[str, Any] = {"decode": decode_rates, "pipeline": pipeline_rates}
     return figures, results
 
 
 GROUPS = (
     "core",
+    "memory",
     "decode",
     "filters",
     "neighbours",
@@ -225,6 +184,8 @@ def main() -> None:
     results: dict[str, Any] = {}
     if "core" in groups:
         figures, results = core_figures(args.quick)
+    if "memory" in groups:
+        figures.extend(memory_figures(args.quick, console))
     if "decode" in groups:
         samples = Path(os.environ.get("STARLING_SAMPLES", ROOT.parent / "shared" / "data"))
         decoded, results["decode"] = decode_figures(samples, args.quick, console)

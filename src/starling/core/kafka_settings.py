@@ -99,6 +99,13 @@ class KafkaSettings(BaseModel):
     compression: Literal["none", "lz4", "zstd", "snappy", "gzip"] = Field(
         "none", description="producer compression; ZTF cutouts are gzipped already, so 'none' saves CPU"
     )
+    batch_wait_ms: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="how long a stage waits to fill a batch before it takes the alerts it has: at low rates "
+        "each stage holds an alert up to this long (a backlog or a visit fills batches at once)",
+    )
     client: dict[str, str] = Field(default_factory=dict, description="librdkafka settings passed through")
     users: KafkaUserAccess | None = Field(
         None, description="users' own access to their topics (SASL/SCRAM); none: users have no Kafka access"

@@ -202,7 +202,8 @@ class StageWorker(RewirableStage):
                 held = self._hold() if self._paused.is_set() else []
                 if self._stop.is_set() or self._draining.is_set():
                     break
-                messages = held + self._consumer().consume(num_messages=self.spec.batch_size, timeout=0.2)
+                wait_s = self.settings.batch_wait_ms / 1000  # at low rates, what each stage adds to latency
+                messages = held + self._consumer().consume(self.spec.batch_size, wait_s)
                 if messages:
                     self.process(messages)
                     if on_batch is not None:
