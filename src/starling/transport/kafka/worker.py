@@ -91,8 +91,7 @@ class StageWorker(RewirableStage):
         self.last_batch_at: float | None = None
         self.assigned: list[tuple[str, int]] = []
         self._lag: int | None = None
-        # Where the group stands on each partition (read at assignment, moved at each commit): the
-        # start of the lag for a partition this worker has not read from yet.
+        # Where the group stands on each partition (read at assignment, moved at each commit): lag's start.
         self._committed: dict[tuple[str, int], int] = {}
         self.crash_guard = CrashGuard()
         self.membership = Membership()
