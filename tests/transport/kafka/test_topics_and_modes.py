@@ -10,6 +10,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from starling.control.backends.processes import LocalChain
+from starling.core.component import RawMessage
 from starling.core.embedded import EmbeddedPipeline
 from starling.core.kafka_settings import KafkaSettings
 from starling.store.open import open_store
@@ -17,7 +18,7 @@ from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 from starling.transport.kafka.clients import ensure_topics
 from starling.transport.kafka.feed import feed
 from tests.support.helpers import dump_store, wait_until
-from tests.support.kafka import chain_spec
+from tests.support.kafka import chain_spec, read_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -101,3 +102,14 @@ def test_topics_are_created_with_partitions_and_retention(kafka_bootstrap: str, 
         resource = ConfigResource("topic", name)
         config = admin.describe_configs([resource])[resource].result(timeout=10)
         assert config["retention.ms"].value == "3600000"
+
+
+def test_feed_puts_messages_made_beforehand_on_the_raw_topic_as_they_are(
+    kafka_bootstrap: str, prefix: str
+) -> None:
+    spec = chain_spec(kafka_bootstrap, prefix, 5)
+    made = [RawMessage(payload, origin) for origin, payload in SyntheticNight(SyntheticConfig(alerts=3))]
+    assert feed(spec, messages=made) == 3  # not the spec's source of 5
+    found = read_topic(kafka_bootstrap, spec.kafka.raw_topic, 3, timeout_s=30)
+    assert sorted(m.value() for m in found) == sorted(m.payload for m in made)
+    assert sorted(dict(m.headers())["origin"].decode() for m in found) == sorted(m.origin for m in made)

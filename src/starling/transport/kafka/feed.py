@@ -7,12 +7,12 @@ the feed for latency measurements; by default it goes as fast as Kafka takes it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import Producer
 
-from starling.core.component import Source
+from starling.core.component import RawMessage, Source
 from starling.core.kafka_settings import KafkaSettings
 from starling.core.registry import build_component
 from starling.core.spec import PipelineSpec
@@ -25,18 +25,22 @@ def feed(
     rate_per_s: float = 0.0,
     limit: int | None = None,
     on_progress: Callable[[int], None] | None = None,
+    messages: Iterable[RawMessage] | None = None,
 ) -> int:
-    """Produce the pipeline's source messages to ``topic`` (default ``<prefix>.raw``); returns the count."""
+    """Produce the pipeline's source messages (or ``messages``, made beforehand: a benchmark's, so that
+    making them is not timed) to ``topic`` (default ``<prefix>.raw``); returns the count."""
     settings: KafkaSettings = spec.kafka
     target = topic or settings.raw_topic
     ensure_topics(settings, [target])
-    source = build_component(spec.source.use, spec.source.config, spec.source.instance_name, "source")
-    assert isinstance(source, Source)
+    if messages is None:
+        source = build_component(spec.source.use, spec.source.config, spec.source.instance_name, "source")
+        assert isinstance(source, Source)
+        messages = source.messages()
     producer = Producer({**producer_config(settings), "linger.ms": 1 if rate_per_s else 20})
     tracker = DeliveryTracker()
     sent = 0
     started = time.perf_counter()
-    for message in source.messages():
+    for message in messages:
         if limit is not None and sent >= limit:
             break
         if rate_per_s:
