@@ -29,7 +29,7 @@ from starling.assembly import default_pipeline
 from starling.control.backends.processes import LocalChain
 from starling.control.capacity import PLANNED_UTILIZATION, costs_from_statuses, shared_cores_seconds
 from starling.core.collector import stage_collector
-from starling.core.component import Source
+from starling.core.component import RawMessage, Source
 from starling.core.kafka_settings import KafkaSettings
 from starling.core.registry import build_component
 from starling.core.spec import ComponentSpec, PipelineSpec
@@ -75,6 +75,13 @@ def ingest_rate(bootstrap: str, alerts: int) -> float:
         return (alerts - done0) / (t1 - t0)
 
 
+def _made_beforehand(spec: PipelineSpec) -> list[RawMessage]:
+    """The spec's source messages, made before a figure's clock starts (a survey's alerts arrive made)."""
+    source = build_component(spec.source.use, spec.source.config, spec.source.instance_name, "source")
+    assert isinstance(source, Source)
+    return list(source.messages())
+
+
 def _timestamps(bootstrap: str, topic: str, expected: int, timeout_s: float = 60) -> list[Any]:
     consumer = Consumer(
         {
@@ -101,11 +108,12 @@ def latency_ms(
     filter) and the distribute stage's histograms (delivery, to a bucket's bound)."""
     alerts = int(rate * seconds)
     spec = _spec(bootstrap, alerts)
+    messages = _made_beforehand(spec)
     with tempfile.TemporaryDirectory() as out:
         chain = LocalChain(spec, Path(out))
         try:
             chain.start()
-            feed(spec, rate_per_s=rate)
+            feed(spec, rate_per_s=rate, messages=messages)
             chain.wait_for(alerts, timeout_s=300)
             delivered = chain.statuses("distribute")[0]["latency"].get("distribute", {})
         finally:
@@ -141,9 +149,7 @@ def visit_seconds(bootstrap: str, alerts: int) -> tuple[float, float]:
     visit's messages made beforehand, as a survey's are), and the cores the machine used meanwhile (its CPU
     seconds over those seconds: the workers', the broker's and the producer's)."""
     spec = _spec(bootstrap, alerts)
-    source = build_component(spec.source.use, spec.source.config, spec.source.instance_name, "source")
-    assert isinstance(source, Source)
-    messages = list(source.messages())
+    messages = _made_beforehand(spec)
     with tempfile.TemporaryDirectory() as out:
         chain = LocalChain(spec, Path(out))
         try:
