@@ -53,6 +53,10 @@ class RunStats:
     # acknowledgements and commits too: what a replica is occupied for), for a capacity plan.
     cpu_s: float = 0.0
     busy_s: float = 0.0
+    # Of those, and before them: the seconds a Kafka stage waited for its producer's acknowledgements, and
+    # for a batch to be fetched while messages were waiting (where a replica's time goes besides its work).
+    ack_wait_s: float = 0.0
+    fetch_wait_s: float = 0.0
     expected_messages: int | None = None
     stages: dict[str, StageCounts] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
@@ -71,6 +75,7 @@ class RunStats:
     def restore(self, snapshot: RunStats) -> None:
         self.messages_in, self.alerts_decoded = snapshot.messages_in, snapshot.alerts_decoded
         self.cpu_s, self.busy_s = snapshot.cpu_s, snapshot.busy_s
+        self.ack_wait_s, self.fetch_wait_s = snapshot.ack_wait_s, snapshot.fetch_wait_s
         self.annotation_failures = snapshot.annotation_failures
         for name, counts in snapshot.stages.items():
             self.stages[name] = counts

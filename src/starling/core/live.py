@@ -99,6 +99,10 @@ class LiveRuntime(ABC):
             "alerts_in": stats.alerts_decoded,
             "cpu_s": round(stats.cpu_s, 4),
             "busy_s": round(stats.busy_s, 4),
+            "waits_s": {
+                "acknowledgements": round(stats.ack_wait_s, 4),
+                "fetch": round(stats.fetch_wait_s, 4),
+            },
             "failed": sum(c.failed for c in stats.stages.values()),
             "dead_letters": len(self.dead_letters),
             "dead_letter_reasons": dict(self.dead_letters.by_reason.most_common(20)),

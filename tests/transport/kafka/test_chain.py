@@ -49,6 +49,19 @@ def _assert_exactly_once(output: Path, alerts: int) -> None:
     assert sorted(annotated) == sorted(all_ids)
 
 
+def _assert_waits_counted(chain: LocalChain) -> None:
+    """Where a replica's time goes besides its work: ingest and filter produce, so they waited for Kafka's
+    acknowledgements; the waits are within the seconds its batches took, and are exported."""
+    for stage in ("ingest", "filter"):
+        [status] = chain.statuses(stage)
+        waits = status["waits_s"]
+        assert 0 < waits["acknowledgements"] <= status["busy_s"], status
+        assert waits["fetch"] >= 0
+    worker = chain.worker("ingest")
+    text = httpx.get(f"{worker.base_url}/metrics", headers={"Authorization": f"Bearer {chain.token}"}).text
+    assert 'starling_stage_wait_seconds_total{on="acknowledgements",stage="ingest"}' in text
+
+
 def _assert_latency_known(chain: LocalChain, alerts: int) -> None:
     """Every alert delivered has its spans: from its exposure and from its survey's Kafka message to its
     delivery, and one per stage, each in the distribute stage's status and its Prometheus histograms."""
@@ -91,6 +104,7 @@ def test_three_stage_chain_stores_every_alert_once_and_dead_letters_poison(
         [ingest] = chain.statuses("ingest")
         assert ingest["components"]["decode"]["failed"] == len(poison)
         _assert_latency_known(chain, alerts)
+        _assert_waits_counted(chain)
     finally:
         chain.stop()
 

@@ -78,6 +78,15 @@ def _component_metrics(runtime: LiveRuntime) -> Iterator[Metric]:
     )
     busy.add_metric([stage], w.stats.busy_s)
     yield busy
+    waits = CounterMetricFamily(
+        "starling_stage_wait_seconds",
+        "Wall seconds the stage waited on Kafka: for its acknowledgements, and for a batch to be fetched "
+        "while messages were waiting",
+        labels=["stage", "on"],
+    )
+    waits.add_metric([stage, "acknowledgements"], w.stats.ack_wait_s)
+    waits.add_metric([stage, "fetch"], w.stats.fetch_wait_s)
+    yield waits
 
 
 def _latency_metrics(runtime: LiveRuntime) -> Iterator[Metric]:

@@ -32,6 +32,21 @@ _GROUP_MOVED_ON = {
 }
 
 
+def lag_behind(
+    consumer: Consumer, assigned: list[tuple[str, int]], committed: dict[tuple[str, int], int]
+) -> int:
+    """Messages behind the end of the assigned partitions: librdkafka's positions and cached watermarks (no
+    I/O); a partition not read from yet counts from where the group stands on it (``committed``)."""
+    total = 0
+    for tp in consumer.position([TopicPartition(t, p) for t, p in assigned]):
+        low, high = consumer.get_watermark_offsets(tp, cached=True)
+        if high < 0:
+            continue  # no fetch from this partition yet: nothing known
+        start = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), low)
+        total += max(0, high - start)
+    return total
+
+
 def position(message: Message) -> tuple[str, int, int]:
     topic, partition, offset = message.topic(), message.partition(), message.offset()
     assert topic is not None

@@ -14,6 +14,7 @@ An envelope too large for Kafka is dead-lettered (its survey message is the refe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -55,7 +56,7 @@ from starling.transport.kafka.crash_guard import CRASHES_BEFORE_DEAD_LETTER, Cra
 from starling.transport.kafka.deadletters import KafkaDeadLetters
 from starling.transport.kafka.envelope import decode_envelope, encode_envelope
 from starling.transport.kafka.membership import Membership
-from starling.transport.kafka.offsets import commit_after, mark_in_hand, rewind
+from starling.transport.kafka.offsets import commit_after, lag_behind, mark_in_hand, rewind
 from starling.transport.kafka.wiring import Offsets, RewirableStage, Wiring, begin_at
 
 log = logging.getLogger("starling.worker")
@@ -110,22 +111,13 @@ class StageWorker(RewirableStage):
         return self._lag
 
     def _update_lag(self) -> None:
-        """Called on the consumer's own thread: librdkafka's position and cached watermarks, no I/O."""
+        """Called on the consumer's own thread (``offsets.lag_behind``: no I/O)."""
         consumer = self.consumer
         if consumer is None or not self.assigned:
             self._lag = None if consumer is None else 0
             return
-        try:
-            total = 0
-            for tp in consumer.position([TopicPartition(t, p) for t, p in self.assigned]):
-                low, high = consumer.get_watermark_offsets(tp, cached=True)
-                if high < 0:
-                    continue  # no fetch from this partition yet: nothing known
-                start = tp.offset if tp.offset >= 0 else self._committed.get((tp.topic, tp.partition), low)
-                total += max(0, high - start)
-            self._lag = total
-        except (KafkaException, RuntimeError):
-            return
+        with contextlib.suppress(KafkaException, RuntimeError):
+            self._lag = lag_behind(consumer, self.assigned, self._committed)
 
     # -- the loop ----------------------------------------------------------------------------------
 
@@ -202,7 +194,10 @@ class StageWorker(RewirableStage):
                 if self._stop.is_set() or self._draining.is_set():
                     break
                 wait_s = self.settings.batch_wait_ms / 1000  # at low rates, what each stage adds to latency
+                asked = time.perf_counter()
                 messages = held + self._consumer().consume(self.spec.batch_size, wait_s)
+                if messages and self._lag:  # waited for a batch while one was there to take: a fetch
+                    self.stats.fetch_wait_s += time.perf_counter() - asked
                 if messages:
                     self.process(messages)
                     if on_batch is not None:
@@ -376,8 +371,10 @@ class StageWorker(RewirableStage):
         self.chain.dead_letter(DeadLetter(message.origin, self.stage, "envelope", reason, message.payload))
 
     def _wait_for_acknowledgements(self) -> None:
+        asked = time.perf_counter()
         while self.producer.flush(1.0) > 0:
             log.info("%s: waiting for Kafka to acknowledge %d messages", self.stage, len(self.producer))
+        self.stats.ack_wait_s += time.perf_counter() - asked
         self.tracker.raise_if_failed()
 
     def _commit(self, messages: list[Message]) -> None:
