@@ -68,10 +68,12 @@ def peak_rss_mb(alerts: int, history: str = "short") -> tuple[int, float, float]
     return int(decoded), int(max_rss_kib) / 1024.0, time.monotonic() - started
 
 
-def memory_figures(quick: bool, console: Console) -> list[Figure]:
+def memory_figures(quick: bool, console: Console) -> tuple[list[Figure], dict[str, dict[int, float]]]:
+    """The figures, and each night's peak RSS (MB) by stream length."""
     figures: list[Figure] = []
+    measured: dict[str, dict[int, float]] = {}
     for history, sizes in (QUICK_NIGHTS if quick else NIGHTS).items():
-        peaks = {}
+        peaks = measured[history] = {}
         for size in sizes:
             console.print(f"memory: the {history} night, {size:,} alerts through the embedded default")
             decoded, peaks[size], seconds = peak_rss_mb(size, history)
@@ -85,4 +87,4 @@ def memory_figures(quick: bool, console: Console) -> list[Figure]:
                 f"{peaks[short]:,.0f} -> {peaks[long]:,.0f} MB (+{peaks[long] - peaks[short]:,.0f} MB)",
             )
         )
-    return figures
+    return figures, measured

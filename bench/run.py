@@ -185,7 +185,8 @@ def main() -> None:
     if "core" in groups:
         figures, results = core_figures(args.quick)
     if "memory" in groups:
-        figures.extend(memory_figures(args.quick, console))
+        memory, results["peak_rss_mb"] = memory_figures(args.quick, console)
+        figures.extend(memory)
     if "decode" in groups:
         samples = Path(os.environ.get("STARLING_SAMPLES", ROOT.parent / "shared" / "data"))
         decoded, results["decode"] = decode_figures(samples, args.quick, console)

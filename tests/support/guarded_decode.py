@@ -17,7 +17,7 @@ from pathlib import Path
 from starling.alert.decoder import AlertDecoder
 from starling.errors import AlertDecodeError
 
-KILL_AFTER_S = 3.0  # a child still decoding then is hung
+KILL_AFTER_S = 10.0  # a child still decoding then is hung (wall time: generous on a loaded machine)
 
 
 @dataclass

@@ -330,7 +330,7 @@ class WireEncoder:
 
     def __init__(self, schema_id: int, parsed_schema: Any) -> None:
         self._prefix = bytes([WIRE_MAGIC]) + schema_id.to_bytes(4, "big")
-        self._schema = parsed_schema
+        self._schema_id, self._schema = schema_id, parsed_schema
         try:
             import cavro
         except ImportError:
@@ -339,13 +339,10 @@ class WireEncoder:
             self._cavro = cavro.Schema(json.dumps(parsed_schema))
 
     def __call__(self, record: Record) -> bytes:
-        if self._cavro is not None:
-            body: bytes = self._cavro.binary_encode(record)
-            return self._prefix + body
-        out = io.BytesIO()
-        out.write(self._prefix)
-        fastavro.schemaless_writer(out, self._schema, record)
-        return out.getvalue()
+        if self._cavro is None:
+            return encode_wire(self._schema_id, self._schema, record)
+        body: bytes = self._cavro.binary_encode(record)
+        return self._prefix + body
 
 
 def encode_wire(schema_id: int, parsed_schema: Any, record: Record) -> bytes:

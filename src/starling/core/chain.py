@@ -53,8 +53,9 @@ class RunStats:
     # acknowledgements and commits too: what a replica is occupied for), for a capacity plan.
     cpu_s: float = 0.0
     busy_s: float = 0.0
-    # Of those, and before them: the seconds a Kafka stage waited for its producer's acknowledgements, and
-    # for a batch to be fetched while messages were waiting (where a replica's time goes besides its work).
+    # Where a Kafka stage's time goes besides its work (0 in the embedded runtime): within busy_s, the waits
+    # for its producer's acknowledgements; outside it, the waits for a whole batch to be fetched while at
+    # least a batch of messages was behind (a fetch, not a wait for alerts to come).
     ack_wait_s: float = 0.0
     fetch_wait_s: float = 0.0
     expected_messages: int | None = None

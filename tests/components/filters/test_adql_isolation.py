@@ -191,7 +191,7 @@ def test_like_is_stopped_between_chunks_of_values() -> None:
     """A LIKE over long values that would take seconds of CPU is stopped near its budget. Measured on the
     CPU clock budgets are counted on (wall time on a shared machine says nothing of the filter)."""
     compiled = compile_filter("object_id LIKE '%" + "a_" * 40 + "b%'")
-    rows = 200_000  # about 3 s of CPU unstopped on this machine
+    rows = 100_000  # about 1.7 s of CPU unstopped on this machine (and 120 MB of fixed-width strings)
 
     class Long:
         def __init__(self) -> None:
@@ -204,15 +204,10 @@ def test_like_is_stopped_between_chunks_of_values() -> None:
         def column(self, field: Any) -> Vec:
             return self.values
 
-    columns = Long()
-    started = time.thread_time()
-    outcome, seconds = run_filter(compiled, columns, 0.02)
-    spent = time.thread_time() - started
+    outcome, seconds = run_filter(compiled, Long(), 0.02)  # seconds: the judging thread's CPU time
     assert outcome.overrun
     assert "time budget" in outcome.reason
-    # the budget and one chunk, not the whole column
-    assert seconds < 0.3, seconds
-    assert spent < 0.5, spent
+    assert seconds < 0.3, seconds  # the budget and one chunk, not the whole column
 
 
 def test_a_filter_that_no_longer_compiles_is_reported_and_the_rest_judged(batches: list[list[Alert]]) -> None:

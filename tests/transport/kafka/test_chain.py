@@ -56,7 +56,6 @@ def _assert_waits_counted(chain: LocalChain) -> None:
         [status] = chain.statuses(stage)
         waits = status["waits_s"]
         assert 0 < waits["acknowledgements"] <= status["busy_s"], status
-        assert waits["fetch"] >= 0
     worker = chain.worker("ingest")
     text = httpx.get(f"{worker.base_url}/metrics", headers={"Authorization": f"Bearer {chain.token}"}).text
     assert 'starling_stage_wait_seconds_total{on="acknowledgements",stage="ingest"}' in text

@@ -7,7 +7,7 @@ the feed for latency measurements; by default it goes as fast as Kafka takes it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from confluent_kafka import Producer
@@ -17,6 +17,13 @@ from starling.core.kafka_settings import KafkaSettings
 from starling.core.registry import build_component
 from starling.core.spec import PipelineSpec
 from starling.transport.kafka.clients import DeliveryTracker, ensure_topics, producer_config
+
+
+def source_messages(spec: PipelineSpec) -> Iterator[RawMessage]:
+    """The messages of the pipeline's source, as they come (a synthetic night's are made as they are read)."""
+    source = build_component(spec.source.use, spec.source.config, spec.source.instance_name, "source")
+    assert isinstance(source, Source)
+    return source.messages()
 
 
 def feed(
@@ -33,9 +40,7 @@ def feed(
     target = topic or settings.raw_topic
     ensure_topics(settings, [target])
     if messages is None:
-        source = build_component(spec.source.use, spec.source.config, spec.source.instance_name, "source")
-        assert isinstance(source, Source)
-        messages = source.messages()
+        messages = source_messages(spec)
     producer = Producer({**producer_config(settings), "linger.ms": 1 if rate_per_s else 20})
     tracker = DeliveryTracker()
     sent = 0

@@ -92,7 +92,7 @@ class StageWorker(RewirableStage):
         self.last_batch_at: float | None = None
         self.assigned: list[tuple[str, int]] = []
         self._lag: int | None = None
-        # Where the group stands on each partition (read at assignment, moved at each commit): lag's start.
+        # The group's offset on each partition (at assignment, then each commit): an unread one's lag from it.
         self._committed: dict[tuple[str, int], int] = {}
         self.crash_guard = CrashGuard()
         self.membership = Membership()
@@ -194,10 +194,11 @@ class StageWorker(RewirableStage):
                 if self._stop.is_set() or self._draining.is_set():
                     break
                 wait_s = self.settings.batch_wait_ms / 1000  # at low rates, what each stage adds to latency
-                asked = time.perf_counter()
-                messages = held + self._consumer().consume(self.spec.batch_size, wait_s)
-                if messages and self._lag:  # waited for a batch while one was there to take: a fetch
+                asked, behind = time.perf_counter(), self._lag or 0
+                fetched = self._consumer().consume(self.spec.batch_size, wait_s)
+                if behind >= len(fetched) == self.spec.batch_size:  # a whole batch was waiting: its fetch
                     self.stats.fetch_wait_s += time.perf_counter() - asked
+                messages = held + fetched
                 if messages:
                     self.process(messages)
                     if on_batch is not None:
@@ -242,7 +243,7 @@ class StageWorker(RewirableStage):
                 if self.layout.output_topic is not None:
                     self._produce(batch, payloads)
                 self.chain.release_dead_letters()
-                self._wait_for_acknowledgements()
+                acknowledged_in = self._wait_for_acknowledgements()
         except OutageError as exc:
             self._wait_and_take_again(good, exc)
             return False
@@ -250,6 +251,7 @@ class StageWorker(RewirableStage):
         self._commit(good)
         self.stats.cpu_s += time.thread_time() - started
         self.stats.busy_s += time.perf_counter() - began
+        self.stats.ack_wait_s += acknowledged_in  # a part of busy_s
         if self.layout.output_topic is None:  # the last stage: its alerts are delivered now
             self.latency.delivered(self.stage, batch.alerts, self._times, time.time())
         self.batches += 1
@@ -370,12 +372,13 @@ class StageWorker(RewirableStage):
         )
         self.chain.dead_letter(DeadLetter(message.origin, self.stage, "envelope", reason, message.payload))
 
-    def _wait_for_acknowledgements(self) -> None:
+    def _wait_for_acknowledgements(self) -> float:
+        """Until Kafka has acknowledged everything produced; the seconds it took."""
         asked = time.perf_counter()
         while self.producer.flush(1.0) > 0:
             log.info("%s: waiting for Kafka to acknowledge %d messages", self.stage, len(self.producer))
-        self.stats.ack_wait_s += time.perf_counter() - asked
         self.tracker.raise_if_failed()
+        return time.perf_counter() - asked
 
     def _commit(self, messages: list[Message]) -> None:
         self._committed.update(commit_after(self._consumer(), messages, self.stage))
