@@ -54,8 +54,8 @@ class RunStats:
     cpu_s: float = 0.0
     busy_s: float = 0.0
     # Where a Kafka stage's time goes besides its work (0 in the embedded runtime): within busy_s, the waits
-    # for its producer's acknowledgements; outside it, the waits for a whole batch to be fetched while at
-    # least a batch of messages was behind (a fetch, not a wait for alerts to come).
+    # for its producer's acknowledgements; outside it, the time it asked for a batch while at least a batch
+    # of messages was waiting on the broker (a fetch, not a wait for alerts to come).
     ack_wait_s: float = 0.0
     fetch_wait_s: float = 0.0
     expected_messages: int | None = None

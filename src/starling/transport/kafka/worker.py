@@ -196,7 +196,7 @@ class StageWorker(RewirableStage):
                 wait_s = self.settings.batch_wait_ms / 1000  # at low rates, what each stage adds to latency
                 asked, behind = time.perf_counter(), self._lag or 0
                 fetched = self._consumer().consume(self.spec.batch_size, wait_s)
-                if behind >= len(fetched) == self.spec.batch_size:  # a whole batch was waiting: its fetch
+                if behind >= self.spec.batch_size:  # a whole batch waited on the broker: this was its fetch
                     self.stats.fetch_wait_s += time.perf_counter() - asked
                 messages = held + fetched
                 if messages:
