@@ -3,8 +3,9 @@
 1. ingest throughput over Kafka (consume, decode, envelope, produce, commit) vs plain fastavro;
 2. end-to-end latency, produce to the output topic, p50/p99 at 250 alerts/s (target p99 < 1 s);
 3. Rubin-sized visits of 10,000 (target < 15 s) and 40,000 alerts (Rubin's peak: target < 39 s, the next
-   visit; run last, as the heaviest on the broker's disk) through the whole chain, with the cores the machine
-   used meanwhile, vs plain decoding; the visit's messages are made before the clock starts, as a survey's are;
+   visit; run last, as the heaviest on the broker's disk) through the whole chain, with the cores the
+   machine used meanwhile, vs plain decoding; the visit's messages are made before the clock starts, as a
+   survey's are;
 4. the ingest stage with two replicas vs one, on a topic filled in advance (target: faster);
 5. catch-up: a backlog of realistic alerts (a deep night: the real deep fields' history lengths) waiting on
    Kafka, drained by the chain started after it, as a multiple of Rubin's average rate (256 alerts/s).
