@@ -46,10 +46,12 @@ def test_the_plan_matches_each_filter_alone() -> None:
     named = [(f"f{i}", e) for i, e in enumerate(EXPRESSIONS)]
     plan = FilterPlan(named, current_catalogue())
     assert len(plan.groups) < len(EXPRESSIONS)  # shapes were grouped
-    together = plan.evaluate(BatchColumns(alerts))
+    judgement = plan.judge(BatchColumns(alerts))
+    together, counts = judgement.verdicts, judgement.counts()
     for name, expression in named:
         alone = compile_filter(expression).evaluate(BatchColumns(alerts))
         assert np.array_equal(together[name], alone), expression
+        assert counts[name] == alone.sum(), expression
         assert 0 < alone.sum() < len(alerts) or "ROUND" in expression or "LIKE" in expression
 
 

@@ -15,7 +15,7 @@ from starling.components.filters.adql import AdqlFilter, AdqlFilterConfig
 from starling.core.chain import Chain
 from starling.core.component import Batch, ComponentConfig, Sink
 from starling.core.deadletter import DeadLetterFile
-from starling.core.matches import Picked, picked_by_row
+from starling.core.matches import Picked
 from tests.support.helpers import synthetic_alerts
 
 EXPRESSIONS = {
@@ -46,7 +46,7 @@ def test_picked_reads_as_the_list_of_its_alerts_in_batch_order() -> None:
     objects = np.empty(len(alerts), dtype=object)
     objects[:] = alerts
     verdicts = {"odd": np.arange(10) % 2 == 1, "none": np.zeros(10, dtype=bool)}
-    picked = picked_by_row(objects, verdicts)
+    picked = {name: Picked(objects, row, int(row.sum())) for name, row in verdicts.items()}
     odd = alerts[1::2]
     assert len(picked["odd"]) == 5
     assert bool(picked["odd"])

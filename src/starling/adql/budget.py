@@ -80,6 +80,8 @@ class OwnerShares:
 
     def left(self, names: list[str]) -> float | None:
         """The time left to a group of one owner's filters (None: unbounded, or several owners)."""
+        if not self._left:  # no owner has a share (operators' filters only)
+            return None
         owners = {self._owners.get(n) for n in names}
         if len(owners) != 1 or not self._bounded(names):
             return None

@@ -8,6 +8,7 @@ hemisphere).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,6 +152,56 @@ def _chord(columns: Any, p: Point, q: Point) -> Any:
     return np.sqrt(total, out=total)
 
 
+# Dot products this close to a threshold are decided by the chord itself: the rounding of a matrix
+# product of unit vectors (a few 1e-16) is far inside it, so every other pair is decided the same way.
+_UNSURE = 1e-12
+
+
+def _dot(a: Any, b: Any) -> Any:
+    """a.b over the grid of k centres by n alerts, as one matrix product; None where the shapes are
+    not those of a batch's (n, 3) vectors against (k, 1, 3) ones or one (3,)."""
+    for x, y in ((a, b), (b, a)):
+        if np.ndim(x) == 2 and np.ndim(y) == 3 and y.shape[1] == 1:
+            return y[:, 0, :] @ x.T
+        if np.ndim(x) == 2 and np.ndim(y) == 1:
+            return x @ y
+    return None
+
+
+Pick = Callable[[Any], Any]  # a column's values at the pairs being decided (all of them, or some)
+
+
+def near(
+    columns: Any, p: Point, q: Point, threshold: Any, decide: Callable[[Any, Pick], Any]
+) -> npt.NDArray[np.bool_]:
+    """Where p and q are closer than ``threshold`` says: a bound on their dot product, 1 - chord**2 / 2.
+
+    One matrix product judges k cones over n alerts (no (k, n) chord, no arcsin). The pairs whose dot
+    product is within rounding of the bound are decided by ``decide``, given their chords, computed as
+    ``_chord`` does, and how to pick a column's values at them: the result is the chord's to the bit."""
+    a, b = _point_vectors(columns, p), _point_vectors(columns, q)
+    dot = _dot(a, b)
+    if dot is None:
+        return np.asarray(decide(_chord(columns, p, q), lambda values: values), dtype=bool)
+    offset = dot - threshold
+    inside = np.asarray(offset > _UNSURE)
+    unsure = np.abs(offset) <= _UNSURE
+    if unsure.any():
+        where = np.nonzero(unsure)
+
+        def pick(values: Any) -> Any:
+            return np.broadcast_to(values, unsure.shape)[where] if np.ndim(values) else values
+
+        pa, pb = (np.broadcast_to(v, (*unsure.shape, 3))[where] for v in (a, b))
+        difference = pa[..., 0] - pb[..., 0]
+        total = difference * difference
+        for axis in (1, 2):
+            difference = pa[..., axis] - pb[..., axis]
+            total = total + difference * difference
+        inside[where] = decide(np.sqrt(total), pick)
+    return inside
+
+
 def distance(columns: Any, p: Point, q: Point) -> Vec:
     """ADQL's DISTANCE, in degrees."""
     chord = _chord(columns, p, q)
@@ -166,7 +217,8 @@ def contains(columns: Any, point: Point, region: Circle | Polygon) -> Vec:
     if isinstance(region, Circle):
         # Inside when the chord to the centre is at most the chord of the radius: no arcsin per alert.
         limit = 2.0 * np.sin(np.radians(np.minimum(as_float(region.radius.values), 180.0)) / 2.0)
-        inside = _chord(columns, point, region.centre) <= limit
+        threshold = np.where(limit >= 0, 1.0 - limit * limit / 2.0, 2.0)  # a negative radius: nothing
+        inside = near(columns, point, region.centre, threshold, lambda chord, pick: chord <= pick(limit))
         null = null | region.centre.ra.null | region.centre.dec.null | region.radius.null
     else:
         inside = polygon_contains(

@@ -25,7 +25,7 @@ from starling.adql.budget import check_time
 from starling.adql.checks import ARITHMETIC, COMPARISONS, Checked, rule_for
 from starling.adql.fields import AlertColumns, FieldDef
 from starling.adql.like import LikePattern
-from starling.adql.numpy_functions import FUNCTIONS, Evaluate, Node, divide, literal
+from starling.adql.numpy_functions import FUNCTIONS, Evaluate, Node, distance_compared, divide, literal
 from starling.adql.parse import Sql
 from starling.adql.structure import structure
 from starling.adql.values import Truth, Vec, arithmetic, change_case, compare, modulo, negate, number_column
@@ -151,7 +151,9 @@ class _Compiler:
         return run
 
     def _comparison(self, node: Sql) -> Node:
-        return Node("bool", self._compare(_COMPARE[type(node)], node.this, node.expression))
+        op = _COMPARE[type(node)]
+        within = distance_compared(self, op, node.this, node.expression)
+        return within or Node("bool", self._compare(op, node.this, node.expression))
 
     def _between(self, node: Sql) -> Node:
         subject = self.compile(node.this).run
@@ -173,7 +175,7 @@ class _Compiler:
 
     def _is(self, node: Sql) -> Node:
         inner = self.compile(node.this).run
-        return Node("bool", lambda c: (lambda v: Truth(v.null, ~v.null))(inner(c)))
+        return Node("bool", lambda c: (lambda v: Truth(v.null))(inner(c)))
 
     def _like(self, node: Sql) -> Node:
         like, escape = (

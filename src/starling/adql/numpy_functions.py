@@ -7,16 +7,18 @@ the compiled node; the geometry is in ``geometry.py``.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from sqlglot import exp
 
 from starling.adql.checks import Checked
-from starling.adql.geometry import Circle, Point, Polygon, contains, distance
+from starling.adql.geometry import Circle, Point, Polygon, contains, distance, near
 from starling.adql.parse import Sql
-from starling.adql.values import Vec, as_float, change_case, number_column
+from starling.adql.values import Truth, Vec, as_float, change_case, compare, number_column
 
 Evaluate = Callable[[Any], Any]  # Columns -> Vec | Truth | Point | Circle | Polygon
 
@@ -161,6 +163,68 @@ def _distance(compiler: Compiling, node: Sql, name: str, args: list[Sql]) -> Nod
         return Node("number", lambda c: distance(c, p(c), q(c)))
     ra1, dec1, ra2, dec2 = _runs(compiler, args)
     return Node("number", lambda c: distance(c, Point(ra1(c), dec1(c)), Point(ra2(c), dec2(c))))
+
+
+_CLOSER = {
+    operator.lt: operator.lt,
+    operator.le: operator.le,
+    operator.gt: operator.le,
+    operator.ge: operator.lt,
+}
+_MIRRORED = {
+    operator.lt: operator.gt,
+    operator.le: operator.ge,
+    operator.gt: operator.lt,
+    operator.ge: operator.le,
+}
+
+
+def distance_compared(
+    compiler: Compiling, op: Callable[[Any, Any], Any], left: Sql, right: Sql
+) -> Node | None:
+    """``DISTANCE(p, q) < x`` (or <=, >, >=, either way round) with x a number or a filter's parameter,
+    judged by ``near``: k cones' worth of DISTANCE over a batch with one matrix product, no arcsin per
+    pair. The same verdicts as computing each distance and comparing it (the pairs rounding could
+    decide otherwise are computed so). None for any other comparison."""
+    for call, bound, operation in ((left, right, op), (right, left, _MIRRORED.get(op))):
+        if operation not in _CLOSER or not isinstance(call, exp.Func):
+            continue
+        called = compiler.checked.calls.get(id(call))
+        if called is None or called[0] != "DISTANCE" or compiler.checked.constant(call) is not None:
+            continue
+        limit = compiler.compile(bound)
+        if limit.type != "number" or not (limit.constant is not None or isinstance(bound, exp.Placeholder)):
+            continue
+        return Node("bool", _distance_within(compiler, call, limit.run, operation))
+    return None
+
+
+def _distance_within(
+    compiler: Compiling, call: Sql, bound: Evaluate, op: Callable[[Any, Any], Any]
+) -> Evaluate:
+    _, args = compiler.checked.call(call)
+    runs = _runs(compiler, args)
+    closer = _CLOSER[op]  # DISTANCE > x is: not DISTANCE <= x, where both are known
+
+    def run(c: Any) -> Truth:
+        p, q = (
+            (runs[0](c), runs[1](c))
+            if len(runs) == 2
+            else (Point(*(r(c) for r in runs[:2])), Point(*(r(c) for r in runs[2:])))
+        )
+        x = bound(c)
+        degrees = as_float(x.values)
+        chord = 2.0 * np.sin(np.radians(np.clip(degrees, 0.0, 180.0)) / 2.0)
+        threshold = np.where(degrees >= 0, 1.0 - chord * chord / 2.0, 2.0)  # below 0: never
+
+        def decide(chords: Any, pick: Any) -> Any:  # as ``distance`` computes it, then compared
+            return compare(closer, np.degrees(2.0 * np.arcsin(np.minimum(1.0, chords / 2.0))), pick(x.values))
+
+        inside = near(c, p, q, threshold, decide)
+        null = p.ra.null | p.dec.null | q.ra.null | q.dec.null | x.null
+        return Truth.of(inside if closer is op else ~inside, null)
+
+    return run
 
 
 def _contains(compiler: Compiling, node: Sql, name: str, args: list[Sql]) -> Node:

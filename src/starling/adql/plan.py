@@ -131,6 +131,15 @@ class Judgement:
     verdicts: dict[str, BoolArray] = field(default_factory=dict)
     failures: dict[str, Failure] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    # The verdicts as they were judged, a (k, n) array per group of filters (counted in one call each).
+    groups: list[tuple[list[str], BoolArray]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """How many alerts each filter with verdicts matched."""
+        found: dict[str, int] = {}
+        for names, rows in self.groups:
+            found.update(zip(names, np.count_nonzero(rows, axis=1).tolist(), strict=True))
+        return found
 
 
 def _reason(exc: BaseException) -> str:
@@ -286,6 +295,7 @@ class FilterPlan:
         else:
             rows = np.broadcast_to(outcome.true, (len(group.names), len(columns)))
             judgement.verdicts.update(zip(group.names, rows, strict=True))
+            judgement.groups.append((group.names, rows))
         judgement.seconds.update(dict.fromkeys(group.names, seconds))
 
     def evaluate(self, columns: Columns) -> dict[str, BoolArray]:

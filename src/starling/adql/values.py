@@ -67,31 +67,51 @@ class Vec:
         return Vec(np.array(values, dtype=str), np.bool_(False), "string")
 
 
-@dataclass(frozen=True, slots=True)
 class Truth:
-    """Three-valued: where the condition is true, and where it is false (neither: unknown)."""
+    """Three-valued: where the condition is true, and where it is false (neither: unknown).
 
-    true: BoolArray | np.bool_
-    false: BoolArray | np.bool_
+    Most conditions have no unknowns (no NULL met): their ``false`` is ``~true``, made only if asked
+    for (a NOT, a mix with unknowns), so an AND of comparisons costs one operation per comparison.
+    """
+
+    __slots__ = ("_false", "true")
+
+    def __init__(self, true: BoolArray | np.bool_, false: BoolArray | np.bool_ | None = None) -> None:
+        self.true = true
+        self._false = false  # None: wherever not true (no unknowns)
+
+    @property
+    def false(self) -> BoolArray | np.bool_:
+        if self._false is None:
+            self._false = ~self.true
+        return self._false
 
     @staticmethod
     def of(condition: Any, null: BoolArray | np.bool_) -> Truth:
-        if isinstance(null, np.bool_) and not null:  # nothing missing: the common case, two fewer ops
-            return Truth(condition, ~condition)
+        if isinstance(null, np.bool_) and not null:  # nothing missing: the common case
+            return Truth(condition)
         known = ~null
         return Truth(condition & known, ~condition & known)
 
     def negate(self) -> Truth:
-        return Truth(self.false, self.true)
+        if self._false is None:
+            return Truth(~self.true)
+        return Truth(self._false, self.true)
 
     def both(self, other: Truth) -> Truth:
+        if self._false is None and other._false is None:
+            return Truth(self.true & other.true)
         return Truth(self.true & other.true, self.false | other.false)
 
     def either(self, other: Truth) -> Truth:
+        if self._false is None and other._false is None:
+            return Truth(self.true | other.true)
         return Truth(self.true | other.true, self.false & other.false)
 
     def unknown(self) -> BoolArray | np.bool_:
-        return ~(self.true | self.false)
+        if self._false is None:
+            return np.bool_(False)
+        return ~(self.true | self._false)
 
 
 _INT64 = np.iinfo(np.int64)
@@ -128,6 +148,7 @@ def number_column(values: Any, null: BoolArray | np.bool_) -> Vec:
 
 # -- exact comparisons and arithmetic on whole numbers ----------------------------------------------
 
+_TWO_53 = 2**53  # whole numbers up to it are doubles exactly
 _TWO_63 = 2.0**63  # the first real beyond int64 (int64's largest is 2**63 - 1)
 _SWAPPED: dict[Callable[[Any, Any], Any], Callable[[Any, Any], Any]] = {
     operator.lt: operator.gt,
@@ -169,6 +190,9 @@ def _strings_equal(op: Callable[[Any, Any], Any], x: Any, y: Any) -> Any:
 
 def _whole_with_real(op: Callable[[Any, Any], Any], whole: Any, real: Any) -> Any:
     """The order of each whole number against each real (-1, 0, 1), then ``op(order, 0)``."""
+    held = np.asarray(whole)
+    if held.size == 0 or (held.max() <= _TWO_53 and held.min() >= -_TWO_53):
+        return op(held.astype(float), real)  # each is a double exactly: compared as the numbers they are
     real = np.asarray(real, dtype=float)
     above, below = real >= _TWO_63, real < -_TWO_63  # beyond every int64 (an infinity too)
     inside = np.where(above | below | np.isnan(real), 0.0, real)

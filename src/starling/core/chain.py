@@ -199,7 +199,7 @@ class Chain:
                 settled.update(self._cooperate(cls, batch, peers[cls]))
             found = settled.pop(component.name, None)
             if found is not None and found[0] is batch.alerts:
-                self._settle(component, batch, found[1], found[2])
+                self._settle(component, batch, found[1], found[2], len(found[0]))
             else:  # not settled, or the batch changed since (a component before it retried alert by alert)
                 batch = self._apply(component, batch, payloads)
         return batch
@@ -222,12 +222,12 @@ class Chain:
         return {name: (batch.alerts, matched, share) for name, matched in results.items() if name in names}
 
     def _settle(
-        self, component: Component[Any], batch: Batch, matched: Sequence[Alert], cpu_s: float
+        self, component: Component[Any], batch: Batch, matched: Sequence[Alert], cpu_s: float, alerts: int
     ) -> None:
         """A component whose work was done with its peers': its matches in place, counted as if it ran."""
         batch.matches[component.name] = matched
         counts = self.stats.stages[component.name]
-        counts.alerts_in += len(batch)
+        counts.alerts_in += alerts
         counts.alerts_out += len(matched)
         counts.cpu_s += cpu_s
 

@@ -61,13 +61,3 @@ class Picked(Sequence[Alert]):
 
     def __repr__(self) -> str:
         return f"Picked({self.alerts()!r})"
-
-
-def picked_by_row(objects: npt.NDArray[Any], verdicts: dict[str, npt.NDArray[np.bool_]]) -> dict[str, Picked]:
-    """Each name's matches over the batch, their counts taken for all rows in one call."""
-    if not verdicts:
-        return {}
-    names = list(verdicts)
-    stacked = np.stack([verdicts[name] for name in names])
-    counts = np.count_nonzero(stacked, axis=1).tolist()
-    return {name: Picked(objects, stacked[i], counts[i]) for i, name in enumerate(names)}

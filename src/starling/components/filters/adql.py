@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,7 +31,7 @@ from starling.components.filters.health import FilterHealth
 from starling.components.filters.ratecap import RateCap
 from starling.components.outputs import Output
 from starling.core.component import Batch, Component, ComponentConfig, Filter
-from starling.core.matches import picked_by_row
+from starling.core.matches import Picked
 
 COLUMNS_KEY = "filters.columns"
 VERDICTS_KEY = "filters.verdicts"
@@ -79,15 +80,37 @@ def current_catalogue() -> FieldCatalogue:
 SHARE_FLOOR_S = 0.005
 
 
-def _shares(live: Sequence[AdqlFilter], alerts: int) -> OwnerShares:
-    """Each user's share of the batch's time (the smallest its filters declare); operators have none."""
-    shares: dict[str, float] = {}
+@dataclass(frozen=True)
+class _Cohort:
+    """What a set of live filters needs for each batch, made once per set: a thousand filters then cost
+    a batch no pass over their configs."""
+
+    plan: FilterPlan
+    budgets: dict[str, float]
+    owners: dict[str, str]
+    rates: dict[str, float]  # each user's share, in seconds per alert: the smallest its filters declare
+
+    def shares(self, alerts: int) -> OwnerShares:
+        """Each user's share of the batch's time; operators have none."""
+        seconds = {owner: max(SHARE_FLOOR_S, rate * alerts) for owner, rate in self.rates.items()}
+        return OwnerShares(self.owners, seconds)
+
+
+@functools.lru_cache(maxsize=8)
+def _cohort(live: tuple[AdqlFilter, ...]) -> _Cohort:
+    """Keyed by the filters themselves: a change of config makes a new filter (configs never change)."""
+    rates: dict[str, float] = {}
     for component in live:
         owner = component.config.owner
         if owner != "operator":
-            seconds = max(SHARE_FLOOR_S, component.config.owner_share_ms_per_1000_alerts * alerts / 1e6)
-            shares[owner] = min(shares.get(owner, seconds), seconds)
-    return OwnerShares({p.name: p.config.owner for p in live}, shares)
+            rate = component.config.owner_share_ms_per_1000_alerts / 1e6
+            rates[owner] = min(rates.get(owner, rate), rate)
+    return _Cohort(
+        _plan(tuple((p.name, p.config.expression) for p in live)),
+        {p.name: p.config.budget_s for p in live},
+        {p.name: p.config.owner for p in live},
+        rates,
+    )
 
 
 class AdqlFilterConfig(ComponentConfig):
@@ -171,22 +194,26 @@ class AdqlFilter(Filter[AdqlFilterConfig]):
         when it reaches the filter. A thousand filters then cost the batch a few numpy operations per
         shape and a few attribute updates each, not a call of ``process`` each."""
         filters = [p for p in peers if isinstance(p, AdqlFilter)]
-        live = [p for p in filters if p.judging]
-        results: dict[str, Sequence[Alert]] = {p.name: [] for p in filters}  # paused: no match
+        live = tuple(p for p in filters if p.judging)
+        results: dict[str, Sequence[Alert]] = {}
+        if len(live) < len(filters):
+            results.update((p.name, []) for p in filters if not p.judging)  # paused: no match
         if live and batch.alerts:
             columns = shared_columns(batch)
-            plan = _plan(tuple((p.name, p.config.expression) for p in live))
-            budgets = {p.name: p.config.budget_s for p in live}
-            judgement = plan.judge(columns, budgets, _shares(live, len(batch)))
+            cohort = _cohort(live)
+            judgement = cohort.plan.judge(columns, cohort.budgets, cohort.shares(len(batch)))
             batch.shared[JUDGEMENT_KEY] = (columns, judgement)
             batch.shared[VERDICTS_KEY] = judgement.verdicts
-            picked = picked_by_row(columns.objects, judgement.verdicts)
+            objects, verdicts, counts = columns.objects, judgement.verdicts, judgement.counts()
             failures, seconds = judgement.failures, judgement.seconds
             for component in live:
                 name = component.name
                 component.health.record(failures.get(name), seconds.get(name, 0.0))
-                matched: Sequence[Alert] = picked.get(name) or []  # a failure matches nothing
+                row = verdicts.get(name)
+                matched: Sequence[Alert] = Picked(objects, row, counts[name]) if row is not None else []
                 results[name] = component.cap.admit(matched) if component.cap.limited else matched
+        else:
+            results.update((p.name, []) for p in live)
         batch.shared[SETTLED_KEY] = (batch.alerts, results)
         return results
 

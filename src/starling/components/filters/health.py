@@ -41,7 +41,8 @@ class FilterHealth:
         """One batch: judged (failure None), or failed with its reason."""
         self.batches += 1
         self.seconds += seconds
-        self.slowest_s = max(self.slowest_s, seconds)
+        if seconds > self.slowest_s:
+            self.slowest_s = seconds
         if failure is None:
             self.in_a_row = 0
             return

@@ -25,16 +25,13 @@ class RateCap:
     ) -> None:
         self.per_visit = per_visit
         self.per_minute = per_minute
+        # Whether it holds anything back ever (a filter with no cap passes its matches on as they are).
+        self.limited = per_visit is not None or per_minute is not None
         self.clock = clock
         self.held_back = 0
         self._visits: OrderedDict[tuple[str, float], int] = OrderedDict()
         self._minute_start = clock()
         self._minute_count = 0
-
-    @property
-    def limited(self) -> bool:
-        """Whether it holds anything back ever (a filter with no cap passes its matches on as they are)."""
-        return self.per_visit is not None or self.per_minute is not None
 
     @property
     def hit(self) -> bool:
