@@ -7,16 +7,18 @@ this machine is shared and noisy and absolute times drift:
 2. whole embedded pipeline vs  plain fastavro decoding            (target >= 0.5x)
    (decode, history-summary, two filters, SQLite store, match files)
 
-and, by group: ``memory`` (the peak RSS of the embedded default as the stream grows, on the wide, deep and
-short nights: growth < 50 MB), ``decode`` (real LSSTCam and ZTF alerts: Starling's decoder with each Avro
-record reader, and the annotated embedded pipeline with the store, vs plain fastavro), ``filters`` (the
-shared ADQL plan vs a per-alert loop), ``neighbours`` (user B's p99 in the filter stage with user A's
-heaviest legal filters vs without), ``crossmatch``, ``store`` (the distribute stage's store on real deep-
-field histories, SQLite and PostgreSQL, into 10^8 detections held), ``tap`` (a cone on 10^6 objects, an
-upload crossmatch of 1,000 positions, a time window on 10^7 alerts), ``portal`` (the server time of the
-object page and of a 10" cone on 10^6 alerts vs reading the same rows straight from the database),
-``kafka``, ``autoscale``, ``shape`` (one fused stage vs three, a heavy annotator split out vs kept in, the
-shape policy on a burst).
+and, by group: ``memory`` (the peak RSS of the embedded default as the stream grows, on the wide, deep
+and short nights: growth < 50 MB), ``decode`` (real LSSTCam and ZTF alerts: Starling's decoder with each
+Avro record reader, and the annotated embedded pipeline with the store, vs plain fastavro), ``filters``
+(the shared ADQL plan vs a per-alert loop), ``plan`` (the capacity plan's costs measured on 1,000 alerts
+vs on a night ten times as long, on the deep and wide nights and with 100 and 1,000 filters),
+``neighbours`` (user B's p99 in the filter stage with user A's heaviest legal filters vs without),
+``crossmatch``, ``store`` (the distribute stage's store on real deep-field histories, SQLite and
+PostgreSQL, into 10^8 detections held), ``tap`` (a cone on 10^6 objects, an upload crossmatch of 1,000
+positions, a time window on 10^7 alerts), ``portal`` (the server time of the object page and of a 10"
+cone on 10^6 alerts vs reading the same rows straight from the database), ``kafka``, ``autoscale``,
+``shape`` (one fused stage vs three, a heavy annotator split out vs kept in, the shape policy on a
+burst).
 
 The messages are a synthetic night (ZTF Avro containers and Rubin wire-format messages, half each,
 with real-sized cutouts), made before any timing starts.
@@ -50,6 +52,7 @@ from filter_bench import filter_figures
 from kafka_bench import run_kafka_benchmarks
 from memory_bench import memory_figures
 from neighbours_bench import envelopes, neighbour_figures
+from plan_bench import plan_figures
 from portal_bench import portal_figures
 from record import keep_run, previous_ratios
 from shape_bench import shape_figures
@@ -153,6 +156,7 @@ GROUPS = (
     "memory",
     "decode",
     "filters",
+    "plan",
     "neighbours",
     "crossmatch",
     "store",
@@ -193,6 +197,8 @@ def main() -> None:
         figures.extend(decoded)
     if "filters" in groups:
         figures.extend(filter_figures(args.quick, console))
+    if "plan" in groups:
+        figures.extend(plan_figures(args.quick, console))
     if "neighbours" in groups:
         figures.extend(neighbour_figures(envelopes(2_000 if args.quick else 10_000), console))
     if "crossmatch" in groups:

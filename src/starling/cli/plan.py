@@ -29,6 +29,7 @@ from starling.control.capacity import (
     plan,
 )
 from starling.control.client import ControllerClient
+from starling.core.chain import RunStats
 from starling.core.component import RawMessage
 from starling.core.embedded import EmbeddedPipeline
 from starling.core.spec import ComponentSpec, PipelineSpec
@@ -43,17 +44,29 @@ MEASURED_ALERTS = 1000
 def measure_costs(spec: PipelineSpec, source: ComponentSpec, messages: list[RawMessage]) -> dict[str, float]:
     """CPU seconds per alert of each stage of ``spec`` reading ``source`` (whose messages are ``messages``),
     run here in the embedded runtime: each component's CPU time summed by its stage, plus the envelopes
-    each hop between stages costs."""
+    each hop between stages costs.
+
+    The first batch is not counted where there are more: what it pays once (the filters compiled into
+    their plan, schemas parsed, the store's tables made) is no cost per alert. With it, a sample of 300
+    alerts put 100 filters at 0.12 ms an alert, against 0.007 ms on a night of 10,000."""
+    first: list[tuple[int, dict[str, float]]] = []
+
+    def after_batch(stats: RunStats) -> None:
+        if not first:
+            first.append((stats.alerts_decoded, {name: c.cpu_s for name, c in stats.stages.items()}))
+
     with tempfile.TemporaryDirectory(prefix="starling-plan-") as scratch:
-        stats = EmbeddedPipeline(spec.model_copy(update={"source": source}), Path(scratch)).run().stats
-    alerts = max(1, stats.alerts_decoded)
+        pipeline = EmbeddedPipeline(spec.model_copy(update={"source": source}), Path(scratch))
+        stats = pipeline.run(on_batch=after_batch).stats
+    counted, spent_before = first[0] if first and first[0][0] < stats.alerts_decoded else (0, {})
+    alerts = max(1, stats.alerts_decoded - counted)
     names = stage_names(spec)
     stage_of = {c.instance_name: stage.name for stage in spec.stages for c in stage.components}
     stage_of["decode"] = names[0]  # the first stage decodes the survey's messages
     costs: dict[str, float] = dict.fromkeys(names, 0.0)
     for component, counts in stats.stages.items():
         if component in stage_of:
-            costs[stage_of[component]] += counts.cpu_s / alerts
+            costs[stage_of[component]] += (counts.cpu_s - spent_before.get(component, 0.0)) / alerts
     hop = _envelope_cost(messages)
     # Each stage but the first reads an envelope; each of the chain's but the last writes one.
     chain = chain_names(spec)
