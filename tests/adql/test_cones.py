@@ -103,3 +103,28 @@ def test_a_circle_holds_what_its_chord_holds() -> None:
     assert np.array_equal(_verdicts(expressions, positions), expected)
     assert expected[:, :CONES].diagonal()[radii >= 0].all()  # each centre is in its own cone
     assert not expected[2].any()  # a negative radius holds nothing
+
+
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">="])
+def test_the_fast_distance_is_three_valued_as_the_distance_itself(op: str) -> None:
+    """NOT of each comparison, through a plan (bounds as parameters, a negative one too), against the same
+    DISTANCE computed as a value (``+ 0`` keeps it off the fast path); a non-finite centre is NULL."""
+    positions, cone_ra, cone_dec, radii, _ = _sky()
+    point = "POINT('ICRS', ra, dec)"
+    centres = [(repr(float(a)), repr(float(d))) for a, d in zip(cone_ra, cone_dec, strict=True)]
+    centres[3] = ("1e999", centres[3][1])  # an infinity: the distance is NULL, so is the comparison
+    bounds = [float(r) for r in radii]
+    for form in (
+        "DISTANCE({p}, POINT({a}, {d})){plus} {op} {r!r}",
+        "NOT (DISTANCE({p}, POINT({a}, {d})){plus} {op} {r!r})",
+    ):
+        fast = [
+            form.format(p=point, a=a, d=d, r=r, op=op, plus="")
+            for (a, d), r in zip(centres, bounds, strict=True)
+        ]
+        generic = [
+            form.format(p=point, a=a, d=d, r=r, op=op, plus=" + 0")
+            for (a, d), r in zip(centres, bounds, strict=True)
+        ]
+        assert np.array_equal(_verdicts(fast, positions), _verdicts(generic, positions)), form
+    assert not _verdicts(fast, positions)[3].any()  # NOT (NULL op x) is unknown: no match either way

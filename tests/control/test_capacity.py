@@ -95,3 +95,32 @@ def test_a_plan_on_a_few_real_samples_replays_them_past_first_use_costs(
     assert found == 9
     assert result["source"] == "1,008 real messages, measured here"  # the 9 replayed 112 times
     assert all(cost > 0 for cost in result["costs"].values())
+
+
+def test_the_plan_counts_no_first_batch_and_measures_a_single_batch_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the first batch pays once (filters compiled, tables made) is no cost per alert."""
+    from starling.assembly import default_pipeline
+    from starling.cli import plan as plan_cli
+    from starling.core.spec import ComponentSpec
+
+    source = ComponentSpec(use="synthetic", config={"alerts": 300, "cutouts": False})
+    alerts, spent, after_the_first = plan_cli._component_costs(
+        default_pipeline(source, batch_size=100), source
+    )
+    assert after_the_first
+    assert alerts == 200
+    assert spent["decode"] > 0
+    runs: list[bool] = []
+    measured = plan_cli._component_costs
+
+    def counted(*args: Any) -> tuple[int, dict[str, float], bool]:
+        result = measured(*args)
+        runs.append(result[2])
+        return result
+
+    monkeypatch.setattr(plan_cli, "_component_costs", counted)
+    costs = plan_cli.measure_costs(default_pipeline(source), source, [])  # one batch of 500: 300 alerts
+    assert runs == [False, False]  # measured again, after what is paid once was paid
+    assert costs["ingest"] > 0

@@ -133,3 +133,18 @@ def test_a_paused_filter_passes_on_no_match_of_its_name(tmp_path: Path) -> None:
     batch = chain.run(Batch(alerts, {"paused": alerts[:3]}), {})
     assert batch.matches["paused"] == []
     assert chain.stats.stages["paused"].alerts_out == 0
+
+
+def test_a_removed_filter_is_not_kept_alive_by_the_stage(tmp_path: Path) -> None:
+    import gc
+    import weakref
+
+    alerts = synthetic_alerts(50)
+    gone = AdqlFilter(AdqlFilterConfig(expression="mag < 19"), "gone")
+    kept = AdqlFilter(AdqlFilterConfig(expression="mag < 20"), "kept")
+    Chain([gone, kept], DeadLetterFile(tmp_path / "dead.jsonl")).run(Batch(alerts), {})
+    watched = weakref.ref(gone)
+    del gone
+    gc.collect()
+    assert watched() is None
+    assert Chain([kept], DeadLetterFile(tmp_path / "dead2.jsonl")).run(Batch(alerts), {}).matches["kept"]

@@ -193,7 +193,10 @@ def distance_compared(
         if called is None or called[0] != "DISTANCE" or compiler.checked.constant(call) is not None:
             continue
         limit = compiler.compile(bound)
-        if limit.type != "number" or not (limit.constant is not None or isinstance(bound, exp.Placeholder)):
+        parameter = isinstance(bound, exp.Placeholder) or (
+            isinstance(bound, exp.Neg) and isinstance(bound.this, exp.Placeholder)  # -x: a plan's
+        )
+        if limit.type != "number" or not (limit.constant is not None or parameter):
             continue
         return Node("bool", _distance_within(compiler, call, limit.run, operation))
     return None
@@ -221,7 +224,11 @@ def _distance_within(
             return compare(closer, np.degrees(2.0 * np.arcsin(np.minimum(1.0, chords / 2.0))), pick(x.values))
 
         inside = near(c, p, q, threshold, decide)
-        null = p.ra.null | p.dec.null | q.ra.null | q.dec.null | x.null
+        # As ``distance`` says: a coordinate that is no finite number (a literal 1e999) makes it NULL.
+        coordinates = (p.ra, p.dec, q.ra, q.dec)
+        null = x.null
+        for v in coordinates:
+            null = null | v.null | ~np.isfinite(as_float(v.values))
         return Truth.of(inside if closer is op else ~inside, null)
 
     return run

@@ -110,7 +110,7 @@ class Truth:
 
     def unknown(self) -> BoolArray | np.bool_:
         if self._false is None:
-            return np.bool_(False)
+            return np.zeros_like(self.true)
         return ~(self.true | self._false)
 
 

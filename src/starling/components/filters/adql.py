@@ -14,6 +14,7 @@ all of it in its counters.
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -96,21 +97,34 @@ class _Cohort:
         return OwnerShares(self.owners, seconds)
 
 
-@functools.lru_cache(maxsize=8)
-def _cohort(live: tuple[AdqlFilter, ...]) -> _Cohort:
-    """Keyed by the filters themselves: a change of config makes a new filter (configs never change)."""
+_COHORTS_REMEMBERED = 8
+# Keyed by each live filter's name and config (a change of config makes a new one: configs never change),
+# holding the configs, not the filters: a removed filter is not kept alive here.
+_COHORTS: OrderedDict[tuple[tuple[str, int], ...], tuple[list[AdqlFilterConfig], _Cohort]] = OrderedDict()
+
+
+def _cohort(live: Sequence[AdqlFilter]) -> _Cohort:
+    key = tuple((p.name, id(p.config)) for p in live)
+    found = _COHORTS.get(key)
+    if found is not None:
+        _COHORTS.move_to_end(key)
+        return found[1]
     rates: dict[str, float] = {}
     for component in live:
         owner = component.config.owner
         if owner != "operator":
             rate = component.config.owner_share_ms_per_1000_alerts / 1e6
             rates[owner] = min(rates.get(owner, rate), rate)
-    return _Cohort(
+    cohort = _Cohort(
         _plan(tuple((p.name, p.config.expression) for p in live)),
         {p.name: p.config.budget_s for p in live},
         {p.name: p.config.owner for p in live},
         rates,
     )
+    _COHORTS[key] = ([p.config for p in live], cohort)  # the configs kept: their ids stay theirs
+    while len(_COHORTS) > _COHORTS_REMEMBERED:
+        _COHORTS.popitem(last=False)
+    return cohort
 
 
 class AdqlFilterConfig(ComponentConfig):
@@ -209,8 +223,9 @@ class AdqlFilter(Filter[AdqlFilterConfig]):
             for component in live:
                 name = component.name
                 component.health.record(failures.get(name), seconds.get(name, 0.0))
-                row = verdicts.get(name)
-                matched: Sequence[Alert] = Picked(objects, row, counts[name]) if row is not None else []
+                row, count = verdicts.get(name), counts.get(name, 0)
+                # No match: an empty list, not a view that keeps the group's (k, n) verdicts alive.
+                matched: Sequence[Alert] = Picked(objects, row, count) if row is not None and count else []
                 results[name] = component.cap.admit(matched) if component.cap.limited else matched
         else:
             results.update((p.name, []) for p in live)
