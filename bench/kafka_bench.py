@@ -22,13 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
 from confluent_kafka import Consumer
 from rich.console import Console
 
+from kafka_replicas import machine_cpu_s, replica_figures, with_filters
 from starling.assembly import default_pipeline
 from starling.control.backends.processes import LocalChain
-from starling.control.capacity import PLANNED_UTILIZATION, costs_from_statuses, shared_cores_seconds
 from starling.core.chain import RunStats
 from starling.core.collector import stage_collector
 from starling.core.component import RawMessage
@@ -167,11 +166,11 @@ def visit_seconds(bootstrap: str, alerts: int) -> tuple[float, float]:
         chain = LocalChain(spec, Path(out))
         try:
             chain.start()
-            begin, cpu_begin = time.perf_counter(), _machine_cpu_s()
+            begin, cpu_begin = time.perf_counter(), machine_cpu_s()
             feed(spec, messages=messages)
             chain.wait_for(alerts, timeout_s=300)
             seconds = time.perf_counter() - begin
-            return seconds, (_machine_cpu_s() - cpu_begin) / seconds
+            return seconds, (machine_cpu_s() - cpu_begin) / seconds
         finally:
             chain.stop()
 
@@ -188,54 +187,6 @@ def catch_up_rate(bootstrap: str, alerts: int) -> float:
             chain.start()
             chain.wait_for(alerts, timeout_s=900)
             return alerts / (time.perf_counter() - begin)
-        finally:
-            chain.stop()
-
-
-def _machine_cpu_s() -> float:
-    """CPU seconds every process of this machine has taken so far (workers, broker, all): on a machine the
-    workers share with the broker, what an alert costs is all of that."""
-    times = psutil.cpu_times()
-    return float(sum(getattr(times, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq")))
-
-
-def replicas_seconds(bootstrap: str, alerts: int, replicas: int) -> tuple[float, float, float]:
-    """Seconds for ``replicas`` ingest workers (processes) to take ``alerts`` waiting on their topic, the
-    seconds a replica was occupied per alert (their ``busy_s`` over their alerts: the capacity plan's
-    cost, ``starling.control.capacity``), and the machine's CPU seconds per alert meanwhile.
-
-    The workers join their group and pause; the topic is filled; once every partition has an owner
-    all resume at once and the clock runs until every message is taken. Timed is the stage's own
-    processing, not the group join nor the producer.
-    """
-    spec = _spec(bootstrap, alerts)
-    with tempfile.TemporaryDirectory() as out:
-        chain = LocalChain(spec, Path(out), replicas={"ingest": replicas}, stages=["ingest"])
-        try:
-            chain.start()
-            everything = {f"{spec.kafka.raw_topic}/{p}" for p in range(spec.kafka.partitions)}
-            deadline = time.perf_counter() + 120
-            while True:
-                for worker in chain.workers:
-                    worker.post("/pause")
-                statuses = chain.statuses("ingest")
-                owned = [set(s["assigned_partitions"]) for s in statuses]
-                if len(statuses) == replicas and all(owned) and set().union(*owned) == everything:
-                    break
-                if time.perf_counter() > deadline:
-                    raise RuntimeError("the ingest group did not settle")
-                time.sleep(0.2)
-            feed(spec)
-            begin, cpu_begin = time.perf_counter(), _machine_cpu_s()
-            for worker in chain.workers:
-                worker.post("/resume")
-            while sum(s["messages_in"] for s in chain.statuses("ingest")) < alerts:
-                if time.perf_counter() - begin > 600:
-                    raise RuntimeError("ingest did not finish")
-                time.sleep(0.05)
-            taken, cpu = time.perf_counter() - begin, _machine_cpu_s() - cpu_begin
-            cost = costs_from_statuses({"ingest": chain.statuses("ingest")})["ingest"]
-            return taken, cost, cpu / alerts
         finally:
             chain.stop()
 
@@ -262,7 +213,7 @@ def run_kafka_benchmarks(
     try:
         settings = KafkaSettings(bootstrap_servers=bootstrap)
         ingest_alerts = 3_000 if quick else 10_000
-        console.print(f"kafka 1/6 ingest throughput over Kafka, {ingest_alerts:,} alerts")
+        console.print(f"kafka 1/7 ingest throughput over Kafka, {ingest_alerts:,} alerts")
         rounds = 1 if quick else 2
         ingest, where_ingest = max(ingest_rate(bootstrap, ingest_alerts) for _ in range(rounds))
         plain = plain_rate(ingest_alerts)
@@ -272,7 +223,7 @@ def run_kafka_benchmarks(
         # alone puts 8 GB on Kafka).
         delete_topics(settings, "bench")
 
-        console.print("kafka 2/6 end-to-end latency at 250 alerts/s")
+        console.print("kafka 2/7 end-to-end latency at 250 alerts/s")
         p50, p99, measured, where = latency_ms(bootstrap, 250.0, 12.0 if quick else 40.0, console)
         delete_topics(settings, "bench")
 
@@ -287,32 +238,35 @@ def run_kafka_benchmarks(
             )
             delete_topics(settings, "bench")
 
-        console.print("kafka 3/6 a visit of 10,000 alerts (Rubin's average) through the whole chain")
+        console.print("kafka 3/7 a visit of 10,000 alerts (Rubin's average) through the whole chain")
         one_visit(10_000)
 
         replica_alerts = 6_000 if quick else 10_000
-        console.print(f"kafka 4/6 ingest stage, one replica vs two, {replica_alerts:,} alerts")
-        one, cost, cpu = min(replicas_seconds(bootstrap, replica_alerts, 1) for _ in range(2))
-        two, _, _ = min(replicas_seconds(bootstrap, replica_alerts, 2) for _ in range(2))
-        delete_topics(settings, "bench")
-        # The plan's prediction for two replicas, from the costs measured on one (not fitted on two): on this
-        # machine's cores, which the replicas share with the broker, at the plan's utilization of a core.
-        cores = psutil.cpu_count() or 1  # the machine's, as the CPU measured is
-        predicted = shared_cores_seconds(replica_alerts, cost, cpu, 2, cores)
-        console.print(
-            f"  one replica {one:.1f} s, two replicas {two:.1f} s (planned from one: {predicted:.1f} s; "
-            f"{1000 * cost:.2f} ms a replica is busy and {1000 * cpu:.2f} ms of the machine's CPU per alert, "
-            f"{cores} cores)"
+        console.print(f"kafka 4/7 ingest stage, one replica vs two, {replica_alerts:,} alerts")
+        ingest_plan = replica_figures(
+            lambda: _spec(bootstrap, replica_alerts), "ingest", "ingest", replica_alerts, console
         )
+        delete_topics(settings, "bench")
+        console.print(
+            f"kafka 5/7 filter stage with 1,000 filters, one replica vs two, {replica_alerts:,} alerts"
+        )
+        filter_plan = replica_figures(
+            lambda: with_filters(_spec(bootstrap, replica_alerts), 1000),
+            "filter",
+            "filter-stage (1,000 filters)",
+            replica_alerts,
+            console,
+        )
+        delete_topics(settings, "bench")
 
         backlog = 1_500 if quick else 5_000
-        console.print(f"kafka 5/6 catch-up: a backlog of {backlog:,} deep-night alerts drained by the chain")
+        console.print(f"kafka 6/7 catch-up: a backlog of {backlog:,} deep-night alerts drained by the chain")
         catch_up = catch_up_rate(bootstrap, backlog)
         console.print(f"  {catch_up:,.0f} alerts/s ({catch_up / RUBIN_AVERAGE_RATE:.2f}x Rubin's average)")
         delete_topics(settings, "bench")
 
         if not quick:  # last: the heaviest on the broker's disk
-            console.print("kafka 6/6 a visit of 40,000 alerts (Rubin's peak) through the whole chain")
+            console.print("kafka 7/7 a visit of 40,000 alerts (Rubin's peak) through the whole chain")
             one_visit(40_000)
 
         return [
@@ -342,20 +296,8 @@ def run_kafka_benchmarks(
                 ", ".join(f"{name} {a:.0f} / {b:.0f} ms" for name, (a, b) in where.items()),
             ),
             *_visit_figures(visit),
-            (
-                "capacity plan: two ingest replicas' time, planned from one's cost vs measured",
-                f"{predicted / two:.2f}x",
-                "0.80-1.20x",
-                f"planned {predicted:.1f} s, measured {two:.1f} s ({cost * 1000:.2f} ms busy, "
-                f"{cpu * 1000:.2f} ms of CPU per alert on {cores} cores shared with the broker, "
-                f"planned at {PLANNED_UTILIZATION:.0%} of each)",
-            ),
-            (
-                "ingest, two replicas vs one (speed-up)",
-                f"{one / two:.2f}x",
-                "> 1.00x",
-                f"{one:.1f} s -> {two:.1f} s for {replica_alerts:,} alerts",
-            ),
+            *ingest_plan,
+            *filter_plan,
         ]
     finally:
         delete_topics(KafkaSettings(bootstrap_servers=bootstrap), "bench")
