@@ -1,13 +1,14 @@
 """The capacity plan checked on nights and filter sets it was not measured on (``--only plan``).
 
 ``starling plan`` measures what each stage costs per alert (CPU seconds, its first batch not counted) on a
-sample of 1,000 alerts, and plans replicas from that. Here the plan's costs, measured on a night of 1,000
-alerts, are checked against what the same stages then cost on a night of the same kind ten times as long
-(five times for the deep night, whose alerts take 8 ms each to generate). The synthetic nights keep their
-number of alerts per object (a sixth of the alerts are distinct objects, per survey), so the longer
-night's objects come back as often as the sample's. What this does not show: a night whose objects come
-back more often than the sample's costs more per alert in the store (each known object's history is
-merged), so a sample must be of the night it plans for. The configurations:
+sample (2,000 synthetic alerts, or real ones replayed to 1,000), and plans replicas from that. Here the
+plan's costs, measured with its ``measure_costs`` on a night of 1,000 alerts, are checked against what the
+same stages then cost on a night of the same kind ten times as long (five times for the deep night, whose
+alerts take 8 ms each to generate). The synthetic nights keep their number of alerts per object (a sixth of
+the alerts are distinct objects, per survey), so the longer night's objects come back as often as the
+sample's. What this does not show: a night whose objects come back more often than the sample's costs more
+per alert in the store (each known object's history is merged), so a sample must be of the night it plans
+for. The configurations:
 
 - the default pipeline on the deep night (the deep fields' histories) and on the wide night (young objects
   with forced photometry and cutouts);
