@@ -27,6 +27,7 @@ from starling.components.filters.adql import AdqlFilter, AdqlFilterConfig, share
 from starling.core.chain import Chain
 from starling.core.component import Batch
 from starling.core.deadletter import DeadLetterFile
+from starling.core.spec import ComponentSpec
 from starling.synthetic.generator import SyntheticConfig, SyntheticNight
 
 PythonFilter = Callable[[Alert], bool]
@@ -123,6 +124,14 @@ def make_filters(count: int, seed: int = 5) -> list[tuple[str, PythonFilter, str
     while len(filters) < count:
         filters += _shapes(rng)
     return filters[:count]
+
+
+def filter_specs(count: int) -> list[ComponentSpec]:
+    """``count`` of these filters as a pipeline's live ADQL filters (the bench's 100, or its 1,000)."""
+    return [
+        ComponentSpec(use="adql", name=f"f{i}", config={"expression": expression})
+        for i, (expression, _, _) in enumerate(make_filters(count, seed=5 if count <= 100 else 6))
+    ]
 
 
 def decoded_alerts(count: int) -> list[Alert]:

@@ -16,10 +16,10 @@ from pathlib import Path
 import psutil
 from rich.console import Console
 
-from filter_bench import make_filters
+from filter_bench import filter_specs
 from starling.control.backends.processes import LocalChain
 from starling.control.capacity import PLANNED_UTILIZATION, costs_from_statuses, shared_cores_seconds
-from starling.core.spec import ComponentSpec, PipelineSpec
+from starling.core.spec import PipelineSpec
 from starling.core.stages import stage_layout
 from starling.transport.kafka.feed import feed
 
@@ -35,11 +35,7 @@ def machine_cpu_s() -> float:
 
 def with_filters(spec: PipelineSpec, count: int) -> PipelineSpec:
     """``spec`` with ``count`` live ADQL filters (the filter bench's) in its filter stage."""
-    filters = [
-        ComponentSpec(use="adql", name=f"f{i}", config={"expression": expression})
-        for i, (expression, _, _) in enumerate(make_filters(count, seed=6))
-    ]
-    return spec.with_kind("filters", filters)
+    return spec.with_kind("filters", filter_specs(count))
 
 
 def _fill_input(spec: PipelineSpec, stage: str, alerts: int, out: Path) -> None:

@@ -25,7 +25,7 @@ import time
 
 from rich.console import Console
 
-from filter_bench import make_filters
+from filter_bench import filter_specs
 from starling.assembly import default_pipeline
 from starling.cli.plan import MEASURED_ALERTS, measure_costs
 from starling.core.spec import ComponentSpec, PipelineSpec, default_stages
@@ -35,14 +35,10 @@ Figure = tuple[str, str, str, str]
 
 def _filters_pipeline(source: ComponentSpec, count: int) -> PipelineSpec:
     """The history summary and ``count`` live ADQL filters (no sink: the filter stage is what is planned)."""
-    filters = [
-        ComponentSpec(use="adql", name=f"f{i}", config={"expression": expression})
-        for i, (expression, _, _) in enumerate(make_filters(count, seed=5 if count <= 100 else 6))
-    ]
     return PipelineSpec(
         batch_size=500,
         source=source,
-        stages=default_stages(annotators=[ComponentSpec(use="history-summary")], filters=filters),
+        stages=default_stages(annotators=[ComponentSpec(use="history-summary")], filters=filter_specs(count)),
     )
 
 
