@@ -3,6 +3,7 @@ positions in the batch, and counts each as if it had run alone."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,7 +16,7 @@ from starling.components.filters.adql import AdqlFilter, AdqlFilterConfig
 from starling.core.chain import Chain
 from starling.core.component import Batch, ComponentConfig, Sink
 from starling.core.deadletter import DeadLetterFile
-from starling.core.matches import Picked
+from starling.core.matches import Picked, names_by_alert
 from tests.support.helpers import synthetic_alerts
 
 EXPRESSIONS = {
@@ -148,3 +149,31 @@ def test_a_removed_filter_is_not_kept_alive_by_the_stage(tmp_path: Path) -> None
     gc.collect()
     assert watched() is None
     assert Chain([kept], DeadLetterFile(tmp_path / "dead2.jsonl")).run(Batch(alerts), {}).matches["kept"]
+
+
+def test_each_alert_carries_the_names_that_matched_it_in_their_order() -> None:
+    """The envelope's names, turned around from each filter's matches: a Picked over the batch, a Picked
+    over another array of the same alerts, a list (from a capped filter), none."""
+    alerts = synthetic_alerts(40)
+    objects = np.empty(len(alerts), dtype=object)
+    objects[:] = alerts
+    shuffled = np.empty(len(alerts), dtype=object)
+    shuffled[:] = alerts[::-1]
+    odd = np.arange(40) % 2 == 1
+    matches: dict[str, Sequence[Alert]] = {
+        "odd": Picked(objects, odd, int(odd.sum())),
+        "capped": alerts[3:9],
+        "none": [],
+        "reversed": Picked(shuffled, odd, int(odd.sum())),  # not in the batch's order: read by position
+        "first": Picked(objects, np.arange(40) == 0, 1),
+    }
+    expected: dict[int, list[str]] = {}
+    for name, matched in matches.items():  # the plain loop
+        for alert in matched:
+            expected.setdefault(id(alert), []).append(name)
+    carried = names_by_alert(alerts, matches)
+    assert carried == [expected.get(id(alert), []) for alert in alerts]
+    assert carried[0] == ["reversed", "first"]  # the last alert of the reversed array is the first
+    assert carried[3] == ["odd", "capped"]
+    assert names_by_alert(alerts, {}) == [[]] * 40
+    assert names_by_alert([], matches) == []

@@ -40,6 +40,7 @@ from starling.core.component import Batch, RawMessage, RunContext
 from starling.core.deadletter import DeadLetter
 from starling.core.latency import SURVEY, LatencyHistograms
 from starling.core.live import build_stage_components
+from starling.core.matches import names_by_alert
 from starling.core.spec import PipelineSpec
 from starling.core.stages import all_topics, stage_component_specs, stage_layout
 from starling.errors import AlertDecodeError, OutageError
@@ -339,15 +340,11 @@ class StageWorker(RewirableStage):
 
     def _produce(self, batch: Batch, payloads: dict[int, RawMessage]) -> None:
         assert self.layout.output_topic is not None
-        matched_by: dict[int, list[str]] = {}
-        for name, matched in batch.matches.items():
-            for alert in matched:
-                matched_by.setdefault(id(alert), []).append(name)
         done = time.time()
-        for alert in batch.alerts:
+        for alert, matched in zip(batch.alerts, names_by_alert(batch.alerts, batch.matches), strict=True):
             payload = payloads[id(alert)].payload
             times = {**self._times.get(id(alert), {}), self.stage: done}
-            value = encode_envelope(alert, payload, matched_by.get(id(alert), []), alert.passed, times)
+            value = encode_envelope(alert, payload, matched, alert.passed, times)
             if len(value) > MAX_MESSAGE_BYTES:
                 self._dead_letter_oversized(alert, payloads[id(alert)], len(value))
                 continue
