@@ -41,7 +41,8 @@ def with_filters(spec: PipelineSpec, count: int) -> PipelineSpec:
 def _fill_input(spec: PipelineSpec, stage: str, alerts: int, out: Path) -> None:
     """The stage's input topic filled: the survey's messages fed, and every stage before it run over them."""
     feed(spec)
-    before = [s.name for s in spec.chain][: [s.name for s in spec.chain].index(stage)]
+    names = [s.name for s in spec.chain]
+    before = names[: names.index(stage)]
     if not before:
         return
     chain = LocalChain(spec, out / "before", stages=before)

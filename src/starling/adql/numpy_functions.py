@@ -16,7 +16,16 @@ import numpy as np
 from sqlglot import exp
 
 from starling.adql.checks import Checked
-from starling.adql.geometry import Circle, Point, Polygon, contains, distance, near
+from starling.adql.geometry import (
+    Circle,
+    Point,
+    Polygon,
+    chord_degrees,
+    contains,
+    degrees_chord,
+    distance,
+    near,
+)
 from starling.adql.parse import Sql
 from starling.adql.values import Truth, Vec, as_float, change_case, compare, number_column
 
@@ -216,14 +225,11 @@ def _distance_within(
             else (Point(*(r(c) for r in runs[:2])), Point(*(r(c) for r in runs[2:])))
         )
         x = bound(c)
-        degrees = as_float(x.values)
-        chord = 2.0 * np.sin(np.radians(np.clip(degrees, 0.0, 180.0)) / 2.0)
-        threshold = np.where(degrees >= 0, 1.0 - chord * chord / 2.0, 2.0)  # below 0: never
 
         def decide(chords: Any, pick: Any) -> Any:  # as ``distance`` computes it, then compared
-            return compare(closer, np.degrees(2.0 * np.arcsin(np.minimum(1.0, chords / 2.0))), pick(x.values))
+            return compare(closer, chord_degrees(chords), pick(x.values))
 
-        inside = near(c, p, q, threshold, decide)
+        inside = near(c, p, q, degrees_chord(x.values), decide)
         # As ``distance`` says: a coordinate that is no finite number (a literal 1e999) makes it NULL.
         coordinates = (p.ra, p.dec, q.ra, q.dec)
         null = x.null
